@@ -1,0 +1,271 @@
+/**
+ * The one allocator under every device: a buffer pool with size-class reuse and exact
+ * memory accounting.
+ *
+ * Accounting counts the bytes each tensor asked for ("live" bytes, what PyTorch calls
+ * allocated) per tag, their peak and the per-tag breakdown at that peak. The pool rounds a
+ * request up to a size class and reuses freed buffers of the same class; the bytes the pool
+ * holds (live or cached) are "reserved". The memory budget is checked against live bytes,
+ * so a plan made on the meta device and a run on WebGPU hit it at the same allocation.
+ *
+ * The pool never touches the GPU itself: a {@link BufferBackend} creates and destroys the
+ * real buffers (WebGPU) or nothing (meta), which is why both devices allocate identically.
+ */
+
+import { formatBytes } from "./dtype.ts";
+import { LeakError, type LiveTensorInfo, OutOfMemoryError, type TagBytes } from "./errors.ts";
+
+/** What each allocation is for. The breakdown tables and charts group by these. */
+export const TAGS = [
+  "weights",
+  "grads",
+  "optimizer",
+  "checkpoints",
+  "activations",
+  "workspace",
+  "logits",
+  "data",
+] as const;
+
+/** One of {@link TAGS}. */
+export type Tag = typeof TAGS[number];
+
+/** Creates and destroys the buffers behind pool blocks. */
+export interface BufferBackend<H> {
+  /** A new buffer of exactly `sizeClass` bytes. */
+  create(sizeClass: number, tag: Tag): H;
+  /** Release a buffer created by {@link create}. */
+  destroy(handle: H): void;
+}
+
+/** One live allocation. */
+export interface Block<H = unknown> {
+  readonly id: number;
+  readonly bytes: number;
+  readonly sizeClass: number;
+  readonly tag: Tag;
+  readonly name: string;
+  readonly handle: H;
+}
+
+/** An alloc or free, as recorded in the timeline. */
+export interface MemoryEvent {
+  seq: number;
+  kind: "alloc" | "free";
+  id: number;
+  bytes: number;
+  tag: Tag;
+  name: string;
+  phase: string;
+  /** Live bytes right after this event. */
+  liveBytes: number;
+}
+
+/** A snapshot of the accounting. */
+export interface MemoryStats {
+  liveBytes: number;
+  reservedBytes: number;
+  peakBytes: number;
+  liveByTag: TagBytes;
+  /** Live bytes per tag at the moment of the peak. Sums to `peakBytes`. */
+  peakBreakdown: TagBytes;
+  allocations: number;
+  poolHits: number;
+}
+
+/**
+ * The size class a request of `bytes` is rounded to: powers of two from 256 B up to
+ * 1 MiB, then multiples of 1 MiB.
+ */
+export function sizeClassOf(bytes: number): number {
+  const MiB = 1 << 20;
+  if (bytes <= 256) return 256;
+  if (bytes <= MiB) return 2 ** Math.ceil(Math.log2(bytes));
+  return Math.ceil(bytes / MiB) * MiB;
+}
+
+function zeroTags(): TagBytes {
+  return Object.fromEntries(TAGS.map((t) => [t, 0]));
+}
+
+/** Buffer pool + accounting. One per device. */
+export class Allocator<H = unknown> {
+  #backend: BufferBackend<H>;
+  #free = new Map<number, H[]>();
+  #live = new Map<number, Block<H>>();
+  #nextId = 1;
+  #seq = 0;
+  #liveBytes = 0;
+  #reserved = 0;
+  #peak = 0;
+  #liveByTag: TagBytes = zeroTags();
+  #peakBreakdown: TagBytes = zeroTags();
+  #allocations = 0;
+  #poolHits = 0;
+  #timeline: MemoryEvent[] | null = null;
+  /** Budget on live bytes; `Infinity` when unset. */
+  budget = Infinity;
+  /** Label recorded with each timeline event (e.g. "forward", "backward", "optimizer"). */
+  phase = "";
+
+  constructor(backend: BufferBackend<H>) {
+    this.#backend = backend;
+  }
+
+  /** Allocate `bytes` for `tag`. Throws {@link OutOfMemoryError} past the budget. */
+  alloc(bytes: number, tag: Tag, name: string): Block<H> {
+    if (!Number.isFinite(bytes) || bytes < 0) {
+      throw new Error(`cannot allocate ${bytes} bytes for "${name}": size must be finite and >= 0`);
+    }
+    if (!(TAGS as readonly string[]).includes(tag)) {
+      throw new Error(`unknown memory tag "${tag}"; use one of: ${TAGS.join(", ")}`);
+    }
+    if (this.#liveBytes + bytes > this.budget) {
+      throw new OutOfMemoryError(bytes, tag, this.budget, { ...this.#liveByTag }, this.largest(5));
+    }
+    const sizeClass = sizeClassOf(bytes);
+    const cached = this.#free.get(sizeClass);
+    let handle: H;
+    if (cached && cached.length > 0) {
+      handle = cached.pop()!;
+      this.#poolHits++;
+    } else {
+      handle = this.#backend.create(sizeClass, tag);
+      this.#reserved += sizeClass;
+    }
+    const block: Block<H> = { id: this.#nextId++, bytes, sizeClass, tag, name, handle };
+    this.#live.set(block.id, block);
+    this.#allocations++;
+    this.#liveBytes += bytes;
+    this.#liveByTag[tag] += bytes;
+    if (this.#liveBytes > this.#peak) {
+      this.#peak = this.#liveBytes;
+      this.#peakBreakdown = { ...this.#liveByTag };
+    }
+    this.#record("alloc", block);
+    return block;
+  }
+
+  /** Return a block to the pool. Freeing twice is an error. */
+  free(block: Block<H>): void {
+    if (!this.#live.delete(block.id)) {
+      throw new Error(`tensor #${block.id} "${block.name}" was already freed`);
+    }
+    this.#liveBytes -= block.bytes;
+    this.#liveByTag[block.tag] -= block.bytes;
+    let list = this.#free.get(block.sizeClass);
+    if (!list) this.#free.set(block.sizeClass, list = []);
+    list.push(block.handle);
+    this.#record("free", block);
+  }
+
+  /** Destroy every cached (free) buffer; reserved bytes drop to the live size classes. */
+  releaseCached(): void {
+    for (const [cls, list] of this.#free) {
+      for (const h of list) {
+        this.#backend.destroy(h);
+        this.#reserved -= cls;
+      }
+    }
+    this.#free.clear();
+  }
+
+  /** Current figures. */
+  stats(): MemoryStats {
+    return {
+      liveBytes: this.#liveBytes,
+      reservedBytes: this.#reserved,
+      peakBytes: this.#peak,
+      liveByTag: { ...this.#liveByTag },
+      peakBreakdown: { ...this.#peakBreakdown },
+      allocations: this.#allocations,
+      poolHits: this.#poolHits,
+    };
+  }
+
+  /** Live bytes right now. */
+  get liveBytes(): number {
+    return this.#liveBytes;
+  }
+
+  /** Peak live bytes since creation or the last {@link resetPeak}. */
+  get peakBytes(): number {
+    return this.#peak;
+  }
+
+  /** Restart peak tracking from the current live bytes. */
+  resetPeak(): void {
+    this.#peak = this.#liveBytes;
+    this.#peakBreakdown = { ...this.#liveByTag };
+  }
+
+  /** The `n` largest live allocations. */
+  largest(n: number): LiveTensorInfo[] {
+    return [...this.#live.values()]
+      .sort((a, b) => b.bytes - a.bytes)
+      .slice(0, n)
+      .map((b) => ({ id: b.id, name: b.name, tag: b.tag, bytes: b.bytes }));
+  }
+
+  /** Live allocations whose id is greater than `afterId`, oldest first. */
+  liveSince(afterId: number): LiveTensorInfo[] {
+    return [...this.#live.values()]
+      .filter((b) => b.id > afterId)
+      .map((b) => ({ id: b.id, name: b.name, tag: b.tag, bytes: b.bytes }));
+  }
+
+  /** The id the next allocation will get (a marker for {@link liveSince}). */
+  get nextId(): number {
+    return this.#nextId;
+  }
+
+  /** Start (or restart) recording alloc/free events. */
+  startTimeline(): void {
+    this.#timeline = [];
+  }
+
+  /** Stop recording and return the events. */
+  stopTimeline(): MemoryEvent[] {
+    const t = this.#timeline ?? [];
+    this.#timeline = null;
+    return t;
+  }
+
+  /** The events recorded so far (empty when not recording). */
+  get timeline(): readonly MemoryEvent[] {
+    return this.#timeline ?? [];
+  }
+
+  /**
+   * Throws {@link LeakError} if tensors allocated after `marker` (from {@link nextId})
+   * are still live.
+   */
+  assertNoLeaksSince(marker: number): void {
+    const leaked = this.liveSince(marker - 1);
+    if (leaked.length > 0) {
+      throw new LeakError(leaked.reduce((a, t) => a + t.bytes, 0), leaked);
+    }
+  }
+
+  /** A one-line summary, for logs. */
+  summary(): string {
+    const s = this.stats();
+    return `live ${formatBytes(s.liveBytes)}, peak ${formatBytes(s.peakBytes)}, reserved ${
+      formatBytes(s.reservedBytes)
+    }`;
+  }
+
+  #record(kind: "alloc" | "free", b: Block<H>): void {
+    if (!this.#timeline) return;
+    this.#timeline.push({
+      seq: this.#seq++,
+      kind,
+      id: b.id,
+      bytes: b.bytes,
+      tag: b.tag,
+      name: b.name,
+      phase: this.phase,
+      liveBytes: this.#liveBytes,
+    });
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * The device contract.
+ *
+ * A `Device` owns an {@link Allocator} and runs kernels. Two implementations exist:
+ *
+ * - `WebGPUDevice` dispatches real WGSL kernels and reads results back.
+ * - `MetaDevice` runs the *same* calls without data or dispatch: every allocation and free
+ *   happens exactly as on WebGPU, so memory can be planned at full model scale.
+ *
+ * Everything above the device (ops, layers, models, training) is written once against this
+ * class. Ops allocate their outputs with {@link Device.tensor} and encode work with
+ * {@link Device.dispatch}; the only data-dependent operation is {@link Device.read}, which the
+ * meta device answers with NaN (floats) or 0 (integers).
+ *
+ * Ownership: every tensor is disposed explicitly or by the {@link Device.scope} that
+ * created it. Kernel bindings: tensors at `@group(0) @binding(i)` in the order given;
+ * uniform parameters, if any, at `@group(1) @binding(0)`.
+ */
+
+import { Allocator, type BufferBackend, type Tag } from "./allocator.ts";
+import { bytesPerElement, type DType, type FloatCounting, numel } from "./dtype.ts";
+import { type Params } from "./kernel_source.ts";
+import { type Storage, Tensor } from "./tensor.ts";
+
+/** Options of a new tensor. */
+export interface TensorOptions {
+  /** Accounting tag. */
+  tag: Tag;
+  /** Name shown in reports and errors. */
+  name?: string;
+  /** Element type (default f32). */
+  dtype?: DType;
+}
+
+/** One kernel dispatch. */
+export interface KernelCall {
+  /** Kernel name, for profiles and errors (`kernels/<name>.wgsl` when `source` is absent). */
+  kernel: string;
+  /** WGSL source; defaults to the text of `kernels/<kernel>.wgsl`. */
+  source?: string;
+  /** Entry point (default `main`). */
+  entryPoint?: string;
+  /** WGSL `override` constants. */
+  constants?: Record<string, number>;
+  /** Tensors bound at `@group(0) @binding(0..n-1)`. */
+  bindings: Tensor[];
+  /** Uniform parameters at `@group(1) @binding(0)`. */
+  params?: Params;
+  /** Workgroup counts. Each must be ≤ 65535. */
+  workgroups: readonly [number, number?, number?];
+}
+
+/** Device limits that shape kernels and chunking. */
+export interface DeviceLimits {
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+  maxComputeWorkgroupsPerDimension: number;
+}
+
+let scopeId = 0;
+
+/** Base class of both devices. */
+export abstract class Device<H = unknown> {
+  abstract readonly kind: "webgpu" | "meta";
+  abstract readonly limits: DeviceLimits;
+  /** How floating-point elements are counted (always f32 on webgpu). */
+  readonly floats: FloatCounting;
+  readonly allocator: Allocator<H>;
+  #scopes: { id: number; tensors: Set<Tensor> }[] = [];
+
+  protected constructor(backend: BufferBackend<H>, floats: FloatCounting) {
+    this.allocator = new Allocator(backend);
+    this.floats = floats;
+  }
+
+  /** A new tensor whose content is undefined (use {@link zeros} for zeros). */
+  tensor(shape: readonly number[], opts: TensorOptions): Tensor {
+    const dtype = opts.dtype ?? "f32";
+    const bytes = numel(shape) * bytesPerElement(dtype, this.floats);
+    const block = this.allocator.alloc(bytes, opts.tag, opts.name ?? opts.tag);
+    const storage: Storage = {
+      block,
+      refs: 0,
+      release: (b) => this.allocator.free(b as never),
+    };
+    const t = new Tensor(shape, dtype, storage);
+    this.#scopes.at(-1)?.tensors.add(t);
+    return t;
+  }
+
+  /** A new tensor filled with zeros. */
+  zeros(shape: readonly number[], opts: TensorOptions): Tensor {
+    const t = this.tensor(shape, opts);
+    this.fill(t, 0);
+    return t;
+  }
+
+  /** A new tensor holding `data` (length must match the shape). */
+  upload(
+    data: Float32Array | Int32Array | readonly number[],
+    shape: readonly number[],
+    opts: TensorOptions,
+  ): Tensor {
+    const dtype = opts.dtype ?? (data instanceof Int32Array ? "i32" : "f32");
+    if (data.length !== numel(shape)) {
+      throw new Error(
+        `upload "${opts.name ?? opts.tag}": ${data.length} values do not fill shape [${
+          shape.join(", ")
+        }] (${numel(shape)} elements)`,
+      );
+    }
+    const t = this.tensor(shape, { ...opts, dtype });
+    this.write(t, dtype === "i32" ? Int32Array.from(data) : Float32Array.from(data));
+    return t;
+  }
+
+  /**
+   * Runs `fn` and disposes every tensor created inside it, except the ones it returns
+   * (a tensor, an array of tensors, or an object whose values are tensors) and the ones
+   * passed to {@link keep}.
+   */
+  scope<T>(fn: () => T): T {
+    const s = { id: ++scopeId, tensors: new Set<Tensor>() };
+    this.#scopes.push(s);
+    let out: T;
+    try {
+      out = fn();
+    } catch (e) {
+      this.#scopes.pop();
+      for (const t of s.tensors) t.dispose();
+      throw e;
+    }
+    this.#scopes.pop();
+    const kept = collectTensors(out);
+    const parent = this.#scopes.at(-1);
+    for (const t of s.tensors) {
+      if (kept.has(t)) parent?.tensors.add(t);
+      else t.dispose();
+    }
+    return out;
+  }
+
+  /** Excludes tensors from the innermost scope's cleanup (they become the caller's). */
+  keep<T extends Tensor>(t: T): T {
+    for (const s of this.#scopes) s.tensors.delete(t);
+    return t;
+  }
+
+  /** Sets the phase label recorded in the memory timeline. */
+  setPhase(phase: string): void {
+    this.allocator.phase = phase;
+  }
+
+  /** Sets the memory budget in bytes (`Infinity` for none). */
+  setBudget(bytes: number): void {
+    this.allocator.budget = bytes;
+  }
+
+  /** Fill a tensor with a constant. */
+  abstract fill(t: Tensor, value: number): void;
+  /** Overwrite a tensor's data from the host. */
+  abstract write(t: Tensor, data: Float32Array | Int32Array): void;
+  /** Copy `count` elements from `src[srcOffset..]` to `dst[dstOffset..]`. */
+  abstract copy(
+    src: Tensor,
+    srcOffset: number,
+    dst: Tensor,
+    dstOffset: number,
+    count: number,
+  ): void;
+  /** Encode a kernel dispatch. */
+  abstract dispatch(call: KernelCall): void;
+  /** Read a tensor back to the host (NaN / 0 on the meta device). */
+  abstract read(t: Tensor): Promise<Float32Array | Int32Array>;
+  /** Submit pending work and wait for the device to finish it. */
+  abstract sync(): Promise<void>;
+  /** Release the device. */
+  abstract destroy(): void;
+
+  /** Read a float tensor. */
+  async readF32(t: Tensor): Promise<Float32Array> {
+    if (t.dtype !== "f32") throw new Error(`readF32: "${t.name}" is ${t.dtype}, not f32`);
+    return await this.read(t) as Float32Array;
+  }
+
+  /** Read one scalar. */
+  async readScalar(t: Tensor): Promise<number> {
+    return (await this.read(t))[0];
+  }
+
+  /** Checks a dispatch's shape of work before encoding it. */
+  protected validateCall(call: KernelCall): void {
+    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    for (const w of call.workgroups) {
+      if (w === undefined) continue;
+      if (!Number.isInteger(w) || w < 0 || w > max) {
+        throw new Error(
+          `kernel "${call.kernel}": workgroup count ${w} is outside 0..${max}; ` +
+            `split the work or use a larger tile`,
+        );
+      }
+    }
+    for (const t of call.bindings) {
+      if (t.bytes > this.limits.maxStorageBufferBindingSize) {
+        throw new Error(
+          `kernel "${call.kernel}": tensor "${t.name}" is ${t.bytes} bytes, above the device's ` +
+            `maxStorageBufferBindingSize ${this.limits.maxStorageBufferBindingSize}; ` +
+            `use mini-sequences (--mst) to keep tensors smaller`,
+        );
+      }
+      t.block; // throws when disposed
+    }
+  }
+}
+
+function collectTensors(v: unknown, out = new Set<Tensor>()): Set<Tensor> {
+  if (v instanceof Tensor) out.add(v);
+  else if (Array.isArray(v)) v.forEach((x) => collectTensors(x, out));
+  else if (v && typeof v === "object" && !(v instanceof Promise)) {
+    for (const x of Object.values(v)) collectTensors(x, out);
+  }
+  return out;
+}

@@ -1,0 +1,79 @@
+/** Errors of the device layer. Each message says what went wrong and what to do. */
+
+import { formatBytes } from "./dtype.ts";
+
+/** Bytes live under one tag. */
+export type TagBytes = Record<string, number>;
+
+/** A live tensor, as listed in an out-of-memory or leak report. */
+export interface LiveTensorInfo {
+  id: number;
+  name: string;
+  tag: string;
+  bytes: number;
+}
+
+/**
+ * An allocation would exceed the memory budget (or WebGPU itself ran out of memory).
+ * The message lists the request, the live bytes per tag and the largest live tensors.
+ */
+export class OutOfMemoryError extends Error {
+  override name = "OutOfMemoryError";
+  constructor(
+    readonly requestedBytes: number,
+    readonly tag: string,
+    readonly budgetBytes: number,
+    readonly liveByTag: TagBytes,
+    readonly largest: LiveTensorInfo[],
+    reason = "the memory budget",
+  ) {
+    const live = Object.values(liveByTag).reduce((a, b) => a + b, 0);
+    const tags = Object.entries(liveByTag)
+      .filter(([, b]) => b > 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([t, b]) => `  ${t.padEnd(12)} ${formatBytes(b)}`)
+      .join("\n");
+    const big = largest
+      .map((t) => `  #${t.id} ${t.name} (${t.tag}) ${formatBytes(t.bytes)}`)
+      .join("\n");
+    super(
+      `out of memory: allocating ${formatBytes(requestedBytes)} for tag "${tag}" exceeds ${reason} ` +
+        `(${formatBytes(budgetBytes)}; ${formatBytes(live)} live).\n` +
+        `Live bytes per tag:\n${tags || "  (none)"}\n` +
+        `Largest live tensors:\n${big || "  (none)"}\n` +
+        `Lower the sequence length, enable --mst / --checkpoint, or raise the budget.`,
+    );
+  }
+}
+
+/** Tensors allocated inside a checked region were never disposed. */
+export class LeakError extends Error {
+  override name = "LeakError";
+  constructor(readonly leakedBytes: number, readonly leaked: LiveTensorInfo[]) {
+    super(
+      `memory leak: ${formatBytes(leakedBytes)} still live above the baseline in ` +
+        `${leaked.length} tensor(s):\n` +
+        leaked.slice(0, 10).map((t) => `  #${t.id} ${t.name} (${t.tag}) ${formatBytes(t.bytes)}`)
+          .join("\n") +
+        `\nDispose them (tensor.dispose()) or create them inside device.scope().`,
+    );
+  }
+}
+
+/** A WGSL source failed to compile; the message shows the offending lines. */
+export class WGSLCompileError extends Error {
+  override name = "WGSLCompileError";
+  constructor(readonly kernel: string, readonly details: string) {
+    super(`WGSL kernel "${kernel}" does not compile:\n${details}`);
+  }
+}
+
+/** No usable WebGPU adapter or device. */
+export class WebGPUUnavailableError extends Error {
+  override name = "WebGPUUnavailableError";
+}
+
+/** The GPU device was lost; every later operation fails with this error. */
+export class DeviceLostError extends Error {
+  override name = "DeviceLostError";
+}

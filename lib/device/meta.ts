@@ -1,0 +1,79 @@
+/**
+ * The meta device: the same interface as WebGPU with no data and no dispatch.
+ *
+ * Every allocation and free goes through the same {@link Allocator} in the same order as on
+ * WebGPU, so the peak, the breakdown and the timeline are identical for the same code. Floats
+ * can be counted as f32, f16 or bf16 to plan the paper's bf16 setups. Reads return NaN (floats)
+ * or 0 (integers); code above the device must not branch on data.
+ */
+
+import { Device, type DeviceLimits, type KernelCall } from "./device.ts";
+import type { FloatCounting } from "./dtype.ts";
+import type { Tensor } from "./tensor.ts";
+
+/** Options of a {@link MetaDevice}. */
+export interface MetaDeviceOptions {
+  /** How floating-point elements are counted (default f32). */
+  floats?: FloatCounting;
+  /**
+   * Device limits to plan for. Default: no binding-size limit (a datacenter GPU); pass a
+   * WebGPU device's `limits` to mirror it exactly.
+   */
+  limits?: Partial<DeviceLimits>;
+}
+
+/** Runs the code, counts the bytes, computes nothing. */
+export class MetaDevice extends Device<null> {
+  readonly kind = "meta" as const;
+  readonly limits: DeviceLimits;
+  /** Dispatches that would have run. */
+  dispatches = 0;
+
+  constructor(opts: MetaDeviceOptions = {}) {
+    super({ create: () => null, destroy: () => {} }, opts.floats ?? "f32");
+    this.limits = {
+      maxStorageBufferBindingSize: Infinity,
+      maxBufferSize: Infinity,
+      maxComputeWorkgroupsPerDimension: Infinity,
+      ...opts.limits,
+    };
+  }
+
+  override fill(t: Tensor, _value: number): void {
+    t.block;
+  }
+
+  override write(t: Tensor, data: Float32Array | Int32Array): void {
+    if (data.length !== t.size) {
+      throw new Error(`write "${t.name}": ${data.length} values for ${t.size} elements`);
+    }
+  }
+
+  override copy(src: Tensor, srcOffset: number, dst: Tensor, dstOffset: number, count: number): void {
+    if (srcOffset < 0 || dstOffset < 0 || srcOffset + count > src.size || dstOffset + count > dst.size) {
+      throw new Error(
+        `copy of ${count} elements from "${src.name}"[${srcOffset}..] to "${dst.name}"[${dstOffset}..] is out of bounds`,
+      );
+    }
+  }
+
+  override dispatch(call: KernelCall): void {
+    this.validateCall(call);
+    this.dispatches++;
+  }
+
+  override read(t: Tensor): Promise<Float32Array | Int32Array> {
+    t.block;
+    return Promise.resolve(
+      t.dtype === "i32" ? new Int32Array(t.size) : new Float32Array(t.size).fill(NaN),
+    );
+  }
+
+  override sync(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  override destroy(): void {
+    this.allocator.releaseCached();
+  }
+}

@@ -1,0 +1,466 @@
+/**
+ * The WebGPU device: adapter and device acquisition with clear errors, a pipeline cache
+ * keyed by WGSL source + constants, batched command encoding and readback.
+ *
+ * Dispatches are recorded into one open compute pass (each dispatch is its own
+ * synchronization scope in WebGPU, so later dispatches see earlier writes) and submitted in
+ * batches; a write, copy, read or sync closes the batch. Uniform buffers are pooled and
+ * recycled after their batch is submitted. Errors WebGPU reports asynchronously (validation,
+ * out-of-memory, device loss) are raised by the next `read()` or `sync()`.
+ */
+
+import type { BufferBackend, Tag } from "./allocator.ts";
+import { Device, type DeviceLimits, type KernelCall } from "./device.ts";
+import { DeviceLostError, OutOfMemoryError, WebGPUUnavailableError, WGSLCompileError } from "./errors.ts";
+import { kernelSource } from "./kernel_source.ts";
+import type { Tensor } from "./tensor.ts";
+
+/** Options of {@link WebGPUDevice.create}. */
+export interface WebGPUDeviceOptions {
+  /** Dispatches per submitted command buffer (default 256). */
+  batchSize?: number;
+  /** Record per-kernel GPU time with timestamp queries (see {@link WebGPUDevice.profile}). */
+  profile?: boolean;
+}
+
+const INSTALL_HINT = "On a CPU-only Linux machine install Mesa's software Vulkan driver: " +
+  "`sudo apt-get install -y mesa-vulkan-drivers libvulkan1`, and set XDG_RUNTIME_DIR " +
+  "(e.g. `export XDG_RUNTIME_DIR=$(mktemp -d)`).";
+
+/** Per-kernel GPU time, from timestamp queries. */
+export interface KernelProfile {
+  kernel: string;
+  calls: number;
+  ms: number;
+}
+
+const PROFILE_SLOTS = 4096;
+
+/** Real compute on `navigator.gpu`. */
+export class WebGPUDevice extends Device<GPUBuffer> {
+  readonly kind = "webgpu" as const;
+  readonly limits: DeviceLimits;
+  readonly gpu: GPUDevice;
+  readonly adapterInfo: GPUAdapterInfo;
+  #pipelines = new Map<string, GPUComputePipeline>();
+  #modules = new Map<string, GPUShaderModule>();
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #pending = 0;
+  #batchSize: number;
+  #uniformFree = new Map<number, GPUBuffer[]>();
+  #uniformUsed: GPUBuffer[] = [];
+  #errors: Error[] = [];
+  #lost: GPUDeviceLostInfo | null = null;
+  #destroyed = false;
+  /** Submitted command buffers since creation (for "submits per step"). */
+  submits = 0;
+  /** Dispatches encoded since creation. */
+  dispatches = 0;
+  #profile: {
+    querySet: GPUQuerySet;
+    resolve: GPUBuffer;
+    names: string[];
+    totals: Map<string, KernelProfile>;
+  } | null = null;
+
+  private constructor(gpu: GPUDevice, info: GPUAdapterInfo, opts: WebGPUDeviceOptions) {
+    const backend: BufferBackend<GPUBuffer> = {
+      create: (size: number, tag: Tag) => this.#createBuffer(size, tag),
+      destroy: (b: GPUBuffer) => b.destroy(),
+    };
+    super(backend, "f32");
+    this.gpu = gpu;
+    this.adapterInfo = info;
+    this.#batchSize = opts.batchSize ?? 256;
+    this.limits = {
+      maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
+      maxBufferSize: gpu.limits.maxBufferSize,
+      maxComputeWorkgroupsPerDimension: gpu.limits.maxComputeWorkgroupsPerDimension,
+    };
+    gpu.lost.then((info) => {
+      if (!this.#destroyed) this.#lost = info;
+    });
+    gpu.addEventListener("uncapturederror", (ev) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      this.#errors.push(new Error(`WebGPU error: ${err.message}`));
+    });
+    if (opts.profile) {
+      if (!gpu.features.has("timestamp-query")) {
+        throw new WebGPUUnavailableError(
+          "profiling needs the adapter feature timestamp-query, which this adapter lacks",
+        );
+      }
+      this.#profile = {
+        querySet: gpu.createQuerySet({ type: "timestamp", count: PROFILE_SLOTS }),
+        resolve: gpu.createBuffer({
+          size: PROFILE_SLOTS * 8,
+          usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+        }),
+        names: [],
+        totals: new Map(),
+      };
+    }
+  }
+
+  /** Acquires an adapter and a device with the adapter's maximum buffer limits. */
+  static async create(opts: WebGPUDeviceOptions = {}): Promise<WebGPUDevice> {
+    if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
+      throw new WebGPUUnavailableError(
+        "WebGPU is not available in this runtime (navigator.gpu is undefined). " +
+          "Use Deno >= 2.9 (`npm install -g deno@2.9.6`), or use --device meta to plan memory without compute.",
+      );
+    }
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    if (!adapter) {
+      throw new WebGPUUnavailableError(
+        `no WebGPU adapter found. ${INSTALL_HINT} Or use --device meta to plan memory without compute.`,
+      );
+    }
+    const wanted: GPUFeatureName[] = [];
+    if (opts.profile && adapter.features.has("timestamp-query")) wanted.push("timestamp-query");
+    const gpu = await adapter.requestDevice({
+      requiredFeatures: wanted,
+      requiredLimits: {
+        maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+        maxBufferSize: adapter.limits.maxBufferSize,
+        maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
+        maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+        maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupSizeX: adapter.limits.maxComputeWorkgroupSizeX,
+        maxComputeWorkgroupSizeY: adapter.limits.maxComputeWorkgroupSizeY,
+      },
+    });
+    return new WebGPUDevice(gpu, adapter.info, opts);
+  }
+
+  #createBuffer(size: number, tag: Tag): GPUBuffer {
+    this.#check();
+    this.gpu.pushErrorScope("out-of-memory");
+    const buf = this.gpu.createBuffer({
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    this.gpu.popErrorScope().then((err) => {
+      if (err) {
+        const s = this.allocator.stats();
+        this.#errors.push(
+          new OutOfMemoryError(size, tag, size, s.liveByTag, this.allocator.largest(5), "WebGPU's memory"),
+        );
+      }
+    });
+    return buf;
+  }
+
+  #check(): void {
+    if (this.#lost) {
+      throw new DeviceLostError(
+        `the WebGPU device was lost (${this.#lost.reason}): ${this.#lost.message}. ` +
+          `Create a new device; if this repeats, lower the sequence length or batch size.`,
+      );
+    }
+    if (this.#destroyed) throw new Error("this WebGPU device was destroyed");
+  }
+
+  #raisePending(): void {
+    this.#check();
+    if (this.#errors.length > 0) {
+      const errs = this.#errors.splice(0);
+      throw errs[0];
+    }
+  }
+
+  #module(name: string, code: string): GPUShaderModule {
+    let m = this.#modules.get(code);
+    if (!m) {
+      m = this.gpu.createShaderModule({ label: name, code });
+      this.#modules.set(code, m);
+      m.getCompilationInfo().then((info) => {
+        const errs = info.messages.filter((x) => x.type === "error");
+        if (errs.length > 0) this.#errors.push(formatCompileError(name, code, errs));
+      });
+    }
+    return m;
+  }
+
+  #pipeline(call: KernelCall, code: string): GPUComputePipeline {
+    const entryPoint = call.entryPoint ?? "main";
+    const key = `${entryPoint}\u0000${JSON.stringify(call.constants ?? {})}\u0000${code}`;
+    let p = this.#pipelines.get(key);
+    if (!p) {
+      p = this.gpu.createComputePipeline({
+        label: call.kernel,
+        layout: "auto",
+        compute: { module: this.#module(call.kernel, code), entryPoint, constants: call.constants },
+      });
+      this.#pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * Compiles a kernel now and rejects with a {@link WGSLCompileError} showing the offending
+   * WGSL lines if it does not compile.
+   */
+  async compile(
+    kernel: string,
+    source = kernelSource(kernel),
+    constants?: Record<string, number>,
+    entryPoint = "main",
+  ): Promise<void> {
+    this.#check();
+    const module = this.gpu.createShaderModule({ label: kernel, code: source });
+    const info = await module.getCompilationInfo();
+    const errs = info.messages.filter((x) => x.type === "error");
+    if (errs.length > 0) throw formatCompileError(kernel, source, errs);
+    try {
+      await this.gpu.createComputePipelineAsync({
+        label: kernel,
+        layout: "auto",
+        compute: { module, entryPoint, constants },
+      });
+    } catch (e) {
+      throw new WGSLCompileError(kernel, (e as Error).message);
+    }
+  }
+
+  override dispatch(call: KernelCall): void {
+    this.#check();
+    this.validateCall(call);
+    const [x, y = 1, z = 1] = call.workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const code = call.source ?? kernelSource(call.kernel);
+    const pipeline = this.#pipeline(call, code);
+    const groups: GPUBindGroup[] = [
+      this.gpu.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: call.bindings.map((t, i) => ({
+          binding: i,
+          resource: { buffer: t.block.handle as GPUBuffer, size: alignedSize(t.bytes) },
+        })),
+      }),
+    ];
+    if (call.params) {
+      const bytes = call.params.bytes();
+      const ub = this.#uniform(bytes.byteLength);
+      this.gpu.queue.writeBuffer(ub, 0, bytes);
+      groups.push(this.gpu.createBindGroup({
+        layout: pipeline.getBindGroupLayout(1),
+        entries: [{ binding: 0, resource: { buffer: ub } }],
+      }));
+    }
+    const prof = this.#profile;
+    if (prof && prof.names.length + 2 > PROFILE_SLOTS) this.#submit();
+    if (prof) {
+      // One pass per dispatch so each gets its own begin/end timestamps.
+      this.#endPass();
+      const i = prof.names.length;
+      prof.names.push(call.kernel);
+      this.#pass = this.#enc().beginComputePass({
+        timestampWrites: {
+          querySet: prof.querySet,
+          beginningOfPassWriteIndex: 2 * i,
+          endOfPassWriteIndex: 2 * i + 1,
+        },
+      });
+    }
+    const pass = this.#computePass();
+    pass.setPipeline(pipeline);
+    groups.forEach((g, i) => pass.setBindGroup(i, g));
+    pass.dispatchWorkgroups(x, y, z);
+    if (prof) this.#endPass();
+    this.dispatches++;
+    if (++this.#pending >= this.#batchSize) this.#submit();
+  }
+
+  override fill(t: Tensor, value: number): void {
+    this.#check();
+    if (value === 0 || (t.dtype === "f32" && Object.is(value, 0))) {
+      this.#endPass();
+      this.#enc().clearBuffer(t.block.handle as GPUBuffer, 0, alignedSize(t.bytes));
+      this.#pending++;
+      return;
+    }
+    const data = t.dtype === "i32"
+      ? new Int32Array(t.size).fill(value)
+      : new Float32Array(t.size).fill(value);
+    this.write(t, data);
+  }
+
+  override write(t: Tensor, data: Float32Array | Int32Array): void {
+    this.#check();
+    if (data.length !== t.size) {
+      throw new Error(`write "${t.name}": ${data.length} values for ${t.size} elements`);
+    }
+    // Pending commands may still use this pooled buffer's previous content: submit them
+    // first so the queue orders the write after them.
+    if (this.#pending > 0) this.#submit();
+    this.gpu.queue.writeBuffer(t.block.handle as GPUBuffer, 0, data as Float32Array<ArrayBuffer>);
+  }
+
+  override copy(src: Tensor, srcOffset: number, dst: Tensor, dstOffset: number, count: number): void {
+    this.#check();
+    if (srcOffset < 0 || dstOffset < 0 || srcOffset + count > src.size || dstOffset + count > dst.size) {
+      throw new Error(
+        `copy of ${count} elements from "${src.name}"[${srcOffset}..] (size ${src.size}) to "${dst.name}"[${dstOffset}..] (size ${dst.size}) is out of bounds`,
+      );
+    }
+    if (count === 0) return;
+    this.#endPass();
+    this.#enc().copyBufferToBuffer(
+      src.block.handle as GPUBuffer,
+      srcOffset * 4,
+      dst.block.handle as GPUBuffer,
+      dstOffset * 4,
+      count * 4,
+    );
+    if (++this.#pending >= this.#batchSize) this.#submit();
+  }
+
+  override async read(t: Tensor): Promise<Float32Array | Int32Array> {
+    this.#raisePending();
+    const size = alignedSize(t.bytes);
+    const staging = this.gpu.createBuffer({
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.#endPass();
+    this.#enc().copyBufferToBuffer(t.block.handle as GPUBuffer, 0, staging, 0, size);
+    this.#pending++;
+    this.#submit();
+    await this.#waitOrLost(staging.mapAsync(GPUMapMode.READ));
+    const bytes = staging.getMappedRange().slice(0, t.size * 4);
+    staging.unmap();
+    staging.destroy();
+    await this.#collectProfile();
+    this.#raisePending();
+    return t.dtype === "i32" ? new Int32Array(bytes) : new Float32Array(bytes);
+  }
+
+  override async sync(): Promise<void> {
+    this.#check();
+    this.#submit();
+    await this.#waitOrLost(this.gpu.queue.onSubmittedWorkDone());
+    await this.#collectProfile();
+    // Let asynchronous error callbacks run before reporting.
+    await new Promise((r) => setTimeout(r, 0));
+    this.#raisePending();
+  }
+
+  /** Per-kernel GPU time collected so far (needs `profile: true`), slowest first. */
+  profileReport(): KernelProfile[] {
+    return [...(this.#profile?.totals.values() ?? [])].sort((a, b) => b.ms - a.ms);
+  }
+
+  /** Clears the per-kernel profile. */
+  resetProfile(): void {
+    this.#profile?.totals.clear();
+  }
+
+  override destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.#pass?.end();
+    this.#pass = null;
+    this.#encoder = null;
+    this.allocator.releaseCached();
+    this.gpu.destroy();
+  }
+
+  async #collectProfile(): Promise<void> {
+    const prof = this.#profile;
+    if (!prof || prof.names.length === 0) return;
+    this.#submit();
+    const n = prof.names.length;
+    const names = prof.names.splice(0);
+    const enc = this.gpu.createCommandEncoder();
+    enc.resolveQuerySet(prof.querySet, 0, 2 * n, prof.resolve, 0);
+    const staging = this.gpu.createBuffer({
+      size: 2 * n * 8,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    enc.copyBufferToBuffer(prof.resolve, 0, staging, 0, 2 * n * 8);
+    this.gpu.queue.submit([enc.finish()]);
+    await this.#waitOrLost(staging.mapAsync(GPUMapMode.READ));
+    const ts = new BigUint64Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    staging.destroy();
+    names.forEach((k, i) => {
+      const ms = Number(ts[2 * i + 1] - ts[2 * i]) / 1e6;
+      const e = prof.totals.get(k) ?? { kernel: k, calls: 0, ms: 0 };
+      e.calls++;
+      e.ms += ms > 0 && ms < 1e7 ? ms : 0;
+      prof.totals.set(k, e);
+    });
+  }
+
+  async #waitOrLost<T>(p: Promise<T>): Promise<T> {
+    const lost = this.gpu.lost.then((info) => {
+      throw new DeviceLostError(
+        `the WebGPU device was lost while waiting (${info.reason}): ${info.message}`,
+      );
+    });
+    return await Promise.race([p, lost]);
+  }
+
+  #enc(): GPUCommandEncoder {
+    return this.#encoder ??= this.gpu.createCommandEncoder();
+  }
+
+  #computePass(): GPUComputePassEncoder {
+    return this.#pass ??= this.#enc().beginComputePass();
+  }
+
+  #endPass(): void {
+    this.#pass?.end();
+    this.#pass = null;
+  }
+
+  #submit(): void {
+    this.#endPass();
+    if (this.#encoder) {
+      this.gpu.queue.submit([this.#encoder.finish()]);
+      this.submits++;
+      this.#encoder = null;
+    }
+    this.#pending = 0;
+    for (const b of this.#uniformUsed) {
+      let list = this.#uniformFree.get(b.size);
+      if (!list) this.#uniformFree.set(b.size, list = []);
+      list.push(b);
+    }
+    this.#uniformUsed = [];
+  }
+
+  #uniform(size: number): GPUBuffer {
+    const b = this.#uniformFree.get(size)?.pop() ??
+      this.gpu.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.#uniformUsed.push(b);
+    return b;
+  }
+}
+
+function alignedSize(bytes: number): number {
+  return Math.max(4, Math.ceil(bytes / 4) * 4);
+}
+
+function formatCompileError(
+  kernel: string,
+  code: string,
+  errs: readonly GPUCompilationMessage[],
+): WGSLCompileError {
+  const lines = code.split("\n");
+  const parts = errs.map((e) => {
+    const ln = e.lineNum;
+    const from = Math.max(1, ln - 2);
+    const to = Math.min(lines.length, ln + 2);
+    const ctx: string[] = [];
+    for (let i = from; i <= to; i++) {
+      ctx.push(`${i === ln ? ">" : " "} ${String(i).padStart(4)} | ${lines[i - 1]}`);
+      if (i === ln) ctx.push(`       | ${" ".repeat(Math.max(0, e.linePos - 1))}^`);
+    }
+    const msg = e.message.trim().split("\n")[0];
+    return `line ${ln}:${e.linePos}: ${msg}\n${ctx.join("\n")}`;
+  });
+  return new WGSLCompileError(kernel, parts.join("\n\n"));
+}
