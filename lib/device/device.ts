@@ -200,7 +200,17 @@ export abstract class Device<H = unknown> {
         );
       }
     }
+    const seen = new Map<number, Tensor>();
     for (const t of call.bindings) {
+      const other = seen.get(t.block.id);
+      if (other) {
+        throw new Error(
+          `kernel "${call.kernel}": "${t.name}" is bound twice (also as "${other.name}"); ` +
+            `WebGPU forbids one buffer in two bindings of a dispatch when one is written — ` +
+            `copy one operand first`,
+        );
+      }
+      seen.set(t.block.id, t);
       if (t.bytes > this.limits.maxStorageBufferBindingSize) {
         throw new Error(
           `kernel "${call.kernel}": tensor "${t.name}" is ${t.bytes} bytes, above the device's ` +

@@ -37,7 +37,9 @@ export class OutOfMemoryError extends Error {
       .map((t) => `  #${t.id} ${t.name} (${t.tag}) ${formatBytes(t.bytes)}`)
       .join("\n");
     super(
-      `out of memory: allocating ${formatBytes(requestedBytes)} for tag "${tag}" exceeds ${reason} ` +
+      `out of memory: allocating ${
+        formatBytes(requestedBytes)
+      } for tag "${tag}" exceeds ${reason} ` +
         `(${formatBytes(budgetBytes)}; ${formatBytes(live)} live).\n` +
         `Live bytes per tag:\n${tags || "  (none)"}\n` +
         `Largest live tensors:\n${big || "  (none)"}\n` +

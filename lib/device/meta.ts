@@ -49,8 +49,16 @@ export class MetaDevice extends Device<null> {
     }
   }
 
-  override copy(src: Tensor, srcOffset: number, dst: Tensor, dstOffset: number, count: number): void {
-    if (srcOffset < 0 || dstOffset < 0 || srcOffset + count > src.size || dstOffset + count > dst.size) {
+  override copy(
+    src: Tensor,
+    srcOffset: number,
+    dst: Tensor,
+    dstOffset: number,
+    count: number,
+  ): void {
+    if (
+      srcOffset < 0 || dstOffset < 0 || srcOffset + count > src.size || dstOffset + count > dst.size
+    ) {
       throw new Error(
         `copy of ${count} elements from "${src.name}"[${srcOffset}..] to "${dst.name}"[${dstOffset}..] is out of bounds`,
       );

@@ -11,7 +11,12 @@
 
 import type { BufferBackend, Tag } from "./allocator.ts";
 import { Device, type DeviceLimits, type KernelCall } from "./device.ts";
-import { DeviceLostError, OutOfMemoryError, WebGPUUnavailableError, WGSLCompileError } from "./errors.ts";
+import {
+  DeviceLostError,
+  OutOfMemoryError,
+  WebGPUUnavailableError,
+  WGSLCompileError,
+} from "./errors.ts";
 import { kernelSource } from "./kernel_source.ts";
 import type { Tensor } from "./tensor.ts";
 
@@ -145,7 +150,14 @@ export class WebGPUDevice extends Device<GPUBuffer> {
       if (err) {
         const s = this.allocator.stats();
         this.#errors.push(
-          new OutOfMemoryError(size, tag, size, s.liveByTag, this.allocator.largest(5), "WebGPU's memory"),
+          new OutOfMemoryError(
+            size,
+            tag,
+            size,
+            s.liveByTag,
+            this.allocator.largest(5),
+            "WebGPU's memory",
+          ),
         );
       }
     });
@@ -298,9 +310,17 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     this.gpu.queue.writeBuffer(t.block.handle as GPUBuffer, 0, data as Float32Array<ArrayBuffer>);
   }
 
-  override copy(src: Tensor, srcOffset: number, dst: Tensor, dstOffset: number, count: number): void {
+  override copy(
+    src: Tensor,
+    srcOffset: number,
+    dst: Tensor,
+    dstOffset: number,
+    count: number,
+  ): void {
     this.#check();
-    if (srcOffset < 0 || dstOffset < 0 || srcOffset + count > src.size || dstOffset + count > dst.size) {
+    if (
+      srcOffset < 0 || dstOffset < 0 || srcOffset + count > src.size || dstOffset + count > dst.size
+    ) {
       throw new Error(
         `copy of ${count} elements from "${src.name}"[${srcOffset}..] (size ${src.size}) to "${dst.name}"[${dstOffset}..] (size ${dst.size}) is out of bounds`,
       );

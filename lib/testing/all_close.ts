@@ -34,7 +34,9 @@ export function assertAllClose(
     if (Number.isNaN(a) !== Number.isNaN(e) || !(err <= atol + rtol * Math.abs(e))) {
       if (!(Number.isNaN(a) && Number.isNaN(e))) {
         nBad++;
-        if (bad.length < 8) bad.push(`  [${i}] actual ${a} expected ${e} (|err| ${err.toExponential(2)})`);
+        if (bad.length < 8) {
+          bad.push(`  [${i}] actual ${a} expected ${e} (|err| ${err.toExponential(2)})`);
+        }
       }
     }
     if (Number.isFinite(err)) {
@@ -44,8 +46,11 @@ export function assertAllClose(
   }
   if (nBad > 0) {
     throw new AssertionError({
-      message: `${what}: ${nBad} of ${actual.length} elements differ beyond atol=${atol} rtol=${rtol} ` +
-        `(max abs err ${maxAbs.toExponential(3)}, max rel err ${maxRel.toExponential(3)}):\n${bad.join("\n")}`,
+      message:
+        `${what}: ${nBad} of ${actual.length} elements differ beyond atol=${atol} rtol=${rtol} ` +
+        `(max abs err ${maxAbs.toExponential(3)}, max rel err ${maxRel.toExponential(3)}):\n${
+          bad.join("\n")
+        }`,
     });
   }
 }
