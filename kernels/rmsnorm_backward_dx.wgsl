@@ -1,0 +1,50 @@
+// RMSNorm backward, input gradient (one row per workgroup):
+//   dx[s,c] = rstd[s] · w'[c] · dy[s,c] − x[s,c] · rstd[s]³ / d · Σ_j dy[s,j] · w'[j] · x[s,j]
+// with w' = w, or 1 + w when unit_offset = 1.
+//
+// Bindings:  @group(0) @binding(0) dy   : array<f32>  (S, d)
+//            @group(0) @binding(1) x    : array<f32>  (S, d)
+//            @group(0) @binding(2) w    : array<f32>  (d)
+//            @group(0) @binding(3) rstd : array<f32>  (S)
+//            @group(0) @binding(4) dx   : array<f32>  (S, d)   written
+//            @group(1) @binding(0) p    : Params { S, d, unit_offset, nx }
+// Dispatch:  grid1d(S) — one workgroup of 64 per row; row = wg.y * nx + wg.x.
+
+struct Params { S: u32, d: u32, unit_offset: u32, nx: u32 }
+
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> rstd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+@group(1) @binding(0) var<uniform> p: Params;
+
+const WG = 64u;
+var<workgroup> red: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let row = wg.y * p.nx + wg.x;
+  if (row >= p.S) {
+    return;
+  }
+  let base = row * p.d;
+  let off = select(0.0, 1.0, p.unit_offset != 0u);
+  var acc = 0.0;
+  for (var c = li; c < p.d; c += WG) {
+    acc += dy[base + c] * (w[c] + off) * x[base + c];
+  }
+  red[li] = acc;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (li < s) {
+      red[li] += red[li + s];
+    }
+    workgroupBarrier();
+  }
+  let r = rstd[row];
+  let k = r * r * r * red[0] / f32(p.d);
+  for (var c = li; c < p.d; c += WG) {
+    dx[base + c] = r * (w[c] + off) * dy[base + c] - x[base + c] * k;
+  }
+}
