@@ -1,12 +1,13 @@
 /** Test helper: an op must allocate exactly the same tensors on the meta device as on WebGPU. */
 
 import assert from "node:assert/strict";
+import type { MemoryEvent } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import { MetaDevice } from "../device/meta.ts";
 
 /** One allocation or free as compared across devices. */
 interface Event {
-  kind: "alloc" | "free";
+  kind: MemoryEvent["kind"];
   bytes: number;
   tag: string;
   name: string;
