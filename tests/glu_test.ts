@@ -1,0 +1,74 @@
+/** GLU (SiLU, tanh-GELU) forward/backward vs the f64 reference, overflow guards, meta parity. */
+
+import assert from "node:assert/strict";
+import { type GLUActivation, gluBackward, gluForward } from "../lib/ops/glu.ts";
+import { gluBackwardRef, gluForwardRef } from "../lib/reference/glu.ts";
+import { assertAllClose, finiteDifferences, randomArray } from "../lib/testing/all_close.ts";
+import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
+import { assertSameAllocations } from "../lib/testing/meta_parity.ts";
+
+const S = 37, I = 53;
+const ACTS: GLUActivation[] = ["silu", "gelu_tanh"];
+
+for (const activation of ACTS) {
+  Deno.test(`glu reference backward matches finite differences (${activation})`, () => {
+    const n = 12;
+    const gate = randomArray(n, 1, 4);
+    const up = randomArray(n, 2, 2);
+    const dh = randomArray(n, 3);
+    const loss = (g: Float64Array, u: Float64Array) =>
+      gluForwardRef(g, u, activation).reduce((a, h, i) => a + h * dh[i], 0);
+    const { dGate, dUp } = gluBackwardRef(dh, gate, up, activation);
+    const tol = { atol: 1e-8, rtol: 1e-6 };
+    assertAllClose(dGate, finiteDifferences((g) => loss(g, up), gate), tol, "dGate");
+    assertAllClose(dUp, finiteDifferences((u) => loss(gate, u), up), tol, "dUp");
+  });
+
+  Deno.test(`glu on webgpu matches the reference (${activation})`, gpuTest, async () => {
+    const dev = await testDevice();
+    const gate = randomArray(S * I, 10, 6);
+    // extreme gates: no NaN, saturated values
+    gate.set([80, -80, 200, -200, 1e20, -1e20, 0], 0);
+    const up = randomArray(S * I, 11, 2);
+    const dh = randomArray(S * I, 12);
+    const gT = dev.upload(Float32Array.from(gate), [S, I], { tag: "activations" });
+    const uT = dev.upload(Float32Array.from(up), [S, I], { tag: "activations" });
+    const dhT = dev.upload(Float32Array.from(dh), [S, I], { tag: "activations" });
+    const h = gluForward(dev, gT, uT, { activation });
+    const { dGate, dUp } = gluBackward(dev, dhT, gT, uT, { activation });
+    const g32 = Float64Array.from(Float32Array.from(gate));
+    const tol = { atol: 1e-5, rtol: 1e-4 };
+    assertAllClose(await dev.readF32(h), gluForwardRef(g32, up, activation), tol, "h");
+    const ref = gluBackwardRef(dh, g32, up, activation);
+    assertAllClose(await dev.readF32(dGate), ref.dGate, tol, "dGate");
+    assertAllClose(await dev.readF32(dUp), ref.dUp, tol, "dUp");
+    for (const t of [gT, uT, dhT, h, dGate, dUp]) t.dispose();
+  });
+}
+
+Deno.test("glu errors: shapes and activation names", gpuTest, async () => {
+  const dev = await testDevice();
+  const a = dev.tensor([4, 8], { tag: "activations" });
+  const b = dev.tensor([4, 9], { tag: "activations" });
+  assert.throws(
+    () => gluForward(dev, a, b, { activation: "silu" }),
+    /up: expected shape \[4, 8\] \(as gate\), got \[4, 9\]/,
+  );
+  assert.throws(
+    () => gluForward(dev, a, a, { activation: "relu" as GLUActivation }),
+    /unknown activation "relu"/,
+  );
+  a.dispose();
+  b.dispose();
+});
+
+Deno.test("glu allocates the same on meta as on webgpu", gpuTest, async () => {
+  const dev = await testDevice();
+  await assertSameAllocations(dev, (dv) => {
+    const g = dv.zeros([S, I], { tag: "activations" });
+    const u = dv.zeros([S, I], { tag: "activations" });
+    const h = gluForward(dv, g, u, { activation: "gelu_tanh" });
+    const { dGate, dUp } = gluBackward(dv, h, g, u, { activation: "silu" });
+    for (const t of [g, u, h, dGate, dUp]) t.dispose();
+  });
+});
