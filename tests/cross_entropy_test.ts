@@ -1,0 +1,96 @@
+/** Cross-entropy losses/backward vs the f64 reference: ignored rows, soft-caps, in place, meta parity. */
+
+import assert from "node:assert/strict";
+import { crossEntropyBackward, crossEntropyLosses } from "../lib/ops/cross_entropy.ts";
+import { crossEntropyBackwardRef, crossEntropyLossesRef } from "../lib/reference/cross_entropy.ts";
+import { assertAllClose, finiteDifferences, randomArray, rng } from "../lib/testing/all_close.ts";
+import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
+import { assertSameAllocations } from "../lib/testing/meta_parity.ts";
+
+function randomTargets(N: number, V: number, seed: number, ignoreIndex = -100): Int32Array {
+  const r = rng(seed);
+  const t = new Int32Array(N);
+  for (let i = 0; i < N; i++) t[i] = Math.floor(r() * V);
+  for (let i = 2; i < N; i += 7) t[i] = ignoreIndex;
+  return t;
+}
+
+for (const softcap of [0, 5]) {
+  Deno.test(`cross-entropy reference backward matches finite differences (softcap ${softcap})`, () => {
+    const N = 4, V = 6;
+    const logits = randomArray(N * V, 1, 8);
+    const targets = Int32Array.from([2, -100, 5, 0]);
+    const scale = 0.3;
+    const loss = (x: Float64Array) =>
+      scale * crossEntropyLossesRef(x, targets, N, V, softcap).reduce((a, b) => a + b, 0);
+    const an = crossEntropyBackwardRef(logits, targets, N, V, scale, softcap);
+    assertAllClose(an, finiteDifferences(loss, logits), { atol: 1e-8, rtol: 1e-6 });
+  });
+}
+
+const CASES = [
+  { N: 37, V: 101, softcap: 0, scale: 3 },
+  { N: 37, V: 101, softcap: 30, scale: 40 },
+  { N: 5, V: 3001, softcap: 0, scale: 20 },
+  { N: 5, V: 3001, softcap: 10, scale: 20 },
+];
+
+for (const { N, V, softcap, scale } of CASES) {
+  Deno.test(
+    `cross-entropy on webgpu matches the reference (N=${N}, V=${V}, softcap ${softcap})`,
+    gpuTest,
+    async () => {
+      const dev = await testDevice();
+      const logits = randomArray(N * V, N + V, scale);
+      const targets = randomTargets(N, V, 3);
+      const lT = dev.upload(Float32Array.from(logits), [N, V], { tag: "logits" });
+      const tT = dev.upload(targets, [N], { tag: "data" });
+      const l32 = Float64Array.from(Float32Array.from(logits));
+      const losses = crossEntropyLosses(dev, lT, tT, { softcap });
+      const want = crossEntropyLossesRef(l32, targets, N, V, softcap);
+      assertAllClose(await dev.readF32(losses), want, { atol: 1e-4, rtol: 1e-5 }, "losses");
+      const gradScale = 1 / N;
+      const dl = crossEntropyBackward(dev, lT, tT, { gradScale, softcap });
+      const dWant = crossEntropyBackwardRef(l32, targets, N, V, gradScale, softcap);
+      assertAllClose(await dev.readF32(dl), dWant, { atol: 1e-6, rtol: 1e-4 }, "dlogits");
+      // in place: same tensor back, nothing allocated, same values
+      const live = dev.allocator.liveBytes;
+      const same = crossEntropyBackward(dev, lT, tT, { gradScale, softcap, inPlace: true });
+      assert.equal(same, lT);
+      assert.equal(dev.allocator.liveBytes, live);
+      assertAllClose(await dev.readF32(same), dWant, { atol: 1e-6, rtol: 1e-4 }, "in place");
+      for (const t of [lT, tT, losses, dl]) t.dispose();
+    },
+  );
+}
+
+Deno.test(
+  "cross-entropy: out-of-range target gives NaN, shape errors say expected vs got",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const lT = dev.upload(Float32Array.from(randomArray(2 * 5, 1)), [2, 5], { tag: "logits" });
+    const tT = dev.upload(Int32Array.from([1, 5]), [2], { tag: "data" });
+    const losses = await dev.readF32(crossEntropyLosses(dev, lT, tT));
+    assert.ok(Number.isFinite(losses[0]) && Number.isNaN(losses[1]));
+    const bad = dev.upload(Int32Array.from([1, 2, 3]), [3], { tag: "data" });
+    assert.throws(
+      () => crossEntropyLosses(dev, lT, bad),
+      /targets: expected i32 \[2\], got i32 \[3\]/,
+    );
+    for (const t of [lT, tT, bad]) t.dispose();
+  },
+);
+
+Deno.test("cross-entropy allocates the same on meta as on webgpu", gpuTest, async () => {
+  const dev = await testDevice();
+  const targets = randomTargets(37, 101, 9);
+  await assertSameAllocations(dev, (dv) => {
+    const l = dv.zeros([37, 101], { tag: "logits" });
+    const t = dv.upload(targets, [37], { tag: "data" });
+    const losses = crossEntropyLosses(dv, l, t, { softcap: 30 });
+    const dl = crossEntropyBackward(dv, l, t, { gradScale: 1 });
+    crossEntropyBackward(dv, l, t, { gradScale: 1, inPlace: true });
+    for (const x of [l, t, losses, dl]) x.dispose();
+  });
+});
