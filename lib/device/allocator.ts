@@ -51,7 +51,7 @@ export interface Block<H = unknown> {
 /** An alloc or free, as recorded in the timeline. */
 export interface MemoryEvent {
   seq: number;
-  kind: "alloc" | "free";
+  kind: "alloc" | "free" | "retag";
   id: number;
   bytes: number;
   tag: Tag;
@@ -146,17 +146,34 @@ export class Allocator<H = unknown> {
     return block;
   }
 
+  /**
+   * Moves a live block's bytes to another tag (e.g. a block input kept as a recomputation
+   * checkpoint). Live and peak totals are unchanged. Returns the updated block.
+   */
+  retag(block: Block<H>, tag: Tag): Block<H> {
+    const live = this.#live.get(block.id);
+    if (!live) throw new Error(`cannot retag tensor #${block.id} "${block.name}": it is not live`);
+    if (live.tag === tag) return live;
+    const moved: Block<H> = { ...live, tag };
+    this.#liveByTag[live.tag] -= live.bytes;
+    this.#liveByTag[tag] += live.bytes;
+    this.#live.set(block.id, moved);
+    this.#record("retag", moved);
+    return moved;
+  }
+
   /** Return a block to the pool. Freeing twice is an error. */
   free(block: Block<H>): void {
-    if (!this.#live.delete(block.id)) {
+    const live = this.#live.get(block.id);
+    if (!live || !this.#live.delete(block.id)) {
       throw new Error(`tensor #${block.id} "${block.name}" was already freed`);
     }
-    this.#liveBytes -= block.bytes;
-    this.#liveByTag[block.tag] -= block.bytes;
-    let list = this.#free.get(block.sizeClass);
-    if (!list) this.#free.set(block.sizeClass, list = []);
-    list.push(block.handle);
-    this.#record("free", block);
+    this.#liveBytes -= live.bytes;
+    this.#liveByTag[live.tag] -= live.bytes;
+    let list = this.#free.get(live.sizeClass);
+    if (!list) this.#free.set(live.sizeClass, list = []);
+    list.push(live.handle);
+    this.#record("free", live);
   }
 
   /** Destroy every cached (free) buffer; reserved bytes drop to the live size classes. */
@@ -255,7 +272,7 @@ export class Allocator<H = unknown> {
     }`;
   }
 
-  #record(kind: "alloc" | "free", b: Block<H>): void {
+  #record(kind: MemoryEvent["kind"], b: Block<H>): void {
     if (!this.#timeline) return;
     this.#timeline.push({
       seq: this.#seq++,

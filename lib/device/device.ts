@@ -146,6 +146,11 @@ export abstract class Device<H = unknown> {
     return t;
   }
 
+  /** Moves a tensor's bytes to another tag (e.g. "checkpoints"); totals are unchanged. */
+  retag(t: Tensor, tag: Tag): void {
+    t.retag(tag, (b, newTag) => this.allocator.retag(b as never, newTag));
+  }
+
   /** Sets the phase label recorded in the memory timeline. */
   setPhase(phase: string): void {
     this.allocator.phase = phase;

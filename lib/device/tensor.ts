@@ -66,6 +66,11 @@ export class Tensor {
     return this.#disposed;
   }
 
+  /** Moves this tensor's bytes (shared with its views) to another accounting tag. */
+  retag(tag: Tag, allocatorRetag: (b: Block, tag: Tag) => Block): void {
+    this.#storage.block = allocatorRetag(this.block, tag);
+  }
+
   /** A view with another shape of the same number of elements, sharing the storage. */
   reshape(shape: readonly number[]): Tensor {
     if (numel(shape) !== this.size) {
