@@ -71,14 +71,15 @@ Deno.test(
     const dev = await testDevice();
     const lT = dev.upload(Float32Array.from(randomArray(2 * 5, 1)), [2, 5], { tag: "logits" });
     const tT = dev.upload(Int32Array.from([1, 5]), [2], { tag: "data" });
-    const losses = await dev.readF32(crossEntropyLosses(dev, lT, tT));
+    const lossT = crossEntropyLosses(dev, lT, tT);
+    const losses = await dev.readF32(lossT);
     assert.ok(Number.isFinite(losses[0]) && Number.isNaN(losses[1]));
     const bad = dev.upload(Int32Array.from([1, 2, 3]), [3], { tag: "data" });
     assert.throws(
       () => crossEntropyLosses(dev, lT, bad),
       /targets: expected i32 \[2\], got i32 \[3\]/,
     );
-    for (const t of [lT, tT, bad]) t.dispose();
+    for (const t of [lT, tT, bad, lossT]) t.dispose();
   },
 );
 

@@ -58,6 +58,17 @@ Deno.test("embeddingGradIndex rejects out-of-range ids", gpuTest, async () => {
   assert.throws(() => embeddingGradIndex(dev, Int32Array.from([-1]), 5), /token id -1/);
 });
 
+Deno.test("embedding forward gives a NaN row for an out-of-range id", gpuTest, async () => {
+  const dev = await testDevice();
+  const idsT = dev.upload(Int32Array.from([1, 4, -1]), [3], { tag: "data" });
+  const table = dev.upload(Float32Array.from(randomArray(8, 1)), [4, 2], { tag: "weights" });
+  const yT = embeddingForward(dev, idsT, table);
+  const y = await dev.readF32(yT);
+  assert.ok(y.slice(0, 2).every(Number.isFinite));
+  assert.ok(y.slice(2).every(Number.isNaN));
+  for (const t of [idsT, table, yT]) t.dispose();
+});
+
 Deno.test("embedding shape errors say expected vs got", gpuTest, async () => {
   const dev = await testDevice();
   const index = embeddingGradIndex(dev, Int32Array.from([1, 2]), 4);

@@ -71,3 +71,16 @@ Deno.test("rmsnorm allocates the same on meta as on webgpu", gpuTest, async () =
     for (const t of [x, w, dw, y, rstd, dx]) t.dispose();
   });
 });
+
+Deno.test("rmsnorm with more rows than one grid dimension holds (grid1d)", gpuTest, async () => {
+  const dev = await testDevice();
+  const S = 65537, d = 3;
+  const x = randomArray(S * d, 5);
+  const xT = dev.upload(Float32Array.from(x), [S, d], { tag: "activations" });
+  const w = dev.upload([0.5, 1, 2], [d], { tag: "weights" });
+  const { y, rstd } = rmsnormForward(dev, xT, w, { eps });
+  const ref = rmsnormForwardRef(x, Float64Array.from([0.5, 1, 2]), S, d, eps);
+  assertAllClose(await dev.readF32(rstd), ref.rstd, { atol: 1e-5, rtol: 1e-5 }, "rstd");
+  assertAllClose(await dev.readF32(y), ref.y, { atol: 1e-5, rtol: 1e-4 }, "y");
+  for (const t of [xT, w, y, rstd]) t.dispose();
+});
