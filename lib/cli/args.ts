@@ -1,0 +1,115 @@
+/**
+ * Command-line parsing shared by the tasks (`train`, `plan`): model, policy and device
+ * flags, with errors that name the flag and the accepted values.
+ */
+
+import { parseArgs } from "node:util";
+import { parseBytes } from "../device/dtype.ts";
+import type { FloatCounting } from "../device/dtype.ts";
+import type { Chunks } from "../mst/chunking.ts";
+import type { MstPolicy } from "../models/model.ts";
+
+/** Flags that take an optional value: `--mst` alone means `--mst auto`. */
+const OPTIONAL_VALUE = new Set(["--mst", "--mst-mlp", "--mst-head"]);
+
+/** Inserts "auto" after a bare `--mst`, `--mst-mlp` or `--mst-head`. */
+export function normalizeArgv(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    out.push(argv[i]);
+    if (OPTIONAL_VALUE.has(argv[i]) && (i + 1 >= argv.length || argv[i + 1].startsWith("--"))) {
+      out.push("auto");
+    }
+  }
+  return out;
+}
+
+/** Parses "auto" or a positive integer M. */
+export function parseChunks(flag: string, v: string): Chunks {
+  if (v === "auto") return "auto";
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(
+      `${flag}: expected "auto" or a positive integer number of mini-sequences, got "${v}"`,
+    );
+  }
+  return n;
+}
+
+/** Parses a positive integer flag. */
+export function parsePositiveInt(flag: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`${flag}: expected a positive integer, got "${v}"`);
+  }
+  return n;
+}
+
+/** Parses a finite number flag. */
+export function parseNumber(flag: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n)) {
+    throw new Error(`${flag}: expected a number, got "${v}"`);
+  }
+  return n;
+}
+
+/** The MsT flags: `--mst [M|auto]` sets both parts; `--mst-mlp`, `--mst-head` set one. */
+export function parseMst(
+  values: { mst?: string; "mst-mlp"?: string; "mst-head"?: string },
+): MstPolicy {
+  const policy: MstPolicy = {};
+  if (values.mst !== undefined) {
+    const c = parseChunks("--mst", values.mst);
+    policy.mlp = c;
+    policy.head = c;
+  }
+  if (values["mst-mlp"] !== undefined) policy.mlp = parseChunks("--mst-mlp", values["mst-mlp"]);
+  if (values["mst-head"] !== undefined) policy.head = parseChunks("--mst-head", values["mst-head"]);
+  return policy;
+}
+
+/** Parses `--dtype`. */
+export function parseDtype(v: string | undefined): FloatCounting {
+  if (v === undefined) return "f32";
+  if (v === "f32" || v === "f16" || v === "bf16") return v;
+  throw new Error(`--dtype: expected f32, f16 or bf16, got "${v}"`);
+}
+
+/** Parses `--budget` (e.g. 80GiB). */
+export function parseBudget(v: string | undefined): number {
+  if (v === undefined) return Infinity;
+  return parseBytes(v);
+}
+
+/** Options shared by train and plan. */
+export const COMMON_OPTIONS = {
+  seq: { type: "string" },
+  mst: { type: "string" },
+  "mst-mlp": { type: "string" },
+  "mst-head": { type: "string" },
+  checkpoint: { type: "boolean" },
+  "optimizer-in-backward": { type: "boolean" },
+  device: { type: "string" },
+  json: { type: "boolean" },
+  config: { type: "string" },
+  set: { type: "string", multiple: true },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** `parseArgs` with the optional-value flags normalized and a clear error for unknown flags. */
+export function parseTaskArgs<
+  O extends Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>,
+>(
+  argv: readonly string[],
+  options: O,
+  usage: string,
+) {
+  try {
+    return parseArgs({ args: normalizeArgv(argv), options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n\n${usage}`);
+  }
+}

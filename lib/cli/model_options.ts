@@ -1,0 +1,61 @@
+/** Resolving a model config and policy from task flags. */
+
+import { resolveConfig } from "../models/resolve.ts";
+import type { ModelConfig } from "../models/config.ts";
+import type { MstPolicy } from "../models/model.ts";
+import { parseMst } from "./args.ts";
+
+/** Model-related flags as parsed by `parseTaskArgs`. */
+export interface ModelFlags {
+  config?: string;
+  set?: string[];
+  mst?: string;
+  "mst-mlp"?: string;
+  "mst-head"?: string;
+  checkpoint?: boolean;
+  "optimizer-in-backward"?: boolean;
+}
+
+/** The resolved model setup of a task. */
+export interface ModelSetup {
+  cfg: ModelConfig;
+  mst: MstPolicy;
+  checkpoint: boolean;
+  optimizerInBackward: boolean;
+}
+
+/** Preset + `--config` YAML + `--set` overrides, and the MsT/recomputation policy. */
+export async function modelSetup(
+  preset: string | undefined,
+  flags: ModelFlags,
+): Promise<ModelSetup> {
+  if (!preset) throw new Error("missing preset name (e.g. llama3-tiny); see --help");
+  let yaml: string | undefined;
+  if (flags.config) {
+    try {
+      yaml = await Deno.readTextFile(flags.config);
+    } catch (e) {
+      throw new Error(`--config ${flags.config}: cannot read the file (${(e as Error).message})`);
+    }
+  }
+  const cfg = resolveConfig(preset, { yaml, set: flags.set });
+  return {
+    cfg,
+    mst: parseMst(flags),
+    checkpoint: flags.checkpoint ?? false,
+    optimizerInBackward: flags["optimizer-in-backward"] ?? false,
+  };
+}
+
+/** A short description of the policy, e.g. "mst(mlp=auto, head=auto) + checkpoint". */
+export function describePolicy(
+  s: Pick<ModelSetup, "mst" | "checkpoint" | "optimizerInBackward">,
+): string {
+  const parts: string[] = [];
+  if (s.mst.mlp !== undefined || s.mst.head !== undefined) {
+    parts.push(`mst(mlp=${s.mst.mlp ?? "off"}, head=${s.mst.head ?? "off"})`);
+  }
+  if (s.checkpoint) parts.push("checkpoint");
+  if (s.optimizerInBackward) parts.push("optimizer-in-backward");
+  return parts.length ? parts.join(" + ") : "standard";
+}

@@ -1,0 +1,281 @@
+/**
+ * A Llama-family model on a device: parameters with Hugging Face names, the layers built
+ * from a {@link ModelConfig}, and one forward + backward over a sequence.
+ *
+ * Policies wrap parts of the built model without editing layers:
+ * `checkpoint` wraps each decoder block with activation recomputation; `mst.mlp` wraps each
+ * block's MLP into mini-sequences; `mst.head` swaps the LM-head loss for the chunked one.
+ */
+
+import type { Device } from "../device/device.ts";
+import type { Tensor } from "../device/tensor.ts";
+import { type Chunks } from "../mst/chunking.ts";
+import { checkpoint } from "../mst/checkpoint.ts";
+import { miniSequence } from "../mst/mini_sequence.ts";
+import { MiniSequenceHeadLoss } from "../mst/mini_sequence_head.ts";
+import { DecoderBlock } from "../nn/decoder_block.ts";
+import { Embedding } from "../nn/embedding.ts";
+import type { SeqLayer } from "../nn/layer.ts";
+import { type HeadLoss, LMHeadLoss } from "../nn/lm_head_loss.ts";
+import { MLP } from "../nn/mlp.ts";
+import { Parameter } from "../nn/parameter.ts";
+import { RMSNorm } from "../nn/rmsnorm.ts";
+import { SelfAttention } from "../nn/self_attention.ts";
+import { embeddingGradIndex } from "../ops/embedding.ts";
+import type { ModelConfig } from "./config.ts";
+import { layerWindow, parameterShapes, validateConfig } from "./derived.ts";
+
+/** Mini-sequence policy: M per part, "auto", or off. */
+export interface MstPolicy {
+  mlp?: Chunks | false;
+  head?: Chunks | false;
+}
+
+/** Options of {@link Model.build}. */
+export interface BuildOptions {
+  /** Seed of the deterministic initialization (default 0). */
+  seed?: number;
+  /** Activation recomputation per decoder block. */
+  checkpoint?: boolean;
+  /** Mini-sequence wrappers. */
+  mst?: MstPolicy;
+  /** Initial weights by Hugging Face name (e.g. from a checkpoint); others are initialized. */
+  weights?: Map<string, Float32Array>;
+  /** Std of the normal initialization of matrices (default 0.02). */
+  initStd?: number;
+}
+
+/** One training sequence: S input ids and S targets (−100 = ignored). */
+export interface Batch {
+  ids: Int32Array;
+  targets: Int32Array;
+}
+
+/** Options of {@link Model.lossAndGrads}. */
+export interface LossOptions {
+  /** Divide the summed loss by this (default: number of valid targets of the batch). */
+  lossDenominator?: number;
+  /** Called when a parameter's gradient is complete for this batch (optimizer in backward). */
+  onGradReady?: (p: Parameter) => void;
+}
+
+/** The model on a device. */
+export class Model {
+  readonly params: Parameter[] = [];
+  readonly byName = new Map<string, Parameter>();
+  readonly embedding: Embedding;
+  readonly blocks: SeqLayer[] = [];
+  readonly blockParams: Parameter[][] = [];
+  readonly finalNorm: RMSNorm;
+  readonly head: HeadLoss;
+  readonly headWeight: Parameter;
+
+  private constructor(readonly dev: Device, readonly cfg: ModelConfig, opts: BuildOptions) {
+    validateConfig(cfg);
+    const normal = gaussian(opts.seed ?? 0);
+    const std = opts.initStd ?? 0.02;
+    for (const { name, shape } of parameterShapes(cfg)) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const given = opts.weights?.get(name);
+      let value: Tensor;
+      if (given) {
+        if (given.length !== n) {
+          throw new Error(
+            `weights for "${name}": ${given.length} values, expected ${n} [${shape.join(", ")}]`,
+          );
+        }
+        value = dev.upload(given, shape, { tag: "weights", name });
+      } else if (dev.kind === "meta") {
+        value = dev.tensor(shape, { tag: "weights", name });
+      } else {
+        const data = new Float32Array(n);
+        if (name.endsWith("norm.weight") || name.endsWith("layernorm.weight")) {
+          data.fill(cfg.normUnitOffset ? 0 : 1);
+        } else if (!name.endsWith(".bias")) {
+          for (let i = 0; i < n; i++) data[i] = normal() * std;
+        }
+        value = dev.upload(data, shape, { tag: "weights", name });
+      }
+      const p = new Parameter(name, value);
+      this.params.push(p);
+      this.byName.set(name, p);
+    }
+    const P = (n: string) => this.param(n);
+    const norm = (n: string) => new RMSNorm(dev, n, P(n), cfg.rmsEps, cfg.normUnitOffset);
+    this.embedding = new Embedding(
+      dev,
+      P("model.embed_tokens.weight"),
+      cfg.embeddingScale ? Math.sqrt(cfg.hidden) : 1,
+    );
+    for (let i = 0; i < cfg.layers; i++) {
+      const pre = `model.layers.${i}.`;
+      const attn = new SelfAttention(dev, `${pre}self_attn`, cfg, {
+        q: P(pre + "self_attn.q_proj.weight"),
+        k: P(pre + "self_attn.k_proj.weight"),
+        v: P(pre + "self_attn.v_proj.weight"),
+        o: P(pre + "self_attn.o_proj.weight"),
+        qBias: cfg.qkvBias ? P(pre + "self_attn.q_proj.bias") : undefined,
+        kBias: cfg.qkvBias ? P(pre + "self_attn.k_proj.bias") : undefined,
+        vBias: cfg.qkvBias ? P(pre + "self_attn.v_proj.bias") : undefined,
+      }, layerWindow(cfg, i));
+      let mlp: SeqLayer = new MLP(
+        dev,
+        `${pre}mlp`,
+        P(pre + "mlp.gate_proj.weight"),
+        P(pre + "mlp.up_proj.weight"),
+        P(pre + "mlp.down_proj.weight"),
+        cfg.activation,
+      );
+      if (opts.mst?.mlp !== undefined && opts.mst.mlp !== false) {
+        const elem = dev.floats === "f32" ? 4 : 2;
+        mlp = miniSequence(dev, mlp, {
+          chunks: opts.mst.mlp,
+          outFeatures: cfg.hidden,
+          widestRow: cfg.intermediate,
+          // per chunk row: x, gate, up, h, out, dh, dGate, dUp, dx parts
+          bytesPerRow: (4 * cfg.hidden + 6 * cfg.intermediate) * elem,
+          rowsPerChunk: cfg.hidden,
+        });
+      }
+      const block = new DecoderBlock(
+        dev,
+        `model.layers.${i}`,
+        norm(pre + "input_layernorm.weight"),
+        attn,
+        norm(
+          pre +
+            (cfg.postNorms
+              ? "pre_feedforward_layernorm.weight"
+              : "post_attention_layernorm.weight"),
+        ),
+        mlp,
+        cfg.postNorms ? norm(pre + "post_attention_layernorm.weight") : undefined,
+        cfg.postNorms ? norm(pre + "post_feedforward_layernorm.weight") : undefined,
+      );
+      this.blocks.push(opts.checkpoint ? checkpoint(dev, block) : block);
+      this.blockParams.push(this.params.filter((p) => p.name.startsWith(pre)));
+    }
+    this.finalNorm = norm("model.norm.weight");
+    this.headWeight = cfg.tieEmbeddings ? P("model.embed_tokens.weight") : P("lm_head.weight");
+    const head = opts.mst?.head;
+    this.head = head !== undefined && head !== false
+      ? new MiniSequenceHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap, head)
+      : new LMHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap);
+  }
+
+  /** Builds the model on `dev` (weights initialized deterministically unless given). */
+  static build(dev: Device, cfg: ModelConfig, opts: BuildOptions = {}): Model {
+    return new Model(dev, cfg, opts);
+  }
+
+  /** A parameter by Hugging Face name. */
+  param(name: string): Parameter {
+    const p = this.byName.get(name);
+    if (!p) throw new Error(`model ${this.cfg.name} has no parameter "${name}"`);
+    return p;
+  }
+
+  /**
+   * Forward and backward of one sequence. Returns the summed loss (1) on the device (divide by
+   * the denominator on the host) and leaves the parameter gradients accumulated.
+   * Phases "forward" and "backward" are labelled in the memory timeline.
+   */
+  lossAndGrads(batch: Batch, opts: LossOptions = {}): { lossSum: Tensor; denominator: number } {
+    const dev = this.dev;
+    const cfg = this.cfg;
+    const S = batch.ids.length;
+    if (batch.targets.length !== S) {
+      throw new Error(`batch: ${S} ids but ${batch.targets.length} targets`);
+    }
+    if (S === 0) throw new Error("batch: the sequence is empty");
+    let nValid = 0;
+    for (const t of batch.targets) {
+      if (t === -100) continue;
+      if (!Number.isInteger(t) || t < 0 || t >= cfg.vocabSize) {
+        throw new Error(
+          `batch: target ${t} is outside 0..${cfg.vocabSize - 1} (use -100 to ignore a position)`,
+        );
+      }
+      nValid++;
+    }
+    const denominator = opts.lossDenominator ?? nValid;
+    const gradScale = denominator > 0 ? 1 / denominator : 0;
+
+    dev.setPhase("forward");
+    const ids = dev.upload(batch.ids, [S], { tag: "data", dtype: "i32", name: "ids" });
+    const targets = dev.upload(batch.targets, [S], { tag: "data", dtype: "i32", name: "targets" });
+    const index = embeddingGradIndex(dev, batch.ids, cfg.vocabSize);
+    let h = this.embedding.forward(ids); // (S, d)
+    ids.dispose();
+    const saved: unknown[] = [];
+    for (const block of this.blocks) {
+      const f = block.forward(h);
+      h.dispose();
+      h = f.out;
+      saved.push(f.saved);
+    }
+    const fn = this.finalNorm.forward(h);
+    h.dispose();
+    const { lossSum, saved: headSaved } = this.head.forward(fn.out, targets);
+    fn.out.dispose();
+    targets.dispose();
+
+    dev.setPhase("backward");
+    const ready = opts.onGradReady ?? (() => {});
+    const dy = this.head.backward(headSaved, gradScale);
+    if (!cfg.tieEmbeddings) ready(this.headWeight);
+    let dh = this.finalNorm.backward(dy, fn.saved);
+    dy.dispose();
+    ready(this.finalNorm.weight);
+    for (let i = this.blocks.length - 1; i >= 0; i--) {
+      const next = this.blocks[i].backward(dh, saved[i]);
+      dh.dispose();
+      dh = next;
+      this.blockParams[i].forEach(ready);
+    }
+    this.embedding.backward(dh, index);
+    dh.dispose();
+    index.dispose();
+    ready(this.embedding.weight);
+    return { lossSum, denominator };
+  }
+
+  /** Reads every weight back (Hugging Face names). */
+  async readWeights(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    const out = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const p of this.params) {
+      out.set(p.name, { shape: [...p.shape], data: await this.dev.readF32(p.value) });
+    }
+    return out;
+  }
+
+  /** Frees every parameter, gradient and optimizer state. */
+  dispose(): void {
+    for (const p of this.params) p.dispose();
+  }
+}
+
+/** Seeded standard normal generator (mulberry32 + Box–Muller). */
+export function gaussian(seed: number): () => number {
+  let s = (seed ^ 0x9e3779b9) >>> 0;
+  const uniform = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  let spare: number | null = null;
+  return () => {
+    if (spare !== null) {
+      const v = spare;
+      spare = null;
+      return v;
+    }
+    const u = uniform();
+    const v = uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * A pre-norm decoder block: h + attn(norm(h)), then + mlp(norm(·)); Gemma-2 adds a norm
+ * after the attention and after the MLP ("pre+post norms").
+ *
+ * The MLP is any row-wise {@link SeqLayer}, so MsT can swap in a mini-sequence wrapper.
+ */
+
+import type { Device } from "../device/device.ts";
+import type { Tensor } from "../device/tensor.ts";
+import { add, addInPlace } from "../ops/add.ts";
+import type { Forward, SeqLayer } from "./layer.ts";
+import type { RMSNorm, RMSNormSaved } from "./rmsnorm.ts";
+import type { AttentionSaved, SelfAttention } from "./self_attention.ts";
+
+/** What a block keeps for backward. */
+export interface BlockSaved {
+  n1: RMSNormSaved;
+  attn: AttentionSaved;
+  postAttn?: RMSNormSaved;
+  n2: RMSNormSaved;
+  mlp: unknown;
+  postMlp?: RMSNormSaved;
+}
+
+/** One decoder layer. */
+export class DecoderBlock implements SeqLayer<BlockSaved> {
+  readonly rowWise = false;
+  constructor(
+    readonly dev: Device,
+    readonly name: string,
+    readonly inputNorm: RMSNorm,
+    readonly attention: SelfAttention,
+    readonly preMlpNorm: RMSNorm,
+    public mlp: SeqLayer,
+    readonly postAttnNorm?: RMSNorm,
+    readonly postMlpNorm?: RMSNorm,
+  ) {}
+
+  forward(h: Tensor): Forward<BlockSaved> {
+    const dev = this.dev;
+    const n1 = this.inputNorm.forward(h);
+    const at = this.attention.forward(n1.out);
+    n1.out.dispose();
+    let r = at.out;
+    let postAttn: RMSNormSaved | undefined;
+    if (this.postAttnNorm) {
+      const pa = this.postAttnNorm.forward(at.out);
+      at.out.dispose();
+      r = pa.out;
+      postAttn = pa.saved;
+    }
+    const h2 = add(dev, h, r, { name: `${this.name}.h_mid` }); // (S, d)
+    r.dispose();
+    const n2 = this.preMlpNorm.forward(h2);
+    const m = this.mlp.forward(n2.out);
+    n2.out.dispose();
+    let r2 = m.out;
+    let postMlp: RMSNormSaved | undefined;
+    if (this.postMlpNorm) {
+      const pf = this.postMlpNorm.forward(m.out);
+      m.out.dispose();
+      r2 = pf.out;
+      postMlp = pf.saved;
+    }
+    const out = add(dev, h2, r2, { name: `${this.name}.out` }); // (S, d)
+    r2.dispose();
+    h2.dispose();
+    return {
+      out,
+      saved: { n1: n1.saved, attn: at.saved, postAttn, n2: n2.saved, mlp: m.saved, postMlp },
+    };
+  }
+
+  backward(dy: Tensor, s: BlockSaved): Tensor {
+    const dev = this.dev;
+    // out = h2 + post(mlp(norm2(h2)))
+    const dm = this.postMlpNorm ? this.postMlpNorm.backward(dy, s.postMlp!) : dy;
+    const db = this.mlp.backward(dm, s.mlp);
+    if (dm !== dy) dm.dispose();
+    const dh2 = this.preMlpNorm.backward(db, s.n2);
+    db.dispose();
+    addInPlace(dev, dh2, dy);
+    // h2 = h + post(attn(norm1(h)))
+    const dat = this.postAttnNorm ? this.postAttnNorm.backward(dh2, s.postAttn!) : dh2;
+    const da = this.attention.backward(dat, s.attn);
+    if (dat !== dh2) dat.dispose();
+    const dh = this.inputNorm.backward(da, s.n1);
+    da.dispose();
+    addInPlace(dev, dh, dh2);
+    dh2.dispose();
+    return dh;
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * The layer contract: layers own their saved state.
+ *
+ * `forward(x)` returns the output and a `saved` record of exactly what backward needs. A
+ * layer never takes over its caller's tensors: to keep `x` it saves a view (`view(x)`, a
+ * reference-counted reshape), so everyone disposes exactly what they hold. `backward(dy, saved)` consumes and frees
+ * `saved`, accumulates parameter gradients (`+=`) and returns a new dx (`=`); it does not
+ * free `dy`. What is kept from forward to backward is explicit and countable, which is the
+ * whole subject of MsT: wrappers (`lib/mst`) change what is saved without touching layers.
+ */
+
+import type { Tensor } from "../device/tensor.ts";
+
+/** Output and saved record of a forward pass. */
+export interface Forward<S> {
+  out: Tensor;
+  saved: S;
+}
+
+/** A sequence layer (S, d_in) → (S, d_out) with explicit saved state. */
+export interface SeqLayer<S = unknown> {
+  /** Name for reports. */
+  readonly name: string;
+  /** Forward. */
+  forward(x: Tensor): Forward<S>;
+  /** Backward; frees `saved`, returns dx. */
+  backward(dy: Tensor, saved: S): Tensor;
+  /** True if each output row depends only on the same input row (safe to split by rows). */
+  readonly rowWise: boolean;
+}
+
+/** A new reference to `t`'s storage (released by its own dispose). */
+export function view(t: Tensor): Tensor {
+  return t.reshape(t.shape);
+}

@@ -1,0 +1,64 @@
+/**
+ * The gated MLP of the Llama family: down(act(gate(x)) ∘ up(x)), SwiGLU (`silu`) or GeGLU
+ * (`gelu_tanh`). Row-wise, so MsT can split it into mini-sequences.
+ */
+
+import type { Device } from "../device/device.ts";
+import type { Tensor } from "../device/tensor.ts";
+import { addInPlace } from "../ops/add.ts";
+import { gluBackward, gluForward } from "../ops/glu.ts";
+import { linearBackwardInput, linearBackwardWeight, linearForward } from "../ops/linear.ts";
+import { type Forward, type SeqLayer, view } from "./layer.ts";
+import type { Parameter } from "./parameter.ts";
+
+/** What the MLP keeps for backward: its input and the three (S, I) intermediates. */
+export interface MLPSaved {
+  x: Tensor; // (S, d)
+  gate: Tensor; // (S, I)
+  up: Tensor; // (S, I)
+  h: Tensor; // (S, I) act(gate) ∘ up
+}
+
+/** The gated MLP. */
+export class MLP implements SeqLayer<MLPSaved> {
+  readonly rowWise = true;
+  constructor(
+    readonly dev: Device,
+    readonly name: string,
+    readonly gate: Parameter, // (I, d)
+    readonly up: Parameter, // (I, d)
+    readonly down: Parameter, // (d, I)
+    readonly activation: "silu" | "gelu_tanh",
+  ) {}
+
+  forward(x: Tensor): Forward<MLPSaved> {
+    const dev = this.dev;
+    const gate = linearForward(dev, x, this.gate.value, undefined, { name: `${this.name}.gate` });
+    const up = linearForward(dev, x, this.up.value, undefined, { name: `${this.name}.up` });
+    const h = gluForward(dev, gate, up, { activation: this.activation });
+    const out = linearForward(dev, h, this.down.value, undefined, { name: `${this.name}.out` });
+    return { out, saved: { x: view(x), gate, up, h } };
+  }
+
+  backward(dy: Tensor, s: MLPSaved): Tensor {
+    const dev = this.dev;
+    // down: out = h·Wdᵀ
+    linearBackwardWeight(dev, dy, s.h, this.down.gradFor(dev));
+    const dh = linearBackwardInput(dev, dy, this.down.value, { name: `${this.name}.dh` }); // (S, I)
+    s.h.dispose();
+    const { dGate, dUp } = gluBackward(dev, dh, s.gate, s.up, { activation: this.activation });
+    dh.dispose();
+    s.gate.dispose();
+    s.up.dispose();
+    linearBackwardWeight(dev, dGate, s.x, this.gate.gradFor(dev));
+    linearBackwardWeight(dev, dUp, s.x, this.up.gradFor(dev));
+    s.x.dispose();
+    const dx = linearBackwardInput(dev, dGate, this.gate.value, { name: `${this.name}.dx` });
+    const dx2 = linearBackwardInput(dev, dUp, this.up.value, { name: `${this.name}.dx_up` });
+    dGate.dispose();
+    dUp.dispose();
+    addInPlace(dev, dx, dx2);
+    dx2.dispose();
+    return dx;
+  }
+}

@@ -1,0 +1,52 @@
+/** RMSNorm as a layer: y = x·rstd·w (Gemma-2: x·rstd·(1+w)), rstd = 1/√(mean(x²)+ε). */
+
+import type { Device } from "../device/device.ts";
+import type { Tensor } from "../device/tensor.ts";
+import { rmsnormBackward, rmsnormForward } from "../ops/rmsnorm.ts";
+import { type Forward, type SeqLayer, view } from "./layer.ts";
+import type { Parameter } from "./parameter.ts";
+
+/** Kept for backward: the input and the per-row 1/rms. */
+export interface RMSNormSaved {
+  x: Tensor; // (S, d)
+  rstd: Tensor; // (S)
+}
+
+/** RMSNorm layer. */
+export class RMSNorm implements SeqLayer<RMSNormSaved> {
+  readonly rowWise = true;
+  constructor(
+    readonly dev: Device,
+    readonly name: string,
+    readonly weight: Parameter, // (d)
+    readonly eps: number,
+    readonly unitOffset: boolean,
+  ) {}
+
+  forward(x: Tensor): Forward<RMSNormSaved> {
+    const { y, rstd } = rmsnormForward(this.dev, x, this.weight.value, {
+      eps: this.eps,
+      unitOffset: this.unitOffset,
+      name: this.name,
+    });
+    return { out: y, saved: { x: view(x), rstd } };
+  }
+
+  backward(dy: Tensor, s: RMSNormSaved): Tensor {
+    const dx = rmsnormBackward(
+      this.dev,
+      dy,
+      s.x,
+      this.weight.value,
+      s.rstd,
+      this.weight.gradFor(this.dev),
+      {
+        unitOffset: this.unitOffset,
+        name: `${this.name}.dx`,
+      },
+    );
+    s.x.dispose();
+    s.rstd.dispose();
+    return dx;
+  }
+}

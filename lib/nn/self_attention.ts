@@ -1,0 +1,115 @@
+/**
+ * Self-attention of the Llama family: q, k, v projections (optional bias, Qwen2), rotary
+ * embedding, memory-efficient causal attention (grouped-query, optional sliding window and
+ * logit soft-cap) and the output projection.
+ */
+
+import type { Device } from "../device/device.ts";
+import type { Tensor } from "../device/tensor.ts";
+import type { ModelConfig } from "../models/config.ts";
+import { addInPlace } from "../ops/add.ts";
+import { attentionBackward, attentionForward, type AttentionOptions } from "../ops/attention.ts";
+import {
+  biasBackward,
+  linearBackwardInput,
+  linearBackwardWeight,
+  linearForward,
+} from "../ops/linear.ts";
+import { rope } from "../ops/rope.ts";
+import { type Forward, type SeqLayer, view } from "./layer.ts";
+import type { Parameter } from "./parameter.ts";
+
+/** Projection weights (and Qwen2 biases) of one attention layer. */
+export interface AttentionParams {
+  q: Parameter; // (H·hd, d)
+  k: Parameter; // (KV·hd, d)
+  v: Parameter; // (KV·hd, d)
+  o: Parameter; // (d, H·hd)
+  qBias?: Parameter; // (H·hd)
+  kBias?: Parameter; // (KV·hd)
+  vBias?: Parameter; // (KV·hd)
+}
+
+/** Kept for backward: input, rotated q/k, v, output and the softmax statistics. */
+export interface AttentionSaved {
+  x: Tensor; // (S, d)
+  q: Tensor; // (S, H·hd) after rotary
+  k: Tensor; // (S, KV·hd) after rotary
+  v: Tensor; // (S, KV·hd)
+  o: Tensor; // (S, H·hd)
+  lse: Tensor; // (H, S)
+}
+
+/** The attention sublayer (the pre-norm is the block's). */
+export class SelfAttention implements SeqLayer<AttentionSaved> {
+  readonly rowWise = false;
+  readonly opts: AttentionOptions;
+  constructor(
+    readonly dev: Device,
+    readonly name: string,
+    readonly cfg: ModelConfig,
+    readonly p: AttentionParams,
+    window: number,
+  ) {
+    this.opts = {
+      heads: cfg.heads,
+      kvHeads: cfg.kvHeads,
+      headDim: cfg.headDim,
+      scale: cfg.attnScale,
+      window,
+      softcap: cfg.attnSoftcap,
+      name: `${name}.attn`,
+    };
+  }
+
+  #rope(x: Tensor, heads: number, inverse: boolean, name: string): Tensor {
+    const c = this.cfg;
+    return rope(this.dev, x, { heads, headDim: c.headDim, theta: c.ropeTheta, inverse, name });
+  }
+
+  forward(x: Tensor): Forward<AttentionSaved> {
+    const { dev, p, cfg, name } = this;
+    const q0 = linearForward(dev, x, p.q.value, p.qBias?.value, { name: `${name}.q` });
+    const q = this.#rope(q0, cfg.heads, false, `${name}.q_rot`);
+    q0.dispose();
+    const k0 = linearForward(dev, x, p.k.value, p.kBias?.value, { name: `${name}.k` });
+    const k = this.#rope(k0, cfg.kvHeads, false, `${name}.k_rot`);
+    k0.dispose();
+    const v = linearForward(dev, x, p.v.value, p.vBias?.value, { name: `${name}.v` });
+    const { out: o, lse } = attentionForward(dev, q, k, v, this.opts);
+    const out = linearForward(dev, o, p.o.value, undefined, { name: `${name}.out` });
+    return { out, saved: { x: view(x), q, k, v, o, lse } };
+  }
+
+  backward(dy: Tensor, s: AttentionSaved): Tensor {
+    const { dev, p, cfg, name } = this;
+    linearBackwardWeight(dev, dy, s.o, p.o.gradFor(dev));
+    const dO = linearBackwardInput(dev, dy, p.o.value, { name: `${name}.do` });
+    const { dq, dk, dv } = attentionBackward(dev, dO, s.q, s.k, s.v, s.o, s.lse, this.opts);
+    dO.dispose();
+    for (const t of [s.q, s.k, s.v, s.o, s.lse]) t.dispose();
+    const dq0 = this.#rope(dq, cfg.heads, true, `${name}.dq`);
+    dq.dispose();
+    const dk0 = this.#rope(dk, cfg.kvHeads, true, `${name}.dk`);
+    dk.dispose();
+    const pairs: [Tensor, Parameter, Parameter | undefined][] = [
+      [dq0, p.q, p.qBias],
+      [dk0, p.k, p.kBias],
+      [dv, p.v, p.vBias],
+    ];
+    let dx: Tensor | null = null;
+    for (const [g, w, b] of pairs) {
+      linearBackwardWeight(dev, g, s.x, w.gradFor(dev));
+      if (b) biasBackward(dev, g, b.gradFor(dev));
+      const part = linearBackwardInput(dev, g, w.value, { name: `${name}.dx` });
+      g.dispose();
+      if (dx === null) dx = part;
+      else {
+        addInPlace(dev, dx, part);
+        part.dispose();
+      }
+    }
+    s.x.dispose();
+    return dx!;
+  }
+}

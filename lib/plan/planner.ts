@@ -1,0 +1,131 @@
+/**
+ * The memory planner: runs full training steps (forward, backward, AdamW) of a model on the
+ * meta device — the same code as on WebGPU, without compute — and reports the peak bytes
+ * and the per-tag breakdown at the peak. `maxSequence` searches (by bisection over whole
+ * steps, not extrapolation) the largest S whose step fits a budget.
+ */
+
+import { OutOfMemoryError } from "../device/errors.ts";
+import type { FloatCounting } from "../device/dtype.ts";
+import { MetaDevice } from "../device/meta.ts";
+import type { TagBytes } from "../device/errors.ts";
+import type { ModelConfig } from "../models/config.ts";
+import { Model, type MstPolicy } from "../models/model.ts";
+import { Trainer } from "../train/trainer.ts";
+
+/** What to plan. */
+export interface PlanInput {
+  cfg: ModelConfig;
+  seq: number;
+  dtype: FloatCounting;
+  mst: MstPolicy;
+  checkpoint: boolean;
+  optimizerInBackward: boolean;
+  /** Budget in bytes (Infinity = none). */
+  budget: number;
+  /** Training steps to run (the second has the optimizer state live throughout; default 2). */
+  steps?: number;
+}
+
+/** A plan. */
+export interface Plan {
+  seq: number;
+  /** True when the step fits the budget. */
+  fits: boolean;
+  /** Peak live bytes of the steps (at the failing allocation when it does not fit). */
+  peakBytes: number;
+  /** Live bytes per tag at the peak; sums to peakBytes. */
+  breakdown: TagBytes;
+  /** Bytes of the weights alone. */
+  weightsBytes: number;
+  /** The out-of-memory message when it does not fit. */
+  error?: string;
+}
+
+/** Plans one configuration at one sequence length. */
+export async function planStep(input: PlanInput): Promise<Plan> {
+  const dev = new MetaDevice({ floats: input.dtype });
+  dev.setBudget(input.budget);
+  const tokens = Int32Array.from({ length: input.seq }, (_, i) => (i * 7919) % input.cfg.vocabSize);
+  const batch = { ids: tokens, targets: tokens };
+  let weightsBytes = 0;
+  try {
+    const model = Model.build(dev, input.cfg, { checkpoint: input.checkpoint, mst: input.mst });
+    weightsBytes = dev.allocator.stats().liveByTag.weights;
+    const trainer = new Trainer(dev, model, { optimizerInBackward: input.optimizerInBackward });
+    let peakBytes = 0;
+    let breakdown: TagBytes = {};
+    for (let i = 0; i < (input.steps ?? 2); i++) {
+      const r = await trainer.step(batch);
+      if (r.peakBytes > peakBytes) {
+        peakBytes = r.peakBytes;
+        breakdown = r.breakdown;
+      }
+    }
+    return { seq: input.seq, fits: true, peakBytes, breakdown, weightsBytes };
+  } catch (e) {
+    if (!(e instanceof OutOfMemoryError)) throw e;
+    const live = Object.values(e.liveByTag).reduce((a, b) => a + b, 0);
+    const breakdown = { ...e.liveByTag };
+    breakdown[e.tag] = (breakdown[e.tag] ?? 0) + e.requestedBytes;
+    return {
+      seq: input.seq,
+      fits: false,
+      peakBytes: live + e.requestedBytes,
+      breakdown,
+      weightsBytes,
+      error: e.message,
+    };
+  }
+}
+
+/** Result of {@link maxSequence}. */
+export interface MaxSeqResult {
+  /** Largest S that fits (0 if even S=1 does not). */
+  maxSeq: number;
+  /** The plan at maxSeq. */
+  plan: Plan | null;
+  /** Every probe (S, fits), in order. */
+  probes: { seq: number; fits: boolean }[];
+}
+
+/**
+ * Largest S whose training step fits `budget`, found by doubling then bisection to the
+ * exact integer. Fitting is assumed monotonic in S.
+ */
+export async function maxSequence(
+  input: Omit<PlanInput, "seq">,
+  opts: { start?: number; limit?: number; granularity?: number } = {},
+): Promise<MaxSeqResult> {
+  if (!Number.isFinite(input.budget)) {
+    throw new Error("--max-seq needs a finite --budget (e.g. --budget 80GiB)");
+  }
+  const probes: { seq: number; fits: boolean }[] = [];
+  const plans = new Map<number, Plan>();
+  const probe = async (seq: number) => {
+    const p = await planStep({ ...input, seq });
+    probes.push({ seq, fits: p.fits });
+    plans.set(seq, p);
+    return p.fits;
+  };
+  const limit = opts.limit ?? 1 << 22;
+  const g = opts.granularity ?? 1;
+  let lo = 0; // fits (0 = nothing known)
+  let hi = opts.start ?? 1024; // candidate
+  while (hi <= limit && await probe(hi)) {
+    lo = hi;
+    hi *= 2;
+  }
+  if (hi > limit) return { maxSeq: lo, plan: plans.get(lo) ?? null, probes };
+  if (lo === 0) {
+    if (!(await probe(1))) return { maxSeq: 0, plan: null, probes };
+    lo = 1;
+  }
+  while (hi - lo > g) {
+    const mid = Math.floor((lo + hi) / 2 / g) * g || lo + 1;
+    if (mid <= lo || mid >= hi) break;
+    if (await probe(mid)) lo = mid;
+    else hi = mid;
+  }
+  return { maxSeq: lo, plan: plans.get(lo) ?? null, probes };
+}

@@ -1,0 +1,81 @@
+/**
+ * AdamW over a model's parameters (PyTorch semantics: bias correction, decoupled weight
+ * decay), with global gradient-norm clipping, and the optimizer-in-backward mode that
+ * updates each parameter and frees its gradient as soon as the gradient is complete.
+ *
+ * Weight decay applies to matrices only (norm weights and biases are not decayed).
+ * Global clipping needs every gradient at once, so it is off in optimizer-in-backward mode.
+ */
+
+import type { Device } from "../device/device.ts";
+import type { Tensor } from "../device/tensor.ts";
+import type { Parameter } from "../nn/parameter.ts";
+import { adamwUpdate } from "../ops/adamw.ts";
+import { sumSquares } from "../ops/reduce.ts";
+
+/** Hyper-parameters. */
+export interface AdamWOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** Global gradient-norm clip; 0 = off. */
+  maxGradNorm: number;
+}
+
+/** Defaults used by the tasks. */
+export const DEFAULT_ADAMW: AdamWOptions = {
+  lr: 3e-3,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  weightDecay: 0.1,
+  maxGradNorm: 1.0,
+};
+
+/** The optimizer; `step` counts updates (bias correction uses it). */
+export class AdamW {
+  /** Number of completed optimizer steps. */
+  step = 0;
+  constructor(readonly dev: Device, readonly opts: AdamWOptions = DEFAULT_ADAMW) {
+    for (const k of ["lr", "beta1", "beta2", "eps", "weightDecay", "maxGradNorm"] as const) {
+      if (!Number.isFinite(opts[k]) || opts[k] < 0) {
+        throw new Error(`AdamW: ${k} must be a finite number >= 0, got ${opts[k]}`);
+      }
+    }
+  }
+
+  /** Updates one parameter at optimizer step `t` (1-based) and frees its gradient. */
+  update(p: Parameter, t: number, clip?: { normSq: Tensor; maxNorm: number }): void {
+    if (!p.grad) return;
+    const dev = this.dev;
+    p.m ??= dev.zeros(p.shape, { tag: "optimizer", name: `${p.name}.exp_avg` });
+    p.v ??= dev.zeros(p.shape, { tag: "optimizer", name: `${p.name}.exp_avg_sq` });
+    adamwUpdate(dev, p.value, p.grad, p.m, p.v, {
+      lr: this.opts.lr,
+      beta1: this.opts.beta1,
+      beta2: this.opts.beta2,
+      eps: this.opts.eps,
+      weightDecay: p.shape.length >= 2 ? this.opts.weightDecay : 0,
+      step: t,
+      clip,
+    });
+    p.dropGrad();
+  }
+
+  /** A full step over all parameters with accumulated gradients (clipped globally). */
+  stepAll(params: readonly Parameter[]): void {
+    const t = ++this.step;
+    const withGrad = params.filter((p) => p.grad);
+    let clip: { normSq: Tensor; maxNorm: number } | undefined;
+    if (this.opts.maxGradNorm > 0 && withGrad.length > 0) {
+      clip = {
+        normSq: sumSquares(this.dev, withGrad.map((p) => p.grad!)),
+        maxNorm: this.opts.maxGradNorm,
+      };
+    }
+    for (const p of withGrad) this.update(p, t, clip);
+    clip?.normSq.dispose();
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * One training step: forward → loss → backward → AdamW, with the memory accounting of each
+ * phase, gradient accumulation over micro-batches, and optimizer-in-backward.
+ */
+
+import type { Device } from "../device/device.ts";
+import type { TagBytes } from "../device/errors.ts";
+import type { Batch, Model } from "../models/model.ts";
+import type { Parameter } from "../nn/parameter.ts";
+import { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./adamw.ts";
+
+/** Options of a {@link Trainer}. */
+export interface TrainerOptions {
+  adamw?: Partial<AdamWOptions>;
+  /** Update each parameter and free its gradient as soon as it is complete. */
+  optimizerInBackward?: boolean;
+}
+
+/** Figures of one step. */
+export interface StepResult {
+  /** Mean loss over valid targets (NaN on the meta device). */
+  loss: number;
+  /** Peak live bytes during the step. */
+  peakBytes: number;
+  /** Live bytes per tag at that peak. */
+  breakdown: TagBytes;
+  /** Live bytes after the step. */
+  liveBytes: number;
+  /** Wall time of the step, ms (includes waiting for the device). */
+  ms: number;
+}
+
+/** Runs training steps of a model. */
+export class Trainer {
+  readonly optimizer: AdamW;
+  readonly optimizerInBackward: boolean;
+  constructor(readonly dev: Device, readonly model: Model, opts: TrainerOptions = {}) {
+    const adamw = { ...DEFAULT_ADAMW, ...opts.adamw };
+    this.optimizerInBackward = opts.optimizerInBackward ?? false;
+    if (this.optimizerInBackward) adamw.maxGradNorm = 0;
+    this.optimizer = new AdamW(dev, adamw);
+  }
+
+  /**
+   * One optimizer step over one or more micro-batches (gradients accumulate; the loss is
+   * normalized by the valid targets of all micro-batches together).
+   */
+  async step(microBatches: Batch | Batch[]): Promise<StepResult> {
+    const batches = Array.isArray(microBatches) ? microBatches : [microBatches];
+    if (batches.length === 0) throw new Error("step: no micro-batch given");
+    const dev = this.dev;
+    const t0 = performance.now();
+    dev.allocator.resetPeak();
+    let denominator = 0;
+    for (const b of batches) for (const t of b.targets) if (t !== -100) denominator++;
+    const stepNo = this.optimizer.step + 1;
+    const lossSums = [];
+    for (let i = 0; i < batches.length; i++) {
+      const last = i === batches.length - 1;
+      const onGradReady = this.optimizerInBackward && last
+        ? (p: Parameter) => this.optimizer.update(p, stepNo)
+        : undefined;
+      const r = this.model.lossAndGrads(batches[i], { lossDenominator: denominator, onGradReady });
+      lossSums.push(r.lossSum);
+    }
+    dev.setPhase("optimizer");
+    if (this.optimizerInBackward) this.optimizer.step = stepNo;
+    else this.optimizer.stepAll(this.model.params);
+    let loss = 0;
+    for (const ls of lossSums) {
+      loss += (await dev.read(ls))[0];
+      ls.dispose();
+    }
+    await dev.sync();
+    dev.setPhase("");
+    const s = dev.allocator.stats();
+    return {
+      loss: denominator > 0 ? loss / denominator : 0,
+      peakBytes: s.peakBytes,
+      breakdown: s.peakBreakdown,
+      liveBytes: s.liveBytes,
+      ms: performance.now() - t0,
+    };
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * `deno task plan <preset> --seq S [--mst [M|auto]] [--mst-mlp M] [--mst-head M] [--checkpoint]
+ *   [--optimizer-in-backward] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]`
+ *
+ * Memory plan on the meta device: full training steps (forward, backward, AdamW) of the
+ * real code without compute. Prints the per-tag breakdown at the peak; `--max-seq` searches
+ * the largest S that fits the budget. `--json` prints one JSON object.
+ */
+
+import {
+  COMMON_OPTIONS,
+  parseBudget,
+  parseDtype,
+  parsePositiveInt,
+  parseTaskArgs,
+} from "../lib/cli/args.ts";
+import { describePolicy, modelSetup } from "../lib/cli/model_options.ts";
+import { formatBytes } from "../lib/device/dtype.ts";
+import { TAGS } from "../lib/device/allocator.ts";
+import { parameterCount } from "../lib/models/derived.ts";
+import { maxSequence, type Plan, planStep } from "../lib/plan/planner.ts";
+
+const USAGE = `usage: deno task plan <preset> --seq S [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
+  [--checkpoint] [--optimizer-in-backward] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
+  [--config f.yaml] [--set key=value]...`;
+
+function table(plan: Plan): string {
+  const rows = TAGS.filter((t) => (plan.breakdown[t] ?? 0) > 0).map((t) => {
+    const b = plan.breakdown[t];
+    return `  ${t.padEnd(12)} ${formatBytes(b).padStart(12)}  ${
+      (100 * b / plan.peakBytes).toFixed(1).padStart(5)
+    }%`;
+  });
+  return [...rows, `  ${"total".padEnd(12)} ${formatBytes(plan.peakBytes).padStart(12)}`].join(
+    "\n",
+  );
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseTaskArgs(argv, {
+    ...COMMON_OPTIONS,
+    dtype: { type: "string" },
+    budget: { type: "string" },
+    "max-seq": { type: "boolean" },
+  }, USAGE);
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (values.device && values.device !== "meta") {
+    throw new Error(`plan runs on the meta device only (got --device ${values.device})`);
+  }
+  const setup = await modelSetup(positionals[0], values);
+  const dtype = parseDtype(values.dtype);
+  const budget = parseBudget(values.budget);
+  const base = {
+    cfg: setup.cfg,
+    dtype,
+    mst: setup.mst,
+    checkpoint: setup.checkpoint,
+    optimizerInBackward: setup.optimizerInBackward,
+    budget,
+  };
+  const head = {
+    preset: setup.cfg.name,
+    dtype,
+    policy: describePolicy(setup),
+    parameters: parameterCount(setup.cfg),
+    budgetBytes: Number.isFinite(budget) ? budget : null,
+  };
+  const t0 = performance.now();
+  if (values["max-seq"]) {
+    const r = await maxSequence(base, {
+      start: values.seq ? parsePositiveInt("--seq", values.seq, 1024) : 1024,
+    });
+    const ms = performance.now() - t0;
+    if (values.json) {
+      console.log(JSON.stringify({
+        ...head,
+        maxSeq: r.maxSeq,
+        seq: r.maxSeq,
+        peakBytes: r.plan?.peakBytes ?? 0,
+        breakdown: r.plan?.breakdown ?? {},
+        weightsBytes: r.plan?.weightsBytes ?? 0,
+        probes: r.probes,
+        ms,
+      }));
+      return;
+    }
+    console.log(
+      `${head.preset} (${dtype}, ${head.policy}): longest sequence within ${
+        formatBytes(budget)
+      }: S = ${r.maxSeq}`,
+    );
+    console.log(
+      `(${r.probes.length} full training steps probed on the meta device in ${
+        (ms / 1000).toFixed(1)
+      } s)`,
+    );
+    if (r.plan) console.log(`peak at S=${r.maxSeq}:\n${table(r.plan)}`);
+    return;
+  }
+  if (!values.seq) throw new Error(`--seq is required (or use --max-seq)\n${USAGE}`);
+  const seq = parsePositiveInt("--seq", values.seq, 0);
+  const plan = await planStep({ ...base, seq });
+  const ms = performance.now() - t0;
+  if (values.json) {
+    console.log(
+      JSON.stringify({
+        ...head,
+        seq,
+        fits: plan.fits,
+        peakBytes: plan.peakBytes,
+        breakdown: plan.breakdown,
+        weightsBytes: plan.weightsBytes,
+        ms,
+      }),
+    );
+    return;
+  }
+  console.log(
+    `${head.preset} at S=${seq} (${dtype}, ${head.policy}): ${plan.fits ? "fits" : "does NOT fit"}${
+      Number.isFinite(budget) ? ` in ${formatBytes(budget)}` : ""
+    }`,
+  );
+  console.log(`peak ${formatBytes(plan.peakBytes)}:\n${table(plan)}`);
+  if (plan.error) console.log(plan.error);
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    console.error(`plan: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}

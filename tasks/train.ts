@@ -1,0 +1,123 @@
+/**
+ * `deno task train <preset> [--seq S] [--steps N] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
+ *   [--checkpoint] [--optimizer-in-backward] [--device webgpu|meta] [--data repeat|brown]
+ *   [--lr X] [--seed N] [--budget 8GiB] [--config f.yaml] [--set key=value]… [--json]`
+ *
+ * One training run. `--json` ends with one JSON line:
+ * `{preset, seq, steps, losses, tokensPerSec, peakBytes, breakdown, …}`.
+ */
+
+import {
+  COMMON_OPTIONS,
+  parseBudget,
+  parseNumber,
+  parsePositiveInt,
+  parseTaskArgs,
+} from "../lib/cli/args.ts";
+import { describePolicy, modelSetup } from "../lib/cli/model_options.ts";
+import { createDevice } from "../lib/device/create.ts";
+import { formatBytes } from "../lib/device/dtype.ts";
+import { Model } from "../lib/models/model.ts";
+import { makeBatches } from "../lib/train/data_source.ts";
+import { Trainer } from "../lib/train/trainer.ts";
+
+const USAGE =
+  `usage: deno task train <preset> [--seq S] [--steps N] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
+  [--checkpoint] [--optimizer-in-backward] [--device webgpu|meta] [--data repeat|brown]
+  [--lr X] [--seed N] [--budget 8GiB] [--config f.yaml] [--set key=value]... [--json]`;
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseTaskArgs(argv, {
+    ...COMMON_OPTIONS,
+    steps: { type: "string" },
+    data: { type: "string" },
+    lr: { type: "string" },
+    seed: { type: "string" },
+    budget: { type: "string" },
+  }, USAGE);
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (positionals.length > 1) {
+    throw new Error(`expected one preset, got: ${positionals.join(" ")}\n${USAGE}`);
+  }
+  const setup = await modelSetup(positionals[0], values);
+  const S = parsePositiveInt("--seq", values.seq, 256);
+  const steps = parsePositiveInt("--steps", values.steps, 20);
+  const seed = parsePositiveInt("--seed", values.seed, 1);
+  const lr = parseNumber("--lr", values.lr, 3e-3);
+  const dataKind = values.data ?? "repeat";
+  const dev = await createDevice(values.device ?? "webgpu");
+  dev.setBudget(parseBudget(values.budget));
+  const log = (s: string) => values.json ? console.error(s) : console.log(s);
+  try {
+    const model = Model.build(dev, setup.cfg, {
+      seed,
+      checkpoint: setup.checkpoint,
+      mst: setup.mst,
+    });
+    const trainer = new Trainer(dev, model, {
+      adamw: { lr },
+      optimizerInBackward: setup.optimizerInBackward,
+    });
+    const data = await makeBatches(dataKind, setup.cfg, S, seed);
+    log(
+      `${setup.cfg.name} on ${dev.kind}: S=${S}, ${steps} steps, ${
+        describePolicy(setup)
+      }, data ${data.description}`,
+    );
+    const losses: number[] = [];
+    const times: number[] = [];
+    let peak = 0;
+    let breakdown: Record<string, number> = {};
+    const liveAfter: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const r = await trainer.step(data.next());
+      losses.push(r.loss);
+      times.push(r.ms);
+      liveAfter.push(r.liveBytes);
+      if (r.peakBytes > peak) {
+        peak = r.peakBytes;
+        breakdown = r.breakdown;
+      }
+      log(
+        `step ${String(i + 1).padStart(4)}  loss ${r.loss.toFixed(4)}  ${
+          (S / (r.ms / 1000)).toFixed(0)
+        } tok/s  peak ${formatBytes(r.peakBytes)}`,
+      );
+    }
+    const timed = times.length > 1 ? times.slice(1) : times;
+    const tokensPerSec = S * timed.length / (timed.reduce((a, b) => a + b, 0) / 1000);
+    const nonzero = Object.fromEntries(Object.entries(breakdown).filter(([, b]) => b > 0));
+    log(
+      `peak ${formatBytes(peak)}: ` +
+        Object.entries(nonzero).map(([t, b]) => `${t} ${formatBytes(b)}`).join(", "),
+    );
+    if (values.json) {
+      console.log(JSON.stringify({
+        preset: setup.cfg.name,
+        device: dev.kind,
+        seq: S,
+        steps,
+        policy: describePolicy(setup),
+        losses,
+        tokensPerSec,
+        peakBytes: peak,
+        breakdown,
+        liveBytesAfterStep: liveAfter,
+      }));
+    }
+  } finally {
+    dev.destroy();
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    console.error(`train: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}
