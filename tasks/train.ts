@@ -1,7 +1,8 @@
 /**
  * `deno task train <preset> [--seq S] [--steps N] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
  *   [--checkpoint] [--optimizer-in-backward] [--device webgpu|meta] [--data repeat|brown]
- *   [--lr X] [--seed N] [--budget 8GiB] [--config f.yaml] [--set key=value]… [--json]`
+ *   [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
+ *   [--resume DIR] [--config f.yaml] [--set key=value]… [--json]`
  *
  * One training run. `--json` ends with one JSON line:
  * `{preset, seq, steps, losses, tokensPerSec, peakBytes, breakdown, …}`.
@@ -19,12 +20,24 @@ import { createDevice } from "../lib/device/create.ts";
 import { formatBytes } from "../lib/device/dtype.ts";
 import { Model } from "../lib/models/model.ts";
 import { makeBatches } from "../lib/train/data_source.ts";
+import { loadRun, saveRun } from "../lib/train/run_io.ts";
 import { Trainer } from "../lib/train/trainer.ts";
+import { loadRunState } from "../lib/checkpoint/run_state.ts";
+
+/** The saved config of a run directory (validated by loading it). */
+async function loadRunInfo(dir: string) {
+  return (await loadRunState(dir)).info;
+}
 
 const USAGE =
   `usage: deno task train <preset> [--seq S] [--steps N] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
   [--checkpoint] [--optimizer-in-backward] [--device webgpu|meta] [--data repeat|brown]
-  [--lr X] [--seed N] [--budget 8GiB] [--config f.yaml] [--set key=value]... [--json]`;
+  [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
+  [--resume DIR] [--config f.yaml] [--set key=value]... [--json]
+
+  --data repeat   one fixed random sequence, repeated (default; the model must overfit it)
+  --data brown    the Brown corpus (train split), validation loss on the validation split
+  --resume DIR    continue a run saved with --save DIR (its config; --steps more steps)`;
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseTaskArgs(argv, {
@@ -34,6 +47,10 @@ async function main(argv: string[]): Promise<void> {
     lr: { type: "string" },
     seed: { type: "string" },
     budget: { type: "string" },
+    "eval-every": { type: "string" },
+    "eval-batches": { type: "string" },
+    save: { type: "string" },
+    resume: { type: "string" },
   }, USAGE);
   if (values.help) {
     console.log(USAGE);
@@ -42,7 +59,11 @@ async function main(argv: string[]): Promise<void> {
   if (positionals.length > 1) {
     throw new Error(`expected one preset, got: ${positionals.join(" ")}\n${USAGE}`);
   }
-  const setup = await modelSetup(positionals[0], values);
+  const resumeDir = values.resume;
+  let saved: Awaited<ReturnType<typeof loadRunInfo>> | null = null;
+  if (resumeDir) saved = await loadRunInfo(resumeDir);
+  const setup = await modelSetup(positionals[0] ?? saved?.config.name, values);
+  if (saved) setup.cfg = saved.config;
   const S = parsePositiveInt("--seq", values.seq, 256);
   const steps = parsePositiveInt("--steps", values.steps, 20);
   const seed = parsePositiveInt("--seed", values.seed, 1);
@@ -52,21 +73,45 @@ async function main(argv: string[]): Promise<void> {
   dev.setBudget(parseBudget(values.budget));
   const log = (s: string) => values.json ? console.error(s) : console.log(s);
   try {
-    const model = Model.build(dev, setup.cfg, {
-      seed,
-      checkpoint: setup.checkpoint,
-      mst: setup.mst,
-    });
+    const policy = { seed, checkpoint: setup.checkpoint, mst: setup.mst };
+    const loaded = resumeDir ? await loadRun(dev, resumeDir, policy) : null;
+    const model = loaded?.model ?? Model.build(dev, setup.cfg, policy);
     const trainer = new Trainer(dev, model, {
       adamw: { lr },
       optimizerInBackward: setup.optimizerInBackward,
     });
+    loaded?.restoreOptimizer(trainer);
     const data = await makeBatches(dataKind, setup.cfg, S, seed);
+    if (loaded) {
+      const x = loaded.extra;
+      if (x.dataKind !== dataKind || x.seq !== S || x.seed !== seed) {
+        throw new Error(
+          `--resume ${resumeDir}: the run was saved with --data ${x.dataKind} --seq ${x.seq} ` +
+            `--seed ${x.seed}; pass the same flags to continue it exactly`,
+        );
+      }
+      data.restore(loaded.data);
+    }
+    const evalEvery = parsePositiveInt("--eval-every", values["eval-every"], steps);
+    const evalCount = parsePositiveInt("--eval-batches", values["eval-batches"], 4);
+    const evalBatches = data.validationBatches?.(evalCount);
+    const valLosses: { step: number; loss: number }[] = [];
+    const evaluate = async () => {
+      if (!evalBatches) return;
+      const loss = await model.evaluate(evalBatches);
+      valLosses.push({ step: trainer.optimizer.step, loss });
+      log(
+        `validation loss at step ${trainer.optimizer.step}: ${
+          loss.toFixed(4)
+        } (${evalBatches.length} windows of ${S})`,
+      );
+    };
     log(
       `${setup.cfg.name} on ${dev.kind}: S=${S}, ${steps} steps, ${
         describePolicy(setup)
       }, data ${data.description}`,
     );
+    await evaluate();
     const losses: number[] = [];
     const times: number[] = [];
     let peak = 0;
@@ -82,10 +127,15 @@ async function main(argv: string[]): Promise<void> {
         breakdown = r.breakdown;
       }
       log(
-        `step ${String(i + 1).padStart(4)}  loss ${r.loss.toFixed(4)}  ${
+        `step ${String(trainer.optimizer.step).padStart(4)}  loss ${r.loss.toFixed(4)}  ${
           (S / (r.ms / 1000)).toFixed(0)
         } tok/s  peak ${formatBytes(r.peakBytes)}`,
       );
+      if ((i + 1) % evalEvery === 0 || i + 1 === steps) await evaluate();
+    }
+    if (values.save) {
+      await saveRun(values.save, trainer, data.state(), { dataKind, seq: S, seed });
+      log(`saved the run at step ${trainer.optimizer.step} to ${values.save}`);
     }
     const timed = times.length > 1 ? times.slice(1) : times;
     const tokensPerSec = S * timed.length / (timed.reduce((a, b) => a + b, 0) / 1000);
@@ -102,6 +152,7 @@ async function main(argv: string[]): Promise<void> {
         steps,
         policy: describePolicy(setup),
         losses,
+        valLosses,
         tokensPerSec,
         peakBytes: peak,
         breakdown,

@@ -18,7 +18,7 @@ import { Embedding } from "../nn/embedding.ts";
 import type { SeqLayer } from "../nn/layer.ts";
 import { type HeadLoss, LMHeadLoss } from "../nn/lm_head_loss.ts";
 import { MLP } from "../nn/mlp.ts";
-import { Parameter } from "../nn/parameter.ts";
+import { disposeAll, Parameter } from "../nn/parameter.ts";
 import { RMSNorm } from "../nn/rmsnorm.ts";
 import { SelfAttention } from "../nn/self_attention.ts";
 import { embeddingGradIndex } from "../ops/embedding.ts";
@@ -238,6 +238,49 @@ export class Model {
     index.dispose();
     ready(this.embedding.weight);
     return { lossSum, denominator };
+  }
+
+  /**
+   * Forward only (evaluation): the summed loss (1) and the number of valid targets. Saved
+   * state is freed block by block; no gradient is touched.
+   */
+  loss(batch: Batch): { lossSum: Tensor; denominator: number } {
+    const dev = this.dev;
+    const S = batch.ids.length;
+    const denominator = batch.targets.reduce((n, t) => n + (t === -100 ? 0 : 1), 0);
+    dev.setPhase("eval");
+    const ids = dev.upload(batch.ids, [S], { tag: "data", dtype: "i32", name: "ids" });
+    const targets = dev.upload(batch.targets, [S], { tag: "data", dtype: "i32", name: "targets" });
+    let h = this.embedding.forward(ids);
+    ids.dispose();
+    for (const block of this.blocks) {
+      const f = block.forward(h);
+      h.dispose();
+      disposeAll(f.saved);
+      h = f.out;
+    }
+    const fn = this.finalNorm.forward(h);
+    h.dispose();
+    disposeAll(fn.saved);
+    const { lossSum, saved } = this.head.forward(fn.out, targets);
+    fn.out.dispose();
+    targets.dispose();
+    disposeAll(saved);
+    dev.setPhase("");
+    return { lossSum, denominator };
+  }
+
+  /** Mean loss over valid targets of several batches (forward only). */
+  async evaluate(batches: Batch[]): Promise<number> {
+    let sum = 0;
+    let n = 0;
+    for (const b of batches) {
+      const r = this.loss(b);
+      sum += (await this.dev.read(r.lossSum))[0];
+      r.lossSum.dispose();
+      n += r.denominator;
+    }
+    return n > 0 ? sum / n : 0;
   }
 
   /** Reads every weight back (Hugging Face names). */

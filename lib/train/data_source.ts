@@ -5,12 +5,20 @@
 
 import type { ModelConfig } from "../models/config.ts";
 import type { Batch } from "../models/model.ts";
+import type { JsonValue } from "../checkpoint/run_state.ts";
+import type { WindowStreamState } from "../data/batches.ts";
 import { rng } from "../testing/all_close.ts";
 
 /** A stream of batches. */
 export interface BatchSource {
   description: string;
   next(): Batch;
+  /** Position of the stream (JSON), for saving a run; null when stateless. */
+  state(): JsonValue;
+  /** Continues from a saved position. */
+  restore(state: JsonValue): void;
+  /** Fixed validation batches, when the source has a validation split. */
+  validationBatches?(count: number): Batch[];
 }
 
 /** Creates the batch source named `kind`. */
@@ -24,11 +32,23 @@ export async function makeBatches(
     const r = rng(seed * 7919 + 17);
     const tokens = Int32Array.from({ length: S + 1 }, () => Math.floor(r() * cfg.vocabSize));
     const batch = { ids: tokens.slice(0, S), targets: tokens.slice(1) };
-    return { description: "repeat (one random sequence)", next: () => batch };
+    return {
+      description: "repeat (one random sequence)",
+      next: () => batch,
+      state: () => null,
+      restore: () => {},
+    };
   }
   if (kind === "brown") {
     const { brownBatches } = await import("../data/corpus.ts");
-    return await brownBatches(cfg, S, seed);
+    const src = await brownBatches(cfg, S, seed);
+    return {
+      description: src.description,
+      next: src.next,
+      state: () => src.state() as unknown as JsonValue,
+      restore: (s) => src.restore(s as unknown as WindowStreamState),
+      validationBatches: src.validationBatches,
+    };
   }
   throw new Error(`--data: unknown data source "${kind}"; use repeat or brown`);
 }
