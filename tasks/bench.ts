@@ -1,7 +1,7 @@
 /**
  * `deno task bench [--json] [--profile] [--only <group>]`: throughput of our kernels beside
- * TensorFlow.js's WebGPU backend, in one process. Groups: matmul (more to come: attention,
- * training step — add a `lib/bench/<group>.ts` producing {@link BenchRow}s and list it below).
+ * TensorFlow.js's WebGPU backend, in one process. Groups: matmul, train (training step),
+ * attention — add a `lib/bench/<group>.ts` producing {@link BenchRow}s and list it below).
  *
  * `--json` prints `{"rows": [...]}` as the last line; `--profile` records per-kernel GPU time
  * with timestamp queries and prints it; `--no-peer` skips TF.js.
@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { benchMatmul } from "../lib/bench/matmul.ts";
 import { type BenchRow, formatTable } from "../lib/bench/row.ts";
+import { benchTrainStep } from "../lib/bench/train_step.ts";
 import { createTfjsPeer, type Tf } from "../lib/bench/tfjs_peer.ts";
 import { WebGPUDevice } from "../lib/device/webgpu.ts";
 
@@ -17,6 +18,7 @@ type Group = (dev: WebGPUDevice, tf: Tf | null, log: (s: string) => void) => Pro
 
 const GROUPS: Record<string, Group> = {
   matmul: (dev, tf, log) => benchMatmul(dev, tf, undefined, log),
+  train: (dev, tf, log) => benchTrainStep(dev, tf, log),
 };
 
 const { values } = parseArgs({

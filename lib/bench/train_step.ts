@@ -1,0 +1,113 @@
+/**
+ * Benchmark rows for a whole training step of `llama3-tiny` (forward, backward, AdamW),
+ * standard and MsT + recomputation, beside the same model written in TensorFlow.js on the
+ * same adapter. Tokens/s = S / median step time after one warm-up step.
+ */
+
+import type { WebGPUDevice } from "../device/webgpu.ts";
+import { formatBytes } from "../device/dtype.ts";
+import { type BuildOptions, Model } from "../models/model.ts";
+import { getPreset } from "../models/presets.ts";
+import { makeBatches } from "../train/data_source.ts";
+import { Trainer } from "../train/trainer.ts";
+import type { BenchRow } from "./row.ts";
+import { benchTfjsTrainStep } from "./tfjs_llama.ts";
+import { median, type Tf } from "./tfjs_peer.ts";
+
+/** One of our training-step measurements. */
+export interface StepMeasurement {
+  msPerStep: number;
+  tokensPerSec: number;
+  peakBytes: number;
+  submitsPerStep: number;
+  dispatchesPerStep: number;
+  losses: number[];
+}
+
+/** Times `steps` training steps of a preset on the device (after one warm-up step). */
+export async function measureTrainStep(
+  dev: WebGPUDevice,
+  preset: string,
+  S: number,
+  steps: number,
+  policy: BuildOptions,
+): Promise<StepMeasurement> {
+  const cfg = getPreset(preset);
+  const model = Model.build(dev, cfg, { seed: 1, ...policy });
+  const trainer = new Trainer(dev, model);
+  const data = await makeBatches("repeat", cfg, S, 1);
+  const losses: number[] = [];
+  losses.push((await trainer.step(data.next())).loss); // warm-up: pipelines compile here
+  const ms: number[] = [];
+  let peak = 0;
+  const s0 = dev.submits;
+  const d0 = dev.dispatches;
+  for (let i = 0; i < steps; i++) {
+    const r = await trainer.step(data.next());
+    ms.push(r.ms);
+    losses.push(r.loss);
+    peak = Math.max(peak, r.peakBytes);
+  }
+  model.dispose();
+  const m = median(ms);
+  return {
+    msPerStep: m,
+    tokensPerSec: S / (m / 1000),
+    peakBytes: peak,
+    submitsPerStep: (dev.submits - s0) / steps,
+    dispatchesPerStep: (dev.dispatches - d0) / steps,
+    losses,
+  };
+}
+
+/** Rows: standard and MsT+checkpoint steps of llama3-tiny at S, and the TF.js step. */
+export async function benchTrainStep(
+  dev: WebGPUDevice,
+  tf: Tf | null,
+  log: (s: string) => void,
+  { S = 1024, steps = 3 }: { S?: number; steps?: number } = {},
+): Promise<BenchRow[]> {
+  const cfg = getPreset("llama3-tiny");
+  log(`training step: llama3-tiny, S=${S}`);
+  const std = await measureTrainStep(dev, "llama3-tiny", S, steps, {});
+  log(
+    `  ours standard: ${std.tokensPerSec.toFixed(0)} tokens/s, peak ${formatBytes(std.peakBytes)}`,
+  );
+  const mst = await measureTrainStep(dev, "llama3-tiny", S, steps, {
+    checkpoint: true,
+    mst: { mlp: "auto", head: "auto" },
+  });
+  log(
+    `  ours MsT+checkpoint: ${mst.tokensPerSec.toFixed(0)} tokens/s, peak ${
+      formatBytes(mst.peakBytes)
+    }`,
+  );
+  let peer: number | null = null;
+  let peerNote = "TF.js not run (--no-peer)";
+  if (tf) {
+    const t = await benchTfjsTrainStep(cfg, S, Math.max(2, steps - 1), { warmup: 1 });
+    peer = t.tokensPerSec;
+    peerNote = `TF.js peak ${t.peakBytes === null ? "?" : formatBytes(t.peakBytes)}`;
+    log(`  TF.js: ${peer.toFixed(1)} tokens/s`);
+  }
+  const row = (name: string, m: StepMeasurement, extra: string): BenchRow => ({
+    name,
+    shape: `llama3-tiny S=${S}`,
+    ms: m.msPerStep,
+    value: m.tokensPerSec,
+    unit: "tokens/s",
+    peer,
+    ratio: peer ? m.tokensPerSec / peer : null,
+    note: `peak ${formatBytes(m.peakBytes)}, ${m.submitsPerStep.toFixed(0)} submits/step, ${
+      m.dispatchesPerStep.toFixed(0)
+    } dispatches/step; ${extra}`,
+  });
+  return [
+    row("train step (standard)", std, peerNote),
+    row(
+      "train step (MsT+checkpoint)",
+      mst,
+      `${(mst.msPerStep / std.msPerStep).toFixed(2)}× the standard step time`,
+    ),
+  ];
+}
