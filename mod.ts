@@ -3,7 +3,8 @@
  * (Mini-Sequence Transformer, arXiv 2407.15892), in TypeScript on Deno and WebGPU.
  *
  * The public API: devices (WebGPU and the compute-free meta device) with exact memory
- * accounting, tensors, and the ops the models are built from.
+ * accounting, tensors, model presets and the model builder, the MsT wrappers, the trainer
+ * and the memory planner.
  *
  * @example Count the bytes of a computation without computing it
  * ```ts
@@ -14,6 +15,38 @@
  * const r = dev.tensor([4096, 4096], { tag: "activations", name: "residual" });
  * const y = add(dev, x, r);
  * console.log(dev.allocator.stats().peakBytes); // 100663296 (three 32 MiB bf16 tensors)
+ * ```
+ *
+ * @example Plan Llama3-8B's memory at 8K tokens in bf16, then find the longest S in 80 GiB
+ * ```ts
+ * import { getPreset, maxSequence, planStep } from "./mod.ts";
+ *
+ * const base = {
+ *   cfg: getPreset("llama3-8b"),
+ *   dtype: "bf16" as const,
+ *   mst: { mlp: "auto" as const, head: "auto" as const },
+ *   checkpoint: true,
+ *   optimizerInBackward: true,
+ *   budget: 80 * 2 ** 30,
+ * };
+ * const plan = await planStep({ ...base, seq: 8192 });
+ * console.log(plan.peakBytes, plan.breakdown);
+ * console.log((await maxSequence(base)).maxSeq);
+ * ```
+ *
+ * @example Train a tiny Llama 3 on WebGPU with MsT and recomputation
+ * ```ts
+ * import { getPreset, Model, Trainer, WebGPUDevice } from "./mod.ts";
+ *
+ * const dev = await WebGPUDevice.create();
+ * const model = Model.build(dev, getPreset("llama3-tiny"), {
+ *   checkpoint: true,
+ *   mst: { mlp: "auto", head: "auto" },
+ * });
+ * const trainer = new Trainer(dev, model);
+ * const ids = Int32Array.from({ length: 257 }, (_, i) => (i * 37) % 2048);
+ * const r = await trainer.step({ ids: ids.slice(0, 256), targets: ids.slice(1) });
+ * console.log(r.loss, r.peakBytes, r.breakdown);
  * ```
  *
  * @example Run a kernel on WebGPU
@@ -31,3 +64,16 @@
 export * from "./lib/device/mod.ts";
 export { add, addInPlace } from "./lib/ops/add.ts";
 export type { Family, ModelConfig } from "./lib/models/config.ts";
+export { getPreset, PRESET_NAMES } from "./lib/models/presets.ts";
+export { parameterCount, parameterShapes, validateConfig } from "./lib/models/derived.ts";
+export { resolveConfig } from "./lib/models/resolve.ts";
+export { type Batch, type BuildOptions, Model, type MstPolicy } from "./lib/models/model.ts";
+export { checkpoint, Checkpointed } from "./lib/mst/checkpoint.ts";
+export { MiniSequence, miniSequence } from "./lib/mst/mini_sequence.ts";
+export { MiniSequenceHeadLoss } from "./lib/mst/mini_sequence_head.ts";
+export { chunkRanges, type Chunks, resolveChunks } from "./lib/mst/chunking.ts";
+export { type StepResult, Trainer, type TrainerOptions } from "./lib/train/trainer.ts";
+export { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./lib/train/adamw.ts";
+export { loadRun, saveRun } from "./lib/train/run_io.ts";
+export { maxSequence, type Plan, type PlanInput, planStep } from "./lib/plan/planner.ts";
+export { referenceLoss } from "./lib/reference/model.ts";
