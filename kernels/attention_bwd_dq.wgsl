@@ -1,0 +1,117 @@
+// Causal grouped-query attention, backward part 1: dq and D = rowsum(dO ∘ O).
+//
+// Each invocation owns R consecutive query rows of one head. It computes D_i = dO_i · O_i
+// (written to the workspace for the dk/dv kernel), keeps q (pre-scaled), dO and the dq
+// accumulators in registers and streams the visible keys, recomputing
+// P_ij = exp(z_ij − lse_i) with z = softcap(scale·q_i·k_j) and
+// dS_ij = P_ij (dO_i·v_j − D_i) · dz/ds (dz/ds = 1 − tanh², or 1 without a soft-cap):
+// dq_i = scale · Σ_j dS_ij k_j. Each row is written by exactly one invocation (race-free).
+// Key loop bounds are uniform over the workgroup; causal / window masks are element-wise.
+//
+// Bindings:  @group(0) @binding(0) q    : array<vec4<f32>>  (S, H·hd)
+//            @group(0) @binding(1) k    : array<vec4<f32>>  (S, KV·hd)
+//            @group(0) @binding(2) v    : array<vec4<f32>>  (S, KV·hd)
+//            @group(0) @binding(3) o    : array<vec4<f32>>  (S, H·hd)   forward output
+//            @group(0) @binding(4) dO   : array<vec4<f32>>  (S, H·hd)
+//            @group(0) @binding(5) lse  : array<f32>        (H, S)
+//            @group(0) @binding(6) dq   : array<vec4<f32>>  (S, H·hd)   written
+//            @group(0) @binding(7) dsum : array<f32>        (H, S)      written: D
+//            @group(1) @binding(0) p    : Params { S, H, KV, window (0 = none),
+//                                                  scale, softcap (0 = none) }
+// Template:  HD4 = hd / 4, R = query rows per invocation, WG = workgroup size.
+//            Loops marked `// @unroll` are unrolled by lib/ops/unroll.ts (constant indices
+//            keep the register tiles in registers).
+// Dispatch:  (ceil(S / (R·WG)), H, 1); head h reads kv head floor(h·KV / H).
+
+struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
+
+@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> k: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> o: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> dO: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> lse: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dq: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> dsum: array<f32>;
+@group(1) @binding(0) var<uniform> p: Params;
+
+const HD4: u32 = {{HD4}}u;
+const R: u32 = {{R}}u;
+const WG: u32 = {{WG}}u;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let h = wg.y;
+  let g = h * p.KV / p.H;
+  let qStride = p.H * HD4;
+  let kStride = p.KV * HD4;
+  let wgRow0 = wg.x * R * WG;
+  let row0 = wgRow0 + li * R;
+  let jEnd = min(p.S, wgRow0 + R * WG);
+  var jStart = 0u;
+  if (p.window > 0u && wgRow0 + 1u > p.window) {
+    jStart = wgRow0 + 1u - p.window;
+  }
+
+  var qr: array<vec4<f32>, R * HD4>;
+  var dor: array<vec4<f32>, R * HD4>;
+  var acc: array<vec4<f32>, R * HD4>;
+  var lr: array<f32, R>;
+  var dr: array<f32, R>;
+  for (var r = 0u; r < R; r++) { // @unroll
+    let row = min(row0 + r, p.S - 1u);
+    var dd = vec4<f32>(0.0);
+    for (var d = 0u; d < HD4; d++) { // @unroll
+      let i = row * qStride + h * HD4 + d;
+      qr[r * HD4 + d] = q[i] * p.scale;
+      let x = dO[i];
+      dor[r * HD4 + d] = x;
+      dd = fma(x, o[i], dd);
+      acc[r * HD4 + d] = vec4<f32>(0.0);
+    }
+    dr[r] = dd.x + dd.y + dd.z + dd.w;
+    lr[r] = lse[h * p.S + row];
+  }
+
+  for (var j = jStart; j < jEnd; j++) {
+    let kb = j * kStride + g * HD4;
+    var kj: array<vec4<f32>, HD4>;
+    var vj: array<vec4<f32>, HD4>;
+    for (var d = 0u; d < HD4; d++) { // @unroll
+      kj[d] = k[kb + d];
+      vj[d] = v[kb + d];
+    }
+    for (var r = 0u; r < R; r++) { // @unroll
+      var sv = vec4<f32>(0.0);
+      var pv = vec4<f32>(0.0);
+      for (var d = 0u; d < HD4; d++) { // @unroll
+        sv = fma(qr[r * HD4 + d], kj[d], sv);
+        pv = fma(dor[r * HD4 + d], vj[d], pv);
+      }
+      var z = sv.x + sv.y + sv.z + sv.w;
+      var dz = 1.0;
+      if (p.softcap > 0.0) {
+        let t = tanh(z / p.softcap);
+        z = p.softcap * t;
+        dz = 1.0 - t * t;
+      }
+      let row = row0 + r;
+      let ok = j <= row && (p.window == 0u || j + p.window > row);
+      let pij = select(0.0, exp(z - lr[r]), ok);
+      let ds = pij * (pv.x + pv.y + pv.z + pv.w - dr[r]) * dz;
+      for (var d = 0u; d < HD4; d++) { // @unroll
+        acc[r * HD4 + d] = fma(vec4<f32>(ds), kj[d], acc[r * HD4 + d]);
+      }
+    }
+  }
+
+  for (var r = 0u; r < R; r++) { // @unroll
+    let row = row0 + r;
+    if (row < p.S) {
+      for (var d = 0u; d < HD4; d++) { // @unroll
+        dq[row * qStride + h * HD4 + d] = acc[r * HD4 + d] * p.scale;
+      }
+      dsum[h * p.S + row] = dr[r];
+    }
+  }
+}
