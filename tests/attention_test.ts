@@ -119,6 +119,8 @@ const gpuCases: Case[] = [
   { S: 37, H: 3, KV: 1, hd: 8, softcap: 50 },
   { S: 37, H: 3, KV: 1, hd: 16, softcap: 2 },
   { S: 37, H: 4, KV: 2, hd: 8, window: 5, softcap: 2 },
+  { S: 37, H: 4, KV: 2, hd: 16, window: 1 }, // each row sees only itself
+  { S: 1, H: 3, KV: 1, hd: 8 },
   // Several workgroups per head (a workgroup covers 256 rows at hd ≤ 16).
   { S: 300, H: 4, KV: 2, hd: 16 },
   { S: 300, H: 4, KV: 2, hd: 16, window: 70, softcap: 2 },
