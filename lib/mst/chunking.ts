@@ -12,7 +12,15 @@
  *    device's `maxStorageBufferBindingSize`;
  * 3. the remaining memory budget: the chunk's transient bytes (rows × `bytesPerRow`) may use
  *    at most a quarter of the budget left when the layer runs.
+ *
+ * The shape rule is capped so chunks keep at least {@link MIN_AUTO_ROWS} rows: below that a
+ * chunk saves little memory but pays a kernel launch per op (on small models such as the
+ * tiny presets, d = 64 would give 64-row chunks). The binding and budget rules are never
+ * capped: when memory demands smaller chunks, chunks get smaller.
  */
+
+/** Fewest rows per chunk the `"auto"` shape rule produces. */
+export const MIN_AUTO_ROWS = 256;
 
 import type { Device } from "../device/device.ts";
 
@@ -65,6 +73,7 @@ export function resolveChunks(dev: Device, chunks: Chunks, input: AutoChunkInput
     : S;
   const left = dev.allocator.budget - dev.allocator.liveBytes;
   const budgetRows = Number.isFinite(left) ? Math.max(1, Math.floor(left / 4 / bytesPerRow)) : S;
-  const m = Math.max(shapeRule, Math.ceil(S / bindRows), Math.ceil(S / budgetRows), 1);
+  const shapeM = Math.min(shapeRule, Math.max(1, Math.floor(S / MIN_AUTO_ROWS)));
+  const m = Math.max(shapeM, Math.ceil(S / bindRows), Math.ceil(S / budgetRows), 1);
   return Math.min(m, Math.max(S, 1));
 }

@@ -1,0 +1,139 @@
+/** The command-line tasks: flags, errors, and the JSON contracts of plan and train. */
+
+import assert from "node:assert/strict";
+import { normalizeArgv, parseChunks, parseMst } from "../lib/cli/args.ts";
+import { parseBytes } from "../lib/device/dtype.ts";
+import { MetaDevice } from "../lib/device/meta.ts";
+import { MIN_AUTO_ROWS, resolveChunks } from "../lib/mst/chunking.ts";
+import { parameterCount } from "../lib/models/derived.ts";
+import { getPreset } from "../lib/models/presets.ts";
+
+async function task(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...args],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("--mst takes an optional value", () => {
+  assert.deepEqual(normalizeArgv(["x", "--mst", "--checkpoint"]), [
+    "x",
+    "--mst",
+    "auto",
+    "--checkpoint",
+  ]);
+  assert.deepEqual(normalizeArgv(["--mst"]), ["--mst", "auto"]);
+  assert.deepEqual(normalizeArgv(["--mst", "4"]), ["--mst", "4"]);
+  assert.deepEqual(parseMst({ mst: "auto", "mst-head": "8" }), { mlp: "auto", head: 8 });
+  assert.throws(() => parseChunks("--mst", "0"), /positive integer/);
+  assert.throws(() => parseChunks("--mst", "many"), /"auto" or a positive integer/);
+});
+
+Deno.test("byte counts parse with units and reject garbage", () => {
+  assert.equal(parseBytes("80GiB"), 80 * 2 ** 30);
+  assert.equal(parseBytes("1.5 MB"), 1.5e6);
+  assert.equal(parseBytes("4096"), 4096);
+  assert.throws(() => parseBytes("lots"), /cannot read "lots" as a byte count/);
+});
+
+Deno.test("auto chunks: the shape rule, at least 256 rows, smaller only when memory demands", () => {
+  const dev = new MetaDevice();
+  const auto = (S: number, shapeRule: number) =>
+    resolveChunks(dev, "auto", { S, shapeRule, widestRow: 1000, bytesPerRow: 4000 });
+  assert.equal(auto(60000, 32), 32); // full scale: ⌈V/d⌉
+  assert.equal(auto(1024, 32), 1024 / MIN_AUTO_ROWS); // tiny model: 256-row chunks
+  assert.equal(auto(100, 32), 1);
+  const small = new MetaDevice({ limits: { maxStorageBufferBindingSize: 400_000 } });
+  // 100 rows of 1000 f32 fit one binding: S=1000 needs 10 chunks.
+  assert.equal(
+    resolveChunks(small, "auto", { S: 1000, shapeRule: 1, widestRow: 1000, bytesPerRow: 4000 }),
+    10,
+  );
+  const tight = new MetaDevice();
+  tight.setBudget(4000 * 4 * 50); // a quarter of the budget holds 50 rows
+  assert.equal(
+    resolveChunks(tight, "auto", { S: 1000, shapeRule: 1, widestRow: 1000, bytesPerRow: 4000 }),
+    20,
+  );
+});
+
+Deno.test("plan --json: weights are 2 bytes per parameter in bf16, tags sum to the peak", async () => {
+  const r = await task([
+    "tasks/plan.ts",
+    "llama3-8b",
+    "--seq",
+    "4096",
+    "--dtype",
+    "bf16",
+    "--json",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const plan = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  assert.equal(plan.parameters, parameterCount(getPreset("llama3-8b")));
+  assert.equal(plan.breakdown.weights, 2 * plan.parameters);
+  assert.equal(plan.weightsBytes, 2 * plan.parameters);
+  const sum = Object.values(plan.breakdown as Record<string, number>).reduce((a, b) => a + b, 0);
+  assert.equal(sum, plan.peakBytes);
+});
+
+Deno.test("plan --max-seq: MsT + recomputation fits far longer sequences than the standard step", async () => {
+  const run = async (...extra: string[]) => {
+    const r = await task([
+      "tasks/plan.ts",
+      "llama3-8b",
+      "--dtype",
+      "bf16",
+      "--budget",
+      "80GiB",
+      "--max-seq",
+      "--json",
+      ...extra,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split("\n").at(-1)!).maxSeq as number;
+  };
+  const std = await run();
+  const mst = await run("--mst", "auto", "--checkpoint", "--optimizer-in-backward");
+  assert.ok(std > 1000 && std < 20000, `standard ${std}`);
+  assert.ok(mst >= 12 * std, `MsT ${mst} vs standard ${std}`);
+});
+
+Deno.test("bad input gets a clear error and exit code 1", async () => {
+  const unknown = await task(["tasks/train.ts", "llama9-tiny", "--device", "meta"]);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /llama3-tiny/); // the error lists the presets
+  const badKey = await task(["tasks/plan.ts", "llama3-8b", "--seq", "64", "--set", "hiden=5"]);
+  assert.equal(badKey.code, 1);
+  assert.match(badKey.stderr, /hiden/);
+  const noSeq = await task(["tasks/plan.ts", "llama3-8b"]);
+  assert.equal(noSeq.code, 1);
+  assert.match(noSeq.stderr, /--seq is required/);
+  const badFlag = await task(["tasks/train.ts", "llama3-tiny", "--stepz", "3"]);
+  assert.equal(badFlag.code, 1);
+  assert.match(badFlag.stderr, /stepz/);
+});
+
+Deno.test("train --device meta --json reports the contract fields", async () => {
+  const r = await task([
+    "tasks/train.ts",
+    "llama3-tiny",
+    "--device",
+    "meta",
+    "--steps",
+    "2",
+    "--seq",
+    "64",
+    "--json",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  for (const k of ["preset", "seq", "steps", "losses", "tokensPerSec", "peakBytes", "breakdown"]) {
+    assert.ok(k in j, `missing ${k}`);
+  }
+  assert.equal(j.seq, 64);
+  assert.equal(j.losses.length, 2);
+});
