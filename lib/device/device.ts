@@ -193,6 +193,27 @@ export abstract class Device<H = unknown> {
     return (await this.read(t))[0];
   }
 
+  /** Throws unless a copy of `count` elements stays inside both tensors. */
+  protected checkCopy(
+    src: Tensor,
+    srcOffset: number,
+    dst: Tensor,
+    dstOffset: number,
+    count: number,
+  ): void {
+    if (
+      srcOffset < 0 || dstOffset < 0 || count < 0 || srcOffset + count > src.size ||
+      dstOffset + count > dst.size
+    ) {
+      throw new Error(
+        `copy of ${count} elements from "${src.name}"[${srcOffset}..] (size ${src.size}) to ` +
+          `"${dst.name}"[${dstOffset}..] (size ${dst.size}) is out of bounds`,
+      );
+    }
+    src.block;
+    dst.block;
+  }
+
   /** Checks a dispatch's shape of work before encoding it. */
   protected validateCall(call: KernelCall): void {
     const max = this.limits.maxComputeWorkgroupsPerDimension;

@@ -56,13 +56,7 @@ export class MetaDevice extends Device<null> {
     dstOffset: number,
     count: number,
   ): void {
-    if (
-      srcOffset < 0 || dstOffset < 0 || srcOffset + count > src.size || dstOffset + count > dst.size
-    ) {
-      throw new Error(
-        `copy of ${count} elements from "${src.name}"[${srcOffset}..] to "${dst.name}"[${dstOffset}..] is out of bounds`,
-      );
-    }
+    this.checkCopy(src, srcOffset, dst, dstOffset, count);
   }
 
   override dispatch(call: KernelCall): void {

@@ -318,13 +318,7 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     count: number,
   ): void {
     this.#check();
-    if (
-      srcOffset < 0 || dstOffset < 0 || srcOffset + count > src.size || dstOffset + count > dst.size
-    ) {
-      throw new Error(
-        `copy of ${count} elements from "${src.name}"[${srcOffset}..] (size ${src.size}) to "${dst.name}"[${dstOffset}..] (size ${dst.size}) is out of bounds`,
-      );
-    }
+    this.checkCopy(src, srcOffset, dst, dstOffset, count);
     if (count === 0) return;
     this.#endPass();
     this.#enc().copyBufferToBuffer(

@@ -23,6 +23,7 @@ import { RMSNorm } from "../nn/rmsnorm.ts";
 import { SelfAttention } from "../nn/self_attention.ts";
 import { embeddingGradIndex } from "../ops/embedding.ts";
 import type { ModelConfig } from "./config.ts";
+import { gaussian } from "../util/random.ts";
 import { layerWindow, parameterShapes, validateConfig } from "./derived.ts";
 
 /** Mini-sequence policy: M per part, "auto", or off. */
@@ -296,29 +297,4 @@ export class Model {
   dispose(): void {
     for (const p of this.params) p.dispose();
   }
-}
-
-/** Seeded standard normal generator (mulberry32 + Box–Muller). */
-export function gaussian(seed: number): () => number {
-  let s = (seed ^ 0x9e3779b9) >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-  let spare: number | null = null;
-  return () => {
-    if (spare !== null) {
-      const v = spare;
-      spare = null;
-      return v;
-    }
-    const u = uniform();
-    const v = uniform();
-    const r = Math.sqrt(-2 * Math.log(u));
-    spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  };
 }

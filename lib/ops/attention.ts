@@ -55,8 +55,8 @@ interface Tiling {
  * and code size. A workgroup of 8 invocations is one SIMD pass.
  */
 function tiling(hd: number): Tiling {
-  const R = Math.max(1, Math.min(32, Math.floor(512 / hd)));
-  return { R, C: 4, WG: 8 };
+  const R = Number(Deno.env.get("ATT_R") ?? Math.max(1, Math.min(32, Math.floor(512 / hd))));
+  return { R, C: Number(Deno.env.get("ATT_C") ?? 4), WG: Number(Deno.env.get("ATT_WG") ?? 8) };
 }
 
 const sources = new Map<string, string>();

@@ -36,12 +36,7 @@ export function referenceLoss(
   targets: ArrayLike<number>,
   opts: ReferenceOptions = {},
 ): ReferenceResult {
-  const vars = new Map<string, ag.Var>();
-  for (const [name, p] of params) {
-    const rows = p.shape[0];
-    const cols = p.shape.length === 1 ? p.shape[0] : p.shape[1];
-    vars.set(name, p.shape.length === 1 ? ag.leaf(1, cols, p.data) : ag.leaf(rows, cols, p.data));
-  }
+  const vars = leaves(params);
   const loss = referenceForward(cfg, vars, ids, targets, opts);
   ag.backward(loss);
   const grads = new Map<string, Float64Array>();
@@ -57,12 +52,18 @@ export function referenceLossValue(
   targets: ArrayLike<number>,
   opts: ReferenceOptions = {},
 ): number {
+  const vars = leaves(params);
+  return referenceForward(cfg, vars, ids, targets, opts).data[0];
+}
+
+/** Autograd leaves of the parameters: matrices (out, in), vectors as (1, n). */
+function leaves(params: RefParams): Map<string, ag.Var> {
   const vars = new Map<string, ag.Var>();
   for (const [name, p] of params) {
-    const cols = p.shape.length === 1 ? p.shape[0] : p.shape[1];
-    vars.set(name, ag.leaf(p.shape.length === 1 ? 1 : p.shape[0], cols, p.data));
+    const [rows, cols] = p.shape.length === 1 ? [1, p.shape[0]] : [p.shape[0], p.shape[1]];
+    vars.set(name, ag.leaf(rows, cols, p.data));
   }
-  return referenceForward(cfg, vars, ids, targets, opts).data[0];
+  return vars;
 }
 
 function param(vars: Map<string, ag.Var>, name: string): ag.Var {

@@ -4,6 +4,9 @@
  */
 
 import { AssertionError } from "node:assert";
+import { rng } from "../util/random.ts";
+
+export { rng };
 
 /** Tolerances. */
 export interface Tolerance {
@@ -62,18 +65,6 @@ export function maxRelativeError(a: ArrayLike<number>, b: ArrayLike<number>, flo
     m = Math.max(m, Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), floor));
   }
   return m;
-}
-
-/** A deterministic pseudo-random generator (mulberry32) for test data. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** `n` uniform values in [-scale, scale) from a seeded generator. */

@@ -7,7 +7,7 @@ import type { ModelConfig } from "../models/config.ts";
 import type { Batch } from "../models/model.ts";
 import type { JsonValue } from "../checkpoint/run_state.ts";
 import type { WindowStreamState } from "../data/batches.ts";
-import { rng } from "../testing/all_close.ts";
+import { rng } from "../util/random.ts";
 
 /** A stream of batches. */
 export interface BatchSource {
