@@ -245,3 +245,22 @@ Deno.test("workgroup counts beyond the device limit are rejected clearly", gpuTe
   );
   x.dispose();
 });
+
+Deno.test("a destroyed device fails clearly instead of hanging", gpuTest, async () => {
+  const { WebGPUDevice } = await import("../lib/device/webgpu.ts");
+  const dev = await WebGPUDevice.create();
+  const x = dev.zeros([4], { tag: "workspace" });
+  dev.destroy();
+  await assert.rejects(() => dev.read(x), /destroyed/);
+  assert.throws(() => dev.zeros([4], { tag: "workspace" }), /destroyed/);
+});
+
+Deno.test("meta devices can mirror a WebGPU device's binding limit", () => {
+  const dev = new MetaDevice({ limits: { maxStorageBufferBindingSize: 1024 } });
+  const big = dev.tensor([512], { tag: "activations", name: "big" });
+  assert.throws(
+    () => dev.dispatch({ kernel: "add_inplace", bindings: [big], workgroups: [1] }),
+    /above the device's maxStorageBufferBindingSize 1024/,
+  );
+  big.dispose();
+});
