@@ -1,6 +1,6 @@
 /**
  * `deno task plan <preset> --seq S [--mst [M|auto]] [--mst-mlp M] [--mst-head M] [--checkpoint]
- *   [--optimizer-in-backward] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]`
+ *   [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]`
  *
  * Memory plan on the meta device: full training steps (forward, backward, AdamW) of the
  * real code without compute. Prints the per-tag breakdown at the peak; `--max-seq` searches
@@ -21,8 +21,12 @@ import { parameterCount } from "../lib/models/derived.ts";
 import { maxSequence, type Plan, planStep } from "../lib/plan/planner.ts";
 
 const USAGE = `usage: deno task plan <preset> --seq S [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
-  [--checkpoint] [--optimizer-in-backward] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
-  [--config f.yaml] [--set key=value]...`;
+  [--checkpoint] [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
+  [--config f.yaml] [--set key=value]...
+
+  --hf-head   count the unchunked LM head as Hugging Face transformers allocates it (fp32
+              upcast, shifted copy, log-softmax output and fp32 gradients), as in the paper's
+              "standard implementation"`;
 
 function table(plan: Plan): string {
   const rows = TAGS.filter((t) => (plan.breakdown[t] ?? 0) > 0).map((t) => {
@@ -59,6 +63,7 @@ async function main(argv: string[]): Promise<void> {
     mst: setup.mst,
     checkpoint: setup.checkpoint,
     optimizerInBackward: setup.optimizerInBackward,
+    head: setup.head,
     budget,
   };
   const head = {

@@ -1,6 +1,6 @@
 /**
  * `deno task train <preset> [--seq S] [--steps N] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
- *   [--checkpoint] [--optimizer-in-backward] [--device webgpu|meta] [--data repeat|brown]
+ *   [--checkpoint] [--optimizer-in-backward] [--hf-head] [--device webgpu|meta] [--data repeat|brown]
  *   [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
  *   [--resume DIR] [--config f.yaml] [--set key=value]… [--json]`
  *
@@ -31,7 +31,7 @@ async function loadRunInfo(dir: string) {
 
 const USAGE =
   `usage: deno task train <preset> [--seq S] [--steps N] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
-  [--checkpoint] [--optimizer-in-backward] [--device webgpu|meta] [--data repeat|brown]
+  [--checkpoint] [--optimizer-in-backward] [--hf-head] [--device webgpu|meta] [--data repeat|brown]
   [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
   [--resume DIR] [--config f.yaml] [--set key=value]... [--json]
 
@@ -73,7 +73,7 @@ async function main(argv: string[]): Promise<void> {
   dev.setBudget(parseBudget(values.budget));
   const log = (s: string) => values.json ? console.error(s) : console.log(s);
   try {
-    const policy = { seed, checkpoint: setup.checkpoint, mst: setup.mst };
+    const policy = { seed, checkpoint: setup.checkpoint, mst: setup.mst, head: setup.head };
     const loaded = resumeDir ? await loadRun(dev, resumeDir, policy) : null;
     const model = loaded?.model ?? Model.build(dev, setup.cfg, policy);
     const trainer = new Trainer(dev, model, {

@@ -137,3 +137,26 @@ Deno.test("train --device meta --json reports the contract fields", async () => 
   assert.equal(j.seq, 64);
   assert.equal(j.losses.length, 2);
 });
+
+Deno.test("--hf-head reproduces the paper's standard (≈5K) and recomputation (≈15K) limits", async () => {
+  const run = async (...extra: string[]) => {
+    const r = await task([
+      "tasks/plan.ts",
+      "llama3-8b",
+      "--dtype",
+      "bf16",
+      "--budget",
+      "80GiB",
+      "--max-seq",
+      "--json",
+      "--hf-head",
+      ...extra,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split("\n").at(-1)!).maxSeq as number;
+  };
+  const std = await run();
+  const ckpt = await run("--checkpoint");
+  assert.ok(std > 0.75 * 5000 && std < 1.25 * 5000, `standard with the HF head: ${std}`);
+  assert.ok(ckpt > 0.75 * 15000 && ckpt < 1.25 * 15000, `recomputation with the HF head: ${ckpt}`);
+});

@@ -47,3 +47,25 @@ Deno.test(
     dev.allocator.assertNoLeaksSince(marker);
   },
 );
+
+Deno.test(
+  "the transformers-style head (memory emulation) computes the same loss and gradients",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const weights = randomWeights(ODD, 2);
+    const batch = randomBatch(ODD.vocabSize, 21, 8, [4]);
+    const marker = dev.allocator.nextId;
+    const got = await deviceLossAndGrads(dev, ODD, weights, [batch], { head: "hf" });
+    got.model.dispose();
+    dev.allocator.assertNoLeaksSince(marker);
+    const want = referenceLossAndGrads(ODD, weights, [batch]);
+    assert.ok(
+      Math.abs(got.loss - want.loss) <= 1e-4 * Math.abs(want.loss),
+      `loss ${got.loss} vs ${want.loss}`,
+    );
+    for (const [name, g] of want.grads) {
+      assertAllClose(got.grads.get(name)!, g, { atol: 2e-5, rtol: 2e-3 }, name);
+    }
+  },
+);

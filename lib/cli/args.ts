@@ -92,6 +92,7 @@ export const COMMON_OPTIONS = {
   "mst-head": { type: "string" },
   checkpoint: { type: "boolean" },
   "optimizer-in-backward": { type: "boolean" },
+  "hf-head": { type: "boolean" },
   device: { type: "string" },
   json: { type: "boolean" },
   config: { type: "string" },

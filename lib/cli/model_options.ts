@@ -14,6 +14,7 @@ export interface ModelFlags {
   "mst-head"?: string;
   checkpoint?: boolean;
   "optimizer-in-backward"?: boolean;
+  "hf-head"?: boolean;
 }
 
 /** The resolved model setup of a task. */
@@ -22,6 +23,8 @@ export interface ModelSetup {
   mst: MstPolicy;
   checkpoint: boolean;
   optimizerInBackward: boolean;
+  /** Unchunked head with transformers' fp32 upcast buffers (memory emulation). */
+  head: "standard" | "hf";
 }
 
 /** Preset + `--config` YAML + `--set` overrides, and the MsT/recomputation policy. */
@@ -44,14 +47,16 @@ export async function modelSetup(
     mst: parseMst(flags),
     checkpoint: flags.checkpoint ?? false,
     optimizerInBackward: flags["optimizer-in-backward"] ?? false,
+    head: flags["hf-head"] ? "hf" : "standard",
   };
 }
 
 /** A short description of the policy, e.g. "mst(mlp=auto, head=auto) + checkpoint". */
 export function describePolicy(
-  s: Pick<ModelSetup, "mst" | "checkpoint" | "optimizerInBackward">,
+  s: Pick<ModelSetup, "mst" | "checkpoint" | "optimizerInBackward"> & { head?: string },
 ): string {
   const parts: string[] = [];
+  if (s.head === "hf" && s.mst.head === undefined) parts.push("hf-head");
   if (s.mst.mlp !== undefined || s.mst.head !== undefined) {
     parts.push(`mst(mlp=${s.mst.mlp ?? "off"}, head=${s.mst.head ?? "off"})`);
   }

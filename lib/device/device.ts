@@ -30,6 +30,11 @@ export interface TensorOptions {
   name?: string;
   /** Element type (default f32). */
   dtype?: DType;
+  /**
+   * Count this float tensor as `countAs` whatever the device's counting — e.g. an fp32
+   * upcast inside a bf16 setup, planned on the meta device. Compute is f32 regardless.
+   */
+  countAs?: FloatCounting;
 }
 
 /** One kernel dispatch. */
@@ -76,7 +81,7 @@ export abstract class Device<H = unknown> {
   /** A new tensor whose content is undefined (use {@link zeros} for zeros). */
   tensor(shape: readonly number[], opts: TensorOptions): Tensor {
     const dtype = opts.dtype ?? "f32";
-    const bytes = numel(shape) * bytesPerElement(dtype, this.floats);
+    const bytes = numel(shape) * bytesPerElement(dtype, opts.countAs ?? this.floats);
     const block = this.allocator.alloc(bytes, opts.tag, opts.name ?? opts.tag);
     const storage: Storage = {
       block,

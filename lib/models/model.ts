@@ -16,6 +16,7 @@ import { MiniSequenceHeadLoss } from "../mst/mini_sequence_head.ts";
 import { DecoderBlock } from "../nn/decoder_block.ts";
 import { Embedding } from "../nn/embedding.ts";
 import type { SeqLayer } from "../nn/layer.ts";
+import { HFLMHeadLoss } from "../nn/hf_head_loss.ts";
 import { type HeadLoss, LMHeadLoss } from "../nn/lm_head_loss.ts";
 import { MLP } from "../nn/mlp.ts";
 import { disposeAll, Parameter } from "../nn/parameter.ts";
@@ -44,6 +45,12 @@ export interface BuildOptions {
   weights?: Map<string, Float32Array>;
   /** Std of the normal initialization of matrices (default 0.02). */
   initStd?: number;
+  /**
+   * The unchunked head's memory behaviour: ours (`"standard"`: model-dtype logits and
+   * logit gradients) or transformers' (`"hf"`: plus fp32 upcast copies), see
+   * `lib/nn/hf_head_loss.ts`. Ignored when `mst.head` chunks the head.
+   */
+  head?: "standard" | "hf";
 }
 
 /** One training sequence: S input ids and S targets (−100 = ignored). */
@@ -161,6 +168,8 @@ export class Model {
     const head = opts.mst?.head;
     this.head = head !== undefined && head !== false
       ? new MiniSequenceHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap, head)
+      : opts.head === "hf"
+      ? new HFLMHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap)
       : new LMHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap);
   }
 

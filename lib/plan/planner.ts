@@ -21,6 +21,8 @@ export interface PlanInput {
   mst: MstPolicy;
   checkpoint: boolean;
   optimizerInBackward: boolean;
+  /** Unchunked head: ours, or transformers' with fp32 upcasts (default "standard"). */
+  head?: "standard" | "hf";
   /** Budget in bytes (Infinity = none). */
   budget: number;
   /** Training steps to run (the second has the optimizer state live throughout; default 2). */
@@ -50,7 +52,11 @@ export async function planStep(input: PlanInput): Promise<Plan> {
   const batch = { ids: tokens, targets: tokens };
   let weightsBytes = 0;
   try {
-    const model = Model.build(dev, input.cfg, { checkpoint: input.checkpoint, mst: input.mst });
+    const model = Model.build(dev, input.cfg, {
+      checkpoint: input.checkpoint,
+      mst: input.mst,
+      head: input.head,
+    });
     weightsBytes = dev.allocator.stats().liveByTag.weights;
     const trainer = new Trainer(dev, model, { optimizerInBackward: input.optimizerInBackward });
     let peakBytes = 0;
