@@ -13,6 +13,7 @@ import {
 } from "../lib/ops/linear.ts";
 import { matmul } from "../lib/ops/matmul.ts";
 import { linearBackwardRef, linearForwardRef, matmulRef } from "../lib/reference/matmul.ts";
+import { staleKernels } from "../kernels/gen/matmul.ts";
 import { assertAllClose, finiteDifferences, randomArray } from "../lib/testing/all_close.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
 
@@ -74,8 +75,14 @@ Deno.test(
   async () => {
     await checkMatmul(36, 20, 28, 6); // M, N, K multiples of 4, not of 16
     await checkMatmul(68, 136, 8, 7); // several tiles in both directions
+    await checkMatmul(4, 4, 4, 8); // one tile, mostly clamped
+    await checkMatmul(20, 132, 4, 9); // K = 4: one step; lanes along N (N > 128)
   },
 );
+
+Deno.test("generated vec4 kernels match kernels/gen/matmul.ts", () => {
+  assert.deepEqual(staleKernels(), [], "run: deno run -A kernels/gen/matmul.ts");
+});
 
 Deno.test("matmul: overwrite into out, and shape errors", gpuTest, async () => {
   const dev = await testDevice();
