@@ -46,6 +46,8 @@ export interface Block<H = unknown> {
   readonly tag: Tag;
   readonly name: string;
   readonly handle: H;
+  /** Accounted only: the memory is a resource the device manages itself (a texture). */
+  readonly external?: boolean;
 }
 
 /** An alloc or free, as recorded in the timeline. */
@@ -113,7 +115,7 @@ export class Allocator<H = unknown> {
   }
 
   /** Allocate `bytes` for `tag`. Throws {@link OutOfMemoryError} past the budget. */
-  alloc(bytes: number, tag: Tag, name: string): Block<H> {
+  alloc(bytes: number, tag: Tag, name: string, opts: { external?: boolean } = {}): Block<H> {
     if (!Number.isFinite(bytes) || bytes < 0) {
       throw new Error(`cannot allocate ${bytes} bytes for "${name}": size must be finite and >= 0`);
     }
@@ -123,17 +125,27 @@ export class Allocator<H = unknown> {
     if (this.#liveBytes + bytes > this.budget) {
       throw new OutOfMemoryError(bytes, tag, this.budget, { ...this.#liveByTag }, this.largest(5));
     }
-    const sizeClass = sizeClassOf(bytes);
-    const cached = this.#free.get(sizeClass);
+    const sizeClass = opts.external ? bytes : sizeClassOf(bytes);
+    const cached = opts.external ? undefined : this.#free.get(sizeClass);
     let handle: H;
-    if (cached && cached.length > 0) {
+    if (opts.external) {
+      handle = null as H;
+    } else if (cached && cached.length > 0) {
       handle = cached.pop()!;
       this.#poolHits++;
     } else {
       handle = this.#backend.create(sizeClass, tag);
       this.#reserved += sizeClass;
     }
-    const block: Block<H> = { id: this.#nextId++, bytes, sizeClass, tag, name, handle };
+    const block: Block<H> = {
+      id: this.#nextId++,
+      bytes,
+      sizeClass,
+      tag,
+      name,
+      handle,
+      external: opts.external,
+    };
     this.#live.set(block.id, block);
     this.#allocations++;
     this.#liveBytes += bytes;
@@ -170,9 +182,11 @@ export class Allocator<H = unknown> {
     }
     this.#liveBytes -= live.bytes;
     this.#liveByTag[live.tag] -= live.bytes;
-    let list = this.#free.get(live.sizeClass);
-    if (!list) this.#free.set(live.sizeClass, list = []);
-    list.push(live.handle);
+    if (!live.external) {
+      let list = this.#free.get(live.sizeClass);
+      if (!list) this.#free.set(live.sizeClass, list = []);
+      list.push(live.handle);
+    }
     this.#record("free", live);
   }
 

@@ -21,6 +21,12 @@ import { Allocator, type BufferBackend, type Tag } from "./allocator.ts";
 import { bytesPerElement, type DType, type FloatCounting, numel } from "./dtype.ts";
 import { type Params } from "./kernel_source.ts";
 import { type Storage, Tensor } from "./tensor.ts";
+import {
+  canStageAsTexture,
+  MAX_TEXTURE_ROWS,
+  TensorTexture,
+  TEXTURE_ROW_FLOATS,
+} from "./texture.ts";
 
 /** Options of a new tensor. */
 export interface TensorOptions {
@@ -51,6 +57,8 @@ export interface KernelCall {
   bindings: Tensor[];
   /** Uniform parameters at `@group(1) @binding(0)`. */
   params?: Params;
+  /** Staged textures at `@group(2) @binding(0..)` (see `texture.ts`). */
+  textures?: TensorTexture[];
   /** Workgroup counts. Each must be ≤ 65535. */
   workgroups: readonly [number, number?, number?];
 }
@@ -166,6 +174,38 @@ export abstract class Device<H = unknown> {
     this.allocator.budget = bytes;
   }
 
+  /**
+   * A read-only texture copy of `t` (see `texture.ts`), accounted as `workspace`. The copy is
+   * encoded now; dispose the texture once the kernels reading it are dispatched.
+   */
+  texture(t: Tensor, name = `${t.name}.texture`): TensorTexture {
+    if (!canStageAsTexture(t)) {
+      throw new Error(
+        `cannot stage "${t.name}" [${t.shape.join(", ")}] (${t.dtype}) as a texture: it must be ` +
+          `f32 with a multiple of 4 elements and at most ${MAX_TEXTURE_ROWS * TEXTURE_ROW_FLOATS}`,
+      );
+    }
+    const rows = Math.ceil(t.size / TEXTURE_ROW_FLOATS);
+    const bytes = rows * TEXTURE_ROW_FLOATS * bytesPerElement("f32", this.floats);
+    const block = this.allocator.alloc(bytes, "workspace", name, { external: true });
+    let handle: unknown;
+    try {
+      handle = this.stageTexture(t, rows);
+    } catch (e) {
+      this.allocator.free(block);
+      throw e;
+    }
+    return new TensorTexture(name, rows, block, handle, (tex) => {
+      this.allocator.free(tex.block as never);
+      this.releaseTexture(tex);
+    });
+  }
+
+  /** Creates (or reuses) the device texture for `rows` rows and encodes the copy of `t`. */
+  protected abstract stageTexture(t: Tensor, rows: number): unknown;
+  /** Returns a texture to the device's pool. */
+  protected abstract releaseTexture(tex: TensorTexture): void;
+
   /** Fill a tensor with a constant. */
   abstract fill(t: Tensor, value: number): void;
   /** Overwrite a tensor's data from the host. */
@@ -196,6 +236,15 @@ export abstract class Device<H = unknown> {
   /** Read one scalar. */
   async readScalar(t: Tensor): Promise<number> {
     return (await this.read(t))[0];
+  }
+
+  /** Throws unless every texture of a call is live. */
+  protected validateTextures(call: KernelCall): void {
+    for (const tex of call.textures ?? []) {
+      if (tex.disposed) {
+        throw new Error(`kernel "${call.kernel}": texture "${tex.name}" was used after dispose()`);
+      }
+    }
   }
 
   /** Throws unless a copy of `count` elements stays inside both tensors. */

@@ -10,6 +10,7 @@
 import { Device, type DeviceLimits, type KernelCall } from "./device.ts";
 import type { FloatCounting } from "./dtype.ts";
 import type { Tensor } from "./tensor.ts";
+import type { TensorTexture } from "./texture.ts";
 
 /** Options of a {@link MetaDevice}. */
 export interface MetaDeviceOptions {
@@ -59,8 +60,16 @@ export class MetaDevice extends Device<null> {
     this.checkCopy(src, srcOffset, dst, dstOffset, count);
   }
 
+  protected override stageTexture(t: Tensor, _rows: number): unknown {
+    t.block;
+    return null;
+  }
+
+  protected override releaseTexture(_tex: TensorTexture): void {}
+
   override dispatch(call: KernelCall): void {
     this.validateCall(call);
+    this.validateTextures(call);
     this.dispatches++;
   }
 

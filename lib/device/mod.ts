@@ -9,5 +9,6 @@ export * from "./errors.ts";
 export * from "./kernel_source.ts";
 export * from "./meta.ts";
 export * from "./tensor.ts";
+export * from "./texture.ts";
 export * from "./webgpu.ts";
 export * from "./create.ts";

@@ -19,6 +19,7 @@ import {
 } from "./errors.ts";
 import { kernelSource } from "./kernel_source.ts";
 import type { Tensor } from "./tensor.ts";
+import { type TensorTexture, TEXTURE_ROW_FLOATS, TEXTURE_ROW_TEXELS } from "./texture.ts";
 
 /** Options of {@link WebGPUDevice.create}. */
 export interface WebGPUDeviceOptions {
@@ -54,8 +55,12 @@ export class WebGPUDevice extends Device<GPUBuffer> {
   #pending = 0;
   #batchSize: number;
   #uniformFree = new Map<number, GPUBuffer[]>();
+  #textureFree = new Map<number, GPUTexture[]>();
+  #emptyGroups = new WeakMap<GPUComputePipeline, GPUBindGroup>();
   #uniformUsed: GPUBuffer[] = [];
   #errors: Error[] = [];
+  /** Compilation checks of shader modules created since the last read/sync. */
+  #compileChecks: Promise<void>[] = [];
   #lost: GPUDeviceLostInfo | null = null;
   #destroyed = false;
   /** Submitted command buffers since creation (for "submits per step"). */
@@ -178,7 +183,7 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     this.#check();
     if (this.#errors.length > 0) {
       const errs = this.#errors.splice(0);
-      throw errs[0];
+      throw errs.find((e) => e instanceof WGSLCompileError) ?? errs[0];
     }
   }
 
@@ -187,10 +192,12 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     if (!m) {
       m = this.gpu.createShaderModule({ label: name, code });
       this.#modules.set(code, m);
-      m.getCompilationInfo().then((info) => {
-        const errs = info.messages.filter((x) => x.type === "error");
-        if (errs.length > 0) this.#errors.push(formatCompileError(name, code, errs));
-      });
+      this.#compileChecks.push(
+        m.getCompilationInfo().then((info) => {
+          const errs = info.messages.filter((x) => x.type === "error");
+          if (errs.length > 0) this.#errors.unshift(formatCompileError(name, code, errs));
+        }),
+      );
     }
     return m;
   }
@@ -221,24 +228,76 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     entryPoint = "main",
   ): Promise<void> {
     this.#check();
-    const module = this.gpu.createShaderModule({ label: kernel, code: source });
-    const info = await module.getCompilationInfo();
-    const errs = info.messages.filter((x) => x.type === "error");
-    if (errs.length > 0) throw formatCompileError(kernel, source, errs);
+    // Capture the validation errors of this check so they do not surface later as
+    // uncaptured errors of an unrelated read.
+    this.gpu.pushErrorScope("validation");
+    let failure: WGSLCompileError | null = null;
     try {
-      await this.gpu.createComputePipelineAsync({
-        label: kernel,
-        layout: "auto",
-        compute: { module, entryPoint, constants },
-      });
-    } catch (e) {
-      throw new WGSLCompileError(kernel, (e as Error).message);
+      const module = this.gpu.createShaderModule({ label: kernel, code: source });
+      const info = await module.getCompilationInfo();
+      const errs = info.messages.filter((x) => x.type === "error");
+      if (errs.length > 0) {
+        failure = formatCompileError(kernel, source, errs);
+      } else {
+        try {
+          await this.gpu.createComputePipelineAsync({
+            label: kernel,
+            layout: "auto",
+            compute: { module, entryPoint, constants },
+          });
+        } catch (e) {
+          failure = new WGSLCompileError(kernel, (e as Error).message);
+        }
+      }
+    } finally {
+      await this.gpu.popErrorScope();
     }
+    if (failure) throw failure;
+  }
+
+  protected override stageTexture(t: Tensor, rows: number): GPUTexture {
+    this.#check();
+    const tex = this.#textureFree.get(rows)?.pop() ??
+      this.gpu.createTexture({
+        label: `${t.name}.texture`,
+        size: [TEXTURE_ROW_TEXELS, rows],
+        format: "rgba32float",
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+      });
+    this.#endPass();
+    const enc = this.#enc();
+    const buffer = t.block.handle as GPUBuffer;
+    const fullRows = Math.floor(t.size / TEXTURE_ROW_FLOATS);
+    const restTexels = (t.size % TEXTURE_ROW_FLOATS) / 4;
+    if (fullRows > 0) {
+      enc.copyBufferToTexture(
+        { buffer, bytesPerRow: TEXTURE_ROW_FLOATS * 4, rowsPerImage: fullRows },
+        { texture: tex },
+        [TEXTURE_ROW_TEXELS, fullRows],
+      );
+    }
+    if (restTexels > 0) {
+      enc.copyBufferToTexture(
+        { buffer, offset: fullRows * TEXTURE_ROW_FLOATS * 4 },
+        { texture: tex, origin: [0, fullRows] },
+        [restTexels, 1],
+      );
+    }
+    if (++this.#pending >= this.#batchSize) this.#submit();
+    return tex;
+  }
+
+  protected override releaseTexture(tex: TensorTexture): void {
+    const t = tex.handle as GPUTexture;
+    let list = this.#textureFree.get(tex.rows);
+    if (!list) this.#textureFree.set(tex.rows, list = []);
+    list.push(t);
   }
 
   override dispatch(call: KernelCall): void {
     this.#check();
     this.validateCall(call);
+    this.validateTextures(call);
     const [x, y = 1, z = 1] = call.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
     const code = call.source ?? kernelSource(call.kernel);
@@ -259,6 +318,23 @@ export class WebGPUDevice extends Device<GPUBuffer> {
       groups.push(this.gpu.createBindGroup({
         layout: pipeline.getBindGroupLayout(1),
         entries: [{ binding: 0, resource: { buffer: ub } }],
+      }));
+    }
+    if (call.textures && call.textures.length > 0) {
+      if (!call.params) {
+        let empty = this.#emptyGroups.get(pipeline);
+        if (!empty) {
+          empty = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(1), entries: [] });
+          this.#emptyGroups.set(pipeline, empty);
+        }
+        groups.push(empty);
+      }
+      groups.push(this.gpu.createBindGroup({
+        layout: pipeline.getBindGroupLayout(2),
+        entries: call.textures.map((tex, i) => ({
+          binding: i,
+          resource: (tex.handle as GPUTexture).createView(),
+        })),
       }));
     }
     const prof = this.#profile;
@@ -342,11 +418,20 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     this.#enc().copyBufferToBuffer(t.block.handle as GPUBuffer, 0, staging, 0, size);
     this.#pending++;
     this.#submit();
-    await this.#waitOrLost(staging.mapAsync(GPUMapMode.READ));
+    try {
+      await this.#waitOrLost(staging.mapAsync(GPUMapMode.READ));
+    } catch (e) {
+      staging.destroy();
+      // An asynchronous WebGPU error (e.g. a kernel that does not compile) explains why.
+      await this.#settle();
+      this.#raisePending();
+      throw e;
+    }
     const bytes = staging.getMappedRange().slice(0, t.size * 4);
     staging.unmap();
     staging.destroy();
     await this.#collectProfile();
+    await this.#settle();
     this.#raisePending();
     return t.dtype === "i32" ? new Int32Array(bytes) : new Float32Array(bytes);
   }
@@ -356,8 +441,7 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     this.#submit();
     await this.#waitOrLost(this.gpu.queue.onSubmittedWorkDone());
     await this.#collectProfile();
-    // Let asynchronous error callbacks run before reporting.
-    await new Promise((r) => setTimeout(r, 0));
+    await this.#settle();
     this.#raisePending();
   }
 
@@ -378,7 +462,15 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     this.#pass = null;
     this.#encoder = null;
     this.allocator.releaseCached();
+    for (const list of this.#textureFree.values()) for (const t of list) t.destroy();
+    this.#textureFree.clear();
     this.gpu.destroy();
+  }
+
+  /** Waits for pending shader compilation checks and lets error callbacks run. */
+  async #settle(): Promise<void> {
+    await Promise.all(this.#compileChecks.splice(0));
+    await new Promise((r) => setTimeout(r, 0));
   }
 
   async #collectProfile(): Promise<void> {
