@@ -1,0 +1,148 @@
+/**
+ * The {@link ExperimentContext} given to `run`: it owns the run's devices, appends metric
+ * rows to the run directory as they come, and collects figures, tables, notes, charts and
+ * log lines for the end of the run.
+ */
+
+import { createDevice, type CreateDeviceOptions } from "../device/create.ts";
+import type { Device } from "../device/device.ts";
+import type { ExperimentConfig } from "./config.ts";
+import type { ExperimentContext, Json, MetricRow, ReportTable, VegaLiteSpec } from "./define.ts";
+import { createProgress, printAbove, type ProgressBar } from "./progress.ts";
+import { RUN_FILES, runPath } from "../report/records.ts";
+import { VEGA_LITE_SCHEMA } from "../report/render_svg.ts";
+
+/** Settings of a {@link RunContext}. */
+export interface RunContextOptions<C extends ExperimentConfig> {
+  name: string;
+  config: C;
+  quick: boolean;
+  deviceKind: "webgpu" | "meta";
+  dir: string;
+  /** Where log lines go besides `log.txt` (default: stdout, above any progress bar). */
+  print?: (line: string) => void;
+  /** Draw progress bars (default: when stderr is a terminal). */
+  progress?: boolean;
+}
+
+/** The context implementation; `run.ts` reads back what it collected. */
+export class RunContext<C extends ExperimentConfig> implements ExperimentContext<C> {
+  readonly name: string;
+  readonly config: Readonly<C>;
+  readonly quick: boolean;
+  readonly deviceKind: "webgpu" | "meta";
+  readonly dir: string;
+  readonly figures: Record<string, Json> = {};
+  readonly tables: ReportTable[] = [];
+  readonly notes: string[] = [];
+  readonly charts: { name: string; spec: VegaLiteSpec }[] = [];
+  readonly logLines: string[] = [];
+  rows = 0;
+  #device: Promise<Device> | null = null;
+  #devices: Device[] = [];
+  #print: (line: string) => void;
+  #progress: boolean | undefined;
+  #metricsPath: string;
+
+  constructor(opts: RunContextOptions<C>) {
+    this.name = opts.name;
+    this.config = opts.config;
+    this.quick = opts.quick;
+    this.deviceKind = opts.deviceKind;
+    this.dir = opts.dir;
+    this.#print = opts.print ?? printAbove;
+    this.#progress = opts.progress;
+    this.#metricsPath = runPath(opts.dir, RUN_FILES.metricsPartial);
+    Deno.writeTextFileSync(this.#metricsPath, "");
+  }
+
+  /** Path of the metrics file being appended to. */
+  get metricsPath(): string {
+    return this.#metricsPath;
+  }
+
+  device(): Promise<Device> {
+    this.#device ??= this.createDevice(this.deviceKind);
+    return this.#device;
+  }
+
+  async createDevice(kind: "webgpu" | "meta", opts?: CreateDeviceOptions): Promise<Device> {
+    const dev = await createDevice(kind, opts);
+    this.#devices.push(dev);
+    return dev;
+  }
+
+  record(row: MetricRow): void {
+    Deno.writeTextFileSync(this.#metricsPath, JSON.stringify(row) + "\n", { append: true });
+    this.rows++;
+  }
+
+  summary(figures: Record<string, Json>): void {
+    Object.assign(this.figures, figures);
+  }
+
+  chart(name: string, spec: VegaLiteSpec): void {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(name)) {
+      throw new Error(`chart name "${name}": use letters, digits, "_" or "-" (it names files)`);
+    }
+    if (this.charts.some((c) => c.name === name)) {
+      throw new Error(`chart "${name}" is registered twice`);
+    }
+    this.charts.push({ name, spec: { $schema: VEGA_LITE_SCHEMA, ...spec } });
+  }
+
+  table(table: ReportTable): void {
+    for (const r of table.rows) {
+      if (r.length !== table.columns.length) {
+        throw new Error(
+          `table "${table.title}": a row has ${r.length} cells for ${table.columns.length} columns`,
+        );
+      }
+    }
+    this.tables.push(table);
+  }
+
+  note(text: string): void {
+    this.notes.push(text);
+  }
+
+  progress(label: string, total: number): ProgressBar {
+    return createProgress(label, total, this.#progress);
+  }
+
+  async sweep<T, R>(
+    label: string,
+    items: readonly T[],
+    fn: (item: T, i: number) => Promise<R> | R,
+  ): Promise<R[]> {
+    const bar = this.progress(label, items.length);
+    const out: R[] = [];
+    try {
+      for (let i = 0; i < items.length; i++) {
+        out.push(await fn(items[i], i));
+        bar.tick(`${label} ${String(items[i])}`);
+      }
+    } finally {
+      bar.done();
+    }
+    return out;
+  }
+
+  log(message: string): void {
+    this.logLines.push(message);
+    this.#print(message);
+  }
+
+  /** Destroys every device the run created. */
+  destroyDevices(): void {
+    for (const d of this.#devices) {
+      try {
+        d.destroy();
+      } catch {
+        // already destroyed or lost: nothing left to free
+      }
+    }
+    this.#devices = [];
+    this.#device = null;
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * `defineExperiment`: an experiment is a name, a description, typed defaults (optionally
+ * lighter ones for `--quick`) and a `run(ctx)` function. `deno task exp <name>` resolves
+ * the config, creates the run directory, calls `run` with an {@link ExperimentContext} and
+ * writes the report.
+ *
+ * @example A two-line experiment
+ * ```ts
+ * import { defineExperiment } from "./define.ts";
+ *
+ * export default defineExperiment({
+ *   name: "squares",
+ *   description: "n² for n = 1..N",
+ *   defaults: { n: 5 },
+ *   quick: { n: 3 },
+ *   run(ctx) {
+ *     for (let i = 1; i <= ctx.config.n; i++) ctx.record({ n: i, square: i * i });
+ *     ctx.summary({ last: ctx.config.n ** 2 });
+ *   },
+ * });
+ * ```
+ */
+
+import type { CreateDeviceOptions } from "../device/create.ts";
+import type { Device } from "../device/device.ts";
+import { type ExperimentConfig, validateDefaults } from "./config.ts";
+import type { ProgressBar } from "./progress.ts";
+import type { Json, MetricRow, ReportTable, VegaLiteSpec } from "../report/records.ts";
+
+export type { Json, MetricRow, ReportTable, VegaLiteSpec };
+
+/** What `run` receives. */
+export interface ExperimentContext<C extends ExperimentConfig> {
+  /** The experiment's name. */
+  readonly name: string;
+  /** The resolved config (defaults ← quick ← YAML ← `--set`). */
+  readonly config: Readonly<C>;
+  /** True with `--quick`: a small version that finishes in a minute or two. */
+  readonly quick: boolean;
+  /** The device kind chosen with `--device` (default webgpu). */
+  readonly deviceKind: "webgpu" | "meta";
+  /** The run directory being written. */
+  readonly dir: string;
+  /** The run's device (`--device`), created on first use and destroyed after the run. */
+  device(): Promise<Device>;
+  /** Another device (e.g. a meta device counting bf16), destroyed after the run. */
+  createDevice(kind: "webgpu" | "meta", opts?: CreateDeviceOptions): Promise<Device>;
+  /** Appends one row to `metrics.jsonl` (written immediately). */
+  record(row: MetricRow): void;
+  /** Merges key figures into `summary.json` (written when the run completes). */
+  summary(figures: Record<string, Json>): void;
+  /** Registers a chart: `charts/<name>.vl.json` and `charts/<name>.svg`. */
+  chart(name: string, spec: VegaLiteSpec): void;
+  /** Adds a table to the report (stored in `summary.json`). */
+  table(table: ReportTable): void;
+  /** Adds a paragraph of plain text to the report (stored in `summary.json`). */
+  note(text: string): void;
+  /** A progress bar on stderr when it is a terminal (quiet otherwise). */
+  progress(label: string, total: number): ProgressBar;
+  /**
+   * Runs `fn` over `items` in order with a progress bar; returns the results.
+   * A sweep helper: `await ctx.sweep("S", [256, 512], (S) => measure(S))`.
+   */
+  sweep<T, R>(
+    label: string,
+    items: readonly T[],
+    fn: (item: T, i: number) => Promise<R> | R,
+  ): Promise<R[]>;
+  /** Prints a line (stdout) and keeps it in `log.txt`. */
+  log(message: string): void;
+}
+
+/** An experiment definition (the default export of `experiments/<name>.ts`). */
+export interface Experiment<C extends ExperimentConfig = ExperimentConfig> {
+  /** Name, equal to the file name in `experiments/`. */
+  name: string;
+  /** One line for `--list` and the report. */
+  description: string;
+  /** Every config key with its default; the defaults fix each key's type. */
+  defaults: C;
+  /** Overrides applied with `--quick`. */
+  quick?: Partial<C>;
+  /** The experiment. */
+  run(ctx: ExperimentContext<C>): Promise<void> | void;
+}
+
+/** Defines an experiment; validates the name and the defaults. */
+export function defineExperiment<C extends ExperimentConfig>(def: Experiment<C>): Experiment<C> {
+  if (!/^[a-z0-9][a-z0-9._-]*$/.test(def.name)) {
+    throw new Error(
+      `experiment name "${def.name}": use lower-case letters, digits, ".", "_" or "-"`,
+    );
+  }
+  validateDefaults(def.name, def.defaults);
+  return def;
+}

@@ -1,0 +1,168 @@
+/**
+ * Running an experiment into a run directory (see `lib/report/records.ts` for the layout):
+ * resolve the config, create the directory, write `config.yaml`, call `run(ctx)`, then write
+ * the chart specs, `metrics.jsonl`, the rendered report and — last — `summary.json`, which
+ * marks the run complete. A run that throws leaves `error.txt` and its partial records but
+ * no `summary.json`, so it is never mistaken for a finished run.
+ */
+
+import { writeTextAtomic } from "../report/atomic_write.ts";
+import { RUN_FILES, runPath, type RunRecords, type RunSummary } from "../report/records.ts";
+import { writeReport } from "../report/write_report.ts";
+import { configToYaml, type ExperimentConfig, resolveExperimentConfig } from "./config.ts";
+import { RunContext } from "./context.ts";
+import type { Experiment } from "./define.ts";
+
+/** Options of {@link runExperiment}. */
+export interface RunOptions {
+  quick?: boolean;
+  device?: "webgpu" | "meta";
+  /** YAML text of `--config` and its file name. */
+  yaml?: string;
+  yamlSource?: string;
+  /** `--set key=value` strings. */
+  set?: readonly string[];
+  /** The run directory (default `runs/<name>/<UTC stamp>`). */
+  out?: string;
+  /** The command line, recorded in the summary. */
+  argv?: string[];
+  /** Where log lines go (default console.log). */
+  print?: (line: string) => void;
+  /** Draw progress bars (default: when stderr is a terminal). */
+  progress?: boolean;
+}
+
+/** Result of a finished run. */
+export interface RunResult {
+  dir: string;
+  summary: RunSummary;
+}
+
+/** `2025-11-28T10-42-03Z`: a UTC time stamp usable as a directory name. */
+export function utcStamp(d = new Date()): string {
+  return d.toISOString().replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
+}
+
+async function isEmptyDir(dir: string): Promise<boolean | null> {
+  try {
+    if (!(await Deno.stat(dir)).isDirectory) return false;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  for await (const _ of Deno.readDir(dir)) return false;
+  return true;
+}
+
+/** Creates the run directory: `out` must be new or empty; the default gets a fresh stamp. */
+export async function createRunDir(name: string, out?: string): Promise<string> {
+  if (out !== undefined) {
+    const empty = await isEmptyDir(out);
+    if (empty === false) {
+      throw new Error(`--out ${out}: exists and is not an empty directory; choose a new one`);
+    }
+    await Deno.mkdir(out, { recursive: true });
+    return out;
+  }
+  const base = `runs/${name}/${utcStamp()}`;
+  for (let i = 1;; i++) {
+    const dir = i === 1 ? base : `${base}-${i}`;
+    try {
+      await Deno.mkdir(`runs/${name}`, { recursive: true });
+      await Deno.mkdir(dir);
+      return dir;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+  }
+}
+
+/** Runs `exp` and writes its run directory; returns the directory and the summary. */
+export async function runExperiment<C extends ExperimentConfig>(
+  exp: Experiment<C>,
+  opts: RunOptions = {},
+): Promise<RunResult> {
+  const quick = opts.quick ?? false;
+  const config = resolveExperimentConfig(exp.defaults, {
+    quick: quick ? exp.quick : undefined,
+    yaml: opts.yaml,
+    yamlSource: opts.yamlSource,
+    set: opts.set,
+  });
+  const deviceKind = opts.device ?? "webgpu";
+  const dir = await createRunDir(exp.name, opts.out);
+  const started = new Date();
+  const configYaml = configToYaml(
+    config,
+    `experiment ${exp.name}${
+      quick ? " (quick)" : ""
+    }, device ${deviceKind}, ${started.toISOString()}`,
+  );
+  await writeTextAtomic(runPath(dir, RUN_FILES.config), configYaml);
+  const ctx = new RunContext<C>({
+    name: exp.name,
+    config,
+    quick,
+    deviceKind,
+    dir,
+    print: opts.print,
+    progress: opts.progress,
+  });
+  const writeLog = () =>
+    writeTextAtomic(runPath(dir, RUN_FILES.log), ctx.logLines.join("\n") + "\n");
+  try {
+    try {
+      await exp.run(ctx);
+    } finally {
+      ctx.destroyDevices();
+    }
+    const finished = new Date();
+    await Deno.mkdir(runPath(dir, RUN_FILES.charts), { recursive: true });
+    for (const c of ctx.charts) {
+      await writeTextAtomic(
+        runPath(dir, RUN_FILES.charts, `${c.name}.vl.json`),
+        JSON.stringify(c.spec, null, 1) + "\n",
+      );
+    }
+    const metricsText = await Deno.readTextFile(ctx.metricsPath);
+    await Deno.rename(ctx.metricsPath, runPath(dir, RUN_FILES.metrics));
+    await writeLog();
+    const summary: RunSummary = {
+      experiment: exp.name,
+      description: exp.description,
+      device: deviceKind,
+      quick,
+      startedAt: started.toISOString(),
+      finishedAt: finished.toISOString(),
+      seconds: (finished.getTime() - started.getTime()) / 1000,
+      argv: opts.argv ?? [exp.name],
+      figures: ctx.figures,
+      tables: ctx.tables,
+      notes: ctx.notes,
+      charts: ctx.charts.map((c) => c.name),
+    };
+    const records: RunRecords = {
+      dir,
+      configYaml,
+      config: config as RunRecords["config"],
+      metrics: metricsText.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l)),
+      summary,
+      charts: ctx.charts,
+    };
+    await writeReport(records);
+    await writeTextAtomic(runPath(dir, RUN_FILES.summary), JSON.stringify(summary, null, 2) + "\n");
+    return { dir, summary };
+  } catch (e) {
+    const err = e as Error;
+    await writeLog().catch(() => {});
+    await writeTextAtomic(
+      runPath(dir, "error.txt"),
+      `${err.stack ?? err.message}\n`,
+    ).catch(() => {});
+    throw new Error(
+      `experiment ${exp.name} failed: ${err.message}\n(partial records in ${dir}; ` +
+        `no summary.json, so it is not a finished run)`,
+      { cause: e },
+    );
+  }
+}

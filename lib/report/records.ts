@@ -1,0 +1,146 @@
+/**
+ * The run record: what `deno task exp` writes into a run directory and what
+ * `deno task report` reads back to re-render the report.
+ *
+ * ```
+ * <run dir>/
+ *   config.yaml        the resolved config (usable again with --config)
+ *   metrics.jsonl      one JSON object per line (ctx.record)
+ *   charts/<c>.vl.json vega-lite specs with their data inline
+ *   charts/<c>.svg     the same charts rendered
+ *   report.html        self-contained (inline SVG, no network)
+ *   report.md          links charts/*.svg
+ *   log.txt            the run's log lines
+ *   summary.json       written last: its presence marks the run complete
+ * ```
+ *
+ * While a run is going, rows go to `metrics.jsonl.partial`; it is renamed at the end.
+ */
+
+import { parse } from "@std/yaml";
+
+/** A JSON value. */
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** One row of `metrics.jsonl`; by convention `kind` names the measurement. */
+export type MetricRow = Record<string, Json | undefined>;
+
+/** A vega-lite spec (a plain JSON object; data inline under `data.values`). */
+export type VegaLiteSpec = Record<string, unknown>;
+
+/** A table for the report, e.g. the paper's numbers beside ours. */
+export interface ReportTable {
+  title: string;
+  columns: string[];
+  rows: (string | number | null)[][];
+}
+
+/** Contents of `summary.json`. */
+export interface RunSummary {
+  experiment: string;
+  description: string;
+  device: string;
+  quick: boolean;
+  /** ISO time stamps (UTC) and the wall time. */
+  startedAt: string;
+  finishedAt: string;
+  seconds: number;
+  /** The command line after `deno task exp`. */
+  argv: string[];
+  /** Key figures (ctx.summary). */
+  figures: Record<string, Json>;
+  tables: ReportTable[];
+  notes: string[];
+  /** Chart names, in the order they were registered. */
+  charts: string[];
+}
+
+/** Everything in a finished run directory. */
+export interface RunRecords {
+  dir: string;
+  configYaml: string;
+  config: Record<string, Json>;
+  metrics: MetricRow[];
+  summary: RunSummary;
+  charts: { name: string; spec: VegaLiteSpec }[];
+}
+
+/** File names inside a run directory. */
+export const RUN_FILES = {
+  config: "config.yaml",
+  metrics: "metrics.jsonl",
+  metricsPartial: "metrics.jsonl.partial",
+  summary: "summary.json",
+  html: "report.html",
+  markdown: "report.md",
+  log: "log.txt",
+  charts: "charts",
+} as const;
+
+/** Path join for run files (POSIX separators are fine on every Deno platform). */
+export function runPath(dir: string, ...parts: string[]): string {
+  return [dir.replace(/\/+$/, ""), ...parts].join("/");
+}
+
+async function readText(dir: string, file: string, what: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(runPath(dir, file));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`${dir}: no ${file} (${what})`);
+    }
+    throw e;
+  }
+}
+
+/** Parses JSON lines; errors name the file and line. */
+export function parseJsonLines(text: string, source: string): MetricRow[] {
+  const rows: MetricRow[] = [];
+  text.split("\n").forEach((line, i) => {
+    if (line.trim() === "") return;
+    try {
+      rows.push(JSON.parse(line));
+    } catch (e) {
+      throw new Error(`${source}:${i + 1}: not JSON (${(e as Error).message})`);
+    }
+  });
+  return rows;
+}
+
+/** Reads a finished run directory (refuses an incomplete one). */
+export async function readRunRecords(dir: string): Promise<RunRecords> {
+  try {
+    if (!(await Deno.stat(dir)).isDirectory) throw new Error(`${dir} is not a directory`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new Error(`${dir}: no such run directory`);
+    throw e;
+  }
+  const summaryText = await readText(
+    dir,
+    RUN_FILES.summary,
+    "the run is incomplete: it failed or is still running",
+  );
+  let summary: RunSummary;
+  try {
+    summary = JSON.parse(summaryText);
+  } catch (e) {
+    throw new Error(`${runPath(dir, RUN_FILES.summary)}: not JSON (${(e as Error).message})`);
+  }
+  const configYaml = await readText(dir, RUN_FILES.config, "not a run directory?");
+  const config = (parse(configYaml) ?? {}) as Record<string, Json>;
+  const metrics = parseJsonLines(
+    await readText(dir, RUN_FILES.metrics, "not a run directory?"),
+    runPath(dir, RUN_FILES.metrics),
+  );
+  const charts = [];
+  for (const name of summary.charts ?? []) {
+    const file = `${RUN_FILES.charts}/${name}.vl.json`;
+    const text = await readText(dir, file, `chart "${name}" is listed in summary.json`);
+    try {
+      charts.push({ name, spec: JSON.parse(text) as VegaLiteSpec });
+    } catch (e) {
+      throw new Error(`${runPath(dir, file)}: not JSON (${(e as Error).message})`);
+    }
+  }
+  return { dir, configYaml, config, metrics, summary, charts };
+}

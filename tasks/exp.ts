@@ -1,0 +1,92 @@
+/**
+ * `deno task exp <name> [--quick] [--config f.yaml] [--set key=value]… [--device webgpu|meta]
+ *   [--out DIR]`, `deno task exp --list`, `deno task exp <name> --help`
+ *
+ * Runs an experiment of `experiments/` and writes its run directory (default
+ * `runs/<name>/<UTC stamp>/`): config.yaml, metrics.jsonl, summary.json, report.html,
+ * report.md, charts/*.svg and charts/*.vl.json. The last line printed is the directory.
+ */
+
+import { parseTaskArgs } from "../lib/cli/args.ts";
+import { configKeysHelp } from "../lib/experiments/config.ts";
+import { listExperiments, loadExperiment } from "../lib/experiments/registry.ts";
+import { runExperiment } from "../lib/experiments/run.ts";
+import { RUN_FILES, runPath } from "../lib/report/records.ts";
+
+const USAGE =
+  `usage: deno task exp <name> [--quick] [--config f.yaml] [--set key=value]... [--device webgpu|meta] [--out DIR]
+       deno task exp --list
+       deno task exp <name> --help      (the experiment's config keys)
+
+  --quick          the small version (about a minute)
+  --config f.yaml  a flat YAML mapping of config keys (applied after the defaults)
+  --set key=value  one config key (after --config); arrays as 256,512,1024
+  --device         webgpu (default) or meta (no compute: memory only, losses are NaN)
+  --out DIR        the run directory (new or empty; default runs/<name>/<UTC stamp>/)`;
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseTaskArgs(argv, {
+    quick: { type: "boolean" },
+    config: { type: "string" },
+    set: { type: "string", multiple: true },
+    device: { type: "string" },
+    out: { type: "string" },
+    list: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  }, USAGE);
+  if (values.list) {
+    const all = await listExperiments();
+    const w = Math.max(0, ...all.map((e) => e.name.length));
+    for (const e of all) console.log(`${e.name.padEnd(w)}  ${e.description}`);
+    return;
+  }
+  if (positionals.length === 0) {
+    if (values.help) {
+      console.log(USAGE);
+      return;
+    }
+    throw new Error(`missing experiment name (see --list)\n\n${USAGE}`);
+  }
+  if (positionals.length > 1) {
+    throw new Error(`expected one experiment name, got: ${positionals.join(" ")}\n\n${USAGE}`);
+  }
+  const exp = await loadExperiment(positionals[0]);
+  if (values.help) {
+    console.log(`${exp.name}: ${exp.description}\n\nconfig keys:\n${configKeysHelp(exp.defaults)}`);
+    if (exp.quick) console.log(`\n--quick sets: ${JSON.stringify(exp.quick)}`);
+    return;
+  }
+  const device = values.device ?? "webgpu";
+  if (device !== "webgpu" && device !== "meta") {
+    throw new Error(`--device: unknown device "${device}": use webgpu or meta`);
+  }
+  let yaml: string | undefined;
+  if (values.config !== undefined) {
+    try {
+      yaml = await Deno.readTextFile(values.config);
+    } catch (e) {
+      throw new Error(`--config ${values.config}: cannot read the file (${(e as Error).message})`);
+    }
+  }
+  const { dir, summary } = await runExperiment(exp, {
+    quick: values.quick ?? false,
+    device,
+    yaml,
+    yamlSource: values.config,
+    set: values.set,
+    out: values.out,
+    argv,
+  });
+  console.log(`\n${exp.name} finished in ${summary.seconds.toFixed(1)} s`);
+  console.log(`report: ${runPath(dir, RUN_FILES.html)} and ${runPath(dir, RUN_FILES.markdown)}`);
+  console.log(dir);
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    console.error(`exp: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}
