@@ -9,16 +9,18 @@
 // Each key row is written by exactly one invocation (race-free, no atomics). Query loop
 // bounds are uniform over the workgroup; causal / window masks are element-wise.
 //
-// Bindings:  @group(0) @binding(0) q    : array<vec4<f32>>  (S, H·hd)
-//            @group(0) @binding(1) k    : array<vec4<f32>>  (S, KV·hd)
-//            @group(0) @binding(2) v    : array<vec4<f32>>  (S, KV·hd)
-//            @group(0) @binding(3) dO   : array<vec4<f32>>  (S, H·hd)
-//            @group(0) @binding(4) lse  : array<f32>        (H, S)
-//            @group(0) @binding(5) dsum : array<f32>        (H, S)      D = rowsum(dO ∘ O)
-//            @group(0) @binding(6) dk   : array<vec4<f32>>  (S, KV·hd)  written
-//            @group(0) @binding(7) dv   : array<vec4<f32>>  (S, KV·hd)  written
-//            @group(1) @binding(0) p    : Params { S, H, KV, window (0 = none),
-//                                                  scale, softcap (0 = none) }
+// Bindings:  @group(0) @binding(0) k      : array<vec4<f32>>  (S, KV·hd)
+//            @group(0) @binding(1) v      : array<vec4<f32>>  (S, KV·hd)
+//            @group(0) @binding(2) lse    : array<f32>        (H, S)
+//            @group(0) @binding(3) dsum   : array<f32>        (H, S)      D = rowsum(dO ∘ O)
+//            @group(0) @binding(4) dk     : array<vec4<f32>>  (S, KV·hd)  written
+//            @group(0) @binding(5) dv     : array<vec4<f32>>  (S, KV·hd)  written
+//            @group(1) @binding(0) p      : Params { S, H, KV, window (0 = none),
+//                                                    scale, softcap (0 = none) }
+//            @group(2) @binding(0) q_tex  : texture_2d<f32>   q (S, H·hd) staged (texture.ts)
+//            @group(2) @binding(1) b_tex : texture_2d<f32>   dO (S, H·hd) staged
+//            (A tensor too large to stage is bound as storage instead, at @group(0)
+//            @binding(6) and (7).)
 // Template:  HD4 = hd / 4, R = keys per invocation, WG = workgroup size.
 //            Loops marked `// @unroll` are unrolled by lib/ops/unroll.ts (constant indices
 //            keep the register tiles in registers).
@@ -26,15 +28,17 @@
 
 struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 
-@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> v: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> dO: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> lse: array<f32>;
-@group(0) @binding(5) var<storage, read> dsum: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dk: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> dv: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> k: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> lse: array<f32>;
+@group(0) @binding(3) var<storage, read> dsum: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dk: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> dv: array<vec4<f32>>;
 @group(1) @binding(0) var<uniform> p: Params;
+// The template value OPERANDS (lib/ops/attention.ts) declares the two streamed operands here, as textures
+// (@group(2)) or, when too large to stage (or `stage: false`), as storage buffers after the bindings above, and
+// defines loadA(i) / loadB(i) returning their vec4 number i.
+{{OPERANDS}}
 
 const HD4: u32 = {{HD4}}u;
 const R: u32 = {{R}}u;
@@ -78,8 +82,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       var qi: array<vec4<f32>, HD4>;
       var doi: array<vec4<f32>, HD4>;
       for (var d = 0u; d < HD4; d++) { // @unroll
-        qi[d] = q[qb + d];
-        doi[d] = dO[qb + d];
+        qi[d] = loadA(qb + d);
+        doi[d] = loadB(qb + d);
       }
       let li_ = lse[h * p.S + i];
       let di = dsum[h * p.S + i];

@@ -8,16 +8,18 @@
 // dq_i = scale · Σ_j dS_ij k_j. Each row is written by exactly one invocation (race-free).
 // Key loop bounds are uniform over the workgroup; causal / window masks are element-wise.
 //
-// Bindings:  @group(0) @binding(0) q    : array<vec4<f32>>  (S, H·hd)
-//            @group(0) @binding(1) k    : array<vec4<f32>>  (S, KV·hd)
-//            @group(0) @binding(2) v    : array<vec4<f32>>  (S, KV·hd)
-//            @group(0) @binding(3) o    : array<vec4<f32>>  (S, H·hd)   forward output
-//            @group(0) @binding(4) dO   : array<vec4<f32>>  (S, H·hd)
-//            @group(0) @binding(5) lse  : array<f32>        (H, S)
-//            @group(0) @binding(6) dq   : array<vec4<f32>>  (S, H·hd)   written
-//            @group(0) @binding(7) dsum : array<f32>        (H, S)      written: D
-//            @group(1) @binding(0) p    : Params { S, H, KV, window (0 = none),
-//                                                  scale, softcap (0 = none) }
+// Bindings:  @group(0) @binding(0) q     : array<vec4<f32>>  (S, H·hd)
+//            @group(0) @binding(1) o     : array<vec4<f32>>  (S, H·hd)   forward output
+//            @group(0) @binding(2) dO    : array<vec4<f32>>  (S, H·hd)
+//            @group(0) @binding(3) lse   : array<f32>        (H, S)
+//            @group(0) @binding(4) dq    : array<vec4<f32>>  (S, H·hd)   written
+//            @group(0) @binding(5) dsum  : array<f32>        (H, S)      written: D
+//            @group(1) @binding(0) p     : Params { S, H, KV, window (0 = none),
+//                                                   scale, softcap (0 = none) }
+//            @group(2) @binding(0) a_tex : texture_2d<f32>   k (S, KV·hd) staged (texture.ts)
+//            @group(2) @binding(1) b_tex : texture_2d<f32>   v (S, KV·hd) staged
+//            (A tensor too large to stage is bound as storage instead, at @group(0)
+//            @binding(6) and (7).)
 // Template:  HD4 = hd / 4, R = query rows per invocation, WG = workgroup size.
 //            Loops marked `// @unroll` are unrolled by lib/ops/unroll.ts (constant indices
 //            keep the register tiles in registers).
@@ -26,14 +28,16 @@
 struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> v: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> o: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> dO: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read> lse: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dq: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> dsum: array<f32>;
+@group(0) @binding(1) var<storage, read> o: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dO: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> lse: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dq: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> dsum: array<f32>;
 @group(1) @binding(0) var<uniform> p: Params;
+// The template value OPERANDS (lib/ops/attention.ts) declares the two streamed operands here, as textures
+// (@group(2)) or, when too large to stage (or `stage: false`), as storage buffers after the bindings above, and
+// defines loadA(i) / loadB(i) returning their vec4 number i.
+{{OPERANDS}}
 
 const HD4: u32 = {{HD4}}u;
 const R: u32 = {{R}}u;
@@ -78,8 +82,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var kj: array<vec4<f32>, HD4>;
     var vj: array<vec4<f32>, HD4>;
     for (var d = 0u; d < HD4; d++) { // @unroll
-      kj[d] = k[kb + d];
-      vj[d] = v[kb + d];
+      kj[d] = loadA(kb + d);
+      vj[d] = loadB(kb + d);
     }
     for (var r = 0u; r < R; r++) { // @unroll
       var sv = vec4<f32>(0.0);

@@ -8,6 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { benchAttentionRows } from "../lib/bench/attention.ts";
 import { benchMatmul } from "../lib/bench/matmul.ts";
 import { type BenchRow, formatTable } from "../lib/bench/row.ts";
 import { benchTrainStep } from "../lib/bench/train_step.ts";
@@ -19,6 +20,7 @@ type Group = (dev: WebGPUDevice, tf: Tf | null, log: (s: string) => void) => Pro
 const GROUPS: Record<string, Group> = {
   matmul: (dev, tf, log) => benchMatmul(dev, tf, undefined, log),
   train: (dev, tf, log) => benchTrainStep(dev, tf, log),
+  attention: (dev, tf, log) => benchAttentionRows(dev, tf, log),
 };
 
 const { values } = parseArgs({

@@ -27,6 +27,8 @@ import {
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
 
 interface Case {
+  /** Bind k, v, q, dO as storage buffers instead of textures. */
+  noStage?: boolean;
   S: number;
   H: number;
   KV: number;
@@ -124,6 +126,9 @@ const gpuCases: Case[] = [
   // Several workgroups per head (a workgroup covers 256 rows at hd ≤ 16).
   { S: 300, H: 4, KV: 2, hd: 16 },
   { S: 300, H: 4, KV: 2, hd: 16, window: 70, softcap: 2 },
+  // The storage-buffer path (tensors too large to stage as textures).
+  { S: 300, H: 4, KV: 2, hd: 16, window: 70, softcap: 2, noStage: true },
+  { S: 37, H: 3, KV: 1, hd: 8, noStage: true },
 ];
 
 for (const c of gpuCases) {
@@ -132,7 +137,7 @@ for (const c of gpuCases) {
     ...gpuTest,
     fn: async () => {
       const dev = await testDevice();
-      const o = options(c);
+      const o: AttentionOptions = { ...options(c), stage: !c.noStage };
       const { q, k, v, dOut } = inputs(c, 21);
       const ref = attentionForwardRef(q, k, v, o);
       const refGrad = attentionBackwardRef(dOut, q, k, v, o);
@@ -189,9 +194,13 @@ Deno.test("attention memory grows linearly in S (meta device)", () => {
     `attention fwd+bwd peak above inputs: S=512 ${a.peak} B, S=2048 ${b.peak} B, ratio ${ratio}`,
   );
   assert.ok(ratio > 3.9 && ratio < 4.1, `peak ratio ${ratio} is not linear (expected ≈ 4)`);
-  // out + lse + dq + dk + dv + D(workspace), all O(S·d).
-  assert.equal(a.peak, 4 * 512 * (64 + 4 + 64 + 32 + 32 + 4));
-  assert.equal(a.workspace, 4 * 4 * 512);
+  // Staged textures (workspace) are whole rows of 4096 floats.
+  const tex = (floats: number) => Math.ceil(floats / 4096) * 4096 * 4;
+  // out + lse + dq + dk + dv + D (workspace), plus the dk/dv kernel's q and dO textures: all
+  // O(S·d).
+  assert.equal(a.peak, 4 * 512 * (64 + 4 + 64 + 32 + 32 + 4) + 2 * tex(512 * 64));
+  // D, then k and v textures (forward and dq kernels), then q and dO textures (dk/dv kernel).
+  assert.equal(a.workspace, 4 * 4 * 512 + 4 * tex(512 * 32) + 2 * tex(512 * 64));
 });
 
 Deno.test({
