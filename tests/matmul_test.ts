@@ -11,7 +11,7 @@ import {
   linearBackwardWeight,
   linearForward,
 } from "../lib/ops/linear.ts";
-import { matmul } from "../lib/ops/matmul.ts";
+import { matmul, matmulKernel } from "../lib/ops/matmul.ts";
 import { linearBackwardRef, linearForwardRef, matmulRef } from "../lib/reference/matmul.ts";
 import { staleKernels } from "../kernels/gen/matmul.ts";
 import { assertAllClose, finiteDifferences, randomArray } from "../lib/testing/all_close.ts";
@@ -27,19 +27,32 @@ function up(dev: Device, data: Float64Array, shape: number[], name: string): Ten
 }
 
 /** Checks matmul (all four transposes, with and without accumulate) on one (M, N, K). */
-async function checkMatmul(M: number, N: number, K: number, seed: number): Promise<void> {
+async function checkMatmul(
+  M: number,
+  N: number,
+  K: number,
+  seed: number,
+  staging = true,
+): Promise<void> {
   const dev = await testDevice();
+  const live = dev.allocator.stats().liveByTag.workspace ?? 0;
   for (const transA of [false, true]) {
     for (const transB of [false, true]) {
       const a = randomArray(M * K, seed);
       const b = randomArray(K * N, seed + 1);
       const c0 = randomArray(M * N, seed + 2);
-      const what = `matmul M=${M} N=${N} K=${K} transA=${transA} transB=${transB}`;
       const ta = up(dev, a, transA ? [K, M] : [M, K], "a");
       const tb = up(dev, b, transB ? [N, K] : [K, N], "b");
-      const c = matmul(dev, ta, tb, { transA, transB });
+      const kernel = matmulKernel(ta, tb, M, N, K, transA, staging);
+      const what = `${kernel} M=${M} N=${N} K=${K} transA=${transA} transB=${transB}`;
+      const c = matmul(dev, ta, tb, { transA, transB, staging });
       const acc = up(dev, c0, [M, N], "c0");
-      matmul(dev, ta, tb, { transA, transB, out: acc, accumulate: true });
+      matmul(dev, ta, tb, { transA, transB, out: acc, accumulate: true, staging });
+      assert.equal(
+        dev.allocator.stats().liveByTag.workspace ?? 0,
+        live,
+        `${what}: workspace freed`,
+      );
       assertAllClose(
         await dev.readF32(c),
         matmulRef(a, b, M, N, K, { transA, transB }),
@@ -70,13 +83,25 @@ Deno.test(
 );
 
 Deno.test(
-  "matmul, vec4 kernel: edges of the 16×16 tile, all transposes, accumulate",
+  "matmul, vec4 kernels (texture-staged and storage): tile edges, all transposes, accumulate",
   gpuTest,
   async () => {
-    await checkMatmul(36, 20, 28, 6); // M, N, K multiples of 4, not of 16
-    await checkMatmul(68, 136, 8, 7); // several tiles in both directions
-    await checkMatmul(4, 4, 4, 8); // one tile, mostly clamped
-    await checkMatmul(20, 132, 4, 9); // K = 4: one step; lanes along N (N > 128)
+    const dev = await testDevice();
+    const a = dev.tensor([36, 28], { tag: "data", name: "a" });
+    const b = dev.tensor([28, 20], { tag: "data", name: "b" });
+    assert.equal(matmulKernel(a, b, 36, 20, 28), "matmul_vec4_tex");
+    assert.equal(matmulKernel(a, b, 36, 20, 28, false, false), "matmul_vec4");
+    assert.equal(matmulKernel(a, b, 36, 21, 28), "matmul");
+    a.dispose();
+    b.dispose();
+    for (const staging of [true, false]) {
+      await checkMatmul(36, 20, 28, 6, staging); // M, N, K multiples of 4, not of 16
+      await checkMatmul(68, 136, 8, 7, staging); // several tiles in both directions
+      await checkMatmul(4, 4, 4, 8, staging); // one tile, mostly clamped
+      await checkMatmul(20, 132, 4, 9, staging); // K = 4: one step; lanes along N (N > 128)
+    }
+    // Operands over one texture row (4096 floats), with a partial last row.
+    await checkMatmul(52, 44, 1100, 10);
   },
 );
 
@@ -102,6 +127,16 @@ Deno.test("matmul: overwrite into out, and shape errors", gpuTest, async () => {
     "a·aᵀ",
   );
   gram.dispose();
+  const sq = up(dev, randomArray(12 * 8, 13), [12, 8], "sq");
+  const sqData = await dev.readF32(sq);
+  const gram4 = matmul(dev, sq, sq, { transB: true }); // vec4, texture-staged: one tensor twice
+  assertAllClose(
+    await dev.readF32(gram4),
+    matmulRef(Float64Array.from(sqData), Float64Array.from(sqData), 12, 12, 8, { transB: true }),
+    tol(8),
+    "sq·sqᵀ",
+  );
+  for (const t of [sq, gram4]) t.dispose();
   assert.throws(() => matmul(dev, ta, tb, { accumulate: true }), /needs an out tensor/);
   assert.throws(() => matmul(dev, ta, tb, { out: ta }), /must be f32 \[5, 12\]/);
   for (const t of [ta, tb, out]) t.dispose();
@@ -193,7 +228,9 @@ function runAll(dev: Device): { bytes: number[]; allocations: number; peak: numb
     linearBackwardWeight(dev, y, x, dw);
     biasBackward(dev, y, db);
     const c = matmul(dev, x, x, { transB: true, tag: "workspace" });
-    for (const t of [x, w, b, dw, db, y, dx, c]) bytes.push(t.bytes);
+    const g = matmul(dev, w, w, { transB: true }); // texture-staged, one tensor twice
+    const s = matmul(dev, w, w, { transA: true, staging: false }); // vec4 storage kernel
+    for (const t of [x, w, b, dw, db, y, dx, c, g, s]) bytes.push(t.bytes);
   });
   const after = dev.allocator.stats();
   return {

@@ -1,7 +1,8 @@
 /**
  * Generator of the unrolled vec4 matmul kernels (`kernels/matmul_vec4*.wgsl`).
  *
- * WGSL has no unroll pragma and lavapipe keeps indexed local arrays in memory, so the
+ * `matmul_vec4` reads A and B from storage buffers, `matmul_vec4_tex` from textures staged by
+ * `Device.texture` (lib/ops/matmul.ts picks). WGSL has no unroll pragma and lavapipe keeps indexed local arrays in memory, so the
  * register-tiled kernels are written out in full; this file is their single source.
  * `deno run -A kernels/gen/matmul.ts` rewrites the committed kernels; `--check` only
  * compares (tests/matmul_test.ts runs the same comparison).
@@ -20,11 +21,22 @@ export interface Vec4Config {
    * through the `lx` parameter (1, 2, 4 or 8).
    */
   lx: number;
+  /**
+   * Read A and B from staged textures (`Device.texture`, `@group(2)`) instead of storage
+   * buffers: on lavapipe a `textureLoad` costs a fraction of a storage load.
+   */
+  tex?: boolean;
 }
+
+/** Register tile (rows × columns of C per invocation) of the texture kernel. */
+export const TEX_TM = 16;
+/** See {@link TEX_TM}. */
+export const TEX_TN = 16;
 
 /** The kernels committed under kernels/. */
 export const VEC4_KERNELS: Vec4Config[] = [
   { name: "matmul_vec4", tm: 16, tn: 16, lx: 0 },
+  { name: "matmul_vec4_tex", tm: TEX_TM, tn: TEX_TN, lx: 0, tex: true },
 ];
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -33,6 +45,9 @@ const XYZW = ["x", "y", "z", "w"];
 /** WGSL source of one register-tiled vec4 kernel. */
 export function matmulVec4Source(cfg: Vec4Config): string {
   const { tm, tn, lx } = cfg;
+  const tex = cfg.tex ?? false;
+  const A = (i: string) => tex ? `ldA(${i})` : `A[${i}]`;
+  const B = (i: string) => tex ? `ldB(${i})` : `B[${i}]`;
   if (![0, 1, 2, 4, 8].includes(lx)) throw new Error(`lx = ${lx}: need 0, 1, 2, 4 or 8`);
   const LX = lx === 0 ? "p.lx" : `${lx}u`;
   const LY = lx === 0 ? "(8u / p.lx)" : `${8 / lx}u`;
@@ -53,16 +68,30 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   e(`// picks kernels/matmul.wgsl otherwise).`);
   e(`//`);
   e(`// Each invocation computes a ${tm}×${tn} register tile of C and walks K in steps of 4 with`);
-  e(`// ${
-    tm + tn
-  } vec4 loads per step: on lavapipe every storage (and workgroup) load is a loop over`);
-  e(`// the 8 lanes costing ~10 FMAs per component, so FMAs per load (tile size) set the speed.`);
+  if (tex) {
+    e(`// ${tm + tn} vec4 loads per step, as textureLoads from A and B staged by Device.texture`);
+    e(`// (lib/device/texture.ts: texel i at (i & 1023, i >> 10)); on lavapipe a textureLoad costs`);
+    e(`// a fraction of a storage load (a per-lane loop with bounds checks), so the tile is sized`);
+    e(`// for compile time and registers rather than for FMAs per load.`);
+  } else {
+    e(`// ${
+      tm + tn
+    } vec4 loads per step: on lavapipe every storage (and workgroup) load is a loop over`);
+    e(`// the 8 lanes costing ~10 FMAs per component, so FMAs per load (tile size) set the speed.`);
+  }
   e(`// Rows/columns past the edge are clamped on load and skipped on store.`);
   e(`//`);
-  e(`// Bindings:  @group(0) @binding(0) A : array<vec4<f32>>  (M·K / 4)`);
-  e(`//            @group(0) @binding(1) B : array<vec4<f32>>  (K·N / 4)`);
-  e(`//            @group(0) @binding(2) C : array<vec4<f32>>  (M·N / 4)  read_write`);
-  e(`//            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }`);
+  if (tex) {
+    e(`// Bindings:  @group(0) @binding(0) C : array<vec4<f32>>  (M·N / 4)  read_write`);
+    e(`//            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }`);
+    e(`//            @group(2) @binding(0) A_tex : texture_2d<f32>  (M·K / 4 texels)`);
+    e(`//            @group(2) @binding(1) B_tex : texture_2d<f32>  (K·N / 4 texels)`);
+  } else {
+    e(`// Bindings:  @group(0) @binding(0) A : array<vec4<f32>>  (M·K / 4)`);
+    e(`//            @group(0) @binding(1) B : array<vec4<f32>>  (K·N / 4)`);
+    e(`//            @group(0) @binding(2) C : array<vec4<f32>>  (M·N / 4)  read_write`);
+    e(`//            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }`);
+  }
   e(`//            (lx = invocations of a workgroup along N: ${
     lx === 0 ? "1, 2, 4 or 8" : `must be ${lx}`
   }; the other 8 / lx go along M)`);
@@ -74,10 +103,25 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   e(``);
   e(`struct Params { M: u32, N: u32, K: u32, accumulate: u32, lx: u32 }`);
   e(``);
-  e(`@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;`);
-  e(`@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;`);
-  e(`@group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;`);
-  e(`@group(1) @binding(0) var<uniform> p: Params;`);
+  if (tex) {
+    e(`@group(0) @binding(0) var<storage, read_write> C: array<vec4<f32>>;`);
+    e(`@group(1) @binding(0) var<uniform> p: Params;`);
+    e(`@group(2) @binding(0) var A_tex: texture_2d<f32>;`);
+    e(`@group(2) @binding(1) var B_tex: texture_2d<f32>;`);
+    e(``);
+    e(`fn ldA(i: u32) -> vec4<f32> {`);
+    e(`  return textureLoad(A_tex, vec2<u32>(i & 1023u, i >> 10u), 0);`);
+    e(`}`);
+    e(``);
+    e(`fn ldB(i: u32) -> vec4<f32> {`);
+    e(`  return textureLoad(B_tex, vec2<u32>(i & 1023u, i >> 10u), 0);`);
+    e(`}`);
+  } else {
+    e(`@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;`);
+    e(`@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;`);
+    e(`@group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;`);
+    e(`@group(1) @binding(0) var<uniform> p: Params;`);
+  }
   e(``);
   e(`@compute @workgroup_size(8)`);
   e(`fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {`);
@@ -102,7 +146,9 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   e(`  for (var k4 = 0u; k4 < K4; k4++) {`);
   e(`    if (TRANS_A) {`);
   for (const kk of range(4)) {
-    for (const q of range(qm)) e(`      let t${kk}_${q} = A[(k4 * 4u + ${kk}u) * M4 + qa${q}];`);
+    for (const q of range(qm)) {
+      e(`      let t${kk}_${q} = ${A(`(k4 * 4u + ${kk}u) * M4 + qa${q}`)};`);
+    }
   }
   for (const r of range(tm)) {
     const q = Math.floor(r / 4);
@@ -110,10 +156,10 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     e(`      a${r} = vec4<f32>(${range(4).map((kk) => `t${kk}_${q}.${c}`).join(", ")});`);
   }
   e(`    } else {`);
-  for (const r of range(tm)) e(`      a${r} = A[ra${r} + k4];`);
+  for (const r of range(tm)) e(`      a${r} = ${A(`ra${r} + k4`)};`);
   e(`    }`);
   e(`    if (TRANS_B) {`);
-  for (const c of range(tn)) e(`      let u${c} = B[rb${c} + k4];`);
+  for (const c of range(tn)) e(`      let u${c} = ${B(`rb${c} + k4`)};`);
   for (const kk of range(4)) {
     for (const j of range(qn)) {
       e(`      b${kk}_${j} = vec4<f32>(${
@@ -123,7 +169,7 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   }
   e(`    } else {`);
   for (const kk of range(4)) {
-    for (const j of range(qn)) e(`      b${kk}_${j} = B[(k4 * 4u + ${kk}u) * N4 + qb${j}];`);
+    for (const j of range(qn)) e(`      b${kk}_${j} = ${B(`(k4 * 4u + ${kk}u) * N4 + qb${j}`)};`);
   }
   e(`    }`);
   for (const r of range(tm)) {
