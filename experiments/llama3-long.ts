@@ -721,7 +721,7 @@ export default defineExperiment({
       `Planning runs two full training steps (forward, backward, AdamW) of the real code on the meta device, ` +
         `counting every float as ${plan.dtype} (weights, gradients and AdamW states alike) and the allocator's ` +
         `live bytes (PyTorch's "allocated"); the paper measured PyTorch on an A100, where the CUDA context, ` +
-        `fragmentation and framework buffers also take memory, so our absolute limits are higher. ` +
+        `fragmentation and framework buffers also take memory, so limits found here are upper bounds. ` +
         `The paper's 60K uses optimizer-in-backward. Its baselines are Hugging Face transformers, ` +
         `whose LM head and loss keep fp32 upcast copies of the S×V logits: the "(HF head)" ` +
         `policies emulate exactly those buffers (lib/nn/hf_head_loss.ts); the plain standard and ` +
@@ -730,7 +730,8 @@ export default defineExperiment({
     ctx.note(
       `Training: ${train.cfg.name} (d=${train.cfg.hidden}, I=${train.cfg.intermediate}, V=${train.cfg.vocabSize}, ` +
         `L=${train.cfg.layers}) on the ${train.device} device, ${c.steps} steps per point, tokens/s from the median ` +
-        `step after the first (warm-up). Both policies see the same batches from the same initialization.` +
+        `step after the first (warm-up). Both policies see the same batches from the same initialization. ` +
+        `On a 2-core machine shared with other work, tokens/s vary by tens of percent between runs.` +
         (meta
           ? " On the meta device nothing is computed: losses are NaN and tokens/s are meaningless."
           : ""),
