@@ -22,7 +22,7 @@ for (const unitOffset of [false, true]) {
     assertAllClose(dw, finiteDifferences((ww) => loss(x, ww), w), { atol: 1e-7, rtol: 1e-6 }, "dw");
   });
 
-  for (const [S, d] of [[37, 24], [5, 150]]) {
+  for (const [S, d] of [[37, 24], [5, 150], [131, 64]]) {
     Deno.test(
       `rmsnorm on webgpu matches the reference (S=${S}, d=${d}, unitOffset ${unitOffset})`,
       gpuTest,

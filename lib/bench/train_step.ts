@@ -60,32 +60,98 @@ export async function measureTrainStep(
   };
 }
 
-/** Rows: standard and MsT+checkpoint steps of llama3-tiny at S, and the TF.js step. */
+/** Bytes a model keeps between steps: weights and AdamW moments. */
+function residentBytes(m: Model): number {
+  let n = 0;
+  for (const p of m.params) n += p.value.bytes + (p.m?.bytes ?? 0) + (p.v?.bytes ?? 0);
+  return n;
+}
+
+/** A model + trainer + data ready to step, for interleaved timing. */
+async function stepper(dev: WebGPUDevice, preset: string, S: number, policy: BuildOptions) {
+  let other: Model | null = null;
+  const cfg = getPreset(preset);
+  const model = Model.build(dev, cfg, { seed: 1, ...policy });
+  const trainer = new Trainer(dev, model);
+  const data = await makeBatches("repeat", cfg, S, 1);
+  const ms: number[] = [];
+  const losses: number[] = [];
+  let peak = 0;
+  let submits = 0;
+  let dispatches = 0;
+  return {
+    model,
+    /** The model interleaved with this one: its resident bytes are not this step's. */
+    setOther(m: Model) {
+      other = m;
+    },
+    async step(timed: boolean) {
+      const s0 = dev.submits;
+      const d0 = dev.dispatches;
+      const r = await trainer.step(data.next());
+      losses.push(r.loss);
+      if (!timed) return;
+      ms.push(r.ms);
+      peak = Math.max(peak, r.peakBytes - (other ? residentBytes(other) : 0));
+      submits += dev.submits - s0;
+      dispatches += dev.dispatches - d0;
+    },
+    result(): StepMeasurement {
+      const m = median(ms);
+      return {
+        msPerStep: m,
+        tokensPerSec: S / (m / 1000),
+        peakBytes: peak,
+        submitsPerStep: submits / ms.length,
+        dispatchesPerStep: dispatches / ms.length,
+        losses,
+      };
+    },
+  };
+}
+
+/**
+ * Rows: standard and MsT+checkpoint steps of llama3-tiny at S, timed interleaved (std, MsT,
+ * std, MsT, …) so machine load affects both alike, and the TF.js step.
+ */
 export async function benchTrainStep(
   dev: WebGPUDevice,
   tf: Tf | null,
   log: (s: string) => void,
-  { S = 1024, steps = 3 }: { S?: number; steps?: number } = {},
+  { S = 1024, steps = 6 }: { S?: number; steps?: number } = {},
 ): Promise<BenchRow[]> {
   const cfg = getPreset("llama3-tiny");
-  log(`training step: llama3-tiny, S=${S}`);
-  const std = await measureTrainStep(dev, "llama3-tiny", S, steps, {});
-  log(
-    `  ours standard: ${std.tokensPerSec.toFixed(0)} tokens/s, peak ${formatBytes(std.peakBytes)}`,
-  );
-  const mst = await measureTrainStep(dev, "llama3-tiny", S, steps, {
+  log(`training step: llama3-tiny, S=${S}, ${steps} interleaved timed steps each`);
+  const a = await stepper(dev, "llama3-tiny", S, {});
+  const b = await stepper(dev, "llama3-tiny", S, {
     checkpoint: true,
     mst: { mlp: "auto", head: "auto" },
   });
+  a.setOther(b.model);
+  b.setOther(a.model);
+  await a.step(false); // warm-up: pipelines compile here
+  await b.step(false);
+  for (let i = 0; i < steps; i++) {
+    await a.step(true);
+    await b.step(true);
+  }
+  a.model.dispose();
+  b.model.dispose();
+  const std = a.result();
+  const mst = b.result();
+  const maxDiff = Math.max(...std.losses.map((l, i) => Math.abs(l - mst.losses[i])));
+  log(
+    `  ours standard: ${std.tokensPerSec.toFixed(0)} tokens/s, peak ${formatBytes(std.peakBytes)}`,
+  );
   log(
     `  ours MsT+checkpoint: ${mst.tokensPerSec.toFixed(0)} tokens/s, peak ${
       formatBytes(mst.peakBytes)
-    }`,
+    }, max |Δloss| vs standard ${maxDiff.toExponential(1)}`,
   );
   let peer: number | null = null;
   let peerNote = "TF.js not run (--no-peer)";
   if (tf) {
-    const t = await benchTfjsTrainStep(cfg, S, Math.max(2, steps - 1), { warmup: 1 });
+    const t = await benchTfjsTrainStep(cfg, S, 3, { warmup: 1 });
     peer = t.tokensPerSec;
     peerNote = `TF.js peak ${t.peakBytes === null ? "?" : formatBytes(t.peakBytes)}`;
     log(`  TF.js: ${peer.toFixed(1)} tokens/s`);
@@ -107,7 +173,9 @@ export async function benchTrainStep(
     row(
       "train step (MsT+checkpoint)",
       mst,
-      `${(mst.msPerStep / std.msPerStep).toFixed(2)}× the standard step time`,
+      `${(mst.msPerStep / std.msPerStep).toFixed(2)}× the standard step time, max |Δloss| ${
+        maxDiff.toExponential(1)
+      }`,
     ),
   ];
 }

@@ -6,7 +6,7 @@
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { type Forward, type SeqLayer, view } from "../nn/layer.ts";
+import { type Forward, recomputeSaved, type SeqLayer, view } from "../nn/layer.ts";
 import { disposeAll } from "../nn/parameter.ts";
 
 /** Saved state of a checkpointed layer: its input only. */
@@ -32,10 +32,9 @@ export class Checkpointed<S> implements SeqLayer<CheckpointSaved> {
   }
 
   backward(dy: Tensor, s: CheckpointSaved): Tensor {
-    const f = this.inner.forward(s.x);
-    f.out.dispose();
+    const saved = recomputeSaved(this.inner, s.x);
     s.x.dispose();
-    return this.inner.backward(dy, f.saved);
+    return this.inner.backward(dy, saved);
   }
 }
 

@@ -8,7 +8,7 @@
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { type Forward, type SeqLayer, view } from "../nn/layer.ts";
+import { type Forward, recomputeSaved, type SeqLayer, view } from "../nn/layer.ts";
 import { disposeAll } from "../nn/parameter.ts";
 import { chunkRanges, type Chunks, resolveChunks } from "./chunking.ts";
 
@@ -82,6 +82,13 @@ export class MiniSequence<S> implements SeqLayer<MiniSequenceSaved> {
     return { out, saved: { x: view(x), M } };
   }
 
+  /** Recomputation needs nothing but the input: backward recomputes each chunk anyway. */
+  recompute(x: Tensor): MiniSequenceSaved {
+    const M = this.#m(x.shape[0]);
+    this.lastChunks = M;
+    return { x: view(x), M };
+  }
+
   backward(dy: Tensor, s: MiniSequenceSaved): Tensor {
     const dev = this.dev;
     const [S, dIn] = s.x.shape;
@@ -91,15 +98,14 @@ export class MiniSequence<S> implements SeqLayer<MiniSequenceSaved> {
       const n = r1 - r0;
       const xi = dev.tensor([n, dIn], { tag: "activations", name: `${this.inner.name}.x_chunk` });
       dev.copy(s.x, r0 * dIn, xi, 0, n * dIn);
-      const f = this.inner.forward(xi);
+      const saved = recomputeSaved(this.inner, xi);
       xi.dispose();
-      f.out.dispose();
       const dyi = dev.tensor([n, dOut], {
         tag: "activations",
         name: `${this.inner.name}.dy_chunk`,
       });
       dev.copy(dy, r0 * dOut, dyi, 0, n * dOut);
-      const dxi = this.inner.backward(dyi, f.saved);
+      const dxi = this.inner.backward(dyi, saved);
       dyi.dispose();
       dev.copy(dxi, 0, dx, r0 * dIn, n * dIn);
       dxi.dispose();

@@ -8,7 +8,7 @@
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
 import { add, addInPlace } from "../ops/add.ts";
-import type { Forward, SeqLayer } from "./layer.ts";
+import { type Forward, recomputeSaved, type SeqLayer } from "./layer.ts";
 import type { RMSNorm, RMSNormSaved } from "./rmsnorm.ts";
 import type { AttentionSaved, SelfAttention } from "./self_attention.ts";
 
@@ -37,6 +37,18 @@ export class DecoderBlock implements SeqLayer<BlockSaved> {
   ) {}
 
   forward(h: Tensor): Forward<BlockSaved> {
+    return this.#run(h, true) as Forward<BlockSaved>;
+  }
+
+  /**
+   * The saved record only (recomputation): skips the block output (the last residual add)
+   * and, without a post-MLP norm, the MLP output (`recompute` of the MLP or its wrapper).
+   */
+  recompute(h: Tensor): BlockSaved {
+    return this.#run(h, false).saved;
+  }
+
+  #run(h: Tensor, withOutput: boolean): { out: Tensor | null; saved: BlockSaved } {
     const dev = this.dev;
     const n1 = this.inputNorm.forward(h);
     const at = this.attention.forward(n1.out);
@@ -52,22 +64,30 @@ export class DecoderBlock implements SeqLayer<BlockSaved> {
     const h2 = add(dev, h, r, { name: `${this.name}.h_mid` }); // (S, d)
     r.dispose();
     const n2 = this.preMlpNorm.forward(h2);
-    const m = this.mlp.forward(n2.out);
-    n2.out.dispose();
-    let r2 = m.out;
+    let out: Tensor | null = null;
+    let mlpSaved: unknown;
     let postMlp: RMSNormSaved | undefined;
-    if (this.postMlpNorm) {
-      const pf = this.postMlpNorm.forward(m.out);
-      m.out.dispose();
-      r2 = pf.out;
-      postMlp = pf.saved;
+    if (!withOutput && !this.postMlpNorm) {
+      mlpSaved = recomputeSaved(this.mlp, n2.out);
+      n2.out.dispose();
+    } else {
+      const m = this.mlp.forward(n2.out);
+      n2.out.dispose();
+      mlpSaved = m.saved;
+      let r2 = m.out;
+      if (this.postMlpNorm) {
+        const pf = this.postMlpNorm.forward(m.out);
+        m.out.dispose();
+        r2 = pf.out;
+        postMlp = pf.saved;
+      }
+      if (withOutput) out = add(dev, h2, r2, { name: `${this.name}.out` }); // (S, d)
+      r2.dispose();
     }
-    const out = add(dev, h2, r2, { name: `${this.name}.out` }); // (S, d)
-    r2.dispose();
     h2.dispose();
     return {
       out,
-      saved: { n1: n1.saved, attn: at.saved, postAttn, n2: n2.saved, mlp: m.saved, postMlp },
+      saved: { n1: n1.saved, attn: at.saved, postAttn, n2: n2.saved, mlp: mlpSaved, postMlp },
     };
   }
 

@@ -23,6 +23,12 @@ export interface SeqLayer<S = unknown> {
   readonly name: string;
   /** Forward. */
   forward(x: Tensor): Forward<S>;
+  /**
+   * Forward for backward only (activation recomputation): the saved record without the
+   * output, so work that only produces the output can be skipped. Optional; see
+   * {@link recomputeSaved}.
+   */
+  recompute?(x: Tensor): S;
   /** Backward; frees `saved`, returns dx. */
   backward(dy: Tensor, saved: S): Tensor;
   /** True if each output row depends only on the same input row (safe to split by rows). */
@@ -32,4 +38,12 @@ export interface SeqLayer<S = unknown> {
 /** A new reference to `t`'s storage (released by its own dispose). */
 export function view(t: Tensor): Tensor {
   return t.reshape(t.shape);
+}
+
+/** The saved record of `layer` at `x`, via `recompute` when the layer has it. */
+export function recomputeSaved<S>(layer: SeqLayer<S>, x: Tensor): S {
+  if (layer.recompute) return layer.recompute(x);
+  const f = layer.forward(x);
+  f.out.dispose();
+  return f.saved;
 }

@@ -32,12 +32,20 @@ export class MLP implements SeqLayer<MLPSaved> {
   ) {}
 
   forward(x: Tensor): Forward<MLPSaved> {
+    const saved = this.recompute(x);
+    const out = linearForward(this.dev, saved.h, this.down.value, undefined, {
+      name: `${this.name}.out`,
+    });
+    return { out, saved };
+  }
+
+  /** The saved record only: the down projection is not needed for backward. */
+  recompute(x: Tensor): MLPSaved {
     const dev = this.dev;
     const gate = linearForward(dev, x, this.gate.value, undefined, { name: `${this.name}.gate` });
     const up = linearForward(dev, x, this.up.value, undefined, { name: `${this.name}.up` });
     const h = gluForward(dev, gate, up, { activation: this.activation });
-    const out = linearForward(dev, h, this.down.value, undefined, { name: `${this.name}.out` });
-    return { out, saved: { x: view(x), gate, up, h } };
+    return { x: view(x), gate, up, h };
   }
 
   backward(dy: Tensor, s: MLPSaved): Tensor {

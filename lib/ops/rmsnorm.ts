@@ -41,6 +41,17 @@ export function rmsnormForward(
   const name = opts.name ?? "rmsnorm";
   const y = dev.tensor([S, d], { tag, name }); // (S, d)
   const rstd = dev.tensor([S], { tag, name: `${name}.rstd` }); // (S)
+  if (d % 4 === 0) {
+    // One row per invocation with vec4 loads: no workgroup barriers (slow on lavapipe).
+    const [nx, ny] = grid1d(ceilDiv(S, 64));
+    dev.dispatch({
+      kernel: "rmsnorm_forward_rows",
+      bindings: [x, w, y, rstd],
+      params: new Params().u32(S).u32(d / 4).f32(opts.eps).u32(opts.unitOffset ? 1 : 0).u32(nx),
+      workgroups: [nx, ny],
+    });
+    return { y, rstd };
+  }
   const [nx, ny] = grid1d(S);
   dev.dispatch({
     kernel: "rmsnorm_forward",
@@ -73,13 +84,23 @@ export function rmsnormBackward(
     tag: opts.tag ?? "activations",
     name: opts.name ?? "rmsnorm.dx",
   }); // (S, d)
-  const [nx, ny] = grid1d(S);
-  dev.dispatch({
-    kernel: "rmsnorm_backward_dx",
-    bindings: [dy, x, w, rstd, dx],
-    params: new Params().u32(S).u32(d).u32(opts.unitOffset ? 1 : 0).u32(nx),
-    workgroups: [nx, ny],
-  });
+  if (d % 4 === 0) {
+    const [nx, ny] = grid1d(ceilDiv(S, 64));
+    dev.dispatch({
+      kernel: "rmsnorm_backward_dx_rows",
+      bindings: [dy, x, w, rstd, dx],
+      params: new Params().u32(S).u32(d / 4).u32(opts.unitOffset ? 1 : 0).u32(nx),
+      workgroups: [nx, ny],
+    });
+  } else {
+    const [nx, ny] = grid1d(S);
+    dev.dispatch({
+      kernel: "rmsnorm_backward_dx",
+      bindings: [dy, x, w, rstd, dx],
+      params: new Params().u32(S).u32(d).u32(opts.unitOffset ? 1 : 0).u32(nx),
+      workgroups: [nx, ny],
+    });
+  }
   dev.dispatch({
     kernel: "rmsnorm_backward_dw",
     bindings: [dy, x, rstd, dw],
