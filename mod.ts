@@ -3,8 +3,9 @@
  * (Mini-Sequence Transformer, arXiv 2407.15892), in TypeScript on Deno and WebGPU.
  *
  * The public API: devices (WebGPU and the compute-free meta device) with exact memory
- * accounting, tensors, model presets and the model builder, the MsT wrappers, the trainer
- * and the memory planner.
+ * accounting, tensors, model presets and the model builder, the MsT wrappers, the trainer,
+ * the memory planner, and experiments with vega-lite reports (also in the Jupyter Deno
+ * kernel via `display`).
  *
  * @example Count the bytes of a computation without computing it
  * ```ts
@@ -77,3 +78,10 @@ export { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./lib/train/adamw.ts";
 export { loadRun, saveRun } from "./lib/train/run_io.ts";
 export { maxSequence, type Plan, type PlanInput, planStep } from "./lib/plan/planner.ts";
 export { referenceLoss } from "./lib/reference/model.ts";
+export {
+  defineExperiment,
+  type Experiment,
+  type ExperimentContext,
+} from "./lib/experiments/define.ts";
+export { chartBundle, display } from "./lib/report/jupyter.ts";
+export { renderSvg } from "./lib/report/render_svg.ts";

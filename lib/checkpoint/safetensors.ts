@@ -13,7 +13,8 @@
  * Files are written atomically: to a temporary name in the same directory, then renamed.
  */
 
-import { readFile, rename, rm, writeFile } from "node:fs/promises";
+import { writeFileAtomic } from "../util/atomic_write.ts";
+import { readFile } from "node:fs/promises";
 
 /** Element types supported (safetensors dtype names). F16/BF16 are raw 16-bit patterns. */
 export type SafetensorsDtype =
@@ -269,22 +270,6 @@ export function parseSafetensors(bytes: Uint8Array, source = "<bytes>"): Safeten
   return { tensors, metadata };
 }
 
-/**
- * Writes `path` atomically: the bytes go to `path.tmp-<pid>-<time>` in the same directory,
- * which is then renamed over `path` (a crash leaves the old file or the new one, never a
- * partial one).
- */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
-
 /** Writes a safetensors file atomically ({@link serializeSafetensors}, {@link writeFileAtomic}). */
 export async function writeSafetensors(
   path: string,
@@ -298,3 +283,5 @@ export async function writeSafetensors(
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   return parseSafetensors(await readFile(path), path);
 }
+
+export { writeFileAtomic };

@@ -6,7 +6,7 @@
  * no `summary.json`, so it is never mistaken for a finished run.
  */
 
-import { writeTextAtomic } from "../report/atomic_write.ts";
+import { writeTextAtomic } from "../util/atomic_write.ts";
 import { RUN_FILES, runPath, type RunRecords, type RunSummary } from "../report/records.ts";
 import { writeReport } from "../report/write_report.ts";
 import { configToYaml, type ExperimentConfig, resolveExperimentConfig } from "./config.ts";

@@ -4,7 +4,7 @@
  * `rerenderReport(dir)` does the same from a finished run directory (`deno task report`).
  */
 
-import { writeTextAtomic } from "./atomic_write.ts";
+import { writeTextAtomic } from "../util/atomic_write.ts";
 import { buildHtml } from "./html.ts";
 import { buildMarkdown } from "./markdown.ts";
 import { readRunRecords, RUN_FILES, runPath, type RunRecords } from "./records.ts";
