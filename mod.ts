@@ -66,22 +66,64 @@ export * from "./lib/device/mod.ts";
 export { add, addInPlace } from "./lib/ops/add.ts";
 export type { Family, ModelConfig } from "./lib/models/config.ts";
 export { getPreset, PRESET_NAMES } from "./lib/models/presets.ts";
-export { parameterCount, parameterShapes, validateConfig } from "./lib/models/derived.ts";
-export { resolveConfig } from "./lib/models/resolve.ts";
-export { type Batch, type BuildOptions, Model, type MstPolicy } from "./lib/models/model.ts";
-export { checkpoint, Checkpointed } from "./lib/mst/checkpoint.ts";
-export { MiniSequence, miniSequence } from "./lib/mst/mini_sequence.ts";
-export { MiniSequenceHeadLoss } from "./lib/mst/mini_sequence_head.ts";
-export { chunkRanges, type Chunks, resolveChunks } from "./lib/mst/chunking.ts";
+export {
+  parameterCount,
+  type ParameterShape,
+  parameterShapes,
+  validateConfig,
+} from "./lib/models/derived.ts";
+export { type ConfigOverrides, resolveConfig } from "./lib/models/resolve.ts";
+export {
+  type Batch,
+  type BuildOptions,
+  type LossOptions,
+  Model,
+  type MstPolicy,
+} from "./lib/models/model.ts";
+export type { Forward, SeqLayer } from "./lib/nn/layer.ts";
+export type { Parameter } from "./lib/nn/parameter.ts";
+export type { Embedding } from "./lib/nn/embedding.ts";
+export type { EmbeddingGradIndex } from "./lib/ops/embedding.ts";
+export type { RMSNorm, RMSNormSaved } from "./lib/nn/rmsnorm.ts";
+export type { HeadLoss } from "./lib/nn/lm_head_loss.ts";
+export { checkpoint, Checkpointed, type CheckpointSaved } from "./lib/mst/checkpoint.ts";
+export {
+  MiniSequence,
+  miniSequence,
+  type MiniSequenceOptions,
+  type MiniSequenceSaved,
+} from "./lib/mst/mini_sequence.ts";
+export { MiniSequenceHeadLoss, type MiniSequenceHeadSaved } from "./lib/mst/mini_sequence_head.ts";
+export {
+  type AutoChunkInput,
+  chunkRanges,
+  type Chunks,
+  resolveChunks,
+} from "./lib/mst/chunking.ts";
 export { type StepResult, Trainer, type TrainerOptions } from "./lib/train/trainer.ts";
 export { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./lib/train/adamw.ts";
-export { loadRun, saveRun } from "./lib/train/run_io.ts";
-export { maxSequence, type Plan, type PlanInput, planStep } from "./lib/plan/planner.ts";
-export { referenceLoss } from "./lib/reference/model.ts";
+export { type LoadedRun, loadRun, saveRun } from "./lib/train/run_io.ts";
+export type { JsonValue } from "./lib/checkpoint/run_state.ts";
+export {
+  type MaxSeqResult,
+  maxSequence,
+  type Plan,
+  type PlanInput,
+  planStep,
+} from "./lib/plan/planner.ts";
+export {
+  referenceLoss,
+  type ReferenceOptions,
+  type ReferenceResult,
+  type RefParams,
+} from "./lib/reference/model.ts";
 export {
   defineExperiment,
   type Experiment,
   type ExperimentContext,
 } from "./lib/experiments/define.ts";
-export { chartBundle, display } from "./lib/report/jupyter.ts";
+export type { ConfigValue, ExperimentConfig } from "./lib/experiments/config.ts";
+export type { ProgressBar } from "./lib/experiments/progress.ts";
+export type { Json, MetricRow, ReportTable, VegaLiteSpec } from "./lib/report/records.ts";
+export { chartBundle, display, type MimeBundle } from "./lib/report/jupyter.ts";
 export { renderSvg } from "./lib/report/render_svg.ts";

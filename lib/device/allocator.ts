@@ -40,11 +40,17 @@ export interface BufferBackend<H> {
 
 /** One live allocation. */
 export interface Block<H = unknown> {
+  /** Allocation id, unique per allocator (increasing from 1). */
   readonly id: number;
+  /** Requested (accounted) bytes. */
   readonly bytes: number;
+  /** Bytes of the pooled buffer: `bytes` rounded by {@link sizeClassOf} (`bytes` when external). */
   readonly sizeClass: number;
+  /** Accounting tag. */
   readonly tag: Tag;
+  /** Name shown in reports and errors. */
   readonly name: string;
+  /** The backend's buffer (a GPUBuffer on WebGPU; null on meta and when external). */
   readonly handle: H;
   /** Accounted only: the memory is a resource the device manages itself (a texture). */
   readonly external?: boolean;
@@ -52,12 +58,19 @@ export interface Block<H = unknown> {
 
 /** An alloc or free, as recorded in the timeline. */
 export interface MemoryEvent {
+  /** Number of the event among all recorded events (0-based, never reset). */
   seq: number;
+  /** What happened: an allocation, a free, or a move to another tag. */
   kind: "alloc" | "free" | "retag";
+  /** Id of the block. */
   id: number;
+  /** Accounted bytes of the block. */
   bytes: number;
+  /** Tag of the block (the new tag for `retag`). */
   tag: Tag;
+  /** Name of the block. */
   name: string;
+  /** The allocator's {@link Allocator.phase} when the event happened. */
   phase: string;
   /** Live bytes right after this event. */
   liveBytes: number;
@@ -65,13 +78,19 @@ export interface MemoryEvent {
 
 /** A snapshot of the accounting. */
 export interface MemoryStats {
+  /** Bytes of the live allocations. */
   liveBytes: number;
+  /** Bytes of the buffers the pool holds, live or cached (in size classes). */
   reservedBytes: number;
+  /** Peak live bytes since creation or the last {@link Allocator.resetPeak}. */
   peakBytes: number;
+  /** Live bytes per tag. */
   liveByTag: TagBytes;
   /** Live bytes per tag at the moment of the peak. Sums to `peakBytes`. */
   peakBreakdown: TagBytes;
+  /** Number of allocations since creation. */
   allocations: number;
+  /** Allocations served by a cached buffer of the pool instead of a new one. */
   poolHits: number;
 }
 
@@ -106,10 +125,11 @@ export class Allocator<H = unknown> {
   #poolHits = 0;
   #timeline: MemoryEvent[] | null = null;
   /** Budget on live bytes; `Infinity` when unset. */
-  budget = Infinity;
+  budget: number = Infinity;
   /** Label recorded with each timeline event (e.g. "forward", "backward", "optimizer"). */
   phase = "";
 
+  /** An allocator whose buffers `backend` creates and destroys. */
   constructor(backend: BufferBackend<H>) {
     this.#backend = backend;
   }

@@ -65,8 +65,11 @@ export interface KernelCall {
 
 /** Device limits that shape kernels and chunking. */
 export interface DeviceLimits {
+  /** Largest tensor one kernel binding may hold, in bytes. */
   maxStorageBufferBindingSize: number;
+  /** Largest buffer, in bytes. */
   maxBufferSize: number;
+  /** Most workgroups a dispatch may have in each dimension. */
   maxComputeWorkgroupsPerDimension: number;
 }
 
@@ -74,13 +77,17 @@ let scopeId = 0;
 
 /** Base class of both devices. */
 export abstract class Device<H = unknown> {
+  /** Which implementation this is. */
   abstract readonly kind: "webgpu" | "meta";
+  /** Limits that kernels and the `"auto"` chunking respect. */
   abstract readonly limits: DeviceLimits;
   /** How floating-point elements are counted (always f32 on webgpu). */
   readonly floats: FloatCounting;
+  /** The allocator behind every tensor of this device: pool, accounting, budget, timeline. */
   readonly allocator: Allocator<H>;
   #scopes: { id: number; tensors: Set<Tensor> }[] = [];
 
+  /** Sets up the allocator over `backend`; `floats` is how float elements are counted. */
   protected constructor(backend: BufferBackend<H>, floats: FloatCounting) {
     this.allocator = new Allocator(backend);
     this.floats = floats;

@@ -7,9 +7,13 @@ export type TagBytes = Record<string, number>;
 
 /** A live tensor, as listed in an out-of-memory or leak report. */
 export interface LiveTensorInfo {
+  /** Allocation id. */
   id: number;
+  /** Tensor name. */
   name: string;
+  /** Accounting tag. */
   tag: string;
+  /** Accounted bytes. */
   bytes: number;
 }
 
@@ -18,7 +22,17 @@ export interface LiveTensorInfo {
  * The message lists the request, the live bytes per tag and the largest live tensors.
  */
 export class OutOfMemoryError extends Error {
+  /** Always `"OutOfMemoryError"`. */
   override name = "OutOfMemoryError";
+  /**
+   * Builds the message from the figures below.
+   * @param requestedBytes Bytes of the allocation that failed.
+   * @param tag Tag of that allocation.
+   * @param budgetBytes The limit it exceeded, in bytes.
+   * @param liveByTag Live bytes per tag when it failed.
+   * @param largest The largest live tensors.
+   * @param reason What was exceeded, for the message (default "the memory budget").
+   */
   constructor(
     readonly requestedBytes: number,
     readonly tag: string,
@@ -50,7 +64,13 @@ export class OutOfMemoryError extends Error {
 
 /** Tensors allocated inside a checked region were never disposed. */
 export class LeakError extends Error {
+  /** Always `"LeakError"`. */
   override name = "LeakError";
+  /**
+   * Builds the message from the leaked tensors.
+   * @param leakedBytes Total bytes of the leaked tensors.
+   * @param leaked The leaked tensors (the message lists the first 10).
+   */
   constructor(readonly leakedBytes: number, readonly leaked: LiveTensorInfo[]) {
     super(
       `memory leak: ${formatBytes(leakedBytes)} still live above the baseline in ` +
@@ -64,7 +84,13 @@ export class LeakError extends Error {
 
 /** A WGSL source failed to compile; the message shows the offending lines. */
 export class WGSLCompileError extends Error {
+  /** Always `"WGSLCompileError"`. */
   override name = "WGSLCompileError";
+  /**
+   * Builds the message from the kernel name and the details.
+   * @param kernel Kernel name.
+   * @param details The compiler's messages with the offending lines.
+   */
   constructor(readonly kernel: string, readonly details: string) {
     super(`WGSL kernel "${kernel}" does not compile:\n${details}`);
   }
@@ -72,10 +98,12 @@ export class WGSLCompileError extends Error {
 
 /** No usable WebGPU adapter or device. */
 export class WebGPUUnavailableError extends Error {
+  /** Always `"WebGPUUnavailableError"`. */
   override name = "WebGPUUnavailableError";
 }
 
 /** The GPU device was lost; every later operation fails with this error. */
 export class DeviceLostError extends Error {
+  /** Always `"DeviceLostError"`. */
   override name = "DeviceLostError";
 }

@@ -25,11 +25,14 @@ export interface MetaDeviceOptions {
 
 /** Runs the code, counts the bytes, computes nothing. */
 export class MetaDevice extends Device<null> {
+  /** Always `"meta"`. */
   readonly kind = "meta" as const;
+  /** Limits to plan for: none (`Infinity`) unless given in the options. */
   readonly limits: DeviceLimits;
   /** Dispatches that would have run. */
   dispatches = 0;
 
+  /** A meta device counting floats as `opts.floats` (default f32). */
   constructor(opts: MetaDeviceOptions = {}) {
     super({ create: () => null, destroy: () => {} }, opts.floats ?? "f32");
     this.limits = {
@@ -40,16 +43,19 @@ export class MetaDevice extends Device<null> {
     };
   }
 
+  /** Checks that `t` is live; no data is written. */
   override fill(t: Tensor, _value: number): void {
     t.block;
   }
 
+  /** Checks the length of `data` (throws on a mismatch); nothing is stored. */
   override write(t: Tensor, data: Float32Array | Int32Array): void {
     if (data.length !== t.size) {
       throw new Error(`write "${t.name}": ${data.length} values for ${t.size} elements`);
     }
   }
 
+  /** Checks the bounds of the copy (throws when out of bounds); nothing is copied. */
   override copy(
     src: Tensor,
     srcOffset: number,
@@ -60,19 +66,23 @@ export class MetaDevice extends Device<null> {
     this.checkCopy(src, srcOffset, dst, dstOffset, count);
   }
 
+  /** Checks that `t` is live and returns null: there is no texture. */
   protected override stageTexture(t: Tensor, _rows: number): unknown {
     t.block;
     return null;
   }
 
+  /** Nothing to release. */
   protected override releaseTexture(_tex: TensorTexture): void {}
 
+  /** Validates the call (throws like WebGPU would) and counts it; nothing runs. */
   override dispatch(call: KernelCall): void {
     this.validateCall(call);
     this.validateTextures(call);
     this.dispatches++;
   }
 
+  /** NaN (f32) or 0 (i32) of `t`'s size. Throws if `t` was disposed. */
   override read(t: Tensor): Promise<Float32Array | Int32Array> {
     t.block;
     return Promise.resolve(
@@ -80,10 +90,12 @@ export class MetaDevice extends Device<null> {
     );
   }
 
+  /** Resolves at once: there is no pending work. */
   override sync(): Promise<void> {
     return Promise.resolve();
   }
 
+  /** Releases the allocator's cached buffers. */
   override destroy(): void {
     this.allocator.releaseCached();
   }

@@ -10,17 +10,28 @@ import { numel } from "./dtype.ts";
 
 /** Shared storage of a tensor and its views. */
 export interface Storage {
+  /** The pool block, shared by every view. */
   block: Block;
+  /** Number of undisposed tensors (views) on this storage. */
   refs: number;
+  /** Returns the block to the allocator; called when `refs` drops to 0. */
   release(block: Block): void;
 }
 
 /** A device tensor. Data lives on the device; read it with `device.read(t)`. */
 export class Tensor {
+  /** Number of elements (the product of the shape). */
   readonly size: number;
   #storage: Storage;
   #disposed = false;
 
+  /**
+   * A tensor on `storage`, adding a reference to it. Devices create tensors
+   * (`device.tensor(...)`); code above the device does not call this.
+   * @param shape Dimensions, e.g. `[S, d]`.
+   * @param dtype Element type.
+   * @param storage Block and reference count, shared with the views.
+   */
   constructor(
     readonly shape: readonly number[],
     readonly dtype: DType,

@@ -39,6 +39,10 @@ export function canStageAsTexture(t: Tensor): boolean {
 /** A staged read-only copy of a tensor; dispose it when the kernels using it are encoded. */
 export class TensorTexture {
   #disposed = false;
+  /**
+   * Created by `Device.texture`; `release` returns the texture to the device and frees the
+   * accounting block.
+   */
   constructor(
     /** Name, for errors and reports. */
     readonly name: string,

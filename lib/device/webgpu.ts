@@ -35,8 +35,11 @@ const INSTALL_HINT = "On a CPU-only Linux machine install Mesa's software Vulkan
 
 /** Per-kernel GPU time, from timestamp queries. */
 export interface KernelProfile {
+  /** Kernel name. */
   kernel: string;
+  /** Number of timed dispatches. */
   calls: number;
+  /** Total GPU time, in milliseconds. */
   ms: number;
 }
 
@@ -44,9 +47,13 @@ const PROFILE_SLOTS = 4096;
 
 /** Real compute on `navigator.gpu`. */
 export class WebGPUDevice extends Device<GPUBuffer> {
+  /** Always `"webgpu"`. */
   readonly kind = "webgpu" as const;
+  /** The acquired device's binding, buffer and workgroup limits. */
   readonly limits: DeviceLimits;
+  /** The underlying WebGPU device. */
   readonly gpu: GPUDevice;
+  /** Information about the adapter the device was acquired from. */
   readonly adapterInfo: GPUAdapterInfo;
   #pipelines = new Map<string, GPUComputePipeline>();
   #modules = new Map<string, GPUShaderModule>();
@@ -255,6 +262,10 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     if (failure) throw failure;
   }
 
+  /**
+   * Takes an rgba32float texture of `rows` rows from the pool (or creates one) and encodes
+   * the copy of `t` into it.
+   */
   protected override stageTexture(t: Tensor, rows: number): GPUTexture {
     this.#check();
     const tex = this.#textureFree.get(rows)?.pop() ??
@@ -287,6 +298,7 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     return tex;
   }
 
+  /** Returns the texture to the pool, for reuse by a texture of the same row count. */
   protected override releaseTexture(tex: TensorTexture): void {
     const t = tex.handle as GPUTexture;
     let list = this.#textureFree.get(tex.rows);
@@ -294,6 +306,10 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     list.push(t);
   }
 
+  /**
+   * Validates the call and records it into the open compute pass (skipped when a workgroup
+   * count is 0); submits the batch when it is full.
+   */
   override dispatch(call: KernelCall): void {
     this.#check();
     this.validateCall(call);
@@ -361,6 +377,7 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     if (++this.#pending >= this.#batchSize) this.#submit();
   }
 
+  /** Fills `t` with `value` (a buffer clear for zero, otherwise a write). */
   override fill(t: Tensor, value: number): void {
     this.#check();
     if (value === 0 || (t.dtype === "f32" && Object.is(value, 0))) {
@@ -375,6 +392,10 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     this.write(t, data);
   }
 
+  /**
+   * Writes `data` into `t` through the queue, after submitting pending commands. Throws on a
+   * length mismatch.
+   */
   override write(t: Tensor, data: Float32Array | Int32Array): void {
     this.#check();
     if (data.length !== t.size) {
@@ -386,6 +407,7 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     this.gpu.queue.writeBuffer(t.block.handle as GPUBuffer, 0, data as Float32Array<ArrayBuffer>);
   }
 
+  /** Encodes a copy of `count` elements. Throws when out of bounds. */
   override copy(
     src: Tensor,
     srcOffset: number,
@@ -407,6 +429,10 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     if (++this.#pending >= this.#batchSize) this.#submit();
   }
 
+  /**
+   * Submits pending work and reads `t` back. Throws errors WebGPU reported asynchronously, and
+   * {@link DeviceLostError} when the device is lost.
+   */
   override async read(t: Tensor): Promise<Float32Array | Int32Array> {
     this.#raisePending();
     const size = alignedSize(t.bytes);
@@ -436,6 +462,10 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     return t.dtype === "i32" ? new Int32Array(bytes) : new Float32Array(bytes);
   }
 
+  /**
+   * Submits pending work and waits for it. Throws errors WebGPU reported asynchronously, and
+   * {@link DeviceLostError} when the device is lost.
+   */
   override async sync(): Promise<void> {
     this.#check();
     this.#submit();
@@ -455,6 +485,7 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     this.#profile?.totals.clear();
   }
 
+  /** Releases cached buffers and textures and destroys the GPU device. Idempotent. */
   override destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;

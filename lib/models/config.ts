@@ -12,6 +12,7 @@ export type Family = "llama3" | "llama2" | "mistral" | "qwen2" | "gemma2";
 export interface ModelConfig {
   /** Preset name, e.g. `llama3-8b`. */
   name: string;
+  /** Model family; selects the family-specific features. */
   family: Family;
   /** V */
   vocabSize: number;

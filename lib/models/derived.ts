@@ -27,7 +27,9 @@ import type { Family, ModelConfig } from "./config.ts";
 
 /** One parameter tensor: its Hugging Face name and shape ((out, in) for linear weights). */
 export interface ParameterShape {
+  /** Hugging Face name, e.g. `model.layers.0.mlp.gate_proj.weight`. */
   name: string;
+  /** Dimensions, e.g. `[V, d]`. */
   shape: number[];
 }
 

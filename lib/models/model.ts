@@ -29,7 +29,9 @@ import { layerWindow, parameterShapes, validateConfig } from "./derived.ts";
 
 /** Mini-sequence policy: M per part, "auto", or off. */
 export interface MstPolicy {
+  /** M for the MLP of every block (`"auto"` or a number); `false` or absent: unchunked. */
   mlp?: Chunks | false;
+  /** M for the LM head and loss (`"auto"` or a number); `false` or absent: unchunked. */
   head?: Chunks | false;
 }
 
@@ -55,7 +57,9 @@ export interface BuildOptions {
 
 /** One training sequence: S input ids and S targets (−100 = ignored). */
 export interface Batch {
+  /** Input token ids, (S) i32. */
   ids: Int32Array;
+  /** Target token ids, (S) i32; −100 ignores a position. */
   targets: Int32Array;
 }
 
@@ -69,13 +73,21 @@ export interface LossOptions {
 
 /** The model on a device. */
 export class Model {
+  /** Every parameter, in the order of `parameterShapes(cfg)`. */
   readonly params: Parameter[] = [];
+  /** The parameters by Hugging Face name. */
   readonly byName = new Map<string, Parameter>();
+  /** Token embedding (`model.embed_tokens.weight`). */
   readonly embedding: Embedding;
+  /** The decoder blocks, in order (wrapped with recomputation when `checkpoint` is set). */
   readonly blocks: SeqLayer[] = [];
+  /** Per block, its parameters (those named `model.layers.<i>.…`). */
   readonly blockParams: Parameter[][] = [];
+  /** The final RMSNorm (`model.norm.weight`). */
   readonly finalNorm: RMSNorm;
+  /** LM head + cross-entropy: the mini-sequence head when `mst.head` is set. */
   readonly head: HeadLoss;
+  /** `lm_head.weight` (V, d), or the embedding weight when embeddings are tied. */
   readonly headWeight: Parameter;
 
   private constructor(readonly dev: Device, readonly cfg: ModelConfig, opts: BuildOptions) {

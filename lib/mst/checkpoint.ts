@@ -11,6 +11,7 @@ import { disposeAll } from "../nn/parameter.ts";
 
 /** Saved state of a checkpointed layer: its input only. */
 export interface CheckpointSaved {
+  /** The layer input (S, d_in): a view of it, tagged `checkpoints`. */
   x: Tensor;
 }
 
@@ -18,6 +19,11 @@ export interface CheckpointSaved {
 export class Checkpointed<S> implements SeqLayer<CheckpointSaved> {
   readonly name: string;
   readonly rowWise: boolean;
+  /**
+   * Wraps `inner`; {@link checkpoint} is the usual way to create one.
+   * @param dev The device.
+   * @param inner The layer to recompute in backward.
+   */
   constructor(readonly dev: Device, readonly inner: SeqLayer<S>) {
     this.name = `checkpoint(${inner.name})`;
     this.rowWise = inner.rowWise;

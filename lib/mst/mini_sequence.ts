@@ -14,7 +14,9 @@ import { chunkRanges, type Chunks, resolveChunks } from "./chunking.ts";
 
 /** Saved state: the input and the M used in forward. */
 export interface MiniSequenceSaved {
-  x: Tensor; // (S, d_in)
+  /** The input (S, d_in): a view of it. */
+  x: Tensor;
+  /** Number of mini-sequences used in forward. */
   M: number;
 }
 
@@ -38,6 +40,12 @@ export class MiniSequence<S> implements SeqLayer<MiniSequenceSaved> {
   readonly name: string;
   /** M used by the last forward. */
   lastChunks = 0;
+  /**
+   * Throws unless `inner` is row-wise.
+   * @param dev The device.
+   * @param inner The row-wise layer to run over mini-sequences.
+   * @param opts Chunking options.
+   */
   constructor(
     readonly dev: Device,
     readonly inner: SeqLayer<S>,

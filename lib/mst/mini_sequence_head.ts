@@ -23,8 +23,11 @@ import { chunkRanges, type Chunks, resolveChunks } from "./chunking.ts";
 
 /** Saved state: the head input, the targets and the M used. */
 export interface MiniSequenceHeadSaved {
-  y: Tensor; // (S, d)
-  targets: Tensor; // (S) i32
+  /** The head input (S, d): a view of it. */
+  y: Tensor;
+  /** The targets, (S) i32: a view of them. */
+  targets: Tensor;
+  /** Number of mini-sequences used in forward. */
   M: number;
 }
 
@@ -32,6 +35,14 @@ export interface MiniSequenceHeadSaved {
 export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
   /** M used by the last forward. */
   lastChunks = 0;
+  /**
+   * A chunked head over `weight`.
+   * @param dev The device.
+   * @param name Name for reports (tensor names are prefixed with it).
+   * @param weight Head weight (V, d), possibly tied to the embedding.
+   * @param finalSoftcap Soft-cap of the final logits (Gemma-2), passed to the cross-entropy.
+   * @param chunks M, or `"auto"`.
+   */
   constructor(
     readonly dev: Device,
     readonly name: string,

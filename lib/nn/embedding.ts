@@ -7,6 +7,12 @@ import type { Parameter } from "./parameter.ts";
 
 /** The embedding layer. Backward needs the host-built gradient index of the batch. */
 export class Embedding {
+  /**
+   * An embedding layer over `weight`.
+   * @param dev The device.
+   * @param weight Embedding matrix E (V, d).
+   * @param scale Output scale (√d for Gemma-2, else 1).
+   */
   constructor(
     readonly dev: Device,
     readonly weight: Parameter, // (V, d)

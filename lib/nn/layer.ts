@@ -13,7 +13,9 @@ import type { Tensor } from "../device/tensor.ts";
 
 /** Output and saved record of a forward pass. */
 export interface Forward<S> {
+  /** The output (S, d_out). */
   out: Tensor;
+  /** What backward needs; backward frees it. */
   saved: S;
 }
 

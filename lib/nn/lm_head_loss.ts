@@ -19,6 +19,7 @@ import type { Parameter } from "./parameter.ts";
 
 /** A loss head: forward gives Σ losses; backward gives dy for a given 1/N. */
 export interface HeadLoss<S = unknown> {
+  /** Name for reports. */
   readonly name: string;
   /** y (S, d), targets i32 (S) → the summed loss (1). */
   forward(y: Tensor, targets: Tensor): { lossSum: Tensor; saved: S };

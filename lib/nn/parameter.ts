@@ -11,11 +11,18 @@ import type { Tensor } from "../device/tensor.ts";
 
 /** One named parameter. */
 export class Parameter {
+  /** Accumulated gradient (tag `grads`); null until the first contribution and after use. */
   grad: Tensor | null = null;
-  /** AdamW first and second moments. */
+  /** AdamW first moment (tag `optimizer`); null until the first update. */
   m: Tensor | null = null;
+  /** AdamW second moment (tag `optimizer`); null until the first update. */
   v: Tensor | null = null;
 
+  /**
+   * A named parameter holding `value`; no gradient or optimizer state yet.
+   * @param name Hugging Face name.
+   * @param value The weight tensor; the parameter owns it.
+   */
   constructor(
     /** Hugging Face name, e.g. `model.layers.0.mlp.gate_proj.weight`. */
     readonly name: string,

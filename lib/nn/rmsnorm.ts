@@ -8,13 +8,23 @@ import type { Parameter } from "./parameter.ts";
 
 /** Kept for backward: the input and the per-row 1/rms. */
 export interface RMSNormSaved {
-  x: Tensor; // (S, d)
-  rstd: Tensor; // (S)
+  /** The input (S, d): a view of it. */
+  x: Tensor;
+  /** 1/rms per row, (S). */
+  rstd: Tensor;
 }
 
 /** RMSNorm layer. */
 export class RMSNorm implements SeqLayer<RMSNormSaved> {
   readonly rowWise = true;
+  /**
+   * An RMSNorm layer over `weight`.
+   * @param dev The device.
+   * @param name Name for reports.
+   * @param weight Norm weight w, (d).
+   * @param eps ε added to mean(x²).
+   * @param unitOffset Scale by (1 + w) instead of w (Gemma-2).
+   */
   constructor(
     readonly dev: Device,
     readonly name: string,

@@ -15,11 +15,17 @@ import { Trainer } from "../train/trainer.ts";
 
 /** What to plan. */
 export interface PlanInput {
+  /** The model. */
   cfg: ModelConfig;
+  /** Sequence length S, in tokens. */
   seq: number;
+  /** How float elements are counted (e.g. `"bf16"`). */
   dtype: FloatCounting;
+  /** Mini-sequence policy. */
   mst: MstPolicy;
+  /** Activation recomputation per decoder block. */
   checkpoint: boolean;
+  /** Update each parameter and free its gradient as soon as it is complete. */
   optimizerInBackward: boolean;
   /** Unchunked head: ours, or transformers' with fp32 upcasts (default "standard"). */
   head?: "standard" | "hf";
@@ -31,6 +37,7 @@ export interface PlanInput {
 
 /** A plan. */
 export interface Plan {
+  /** Sequence length S, in tokens. */
   seq: number;
   /** True when the step fits the budget. */
   fits: boolean;

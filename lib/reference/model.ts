@@ -25,6 +25,7 @@ export interface ReferenceResult {
 export interface ReferenceOptions {
   /** Denominator of the loss (default: the number of targets ≠ ignoreIndex). */
   lossDenominator?: number;
+  /** Target value that marks an ignored position (default −100). */
   ignoreIndex?: number;
 }
 

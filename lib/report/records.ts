@@ -30,8 +30,11 @@ export type VegaLiteSpec = Record<string, unknown>;
 
 /** A table for the report, e.g. the paper's numbers beside ours. */
 export interface ReportTable {
+  /** Table title. */
   title: string;
+  /** Column headers. */
   columns: string[];
+  /** Rows of cells, one per column (null is shown as "—"). */
   rows: (string | number | null)[][];
 }
 

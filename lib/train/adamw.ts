@@ -15,10 +15,15 @@ import { sumSquares } from "../ops/reduce.ts";
 
 /** Hyper-parameters. */
 export interface AdamWOptions {
+  /** Learning rate. */
   lr: number;
+  /** Decay rate of the first-moment average. */
   beta1: number;
+  /** Decay rate of the second-moment average. */
   beta2: number;
+  /** Added to the denominator √v̂ for numerical stability. */
   eps: number;
+  /** Decoupled weight decay (applied to matrices only). */
   weightDecay: number;
   /** Global gradient-norm clip; 0 = off. */
   maxGradNorm: number;
@@ -38,6 +43,11 @@ export const DEFAULT_ADAMW: AdamWOptions = {
 export class AdamW {
   /** Number of completed optimizer steps. */
   step = 0;
+  /**
+   * Throws unless every option is a finite number ≥ 0.
+   * @param dev The device.
+   * @param opts Hyper-parameters (default {@link DEFAULT_ADAMW}).
+   */
   constructor(readonly dev: Device, readonly opts: AdamWOptions = DEFAULT_ADAMW) {
     for (const k of ["lr", "beta1", "beta2", "eps", "weightDecay", "maxGradNorm"] as const) {
       if (!Number.isFinite(opts[k]) || opts[k] < 0) {

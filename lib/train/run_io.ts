@@ -48,10 +48,15 @@ export async function saveRun(
 
 /** A run loaded from a directory, ready to continue. */
 export interface LoadedRun {
+  /** Model configuration saved with the run. */
   cfg: ModelConfig;
+  /** The model, built on the device with the saved weights. */
   model: Model;
+  /** Optimizer steps completed. */
   step: number;
+  /** Data stream position, as saved. */
   data: JsonValue;
+  /** Anything else the trainer saved (`{}` when none). */
   extra: { [key: string]: JsonValue };
   /** Put the saved moments and step into a trainer built on `model`. */
   restoreOptimizer(trainer: Trainer): void;

@@ -11,6 +11,7 @@ import { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./adamw.ts";
 
 /** Options of a {@link Trainer}. */
 export interface TrainerOptions {
+  /** AdamW hyper-parameters, over {@link DEFAULT_ADAMW}. */
   adamw?: Partial<AdamWOptions>;
   /** Update each parameter and free its gradient as soon as it is complete. */
   optimizerInBackward?: boolean;
@@ -32,8 +33,16 @@ export interface StepResult {
 
 /** Runs training steps of a model. */
 export class Trainer {
+  /** The AdamW optimizer. */
   readonly optimizer: AdamW;
+  /** Whether parameters are updated during backward (global clipping is then off). */
   readonly optimizerInBackward: boolean;
+  /**
+   * A trainer with a new AdamW optimizer for `model`.
+   * @param dev The device.
+   * @param model The model to train.
+   * @param opts AdamW and optimizer-in-backward options.
+   */
   constructor(readonly dev: Device, readonly model: Model, opts: TrainerOptions = {}) {
     const adamw = { ...DEFAULT_ADAMW, ...opts.adamw };
     this.optimizerInBackward = opts.optimizerInBackward ?? false;
