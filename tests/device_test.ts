@@ -265,46 +265,56 @@ Deno.test("meta devices can mirror a WebGPU device's binding limit", () => {
   big.dispose();
 });
 
-Deno.test("texture staging: a tensor read back through textureLoad, accounted as workspace", gpuTest, async () => {
-  const gpu = await testDevice();
-  const n = 4096 * 2 + 12; // two full texture rows and 3 texels
-  const data = Float32Array.from({ length: n }, (_, i) => i * 0.5 - 7);
-  const run = async (dev: Device) => {
-    const src = dev.upload(data, [n], { tag: "activations", name: "src" });
-    const out = dev.tensor([n], { tag: "activations", name: "out" });
-    const before = dev.allocator.liveBytes;
-    const tex = dev.texture(src);
-    assert.equal(dev.allocator.liveBytes - before, 3 * 4096 * 4);
-    assert.equal(dev.allocator.stats().liveByTag.workspace, 3 * 4096 * 4);
-    dev.dispatch({
-      kernel: "texture_read_test",
-      source: `
+Deno.test(
+  "texture staging: a tensor read back through textureLoad, accounted as workspace",
+  gpuTest,
+  async () => {
+    const gpu = await testDevice();
+    const n = 4096 * 2 + 12; // two full texture rows and 3 texels
+    const data = Float32Array.from({ length: n }, (_, i) => i * 0.5 - 7);
+    const run = async (dev: Device) => {
+      const src = dev.upload(data, [n], { tag: "activations", name: "src" });
+      const out = dev.tensor([n], { tag: "activations", name: "out" });
+      const before = dev.allocator.liveBytes;
+      const tex = dev.texture(src);
+      assert.equal(dev.allocator.liveBytes - before, 3 * 4096 * 4);
+      assert.equal(dev.allocator.stats().liveByTag.workspace, 3 * 4096 * 4);
+      dev.dispatch({
+        kernel: "texture_read_test",
+        source: `
         @group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>;
         @group(2) @binding(0) var t: texture_2d<f32>;
         @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
           let i = g.x;
           if (i < arrayLength(&out)) { out[i] = textureLoad(t, vec2<u32>(i & 1023u, i >> 10u), 0); }
         }`,
-      bindings: [out],
-      textures: [tex],
-      workgroups: [Math.ceil(n / 4 / 64)],
-    });
-    tex.dispose();
-    assert.throws(
-      () =>
-        dev.dispatch({ kernel: "x", source: "", bindings: [out], textures: [tex], workgroups: [1] }),
-      /used after dispose/,
-    );
-    const got = await dev.read(out);
-    src.dispose();
-    out.dispose();
-    return got;
-  };
-  assert.deepEqual([...await run(gpu)], [...data]);
-  const meta = new MetaDevice();
-  await run(meta);
-  assert.equal(meta.allocator.liveBytes, 0);
-  const odd = meta.tensor([3, 5], { tag: "activations", name: "odd" });
-  assert.throws(() => meta.texture(odd), /multiple of 4 elements/);
-  odd.dispose();
-});
+        bindings: [out],
+        textures: [tex],
+        workgroups: [Math.ceil(n / 4 / 64)],
+      });
+      tex.dispose();
+      assert.throws(
+        () =>
+          dev.dispatch({
+            kernel: "x",
+            source: "",
+            bindings: [out],
+            textures: [tex],
+            workgroups: [1],
+          }),
+        /used after dispose/,
+      );
+      const got = await dev.read(out);
+      src.dispose();
+      out.dispose();
+      return got;
+    };
+    assert.deepEqual([...await run(gpu)], [...data]);
+    const meta = new MetaDevice();
+    await run(meta);
+    assert.equal(meta.allocator.liveBytes, 0);
+    const odd = meta.tensor([3, 5], { tag: "activations", name: "odd" });
+    assert.throws(() => meta.texture(odd), /multiple of 4 elements/);
+    odd.dispose();
+  },
+);

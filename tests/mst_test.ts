@@ -157,3 +157,39 @@ Deno.test("MsT with two accumulated micro-batches (1× head weight gradient)", g
   const e = normwise(got.grads.get("lm_head.weight")!, want.grads.get("lm_head.weight")!);
   assert.ok(e < 1e-3, `lm_head gradient vs f64 reference: ${e} (a 2× gradient would give ~1)`);
 });
+
+Deno.test(
+  "mini-sequence head: gradients formed in forward equal backward recomputation",
+  gpuTest,
+  async () => {
+    const { MiniSequenceHeadLoss } = await import("../lib/mst/mini_sequence_head.ts");
+    const { Parameter } = await import("../lib/nn/parameter.ts");
+    const { randomArray } = await import("../lib/testing/all_close.ts");
+    const dev = await testDevice();
+    const [S, d, V] = [23, 12, 37];
+    const y = dev.upload(Float32Array.from(randomArray(S * d, 1)), [S, d], { tag: "activations" });
+    const t = Int32Array.from({ length: S }, (_, i) => i === 4 ? -100 : (i * 7) % V);
+    const targets = dev.upload(t, [S], { tag: "data", dtype: "i32" });
+    const w = Float32Array.from(randomArray(V * d, 2, 0.3));
+    const results = [];
+    for (const fuse of [true, false]) {
+      const p = new Parameter("lm_head.weight", dev.upload(w, [V, d], { tag: "weights" }));
+      const head = new MiniSequenceHeadLoss(dev, "lm_head", p, 2.5, 3, fuse);
+      const f = head.forward(y, targets, 1 / 22);
+      const dy = head.backward(f.saved, 1 / 22);
+      results.push({
+        loss: (await dev.read(f.lossSum))[0],
+        dy: await dev.readF32(dy),
+        dw: await dev.readF32(p.grad!),
+      });
+      f.lossSum.dispose();
+      dy.dispose();
+      p.dispose();
+    }
+    y.dispose();
+    targets.dispose();
+    assert.equal(results[0].loss, results[1].loss);
+    assert.ok(normwise(results[0].dy, results[1].dy) < 1e-6, "dy");
+    assert.ok(normwise(results[0].dw, results[1].dw) < 1e-6, "dW");
+  },
+);

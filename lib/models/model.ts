@@ -238,7 +238,7 @@ export class Model {
     }
     const fn = this.finalNorm.forward(h);
     h.dispose();
-    const { lossSum, saved: headSaved } = this.head.forward(fn.out, targets);
+    const { lossSum, saved: headSaved } = this.head.forward(fn.out, targets, gradScale);
     fn.out.dispose();
     targets.dispose();
 

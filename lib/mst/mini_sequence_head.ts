@@ -5,7 +5,14 @@
  * and the targets; backward recomputes each chunk's logits, turns them into logit gradients
  * in place (softmax − one-hot, soft-cap derivative, ignored rows zeroed, scaled by 1/N with N
  * the *global* number of valid targets), then accumulates dW += gᵀ·y_i and writes dy_i.
- * The largest `logits` allocation is ⌈S/M⌉·V elements. Unlike the reference code, the weight
+ * The largest `logits` allocation is ⌈S/M⌉·V elements.
+ *
+ * When the training step passes the gradient scale to `forward` (it is known before forward:
+ * the loss is the last op), each chunk's logit gradients are formed right after its loss, as
+ * Liger's fused linear cross-entropy does: dW and dy are accumulated in forward and backward
+ * only hands dy over. This keeps the same bytes between forward and backward (dy instead of
+ * y, both (S, d)) and saves recomputing every chunk's logits. Without the scale (evaluation,
+ * or `fuseBackward: false`) forward keeps y and backward recomputes, as the paper's code does. Unlike the reference code, the weight
  * gradient is accumulated once (1×), every target counts when S mod M ≠ 0 or S < M, the
  * final-logit soft-cap is applied inside the chunks, and tied embeddings receive the sum of
  * both gradients (the head and the embedding share one `Parameter`).
@@ -23,10 +30,14 @@ import { chunkRanges, type Chunks, resolveChunks } from "./chunking.ts";
 
 /** Saved state: the head input, the targets and the M used. */
 export interface MiniSequenceHeadSaved {
-  /** The head input (S, d): a view of it. */
-  y: Tensor;
-  /** The targets, (S) i32: a view of them. */
-  targets: Tensor;
+  /** The head input (S, d), a view, when backward recomputes; null when fused. */
+  y: Tensor | null;
+  /** The targets, (S) i32, a view, when backward recomputes; null when fused. */
+  targets: Tensor | null;
+  /** dy (S, d) already formed in forward (fused); null when backward recomputes. */
+  dy: Tensor | null;
+  /** The gradient scale forward used (NaN when not fused). */
+  gradScale: number;
   /** Number of mini-sequences used in forward. */
   M: number;
 }
@@ -49,6 +60,8 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
     readonly weight: Parameter, // (V, d)
     readonly finalSoftcap: number,
     readonly chunks: Chunks,
+    /** Form the gradients in forward when the scale is known (default true). */
+    readonly fuseBackward = true,
   ) {}
 
   #m(S: number): number {
@@ -73,12 +86,18 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
     return { yi, ti };
   }
 
-  forward(y: Tensor, targets: Tensor): { lossSum: Tensor; saved: MiniSequenceHeadSaved } {
+  forward(
+    y: Tensor,
+    targets: Tensor,
+    gradScale?: number,
+  ): { lossSum: Tensor; saved: MiniSequenceHeadSaved } {
     const dev = this.dev;
-    const S = y.shape[0];
+    const [S, d] = y.shape;
     const M = this.#m(S);
     this.lastChunks = M;
+    const fused = this.fuseBackward && gradScale !== undefined;
     const losses = dev.tensor([S], { tag: "activations", name: `${this.name}.losses` }); // (S)
+    const dy = fused ? dev.tensor([S, d], { tag: "activations", name: `${this.name}.dy` }) : null;
     for (const [r0, r1] of chunkRanges(S, M)) {
       const { yi, ti } = this.#chunk(y, targets, r0, r1);
       const logits = linearForward(dev, yi, this.weight.value, undefined, {
@@ -87,35 +106,66 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
       }); // (n, V)
       const li = crossEntropyLosses(dev, logits, ti, { softcap: this.finalSoftcap }); // (n)
       dev.copy(li, 0, losses, r0, r1 - r0);
-      for (const t of [yi, ti, logits, li]) t.dispose();
+      li.dispose();
+      if (dy) this.#chunkGradients(logits, ti, yi, dy, r0, gradScale!);
+      for (const t of [yi, ti, logits]) t.dispose();
     }
     const lossSum = sum(dev, losses);
     losses.dispose();
-    return { lossSum, saved: { y: view(y), targets: view(targets), M } };
+    const saved: MiniSequenceHeadSaved = dy
+      ? { y: null, targets: null, dy, gradScale: gradScale!, M }
+      : { y: view(y), targets: view(targets), dy: null, gradScale: NaN, M };
+    return { lossSum, saved };
+  }
+
+  /** g = ∂loss/∂logits in place; dW += gᵀ·y_i; dy[r0..] = g·W. */
+  #chunkGradients(
+    logits: Tensor,
+    ti: Tensor,
+    yi: Tensor,
+    dy: Tensor,
+    r0: number,
+    gradScale: number,
+  ): void {
+    const dev = this.dev;
+    const d = yi.shape[1];
+    const g = crossEntropyBackward(dev, logits, ti, {
+      gradScale,
+      softcap: this.finalSoftcap,
+      inPlace: true,
+    }); // (n, V), the logits' storage
+    linearBackwardWeight(dev, g, yi, this.weight.gradFor(dev));
+    const dyi = linearBackwardInput(dev, g, this.weight.value, { name: `${this.name}.dy_chunk` });
+    dev.copy(dyi, 0, dy, r0 * d, yi.shape[0] * d);
+    g.dispose();
+    dyi.dispose();
   }
 
   backward(s: MiniSequenceHeadSaved, gradScale: number): Tensor {
+    if (s.dy) {
+      if (gradScale !== s.gradScale) {
+        throw new Error(
+          `${this.name}: backward scale ${gradScale} differs from the ${s.gradScale} its forward used`,
+        );
+      }
+      return s.dy;
+    }
     const dev = this.dev;
-    const [S, d] = s.y.shape;
+    const y = s.y!;
+    const targets = s.targets!;
+    const [S, d] = y.shape;
     const dy = dev.tensor([S, d], { tag: "activations", name: `${this.name}.dy` }); // (S, d)
     for (const [r0, r1] of chunkRanges(S, s.M)) {
-      const { yi, ti } = this.#chunk(s.y, s.targets, r0, r1);
+      const { yi, ti } = this.#chunk(y, targets, r0, r1);
       const logits = linearForward(dev, yi, this.weight.value, undefined, {
         tag: "logits",
         name: `${this.name}.logits_chunk`,
       }); // (n, V)
-      const g = crossEntropyBackward(dev, logits, ti, {
-        gradScale,
-        softcap: this.finalSoftcap,
-        inPlace: true,
-      }); // (n, V), the logits' storage
-      linearBackwardWeight(dev, g, yi, this.weight.gradFor(dev));
-      const dyi = linearBackwardInput(dev, g, this.weight.value, { name: `${this.name}.dy_chunk` });
-      dev.copy(dyi, 0, dy, r0 * d, (r1 - r0) * d);
-      for (const t of [yi, ti, logits, g, dyi]) t.dispose();
+      this.#chunkGradients(logits, ti, yi, dy, r0, gradScale);
+      for (const t of [yi, ti, logits]) t.dispose();
     }
-    s.y.dispose();
-    s.targets.dispose();
+    y.dispose();
+    targets.dispose();
     return dy;
   }
 }

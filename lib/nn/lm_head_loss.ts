@@ -21,8 +21,12 @@ import type { Parameter } from "./parameter.ts";
 export interface HeadLoss<S = unknown> {
   /** Name for reports. */
   readonly name: string;
-  /** y (S, d), targets i32 (S) → the summed loss (1). */
-  forward(y: Tensor, targets: Tensor): { lossSum: Tensor; saved: S };
+  /**
+   * y (S, d), targets i32 (S) → the summed loss (1). `gradScale` (1/N), when given, is the
+   * scale backward will use: a head may then compute its gradients already in forward (the
+   * loss is the last op, so its upstream gradient is known); omitted for evaluation.
+   */
+  forward(y: Tensor, targets: Tensor, gradScale?: number): { lossSum: Tensor; saved: S };
   /** Frees `saved`, accumulates the head weight gradient, returns dy (S, d). */
   backward(saved: S, gradScale: number): Tensor;
 }
