@@ -19,6 +19,14 @@ async function task(args: string[]): Promise<{ code: number; stdout: string; std
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/** `maxSeq` of llama3-8b in 80 GiB (bf16) from `deno task plan --max-seq --json` with `flags`. */
+async function maxSeq8b(...flags: string[]): Promise<number> {
+  const args = ["llama3-8b", "--dtype", "bf16", "--budget", "80GiB", "--max-seq", "--json"];
+  const r = await task(["tasks/plan.ts", ...args, ...flags]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout.trim().split("\n").at(-1)!).maxSeq as number;
+}
+
 Deno.test("--mst takes an optional value", () => {
   assert.deepEqual(normalizeArgv(["x", "--mst", "--checkpoint"]), [
     "x",
@@ -81,23 +89,8 @@ Deno.test("plan --json: weights are 2 bytes per parameter in bf16, tags sum to t
 });
 
 Deno.test("plan --max-seq: MsT + recomputation fits far longer sequences than the standard step", async () => {
-  const run = async (...extra: string[]) => {
-    const r = await task([
-      "tasks/plan.ts",
-      "llama3-8b",
-      "--dtype",
-      "bf16",
-      "--budget",
-      "80GiB",
-      "--max-seq",
-      "--json",
-      ...extra,
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout.trim().split("\n").at(-1)!).maxSeq as number;
-  };
-  const std = await run();
-  const mst = await run("--mst", "auto", "--checkpoint", "--optimizer-in-backward");
+  const std = await maxSeq8b();
+  const mst = await maxSeq8b("--mst", "auto", "--checkpoint", "--optimizer-in-backward");
   assert.ok(std > 1000 && std < 20000, `standard ${std}`);
   assert.ok(mst >= 12 * std, `MsT ${mst} vs standard ${std}`);
 });
@@ -139,24 +132,8 @@ Deno.test("train --device meta --json reports the contract fields", async () => 
 });
 
 Deno.test("--hf-head reproduces the paper's standard (≈5K) and recomputation (≈15K) limits", async () => {
-  const run = async (...extra: string[]) => {
-    const r = await task([
-      "tasks/plan.ts",
-      "llama3-8b",
-      "--dtype",
-      "bf16",
-      "--budget",
-      "80GiB",
-      "--max-seq",
-      "--json",
-      "--hf-head",
-      ...extra,
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout.trim().split("\n").at(-1)!).maxSeq as number;
-  };
-  const std = await run();
-  const ckpt = await run("--checkpoint");
+  const std = await maxSeq8b("--hf-head");
+  const ckpt = await maxSeq8b("--hf-head", "--checkpoint");
   assert.ok(std > 0.75 * 5000 && std < 1.25 * 5000, `standard with the HF head: ${std}`);
   assert.ok(ckpt > 0.75 * 15000 && ckpt < 1.25 * 15000, `recomputation with the HF head: ${ckpt}`);
 });

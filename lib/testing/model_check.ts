@@ -8,7 +8,7 @@ import type { ModelConfig } from "../models/config.ts";
 import { parameterShapes } from "../models/derived.ts";
 import { type Batch, type BuildOptions, Model } from "../models/model.ts";
 import { referenceLoss, type RefParams } from "../reference/model.ts";
-import { randomArray, rng } from "./all_close.ts";
+import { assertAllClose, randomArray, rng } from "./all_close.ts";
 
 /** Random f64 weights for every parameter of `cfg` (norm weights near their identity). */
 export function randomWeights(cfg: ModelConfig, seed: number, std = 0.2): RefParams {
@@ -79,4 +79,40 @@ export function referenceLossAndGrads(
     }
   }
   return { loss, grads };
+}
+
+/**
+ * Asserts the device path's loss and every parameter gradient match the f64 reference
+ * (loss within 1e-4 relative; gradients within `atol + rtol·|g|`, with `atol` relative to the
+ * tensor's largest gradient when `relativeAtol`), and that nothing leaks.
+ */
+export async function assertMatchesReference(
+  dev: Device,
+  cfg: ModelConfig,
+  weights: RefParams,
+  batches: Batch[],
+  opts: BuildOptions = {},
+  tol: { atol: number; rtol: number; relativeAtol?: boolean } = { atol: 2e-5, rtol: 2e-3 },
+): Promise<void> {
+  const marker = dev.allocator.nextId;
+  const got = await deviceLossAndGrads(dev, cfg, weights, batches, opts);
+  got.model.dispose();
+  dev.allocator.assertNoLeaksSince(marker);
+  const want = referenceLossAndGrads(cfg, weights, batches);
+  if (!(Math.abs(got.loss - want.loss) <= 1e-4 * Math.abs(want.loss))) {
+    throw new Error(`${cfg.name}: loss ${got.loss} vs reference ${want.loss}`);
+  }
+  for (const [name, g] of want.grads) {
+    let scale = 1;
+    if (tol.relativeAtol) {
+      scale = 0;
+      for (const x of g) scale = Math.max(scale, Math.abs(x));
+    }
+    assertAllClose(
+      got.grads.get(name)!,
+      g,
+      { atol: tol.atol * scale + (tol.relativeAtol ? 1e-7 : 0), rtol: tol.rtol },
+      `${cfg.name} ${name}`,
+    );
+  }
 }
