@@ -105,6 +105,9 @@ Deno.test("bad input gets a clear error and exit code 1", async () => {
   const noSeq = await task(["tasks/plan.ts", "llama3-8b"]);
   assert.equal(noSeq.code, 1);
   assert.match(noSeq.stderr, /--seq is required/);
+  const tooBig = await task(["tasks/train.ts", "llama3-8b", "--steps", "1"]);
+  assert.equal(tooBig.code, 1);
+  assert.match(tooBig.stderr, /does not fit this webgpu device: .*deno task plan/s);
   const badFlag = await task(["tasks/train.ts", "llama3-tiny", "--stepz", "3"]);
   assert.equal(badFlag.code, 1);
   assert.match(badFlag.stderr, /stepz/);

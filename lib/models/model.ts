@@ -92,6 +92,7 @@ export class Model {
 
   private constructor(readonly dev: Device, readonly cfg: ModelConfig, opts: BuildOptions) {
     validateConfig(cfg);
+    checkFitsDevice(dev, cfg);
     const normal = gaussian(opts.seed ?? 0);
     const std = opts.initStd ?? 0.02;
     for (const { name, shape } of parameterShapes(cfg)) {
@@ -317,5 +318,27 @@ export class Model {
   /** Frees every parameter, gradient and optimizer state. */
   dispose(): void {
     for (const p of this.params) p.dispose();
+  }
+}
+
+/**
+ * Throws a clear error when a parameter cannot be bound on the device (e.g. a full-size
+ * preset on a software adapter), before any weight is generated.
+ */
+function checkFitsDevice(dev: Device, cfg: ModelConfig): void {
+  const limit = Math.min(dev.limits.maxStorageBufferBindingSize, dev.limits.maxBufferSize);
+  if (!Number.isFinite(limit)) return;
+  const elem = dev.floats === "f32" ? 4 : 2;
+  const big = parameterShapes(cfg)
+    .map((p) => ({ ...p, bytes: p.shape.reduce((a, b) => a * b, 1) * elem }))
+    .filter((p) => p.bytes > limit);
+  if (big.length > 0) {
+    throw new Error(
+      `${cfg.name} does not fit this ${dev.kind} device: ${big[0].name} [${
+        big[0].shape.join(", ")
+      }] needs ${big[0].bytes} bytes in one buffer, above its limit of ${limit} ` +
+        `(${big.length} parameter(s) too large). Plan full-size models with \`deno task plan\` ` +
+        `(meta device) and train the *-tiny presets here.`,
+    );
   }
 }
