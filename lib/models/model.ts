@@ -204,63 +204,29 @@ export class Model {
    * Phases "forward" and "backward" are labelled in the memory timeline.
    */
   lossAndGrads(batch: Batch, opts: LossOptions = {}): { lossSum: Tensor; denominator: number } {
-    const dev = this.dev;
     const cfg = this.cfg;
-    const S = batch.ids.length;
-    if (batch.targets.length !== S) {
-      throw new Error(`batch: ${S} ids but ${batch.targets.length} targets`);
-    }
-    if (S === 0) throw new Error("batch: the sequence is empty");
-    let nValid = 0;
-    for (const t of batch.targets) {
-      if (t === -100) continue;
-      if (!Number.isInteger(t) || t < 0 || t >= cfg.vocabSize) {
-        throw new Error(
-          `batch: target ${t} is outside 0..${cfg.vocabSize - 1} (use -100 to ignore a position)`,
-        );
-      }
-      nValid++;
-    }
-    const denominator = opts.lossDenominator ?? nValid;
+    const denominator = opts.lossDenominator ?? this.#validTargets(batch);
     const gradScale = denominator > 0 ? 1 / denominator : 0;
+    const f = this.#forward(batch, "forward", gradScale);
 
-    dev.setPhase("forward");
-    const ids = dev.upload(batch.ids, [S], { tag: "data", dtype: "i32", name: "ids" });
-    const targets = dev.upload(batch.targets, [S], { tag: "data", dtype: "i32", name: "targets" });
-    const index = embeddingGradIndex(dev, batch.ids, cfg.vocabSize);
-    let h = this.embedding.forward(ids); // (S, d)
-    ids.dispose();
-    const saved: unknown[] = [];
-    for (const block of this.blocks) {
-      const f = block.forward(h);
-      h.dispose();
-      h = f.out;
-      saved.push(f.saved);
-    }
-    const fn = this.finalNorm.forward(h);
-    h.dispose();
-    const { lossSum, saved: headSaved } = this.head.forward(fn.out, targets, gradScale);
-    fn.out.dispose();
-    targets.dispose();
-
-    dev.setPhase("backward");
+    this.dev.setPhase("backward");
     const ready = opts.onGradReady ?? (() => {});
-    const dy = this.head.backward(headSaved, gradScale);
+    const dy = this.head.backward(f.headSaved, gradScale);
     if (!cfg.tieEmbeddings) ready(this.headWeight);
-    let dh = this.finalNorm.backward(dy, fn.saved);
+    let dh = this.finalNorm.backward(dy, f.normSaved);
     dy.dispose();
     ready(this.finalNorm.weight);
     for (let i = this.blocks.length - 1; i >= 0; i--) {
-      const next = this.blocks[i].backward(dh, saved[i]);
+      const next = this.blocks[i].backward(dh, f.blockSaved[i]);
       dh.dispose();
       dh = next;
       this.blockParams[i].forEach(ready);
     }
-    this.embedding.backward(dh, index);
+    this.embedding.backward(dh, f.index!);
     dh.dispose();
-    index.dispose();
+    f.index!.dispose();
     ready(this.embedding.weight);
-    return { lossSum, denominator };
+    return { lossSum: f.lossSum, denominator };
   }
 
   /**
@@ -268,29 +234,68 @@ export class Model {
    * state is freed block by block; no gradient is touched.
    */
   loss(batch: Batch): { lossSum: Tensor; denominator: number } {
+    const denominator = this.#validTargets(batch);
+    const { lossSum } = this.#forward(batch, "eval");
+    this.dev.setPhase("");
+    return { lossSum, denominator };
+  }
+
+  /** Checks a batch; returns its number of targets ≠ −100. */
+  #validTargets(batch: Batch): number {
+    const S = batch.ids.length;
+    const V = this.cfg.vocabSize;
+    if (batch.targets.length !== S) {
+      throw new Error(`batch: ${S} ids but ${batch.targets.length} targets`);
+    }
+    if (S === 0) throw new Error("batch: the sequence is empty");
+    let nValid = 0;
+    for (const t of batch.targets) {
+      if (t === -100) continue;
+      if (!Number.isInteger(t) || t < 0 || t >= V) {
+        throw new Error(
+          `batch: target ${t} is outside 0..${V - 1} (use -100 to ignore a position)`,
+        );
+      }
+      nValid++;
+    }
+    return nValid;
+  }
+
+  /**
+   * The forward pass. In phase "forward" (training) it keeps every layer's saved state and
+   * the embedding's gradient index, and passes `gradScale` to the head; in phase "eval" it
+   * frees saved state as it goes.
+   */
+  #forward(batch: Batch, phase: "forward" | "eval", gradScale?: number) {
     const dev = this.dev;
     const S = batch.ids.length;
-    const denominator = batch.targets.reduce((n, t) => n + (t === -100 ? 0 : 1), 0);
-    dev.setPhase("eval");
+    const train = phase === "forward";
+    const keep = <T>(saved: T): T | null => {
+      if (train) return saved;
+      disposeAll(saved);
+      return null;
+    };
+    dev.setPhase(phase);
     const ids = dev.upload(batch.ids, [S], { tag: "data", dtype: "i32", name: "ids" });
     const targets = dev.upload(batch.targets, [S], { tag: "data", dtype: "i32", name: "targets" });
-    let h = this.embedding.forward(ids);
+    const index = train ? embeddingGradIndex(dev, batch.ids, this.cfg.vocabSize) : null;
+    let h = this.embedding.forward(ids); // (S, d)
     ids.dispose();
+    const blockSaved: unknown[] = [];
     for (const block of this.blocks) {
       const f = block.forward(h);
       h.dispose();
-      disposeAll(f.saved);
       h = f.out;
+      blockSaved.push(keep(f.saved));
     }
     const fn = this.finalNorm.forward(h);
     h.dispose();
-    disposeAll(fn.saved);
-    const { lossSum, saved } = this.head.forward(fn.out, targets);
+    const normSaved = keep(fn.saved);
+    const head = this.head.forward(fn.out, targets, gradScale);
     fn.out.dispose();
     targets.dispose();
-    disposeAll(saved);
-    dev.setPhase("");
-    return { lossSum, denominator };
+    const headSaved = keep(head.saved);
+    return { lossSum: head.lossSum, index, blockSaved, normSaved: normSaved!, headSaved };
   }
 
   /** Mean loss over valid targets of several batches (forward only). */
