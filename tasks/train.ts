@@ -20,14 +20,9 @@ import { createDevice } from "../lib/device/create.ts";
 import { formatBytes } from "../lib/device/dtype.ts";
 import { Model } from "../lib/models/model.ts";
 import { makeBatches } from "../lib/train/data_source.ts";
-import { loadRun, saveRun } from "../lib/train/run_io.ts";
+import { runFromState, saveRun } from "../lib/train/run_io.ts";
 import { Trainer } from "../lib/train/trainer.ts";
 import { loadRunState } from "../lib/checkpoint/run_state.ts";
-
-/** The saved config of a run directory (validated by loading it). */
-async function loadRunInfo(dir: string) {
-  return (await loadRunState(dir)).info;
-}
 
 const USAGE =
   `usage: deno task train <preset> [--seq S] [--steps N] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
@@ -60,10 +55,8 @@ async function main(argv: string[]): Promise<void> {
     throw new Error(`expected one preset, got: ${positionals.join(" ")}\n${USAGE}`);
   }
   const resumeDir = values.resume;
-  let saved: Awaited<ReturnType<typeof loadRunInfo>> | null = null;
-  if (resumeDir) saved = await loadRunInfo(resumeDir);
-  const setup = await modelSetup(positionals[0] ?? saved?.config.name, values);
-  if (saved) setup.cfg = saved.config;
+  const saved = resumeDir ? await loadRunState(resumeDir) : null;
+  const setup = await modelSetup(positionals[0], values, saved?.info.config);
   const S = parsePositiveInt("--seq", values.seq, 256);
   const steps = parsePositiveInt("--steps", values.steps, 20);
   const seed = parsePositiveInt("--seed", values.seed, 1);
@@ -74,7 +67,7 @@ async function main(argv: string[]): Promise<void> {
   const log = (s: string) => values.json ? console.error(s) : console.log(s);
   try {
     const policy = { seed, checkpoint: setup.checkpoint, mst: setup.mst, head: setup.head };
-    const loaded = resumeDir ? await loadRun(dev, resumeDir, policy) : null;
+    const loaded = saved ? runFromState(dev, saved, policy) : null;
     const model = loaded?.model ?? Model.build(dev, setup.cfg, policy);
     const trainer = new Trainer(dev, model, {
       adamw: { lr },

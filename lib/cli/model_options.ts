@@ -31,7 +31,17 @@ export interface ModelSetup {
 export async function modelSetup(
   preset: string | undefined,
   flags: ModelFlags,
+  saved?: ModelConfig,
 ): Promise<ModelSetup> {
+  if (saved) {
+    if ((preset && preset !== saved.name) || flags.config || flags.set?.length) {
+      throw new Error(
+        `--resume continues the saved run's model (${saved.name}): drop the preset, --config ` +
+          `and --set`,
+      );
+    }
+    return { ...policyOf(flags), cfg: saved };
+  }
   if (!preset) throw new Error("missing preset name (e.g. llama3-tiny); see --help");
   let yaml: string | undefined;
   if (flags.config) {
@@ -41,9 +51,12 @@ export async function modelSetup(
       throw new Error(`--config ${flags.config}: cannot read the file (${(e as Error).message})`);
     }
   }
-  const cfg = resolveConfig(preset, { yaml, set: flags.set });
+  return { ...policyOf(flags), cfg: resolveConfig(preset, { yaml, set: flags.set }) };
+}
+
+/** The MsT / recomputation / head policy of the flags. */
+function policyOf(flags: ModelFlags): Omit<ModelSetup, "cfg"> {
   return {
-    cfg,
     mst: parseMst(flags),
     checkpoint: flags.checkpoint ?? false,
     optimizerInBackward: flags["optimizer-in-backward"] ?? false,

@@ -8,6 +8,7 @@
 import {
   type JsonValue,
   loadRunState,
+  type RunState,
   saveRunState,
   type TensorMap,
 } from "../checkpoint/run_state.ts";
@@ -68,7 +69,11 @@ export async function loadRun(
   dir: string,
   policy: BuildOptions = {},
 ): Promise<LoadedRun> {
-  const state = await loadRunState(dir);
+  return runFromState(dev, await loadRunState(dir), policy);
+}
+
+/** {@link loadRun} for a run state already read with `loadRunState`. */
+export function runFromState(dev: Device, state: RunState, policy: BuildOptions = {}): LoadedRun {
   const cfg = state.info.config;
   const weights = new Map([...state.model].map(([k, v]) => [k, v.data]));
   const model = Model.build(dev, cfg, { ...policy, weights });
