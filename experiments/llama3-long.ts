@@ -377,47 +377,35 @@ async function training(ctx: ExperimentContext<Config>) {
   }
   compare(curves[a], curves[b]);
 
-  ctx.chart("peak-vs-seq", {
-    title: `${cfg.name} on ${dev.kind}: peak memory vs sequence length`,
-    data: { values: points.map((p) => ({ S: p.seq, policy: p.policy, MiB: p.peakBytes / MiB })) },
-    width: 480,
-    height: 280,
-    mark: { type: "line", point: true },
-    encoding: {
-      x: {
-        field: "S",
-        type: "quantitative",
-        scale: { type: "log", base: 2 },
-        axis: { values: c.seqs },
+  /** A line chart of one per-(S, policy) figure against S (log₂ axis). */
+  const vsSeq = (
+    name: string,
+    what: string,
+    value: (p: (typeof points)[number]) => number,
+    y: Record<string, unknown>,
+  ) =>
+    ctx.chart(name, {
+      title: `${cfg.name} on ${dev.kind}: ${what} vs sequence length`,
+      data: { values: points.map((p) => ({ S: p.seq, policy: p.policy, value: value(p) })) },
+      width: 480,
+      height: 280,
+      mark: { type: "line", point: true },
+      encoding: {
+        x: {
+          field: "S",
+          type: "quantitative",
+          scale: { type: "log", base: 2 },
+          axis: { values: c.seqs },
+        },
+        y: { field: "value", type: "quantitative", ...y },
+        color: POLICY_COLOR,
       },
-      y: {
-        field: "MiB",
-        type: "quantitative",
-        scale: { type: "log" },
-        title: "peak allocated (MiB)",
-      },
-      color: POLICY_COLOR,
-    },
+    });
+  vsSeq("peak-vs-seq", "peak memory", (p) => p.peakBytes / MiB, {
+    scale: { type: "log" },
+    title: "peak allocated (MiB)",
   });
-  ctx.chart("throughput", {
-    title: `${cfg.name} on ${dev.kind}: training throughput vs sequence length`,
-    data: {
-      values: points.map((p) => ({ S: p.seq, policy: p.policy, tokensPerSec: p.tokensPerSec })),
-    },
-    width: 480,
-    height: 280,
-    mark: { type: "line", point: true },
-    encoding: {
-      x: {
-        field: "S",
-        type: "quantitative",
-        scale: { type: "log", base: 2 },
-        axis: { values: c.seqs },
-      },
-      y: { field: "tokensPerSec", type: "quantitative", title: "tokens / s" },
-      color: POLICY_COLOR,
-    },
-  });
+  vsSeq("throughput", "training throughput", (p) => p.tokensPerSec, { title: "tokens / s" });
   ctx.chart("loss-curves", {
     title: `${cfg.name}, S=${c.lossSeq}, ${c.data} data: loss per step (${
       !Number.isFinite(maxDelta)
