@@ -18,6 +18,7 @@ import {
   WGSLCompileError,
 } from "./errors.ts";
 import { kernelSource } from "./kernel_source.ts";
+import { ensureRuntimeDir } from "./runtime_dir.ts";
 import type { Tensor } from "./tensor.ts";
 import { type TensorTexture, TEXTURE_ROW_FLOATS, TEXTURE_ROW_TEXELS } from "./texture.ts";
 
@@ -128,6 +129,7 @@ export class WebGPUDevice extends Device<GPUBuffer> {
           "Use Deno >= 2.9 (`npm install -g deno@2.9.6`), or use --device meta to plan memory without compute.",
       );
     }
+    ensureRuntimeDir();
     const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
     if (!adapter) {
       throw new WebGPUUnavailableError(
