@@ -122,7 +122,29 @@ export {
   type Experiment,
   type ExperimentContext,
 } from "./lib/experiments/define.ts";
-export type { ConfigValue, ExperimentConfig } from "./lib/experiments/config.ts";
+export type {
+  ConfigDefault,
+  ConfigOf,
+  ConfigSpec,
+  ConfigValue,
+  ExperimentConfig,
+  ExperimentDefaults,
+} from "./lib/experiments/config.ts";
+export {
+  bool,
+  bytes,
+  type BytesOptions,
+  chunks,
+  ConfigRule,
+  dtype,
+  int,
+  ints,
+  num,
+  oneOf,
+  preset,
+  type RangeOptions,
+  type RuleOptions,
+} from "./lib/experiments/rules.ts";
 export type { ProgressBar } from "./lib/experiments/progress.ts";
 export type { Json, MetricRow, ReportTable, VegaLiteSpec } from "./lib/report/records.ts";
 export { chartBundle, display, type MimeBundle } from "./lib/report/jupyter.ts";

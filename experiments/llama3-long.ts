@@ -12,6 +12,8 @@
  */
 
 import { defineExperiment, type ExperimentContext } from "../lib/experiments/define.ts";
+import type { ConfigOf } from "../lib/experiments/config.ts";
+import { bytes, dtype, int, ints, num, oneOf, preset } from "../lib/experiments/rules.ts";
 import { downsampleTimeline, stepTimeline } from "../lib/experiments/timeline.ts";
 import { measureTraining, type TrainPolicy } from "../lib/experiments/train_run.ts";
 import { TAGS } from "../lib/device/allocator.ts";
@@ -25,28 +27,25 @@ const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 
 const defaults = {
-  /** Full-scale model planned on the meta device. */
-  planPreset: "llama3-8b",
-  planDtype: "bf16",
-  budget: "80GiB",
-  /** S of the per-tag breakdown. */
-  breakdownSeq: 8192,
-  /** Model trained for real. */
-  preset: "llama3-tiny",
-  seqs: [256, 512, 1024, 2048, 4096, 8192],
-  /** Steps per (S, policy); the first is warm-up for tokens/s. */
-  steps: 3,
-  /** Batch source: brown (the Brown corpus) or repeat (one random sequence). */
-  data: "brown",
-  lossSeq: 512,
-  lossSteps: 12,
-  lr: 3e-3,
-  seed: 1,
-  timelineSeq: 1024,
-  maxTimelinePoints: 3000,
+  planPreset: preset("llama3-8b", { doc: "full-scale model planned on the meta device (part a)" }),
+  planDtype: dtype("bf16", { doc: "how the planner counts floats" }),
+  budget: bytes("80GiB", { doc: "device memory of the planned GPU" }),
+  breakdownSeq: int(8192, { min: 2, doc: "S of the per-tag peak breakdown" }),
+  preset: preset("llama3-tiny", { doc: "model trained for real (parts b and c)" }),
+  seqs: ints([256, 512, 1024, 2048, 4096, 8192], { min: 2, doc: "S values trained (part b)" }),
+  steps: int(3, { min: 1, doc: "steps per (S, policy); the first is warm-up for tokens/s" }),
+  data: oneOf("brown", ["brown", "repeat"], {
+    doc: "batches: the Brown corpus, or one random sequence repeated",
+  }),
+  lossSeq: int(512, { min: 2, doc: "S of the loss curves" }),
+  lossSteps: int(12, { min: 1, doc: "steps of the loss curves" }),
+  lr: num(3e-3, { above: 0, doc: "AdamW learning rate" }),
+  seed: int(1, { min: 0, doc: "seed of the weights and of the batches" }),
+  timelineSeq: int(1024, { min: 2, doc: "S of the memory timeline (part c)" }),
+  maxTimelinePoints: int(3000, { min: 2, doc: "points kept per timeline chart" }),
 };
 
-type Config = typeof defaults;
+type Config = ConfigOf<typeof defaults>;
 
 /** A planning policy and the paper's figure for it (Llama3-8B, 1× A100 80 GB). */
 interface PlanPolicy {

@@ -6,7 +6,23 @@
  */
 
 import assert from "node:assert/strict";
-import { configToYaml, resolveExperimentConfig } from "../lib/experiments/config.ts";
+import {
+  configKeysHelp,
+  configToYaml,
+  resolveExperimentConfig,
+} from "../lib/experiments/config.ts";
+import {
+  bool,
+  bytes,
+  chunks,
+  dtype,
+  int,
+  ints,
+  num,
+  oneOf,
+  preset,
+} from "../lib/experiments/rules.ts";
+import { PRESET_NAMES } from "../lib/models/presets.ts";
 import { defineExperiment } from "../lib/experiments/define.ts";
 import { runExperiment, utcStamp } from "../lib/experiments/run.ts";
 import { downsampleTimeline } from "../lib/experiments/timeline.ts";
@@ -146,6 +162,189 @@ Deno.test("defineExperiment rejects bad names and untyped defaults", () => {
     () => defineExperiment({ name: "x", description: "", defaults: { a: [] as number[] }, run }),
     /default "a" = \[\] is not/,
   );
+});
+
+/** Every kind of rule, with its default. */
+const ruled = {
+  steps: int(3, { min: 1, doc: "training steps" }),
+  lr: num(3e-3, { above: 0, max: 1 }),
+  seqs: ints([256, 512], { min: 2 }),
+  data: oneOf("brown", ["brown", "repeat"]),
+  heads: oneOf(8, [4, 8, 16]),
+  budget: bytes("80GiB"),
+  model: preset("llama3-tiny"),
+  floats: dtype("bf16"),
+  mlpChunks: chunks("auto"),
+  verbose: bool(false, { doc: "print more" }),
+  label: "plain",
+};
+
+/** Asserts that `fn` throws naming the source, the key, the allowed values and the value. */
+function assertRefused(
+  fn: () => unknown,
+  source: string,
+  key: string,
+  allowed: string,
+  got: string,
+) {
+  assert.throws(fn, (e: Error) => {
+    assert.equal(e.message.split("\n")[0], `${source}: "${key}" must be ${allowed}, got ${got}`);
+    return true;
+  });
+}
+
+Deno.test("config rules: ctx.config gets the defaults, accepted values, typed by the rules", () => {
+  const c = resolveExperimentConfig(ruled, {
+    set: ["steps=1", "seqs=[2, 1024]", "data=repeat", "heads=16", "mlpChunks=4", "verbose=true"],
+    yaml: "budget: 1e9\nmodel: llama3-8b\nfloats: f16\nlr: 1\nlabel: 12\n",
+  });
+  assert.deepEqual(c, {
+    steps: 1,
+    lr: 1,
+    seqs: [2, 1024],
+    data: "repeat",
+    heads: 16,
+    budget: "1000000000",
+    model: "llama3-8b",
+    floats: "f16",
+    mlpChunks: 4,
+    verbose: true,
+    label: "12",
+  });
+  const d = resolveExperimentConfig(ruled);
+  assert.equal(d.budget, "80GiB"); // a byte count keeps its text
+  assert.equal(d.mlpChunks, "auto");
+  // the rules fix the value types of the config
+  const data: "brown" | "repeat" = d.data;
+  const floats: "f32" | "f16" | "bf16" = d.floats;
+  const heads: 4 | 8 | 16 = d.heads;
+  // @ts-expect-error data is "brown" | "repeat", not any string
+  const onlyBrown: "brown" = d.data;
+  assert.deepEqual([data, floats, heads, onlyBrown], ["brown", "bf16", 8, "brown"]);
+  // config.yaml reads back as the same config
+  assert.deepEqual(resolveExperimentConfig(ruled, { yaml: configToYaml(c) }), c);
+});
+
+Deno.test("config rules: each kind refuses a bad value, naming source, key, value, allowed", () => {
+  const set = (kv: string) => () => resolveExperimentConfig(ruled, { set: [kv] });
+  const yaml = (text: string) => () =>
+    resolveExperimentConfig(ruled, { yaml: text, yamlSource: "f.yaml" });
+  const refusedSet = (key: string, text: string, allowed: string) =>
+    assertRefused(set(`${key}=${text}`), `--set ${key}=${text}`, key, allowed, `"${text}"`);
+  refusedSet("steps", "-1", "an integer ≥ 1");
+  refusedSet("steps", "0", "an integer ≥ 1");
+  refusedSet("steps", "2.5", "an integer ≥ 1");
+  assertRefused(yaml("steps: -3"), "--config f.yaml", "steps", "an integer ≥ 1", "-3");
+  refusedSet("lr", "0", "a number > 0 ≤ 1");
+  refusedSet("lr", "2", "a number > 0 ≤ 1");
+  const seqs = "a non-empty list of integers ≥ 2 (e.g. 256,512)";
+  refusedSet("seqs", "1,512", seqs);
+  refusedSet("seqs", "256,x", seqs);
+  refusedSet("seqs", "[]", seqs);
+  assertRefused(yaml("seqs: [256, 0.5]"), "--config f.yaml", "seqs", seqs, "[256,0.5]");
+  refusedSet("data", "brwn", "one of brown, repeat");
+  assertRefused(yaml("data: 7"), "--config f.yaml", "data", "one of brown, repeat", "7");
+  refusedSet("heads", "5", "one of 4, 8, 16");
+  const byteCount = "a byte count ≥ 1 B: a number with an optional unit B, KB, MB, GB, TB, " +
+    "KiB, MiB, GiB or TiB (e.g. 80GiB, 512MiB, 1e9)";
+  refusedSet("budget", "lots", byteCount);
+  refusedSet("budget", "0GiB", byteCount);
+  refusedSet("model", "llama9", `a model preset: one of ${PRESET_NAMES.join(", ")}`);
+  assert.ok(PRESET_NAMES.includes("llama3-8b") && PRESET_NAMES.includes("llama3-tiny"));
+  refusedSet("floats", "f64", "one of f32, f16, bf16");
+  refusedSet("mlpChunks", "0", '"auto" or an integer ≥ 1');
+  refusedSet("mlpChunks", "some", '"auto" or an integer ≥ 1');
+  refusedSet("verbose", "1", "true or false");
+  // quick overrides go through the same rules
+  assertRefused(
+    () => resolveExperimentConfig(ruled, { quick: { steps: 0 } }),
+    "quick overrides",
+    "steps",
+    "an integer ≥ 1",
+    "0",
+  );
+  // the key's documentation follows the error
+  assert.throws(set("steps=0"), /\n {2}steps: training steps$/);
+});
+
+Deno.test("config rules: --help lists every key with its allowed values, default and doc", () => {
+  const help = configKeysHelp(ruled);
+  for (
+    const line of [
+      "  steps: an integer ≥ 1 (default 3)\n      training steps",
+      "  lr: a number > 0 ≤ 1 (default 0.003)",
+      "  seqs: a non-empty list of integers ≥ 2 (e.g. 256,512) (default [256,512])",
+      '  data: one of brown, repeat (default "brown")',
+      "  heads: one of 4, 8, 16 (default 8)",
+      '  floats: one of f32, f16, bf16 (default "bf16")',
+      '  mlpChunks: "auto" or an integer ≥ 1 (default "auto")',
+      "  verbose: true or false (default false)\n      print more",
+      '  label: string (default "plain")',
+    ]
+  ) {
+    assert.ok(help.includes(line), `missing ${JSON.stringify(line)} in\n${help}`);
+  }
+  assert.match(help, / {2}budget: a byte count ≥ 1 B: .* \(default "80GiB"\)/);
+  assert.match(help, / {2}model: a model preset: one of .*llama3-tiny.* \(default "llama3-tiny"\)/);
+});
+
+Deno.test("defineExperiment refuses defaults and quick overrides that break their rules", () => {
+  const run = () => {};
+  assert.throws(
+    () =>
+      defineExperiment({
+        name: "x",
+        description: "",
+        defaults: { steps: int(0, { min: 1 }) },
+        run,
+      }),
+    /experiment "x" defaults: "steps" must be an integer ≥ 1, got 0/,
+  );
+  assert.throws(
+    () =>
+      defineExperiment({
+        name: "x",
+        description: "",
+        defaults: { data: oneOf("brown", ["brown", "repeat"]) },
+        quick: { data: "nope" as "brown" },
+        run,
+      }),
+    /experiment "x" quick overrides: "data" must be one of brown, repeat, got "nope"/,
+  );
+  assert.throws(
+    () =>
+      defineExperiment({
+        name: "x",
+        description: "",
+        defaults: { n: 1 },
+        quick: { m: 2 } as Record<string, number>,
+        run,
+      }),
+    /experiment "x" quick overrides: unknown key "m"/,
+  );
+});
+
+Deno.test("a bad config value fails before the run directory is created or run() is called", async () => {
+  const out = `${await Deno.makeTempDir({ prefix: "exp-bad-" })}/run`;
+  try {
+    let ran = false;
+    const exp = defineExperiment({
+      name: "never",
+      description: "must not run",
+      defaults: { steps: int(2, { min: 1 }) },
+      run() {
+        ran = true;
+      },
+    });
+    await assert.rejects(
+      runExperiment(exp, { set: ["steps=-1"], out, print: () => {} }),
+      /--set steps=-1: "steps" must be an integer ≥ 1, got "-1"/,
+    );
+    assert.equal(ran, false);
+    await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(out.slice(0, -"/run".length), { recursive: true });
+  }
 });
 
 const tiny = defineExperiment({
@@ -302,6 +501,66 @@ Deno.test("timeline downsampling keeps the peak and the order", () => {
   assert.match(utcStamp(new Date(Date.UTC(2025, 0, 2, 3, 4, 5, 6))), /^2025-01-02T03-04-05Z$/);
 });
 
+Deno.test("deno task exp: a bad config value fails before any work; --help lists the rules", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "exp-cfg-" });
+  try {
+    await Deno.writeTextFile(`${tmp}/bad.yaml`, "steps: 2\ndata: brwn\n");
+    const [steps, yaml, quick, help] = await Promise.all([
+      task(["tasks/exp.ts", "llama3-long", "--set", "steps=-1", "--out", `${tmp}/a`]),
+      task(["tasks/exp.ts", "llama3-long", "--config", `${tmp}/bad.yaml`, "--out", `${tmp}/b`]),
+      task([
+        "tasks/exp.ts",
+        "llama3-long",
+        "--quick",
+        "--device",
+        "meta",
+        "--set",
+        "budget=80 gigs",
+        "--out",
+        `${tmp}/c`,
+      ]),
+      task(["tasks/exp.ts", "llama3-long", "--help"]),
+    ]);
+    assert.equal(steps.code, 1);
+    assert.match(steps.stderr, /exp: --set steps=-1: "steps" must be an integer ≥ 1, got "-1"/);
+    assert.equal(yaml.code, 1);
+    assert.match(
+      yaml.stderr,
+      new RegExp(`--config ${tmp}/bad\\.yaml: "data" must be one of brown, repeat, got "brwn"`),
+    );
+    assert.equal(quick.code, 1);
+    assert.match(quick.stderr, /--set budget=80 gigs: "budget" must be a byte count/);
+    for (const r of [steps, yaml, quick]) {
+      assert.doesNotMatch(r.stderr + r.stdout, /planning|training|failed:/);
+    }
+    // no run directory: nothing was created, let alone measured
+    assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name), ["bad.yaml"]);
+
+    assert.equal(help.code, 0, help.stderr);
+    for (
+      const line of [
+        "  steps: an integer ≥ 1 (default 3)",
+        "  seqs: a non-empty list of integers ≥ 2 (e.g. 256,512) (default [256,512,1024,2048,4096,8192])",
+        '  data: one of brown, repeat (default "brown")',
+        '  planDtype: one of f32, f16, bf16 (default "bf16")',
+        "  lr: a number > 0 (default 0.003)",
+      ]
+    ) {
+      assert.ok(
+        help.stdout.includes(line),
+        `--help lacks ${JSON.stringify(line)}:\n${help.stdout}`,
+      );
+    }
+    assert.match(help.stdout, / {2}budget: a byte count ≥ 1 B: .*\(default "80GiB"\)/);
+    assert.match(
+      help.stdout,
+      / {2}planPreset: a model preset: one of .*llama3-8b.*\(default "llama3-8b"\)/,
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("deno task exp / report: llama3-long --quick on the meta device, errors, --list", async () => {
   const out = await Deno.makeTempDir({ prefix: "exp-cli-" });
   try {
@@ -332,7 +591,10 @@ Deno.test("deno task exp / report: llama3-long --quick on the meta device, error
     assert.equal(badFlag.code, 1);
     assert.match(badFlag.stderr, /--frobnicate[\s\S]*usage: deno task exp/);
     assert.equal(badSet.code, 1);
-    assert.match(badSet.stderr, /unknown key "stepz"[\s\S]*valid keys:[\s\S]*seqs: number\[\]/);
+    assert.match(
+      badSet.stderr,
+      /unknown key "stepz"[\s\S]*valid keys:[\s\S]*seqs: a non-empty list of integers ≥ 2/,
+    );
 
     assert.equal(run.code, 0, run.stderr);
     const dir = `${out}/run`;

@@ -1,15 +1,18 @@
 /**
- * Experiment configuration: a flat mapping whose defaults fix every key's type, layered as
- * defaults ← quick overrides (with `--quick`) ← a YAML file (`--config f.yaml`) ← `key=value`
- * strings (`--set`), later wins.
+ * Experiment configuration: a flat mapping whose defaults fix every key's type and allowed
+ * values, layered as defaults ← quick overrides (with `--quick`) ← a YAML file
+ * (`--config f.yaml`) ← `key=value` strings (`--set`), later wins.
  *
- * Values are numbers, strings, booleans, or non-empty arrays of numbers or strings. A key
- * that is not in the defaults is rejected with the list of valid keys and their types; a
- * value of the wrong type is rejected naming the key, the source and the expected type.
- * In `--set`, arrays are written `256,512,1024` or `[256, 512, 1024]`.
+ * Values are numbers, strings, booleans, or non-empty arrays of numbers or strings. A default
+ * is either a plain value (only the type is checked) or a rule of `rules.ts` (ranges, choices,
+ * byte counts, presets…). Every value of every layer is checked before the run starts: a key
+ * that is not in the defaults is rejected with the list of valid keys and what they allow; a
+ * value its rule refuses is rejected naming the source, the key, the value and the allowed
+ * values. In `--set`, arrays are written `256,512,1024` or `[256, 512, 1024]`.
  */
 
 import { parse } from "@std/yaml";
+import { ConfigRule, kindOf, plainRule } from "./rules.ts";
 
 /** One config value. */
 export type ConfigValue = number | string | boolean | number[] | string[];
@@ -17,101 +20,117 @@ export type ConfigValue = number | string | boolean | number[] | string[];
 /** A flat experiment config. */
 export type ExperimentConfig = Record<string, ConfigValue>;
 
-type Kind = "number" | "string" | "boolean" | "number[]" | "string[]";
+/** One key of an experiment's defaults: a plain value (its type is checked) or a rule. */
+export type ConfigDefault = ConfigValue | ConfigRule<ConfigValue>;
 
-function kindOf(v: unknown): Kind | null {
-  if (typeof v === "number") return Number.isFinite(v) ? "number" : null;
-  if (typeof v === "string") return "string";
-  if (typeof v === "boolean") return "boolean";
-  if (Array.isArray(v) && v.length > 0) {
-    if (v.every((x) => typeof x === "number" && Number.isFinite(x))) return "number[]";
-    if (v.every((x) => typeof x === "string")) return "string[]";
-  }
-  return null;
+/** An experiment's defaults: every config key, with a plain default or a {@link ConfigRule}. */
+export type ExperimentDefaults = Record<string, ConfigDefault>;
+
+/** The config that `defaults` describe: each rule's value type, each plain value's type. */
+export type ConfigOf<D extends ExperimentDefaults> = {
+  -readonly [K in keyof D]: D[K] extends ConfigRule<infer T extends ConfigValue> ? T
+    : D[K] extends ConfigValue ? D[K]
+    : never;
+};
+
+/** Defaults describing the config `C`: each key a plain value or a rule of its type. */
+export type ConfigSpec<C extends ExperimentConfig> = { [K in keyof C]: C[K] | ConfigRule<C[K]> };
+
+/** The rule of one key: its own, or the type-only rule of a plain default. */
+function ruleOf(d: ConfigDefault): ConfigRule<ConfigValue> {
+  return d instanceof ConfigRule ? d : plainRule(d);
 }
 
-/** Throws unless every default is a valid {@link ConfigValue} (called by `defineExperiment`). */
-export function validateDefaults(name: string, defaults: Record<string, unknown>): void {
-  for (const [k, v] of Object.entries(defaults)) {
-    if (kindOf(v) === null) {
+const show = (v: unknown) => JSON.stringify(v);
+
+/**
+ * Throws unless every default is a valid {@link ConfigValue} allowed by its rule, and every
+ * `quick` override names a key and is allowed (called by `defineExperiment`, so a broken
+ * experiment fails when it is loaded, `--help` and `--list` included).
+ */
+export function validateDefaults(
+  name: string,
+  defaults: ExperimentDefaults,
+  quick?: Record<string, unknown>,
+): void {
+  for (const [k, d] of Object.entries(defaults)) {
+    if (!(d instanceof ConfigRule) && kindOf(d) === null) {
       throw new Error(
-        `experiment "${name}": default "${k}" = ${JSON.stringify(v)} is not a number, string, ` +
+        `experiment "${name}": default "${k}" = ${show(d)} is not a number, string, ` +
           `boolean, or non-empty array of numbers or strings`,
       );
     }
+    const rule = ruleOf(d);
+    if (rule.check(rule.defaultValue) === null) {
+      throw valueError(`experiment "${name}" defaults`, k, rule, show(rule.defaultValue));
+    }
+  }
+  for (const [k, v] of Object.entries(quick ?? {})) {
+    checkTyped(defaults, `experiment "${name}" quick overrides`, k, v);
   }
 }
 
-/** "key: type (default)" for every key, one per line, for errors and `--help`. */
-export function configKeysHelp(defaults: ExperimentConfig): string {
-  return Object.entries(defaults).map(([k, v]) =>
-    `  ${k}: ${kindOf(v)} (default ${JSON.stringify(v)})`
-  ).join("\n");
+/**
+ * Every key, one per line, for errors and `--help`: "key: allowed values (default …)",
+ * then the key's documentation, if any, indented on the next line.
+ */
+export function configKeysHelp(defaults: ExperimentDefaults): string {
+  return Object.entries(defaults).map(([k, d]) => {
+    const rule = ruleOf(d);
+    const line = `  ${k}: ${rule.expected} (default ${show(rule.defaultValue)})`;
+    return rule.doc ? `${line}\n      ${rule.doc}` : line;
+  }).join("\n");
 }
 
-function keyError(defaults: ExperimentConfig, source: string, message: string): Error {
+/** The defaults as a plain config (each rule's default). */
+export function defaultConfig<C extends ExperimentConfig>(defaults: ConfigSpec<C>): C {
+  return Object.fromEntries(
+    Object.entries(defaults).map(([k, d]) => [k, ruleOf(d as ConfigDefault).defaultValue]),
+  ) as C;
+}
+
+function keyError(defaults: ExperimentDefaults, source: string, message: string): Error {
   return new Error(`${source}: ${message}\nvalid keys:\n${configKeysHelp(defaults)}`);
 }
 
-/** Checks an already typed value (YAML, quick overrides) against the key's default. */
+/** A value that breaks its key's rule: names the source, the key, the value and what is allowed. */
+function valueError(
+  source: string,
+  key: string,
+  rule: ConfigRule<ConfigValue>,
+  shown: string,
+): Error {
+  return new Error(
+    `${source}: "${key}" must be ${rule.expected}, got ${shown}` +
+      (rule.doc ? `\n  ${key}: ${rule.doc}` : ""),
+  );
+}
+
+function ruleFor(defaults: ExperimentDefaults, source: string, key: string) {
+  if (!Object.hasOwn(defaults, key)) throw keyError(defaults, source, `unknown key "${key}"`);
+  return ruleOf(defaults[key]);
+}
+
+/** Checks an already typed value (YAML, quick overrides) against the key's rule. */
 function checkTyped(
-  defaults: ExperimentConfig,
+  defaults: ExperimentDefaults,
   source: string,
   key: string,
   value: unknown,
 ): ConfigValue {
-  if (!Object.hasOwn(defaults, key)) {
-    throw keyError(defaults, source, `unknown key "${key}"`);
-  }
-  const want = kindOf(defaults[key]);
-  // YAML reads `name: 123` as a number: a string key takes it as written.
-  if (want === "string" && typeof value === "number") return String(value);
-  if (want === "string[]" && Array.isArray(value) && value.every((x) => typeof x !== "object")) {
-    return value.map(String);
-  }
-  if (kindOf(value) !== want) {
-    throw keyError(
-      defaults,
-      source,
-      `"${key}" must be ${want}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value as ConfigValue;
+  const rule = ruleFor(defaults, source, key);
+  const v = rule.check(value);
+  if (v === null) throw valueError(source, key, rule, show(value));
+  return v;
 }
 
-function parseNumberText(text: string): number | null {
-  const n = Number(text);
-  return text.trim() !== "" && Number.isFinite(n) ? n : null;
-}
-
-/** Parses one `--set` value by the key's type. */
-function parseSetValue(defaults: ExperimentConfig, key: string, text: string): ConfigValue {
+/** Parses one `--set` value by the key's rule. */
+function parseSetValue(defaults: ExperimentDefaults, key: string, text: string): ConfigValue {
   const source = `--set ${key}=${text}`;
-  if (!Object.hasOwn(defaults, key)) throw keyError(defaults, source, `unknown key "${key}"`);
-  const want = kindOf(defaults[key]);
-  const bad = () => keyError(defaults, source, `"${key}" must be ${want}, got "${text}"`);
-  switch (want) {
-    case "number": {
-      const n = parseNumberText(text);
-      if (n === null) throw bad();
-      return n;
-    }
-    case "boolean":
-      if (text === "true") return true;
-      if (text === "false") return false;
-      throw bad();
-    case "string":
-      return text;
-    default: {
-      const inner = text.trim().replace(/^\[(.*)\]$/s, "$1");
-      const parts = inner.split(",").map((s) => s.trim()).filter((s) => s !== "");
-      if (parts.length === 0) throw bad();
-      if (want === "string[]") return parts;
-      const nums = parts.map(parseNumberText);
-      if (nums.some((n) => n === null)) throw bad();
-      return nums as number[];
-    }
-  }
+  const rule = ruleFor(defaults, source, key);
+  const v = rule.parse(text);
+  if (v === null) throw valueError(source, key, rule, `"${text}"`);
+  return v;
 }
 
 /** Where a config comes from, lowest priority first after the defaults. */
@@ -120,23 +139,28 @@ export interface ConfigLayers<C extends ExperimentConfig> {
   quick?: Partial<C>;
   /** Text of a YAML file: a flat mapping of keys to values. */
   yaml?: string;
-  /** Name of that file, for messages. */
+  /** Name of that file, for messages (shown as `--config <name>`). */
   yamlSource?: string;
   /** `key=value` strings. */
   set?: readonly string[];
 }
 
-/** Resolves a config: defaults ← quick ← YAML ← `--set`, each value checked. */
+/**
+ * Resolves a config: defaults ← quick ← YAML ← `--set`, each value checked against its key's
+ * rule (range, choices, or the plain default's type). Throws at the first bad key or value,
+ * naming the source, the key, the value and what is allowed; nothing has run yet.
+ */
 export function resolveExperimentConfig<C extends ExperimentConfig>(
-  defaults: C,
+  spec: ConfigSpec<C>,
   layers: ConfigLayers<C> = {},
 ): C {
-  const out: ExperimentConfig = { ...defaults };
+  const defaults = spec as unknown as ExperimentDefaults;
+  const out: ExperimentConfig = defaultConfig(spec);
   for (const [k, v] of Object.entries(layers.quick ?? {})) {
     out[k] = checkTyped(defaults, "quick overrides", k, v);
   }
   if (layers.yaml !== undefined) {
-    const source = layers.yamlSource ?? "--config";
+    const source = layers.yamlSource === undefined ? "--config" : `--config ${layers.yamlSource}`;
     let doc: unknown;
     try {
       doc = parse(layers.yaml);

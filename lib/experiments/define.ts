@@ -1,17 +1,22 @@
 /**
- * `defineExperiment`: an experiment is a name, a description, typed defaults (optionally
- * lighter ones for `--quick`) and a `run(ctx)` function. `deno task exp <name>` resolves
+ * `defineExperiment`: an experiment is a name, a description, defaults (optionally lighter
+ * ones for `--quick`) and a `run(ctx)` function. `deno task exp <name>` resolves and checks
  * the config, creates the run directory, calls `run` with an {@link ExperimentContext} and
  * writes the report.
+ *
+ * A default is a plain value (its type is checked) or a rule of `rules.ts` saying which
+ * values are allowed (`int(3, { min: 1 })`, `oneOf("brown", ["brown", "repeat"])`,
+ * `bytes("80GiB")`…); `ctx.config` has each rule's value type.
  *
  * @example A two-line experiment
  * ```ts
  * import { defineExperiment } from "./define.ts";
+ * import { int } from "./rules.ts";
  *
  * export default defineExperiment({
  *   name: "squares",
  *   description: "n² for n = 1..N",
- *   defaults: { n: 5 },
+ *   defaults: { n: int(5, { min: 1, doc: "largest n" }) },
  *   quick: { n: 3 },
  *   run(ctx) {
  *     for (let i = 1; i <= ctx.config.n; i++) ctx.record({ n: i, square: i * i });
@@ -23,7 +28,13 @@
 
 import type { CreateDeviceOptions } from "../device/create.ts";
 import type { Device } from "../device/device.ts";
-import { type ExperimentConfig, validateDefaults } from "./config.ts";
+import {
+  type ConfigOf,
+  type ConfigSpec,
+  type ExperimentConfig,
+  type ExperimentDefaults,
+  validateDefaults,
+} from "./config.ts";
 import type { ProgressBar } from "./progress.ts";
 import type { Json, MetricRow, ReportTable, VegaLiteSpec } from "../report/records.ts";
 
@@ -76,21 +87,29 @@ export interface Experiment<C extends ExperimentConfig = ExperimentConfig> {
   name: string;
   /** One line for `--list` and the report. */
   description: string;
-  /** Every config key with its default; the defaults fix each key's type. */
-  defaults: C;
+  /**
+   * Every config key with its default: a plain value (fixes the key's type) or a rule of
+   * `rules.ts` (fixes its type and allowed values, shown by `--help`).
+   */
+  defaults: ConfigSpec<C>;
   /** Overrides applied with `--quick`. */
   quick?: Partial<C>;
   /** The experiment. */
   run(ctx: ExperimentContext<C>): Promise<void> | void;
 }
 
-/** Defines an experiment; validates the name and the defaults. */
-export function defineExperiment<C extends ExperimentConfig>(def: Experiment<C>): Experiment<C> {
+/**
+ * Defines an experiment; validates the name, the defaults (each allowed by its rule) and the
+ * `quick` overrides, so a broken experiment fails when it is loaded.
+ */
+export function defineExperiment<D extends ExperimentDefaults>(
+  def: Omit<Experiment<ConfigOf<D>>, "defaults"> & { defaults: D },
+): Experiment<ConfigOf<D>> {
   if (!/^[a-z0-9][a-z0-9._-]*$/.test(def.name)) {
     throw new Error(
       `experiment name "${def.name}": use lower-case letters, digits, ".", "_" or "-"`,
     );
   }
-  validateDefaults(def.name, def.defaults);
-  return def;
+  validateDefaults(def.name, def.defaults, def.quick);
+  return def as unknown as Experiment<ConfigOf<D>>;
 }
