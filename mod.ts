@@ -4,8 +4,9 @@
  *
  * The public API: devices (WebGPU and the compute-free meta device) with exact memory
  * accounting, tensors, model presets and the model builder, the MsT wrappers, the trainer,
- * the memory planner, and experiments with vega-lite reports (also in the Jupyter Deno
- * kernel via `display`).
+ * the memory planner, and experiments with vega-lite reports — run from the command line or
+ * in-process with `runExperiment`, and shown in the Jupyter Deno kernel with `display`,
+ * `displayTable` and `displayFigures` (see `notebooks/`).
  *
  * @example Count the bytes of a computation without computing it
  * ```ts
@@ -146,6 +147,24 @@ export {
   type RuleOptions,
 } from "./lib/experiments/rules.ts";
 export type { ProgressBar } from "./lib/experiments/progress.ts";
-export type { Json, MetricRow, ReportTable, VegaLiteSpec } from "./lib/report/records.ts";
-export { chartBundle, display, type MimeBundle } from "./lib/report/jupyter.ts";
+export { runExperiment, type RunOptions, type RunResult } from "./lib/experiments/run.ts";
+export { experimentNames, loadExperiment } from "./lib/experiments/registry.ts";
+export {
+  type Json,
+  type MetricRow,
+  readRunRecords,
+  type ReportTable,
+  type RunRecords,
+  type RunSummary,
+  type VegaLiteSpec,
+} from "./lib/report/records.ts";
+export {
+  chartBundle,
+  display,
+  displayFigures,
+  displayTable,
+  type MimeBundle,
+  tableBundle,
+  VEGA_LITE_MIME,
+} from "./lib/report/jupyter.ts";
 export { renderSvg } from "./lib/report/render_svg.ts";

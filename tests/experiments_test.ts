@@ -1,6 +1,6 @@
 /**
  * The experiments layer: config layering and its errors, a run directory written end to end
- * (in process with a tiny experiment, and through `deno task exp llama3-long --quick
+ * (in process with a tiny experiment, by name, and through `deno task exp llama3-long --quick
  * --device meta`), `deno task report` re-rendering, well-formed SVG, a self-contained HTML
  * report, and a failed run never marked complete.
  */
@@ -26,7 +26,7 @@ import { PRESET_NAMES } from "../lib/models/presets.ts";
 import { defineExperiment } from "../lib/experiments/define.ts";
 import { runExperiment, utcStamp } from "../lib/experiments/run.ts";
 import { downsampleTimeline } from "../lib/experiments/timeline.ts";
-import { chartBundle, display, VEGA_LITE_MIME } from "../lib/report/jupyter.ts";
+import { chartBundle, display, tableBundle, VEGA_LITE_MIME } from "../lib/report/jupyter.ts";
 import { readRunRecords } from "../lib/report/records.ts";
 import { renderSvg } from "../lib/report/render_svg.ts";
 import { rerenderReport } from "../lib/report/write_report.ts";
@@ -461,6 +461,10 @@ Deno.test("a failing run leaves its records but no summary.json; report refuses 
       runExperiment(tiny, { out, device: "meta", print: () => {} }),
       /exists and is not an empty directory/,
     );
+    await assert.rejects(
+      runExperiment("no-such-study", { out, print: () => {} }),
+      /unknown experiment "no-such-study"; known experiments: .*llama3-long/,
+    );
   } finally {
     await Deno.remove(out, { recursive: true });
   }
@@ -478,7 +482,12 @@ Deno.test("renderSvg gives well-formed SVG; Jupyter bundle has vega-lite and SVG
   const bundle = await chartBundle(spec);
   assert.equal(bundle["image/svg+xml"], svg);
   assert.equal((bundle[VEGA_LITE_MIME] as { mark: string }).mark, "bar");
-  assert.deepEqual(await display(spec), bundle); // outside the kernel: returns the bundle only
+  assert.equal(await display(spec), undefined); // returns nothing (the kernel would echo it)
+  const table = tableBundle({ title: "T", columns: ["a", "b|c"], rows: [[1, "x"], [null, 2.5]] });
+  assert.equal(
+    table["text/markdown"],
+    "### T\n\n| a | b\\|c |\n|---|---|\n| 1 | x |\n| — | 2.5 |\n",
+  );
   await assert.rejects(renderSvg({ mark: "nonsense" }, "bad"), /chart "bad"/);
 });
 

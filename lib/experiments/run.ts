@@ -12,13 +12,17 @@ import { writeReport } from "../report/write_report.ts";
 import { configToYaml, type ExperimentConfig, resolveExperimentConfig } from "./config.ts";
 import { RunContext } from "./context.ts";
 import type { Experiment } from "./define.ts";
+import { loadExperiment } from "./registry.ts";
 
 /** Options of {@link runExperiment}. */
 export interface RunOptions {
+  /** Apply the experiment's `quick` overrides (`--quick`). */
   quick?: boolean;
+  /** The device of `ctx.device()` (default "webgpu"). */
   device?: "webgpu" | "meta";
-  /** YAML text of `--config` and its file name. */
+  /** YAML text of a config file (`--config`), applied after the defaults. */
   yaml?: string;
+  /** The YAML's file name, for error messages. */
   yamlSource?: string;
   /** `--set key=value` strings. */
   set?: readonly string[];
@@ -34,7 +38,9 @@ export interface RunOptions {
 
 /** Result of a finished run. */
 export interface RunResult {
+  /** The run directory. */
   dir: string;
+  /** What was written to `summary.json`. */
   summary: RunSummary;
 }
 
@@ -77,11 +83,28 @@ export async function createRunDir(name: string, out?: string): Promise<string> 
   }
 }
 
-/** Runs `exp` and writes its run directory; returns the directory and the summary. */
+/**
+ * Runs an experiment — given by name (a file of `experiments/`) or as a definition — and
+ * writes its run directory; returns the directory and the summary. This is what
+ * `deno task exp` calls, and what a script or notebook calls to run a study in-process.
+ *
+ * @example The quick configuration of `llama3-long` into a new temporary directory
+ * ```ts ignore
+ * import { readRunRecords, runExperiment } from "../mod.ts";
+ * const { dir, summary } = await runExperiment("llama3-long", {
+ *   quick: true,
+ *   out: await Deno.makeTempDir(),
+ * });
+ * console.log(summary.figures, (await readRunRecords(dir)).charts.length);
+ * ```
+ */
 export async function runExperiment<C extends ExperimentConfig>(
-  exp: Experiment<C>,
+  experiment: Experiment<C> | string,
   opts: RunOptions = {},
 ): Promise<RunResult> {
+  const exp = typeof experiment === "string"
+    ? await loadExperiment(experiment) as unknown as Experiment<C>
+    : experiment;
   const quick = opts.quick ?? false;
   const config = resolveExperimentConfig(exp.defaults, {
     quick: quick ? exp.quick : undefined,

@@ -40,19 +40,27 @@ export interface ReportTable {
 
 /** Contents of `summary.json`. */
 export interface RunSummary {
+  /** The experiment's name. */
   experiment: string;
+  /** The experiment's description. */
   description: string;
+  /** The device of the run (`webgpu` or `meta`). */
   device: string;
+  /** Whether the `--quick` overrides were applied. */
   quick: boolean;
-  /** ISO time stamps (UTC) and the wall time. */
+  /** Start time, ISO (UTC). */
   startedAt: string;
+  /** End time, ISO (UTC). */
   finishedAt: string;
+  /** Wall time of the run, seconds. */
   seconds: number;
   /** The command line after `deno task exp`. */
   argv: string[];
   /** Key figures (ctx.summary). */
   figures: Record<string, Json>;
+  /** The experiment's tables (ctx.table), in order. */
   tables: ReportTable[];
+  /** The experiment's notes (ctx.note), in order. */
   notes: string[];
   /** Chart names, in the order they were registered. */
   charts: string[];
@@ -60,11 +68,17 @@ export interface RunSummary {
 
 /** Everything in a finished run directory. */
 export interface RunRecords {
+  /** The run directory. */
   dir: string;
+  /** `config.yaml` as written. */
   configYaml: string;
+  /** The resolved config. */
   config: Record<string, Json>;
+  /** The rows of `metrics.jsonl`. */
   metrics: MetricRow[];
+  /** `summary.json`. */
   summary: RunSummary;
+  /** The charts' vega-lite specs (`charts/<name>.vl.json`), in the summary's order. */
   charts: { name: string; spec: VegaLiteSpec }[];
 }
 
