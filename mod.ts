@@ -72,6 +72,37 @@
  * model.dispose();
  * ```
  *
+ * @example A short experiment on the public API (`experiments/<name>.ts` default-exports it)
+ * ```ts
+ * import { defineExperiment, describePolicy, getPreset, makeBatches, runSteps } from "./mod.ts";
+ *
+ * const experiment = defineExperiment({
+ *   name: "head-chunks",
+ *   description: "llama3-tiny: peak memory and tokens/s against the LM head's M",
+ *   defaults: { seq: 2048, chunks: [1, 2, 4, 8, 16], steps: 5 },
+ *   quick: { seq: 512, chunks: [1, 4], steps: 3 },
+ *   async run(ctx) {
+ *     const { seq, chunks, steps } = ctx.config;
+ *     const dev = await ctx.device();
+ *     const cfg = getPreset("llama3-tiny");
+ *     await ctx.sweep("M", chunks, async (M) => {
+ *       const policy = { checkpoint: true, mst: { head: M } };
+ *       const batches = await makeBatches("repeat", cfg, seq, 1);
+ *       const r = await runSteps(dev, cfg, policy, batches, { steps, init: { seed: 1 } });
+ *       ctx.record({
+ *         kind: "head-chunks",
+ *         policy: describePolicy(policy),
+ *         M: r.chunks.head, // the M actually run (capped at S)
+ *         peakBytes: r.peakBytes,
+ *         peakPhase: r.peakPhase,
+ *         tokensPerSec: r.tokensPerSec, // null on --device meta
+ *       });
+ *     });
+ *   },
+ * });
+ * console.log(experiment.name); // run it with: deno task exp head-chunks --quick
+ * ```
+ *
  * @example Run a kernel on WebGPU
  * ```ts
  * import { add, WebGPUDevice } from "./mod.ts";
