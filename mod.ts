@@ -3,10 +3,12 @@
  * (Mini-Sequence Transformer, arXiv 2407.15892), in TypeScript on Deno and WebGPU.
  *
  * The public API: devices (WebGPU and the compute-free meta device) with exact memory
- * accounting, tensors, model presets and the model builder, the MsT wrappers, the trainer,
- * the memory planner, and experiments with vega-lite reports — run from the command line or
+ * accounting, tensors, model presets and the model builder, one memory policy type
+ * (`MemoryPolicy`, the named `POLICIES`, `describePolicy`), the MsT wrappers, the trainer and
+ * the step driver (`runSteps`: losses, times, peaks, tokens/s), batches (`makeBatches`), the
+ * memory planner, and experiments with vega-lite reports — run from the command line or
  * in-process with `runExperiment`, and shown in the Jupyter Deno kernel with `display`,
- * `displayTable` and `displayFigures` (see `notebooks/`).
+ * `displayTable` and `displayFigures` (see `notebooks/`). Experiments need nothing but this module.
  *
  * @example Count the bytes of a computation without computing it
  * ```ts
@@ -19,36 +21,87 @@
  * console.log(dev.allocator.stats().peakBytes); // 100663296 (three 32 MiB bf16 tensors)
  * ```
  *
+ * @example Compare named memory policies on the meta device (no compute, memory only)
+ * ```ts
+ * import { describePolicy, getPreset, planStep, POLICIES } from "./mod.ts";
+ *
+ * const cfg = getPreset("llama3-8b");
+ * for (const policy of [POLICIES.standard, POLICIES.checkpoint, POLICIES.mst]) {
+ *   const p = await planStep({ cfg, policy, seq: 8192, dtype: "bf16", budget: Infinity });
+ *   console.log(describePolicy(policy), p.peakBytes, p.peakPhase, p.phasePeaks, p.largestTag);
+ * }
+ * ```
+ *
  * @example Plan Llama3-8B's memory at 8K tokens in bf16, then find the longest S in 80 GiB
  * ```ts
- * import { getPreset, maxSequence, planStep } from "./mod.ts";
+ * import { explainPlan, getPreset, maxSequence, planStep, POLICIES } from "./mod.ts";
  *
  * const base = {
  *   cfg: getPreset("llama3-8b"),
+ *   policy: POLICIES.mstOib, // MsT + recomputation + optimizer-in-backward
  *   dtype: "bf16" as const,
- *   mst: { mlp: "auto" as const, head: "auto" as const },
- *   checkpoint: true,
- *   optimizerInBackward: true,
  *   budget: 80 * 2 ** 30,
  * };
  * const plan = await planStep({ ...base, seq: 8192 });
- * console.log(plan.peakBytes, plan.breakdown);
+ * console.log(plan.peakBytes, plan.breakdown, explainPlan(plan).join("\n"));
  * console.log((await maxSequence(base)).maxSeq);
  * ```
  *
- * @example Train a tiny Llama 3 on WebGPU with MsT and recomputation
+ * @example Train a tiny Llama 3 on WebGPU with MsT and recomputation, through the step driver
  * ```ts
- * import { getPreset, Model, Trainer, WebGPUDevice } from "./mod.ts";
+ * import { getPreset, makeBatches, POLICIES, runSteps, WebGPUDevice } from "./mod.ts";
  *
  * const dev = await WebGPUDevice.create();
- * const model = Model.build(dev, getPreset("llama3-tiny"), {
- *   checkpoint: true,
- *   mst: { mlp: "auto", head: "auto" },
- * });
+ * const cfg = getPreset("llama3-tiny");
+ * const batches = await makeBatches("repeat", cfg, 256, 1);
+ * const r = await runSteps(dev, cfg, POLICIES.mst, batches, { steps: 3 });
+ * console.log(r.losses, r.peakBytes, r.breakdown, r.chunks);
+ * console.log(r.tokensPerSec, r.timing); // median of the 2 steps after the warm-up
+ * dev.destroy();
+ * ```
+ *
+ * @example One step by hand: the model builder and the trainer under the driver
+ * ```ts
+ * import { getPreset, MetaDevice, Model, POLICIES, Trainer } from "./mod.ts";
+ *
+ * const dev = new MetaDevice();
+ * const model = Model.build(dev, getPreset("llama3-tiny"), POLICIES.mst, { seed: 1 });
  * const trainer = new Trainer(dev, model);
  * const ids = Int32Array.from({ length: 257 }, (_, i) => (i * 37) % 2048);
  * const r = await trainer.step({ ids: ids.slice(0, 256), targets: ids.slice(1) });
- * console.log(r.loss, r.peakBytes, r.breakdown);
+ * console.log(r.peakBytes, r.peakPhase, model.resolvedChunks());
+ * model.dispose();
+ * ```
+ *
+ * @example A short experiment on the public API (`experiments/<name>.ts` default-exports it)
+ * ```ts
+ * import { defineExperiment, describePolicy, getPreset, makeBatches, runSteps } from "./mod.ts";
+ *
+ * const experiment = defineExperiment({
+ *   name: "head-chunks",
+ *   description: "llama3-tiny: peak memory and tokens/s against the LM head's M",
+ *   defaults: { seq: 2048, chunks: [1, 2, 4, 8, 16], steps: 5 },
+ *   quick: { seq: 512, chunks: [1, 4], steps: 3 },
+ *   async run(ctx) {
+ *     const { seq, chunks, steps } = ctx.config;
+ *     const dev = await ctx.device();
+ *     const cfg = getPreset("llama3-tiny");
+ *     await ctx.sweep("M", chunks, async (M) => {
+ *       const policy = { checkpoint: true, mst: { head: M } };
+ *       const batches = await makeBatches("repeat", cfg, seq, 1);
+ *       const r = await runSteps(dev, cfg, policy, batches, { steps, init: { seed: 1 } });
+ *       ctx.record({
+ *         kind: "head-chunks",
+ *         policy: describePolicy(policy),
+ *         M: r.chunks.head, // the M actually run (capped at S)
+ *         peakBytes: r.peakBytes,
+ *         peakPhase: r.peakPhase,
+ *         tokensPerSec: r.tokensPerSec, // null on --device meta
+ *       });
+ *     });
+ *   },
+ * });
+ * console.log(experiment.name); // run it with: deno task exp head-chunks --quick
  * ```
  *
  * @example Run a kernel on WebGPU
@@ -76,11 +129,21 @@ export {
 export { type ConfigOverrides, resolveConfig } from "./lib/models/resolve.ts";
 export {
   type Batch,
-  type BuildOptions,
+  type InitOptions,
   type LossOptions,
   Model,
-  type MstPolicy,
+  type ResolvedChunks,
 } from "./lib/models/model.ts";
+export {
+  describePolicy,
+  type MemoryPolicy,
+  type MstParts,
+  type PartChunks,
+  partChunks,
+  POLICIES,
+  type PolicyName,
+  validatePolicy,
+} from "./lib/models/policy.ts";
 export type { Forward, SeqLayer } from "./lib/nn/layer.ts";
 export type { Parameter } from "./lib/nn/parameter.ts";
 export type { Embedding } from "./lib/nn/embedding.ts";
@@ -102,16 +165,37 @@ export {
   resolveChunks,
 } from "./lib/mst/chunking.ts";
 export { type StepResult, Trainer, type TrainerOptions } from "./lib/train/trainer.ts";
+export {
+  type Batches,
+  largestTag,
+  median,
+  runSteps,
+  type RunStepsOptions,
+  type RunStepsResult,
+  type StepRecord,
+  StepRunner,
+  type TimingSpread,
+} from "./lib/train/run_steps.ts";
+export { type BatchSource, makeBatches } from "./lib/train/data_source.ts";
 export { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./lib/train/adamw.ts";
 export { type LoadedRun, loadRun, saveRun } from "./lib/train/run_io.ts";
 export type { JsonValue } from "./lib/checkpoint/run_state.ts";
 export {
+  FIXED_TAGS,
+  fixedBytes,
   type MaxSeqResult,
   maxSequence,
   type Plan,
   type PlanInput,
   planStep,
 } from "./lib/plan/planner.ts";
+export {
+  explainPlan,
+  FIXED_DOMINATES_SHARE,
+  fixedDominates,
+  STEP_PHASES,
+} from "./lib/plan/explain.ts";
+export { parseDtype } from "./lib/cli/args.ts";
 export {
   referenceLoss,
   type ReferenceOptions,
@@ -167,4 +251,10 @@ export {
   tableBundle,
   VEGA_LITE_MIME,
 } from "./lib/report/jupyter.ts";
+export {
+  downsampleTimeline,
+  type StepTimeline,
+  stepTimeline,
+  type TimelinePoint,
+} from "./lib/experiments/timeline.ts";
 export { renderSvg } from "./lib/report/render_svg.ts";

@@ -11,17 +11,32 @@
  * c. The memory timeline of one training step (MsT and standard), colored by phase.
  */
 
-import { defineExperiment, type ExperimentContext } from "../lib/experiments/define.ts";
-import type { ConfigOf } from "../lib/experiments/config.ts";
-import { bytes, dtype, int, ints, num, oneOf, preset } from "../lib/experiments/rules.ts";
-import { downsampleTimeline, stepTimeline } from "../lib/experiments/timeline.ts";
-import { measureTraining, type TrainPolicy } from "../lib/experiments/train_run.ts";
-import { TAGS } from "../lib/device/allocator.ts";
-import { parseBytes } from "../lib/device/dtype.ts";
-import { parseDtype } from "../lib/cli/args.ts";
-import { getPreset } from "../lib/models/presets.ts";
-import { parameterCount } from "../lib/models/derived.ts";
-import { maxSequence, planStep } from "../lib/plan/planner.ts";
+import {
+  bytes,
+  type ConfigOf,
+  defineExperiment,
+  describePolicy,
+  downsampleTimeline,
+  dtype,
+  type ExperimentContext,
+  getPreset,
+  int,
+  ints,
+  makeBatches,
+  maxSequence,
+  type MemoryPolicy,
+  num,
+  oneOf,
+  parameterCount,
+  parseBytes,
+  parseDtype,
+  planStep,
+  POLICIES,
+  preset,
+  runSteps,
+  stepTimeline,
+  TAGS,
+} from "../mod.ts";
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -51,80 +66,38 @@ type Config = ConfigOf<typeof defaults>;
 interface PlanPolicy {
   /** Key in summary.json. */
   id: string;
+  /** {@link describePolicy} of the policy. */
   label: string;
-  policy: TrainPolicy;
-  /**
-   * Unchunked LM head: this workbench's (`standard`) or transformers' memory behaviour with
-   * fp32 upcast copies of the logits (`hf`, `lib/nn/hf_head_loss.ts`), the paper's baseline.
-   */
-  head: "standard" | "hf";
+  policy: MemoryPolicy;
   paper: number | null;
   paperLabel: string;
 }
 
-const MST: TrainPolicy["mst"] = { mlp: "auto", head: "auto" };
+const planPolicy = (
+  id: string,
+  policy: MemoryPolicy,
+  paper: number | null = null,
+  paperLabel = "—",
+): PlanPolicy => ({ id, label: describePolicy(policy), policy, paper, paperLabel });
 
-/** The six planning policies: the paper's two baselines, ours, and MsT. */
+/**
+ * The six planning policies: the paper's two baselines (transformers' LM head, with fp32
+ * upcast copies of the logits), ours, and MsT.
+ */
 const PLAN_POLICIES: PlanPolicy[] = [
-  {
-    id: "standardHf",
-    label: "standard (HF head)",
-    policy: { mst: {}, checkpoint: false },
-    head: "hf",
-    paper: 5000,
-    paperLabel: "≈5K",
-  },
-  {
-    id: "checkpointHf",
-    label: "recomputation (HF head)",
-    policy: { mst: {}, checkpoint: true },
-    head: "hf",
-    paper: 15000,
-    paperLabel: "≈15K",
-  },
-  {
-    id: "standard",
-    label: "standard",
-    policy: { mst: {}, checkpoint: false },
-    head: "standard",
-    paper: null,
-    paperLabel: "—",
-  },
-  {
-    id: "checkpoint",
-    label: "recomputation",
-    policy: { mst: {}, checkpoint: true },
-    head: "standard",
-    paper: null,
-    paperLabel: "—",
-  },
-  {
-    id: "mst",
-    label: "MsT + recomputation",
-    policy: { mst: MST, checkpoint: true },
-    head: "standard",
-    paper: null,
-    paperLabel: "—",
-  },
-  {
-    id: "mstOptimizerInBackward",
-    label: "MsT + recomputation + optimizer-in-backward",
-    policy: { mst: MST, checkpoint: true, optimizerInBackward: true },
-    head: "standard",
-    paper: 60000,
-    paperLabel: "60K",
-  },
+  planPolicy("standardHf", POLICIES.hfStandard, 5000, "≈5K"),
+  planPolicy("checkpointHf", POLICIES.hfCheckpoint, 15000, "≈15K"),
+  planPolicy("standard", POLICIES.standard),
+  planPolicy("checkpoint", POLICIES.checkpoint),
+  planPolicy("mst", POLICIES.mst),
+  planPolicy("mstOptimizerInBackward", POLICIES.mstOib, 60000, "60K"),
 ];
 
-/** The two policies trained for real. */
-const TRAIN_POLICIES: { id: string; key: string; policy: TrainPolicy }[] = [
-  { id: "standard", key: "standard", policy: { mst: {}, checkpoint: false } },
-  {
-    id: "MsT + recomputation",
-    key: "mst",
-    policy: { mst: { mlp: "auto", head: "auto" }, checkpoint: true },
-  },
-];
+/** The two policies trained for real; `id` is the label, `key` the summary key. */
+const TRAIN_POLICIES = [
+  { key: "standard", policy: POLICIES.standard },
+  { key: "mst", policy: POLICIES.mst },
+].map((p) => ({ ...p, id: describePolicy(p.policy) }));
 
 /** The same colors for the two trained policies on every chart. */
 const POLICY_COLOR = {
@@ -136,13 +109,21 @@ const POLICY_COLOR = {
 
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
 const fmtTokens = (n: number) => n.toLocaleString("en-US");
-const finiteOrNull = (x: number) => Number.isFinite(x) ? x : null;
+const roundOrNull = (x: number | null, digits = 2) => x === null ? null : round(x, digits);
+const ratioOrNull = (a: number | null, b: number | null, digits = 3) =>
+  a === null || b === null ? null : round(a / b, digits);
+const fmtDelta = (d: number) => d === 0 ? "0" : d.toExponential(2);
+const maxOrNull = (xs: (number | null)[]) =>
+  xs.reduce<number | null>((m, x) => x === null ? m : Math.max(m ?? 0, x), null);
+/** max |x_i − y_i| over the steps where both losses exist; null when none (meta device). */
+const maxAbsDelta = (x: (number | null)[], y: (number | null)[]) =>
+  maxOrNull(x.map((a, i) => a === null || y[i] == null ? null : Math.abs(a - y[i]!)));
 
 /** Part a: the longest sequence and the breakdown at one S, on the meta device. */
 async function planning(ctx: ExperimentContext<Config>) {
   const c = ctx.config;
   const cfg = getPreset(c.planPreset);
-  const dtype = parseDtype(c.planDtype);
+  const dtype = parseDtype(c.planDtype, "planDtype");
   const budget = parseBytes(c.budget);
   ctx.log(
     `a. planning ${cfg.name} (${(parameterCount(cfg) / 1e9).toFixed(2)} B parameters, ${dtype}) ` +
@@ -151,14 +132,7 @@ async function planning(ctx: ExperimentContext<Config>) {
   const maxSeq: Record<string, number> = {};
   await ctx.sweep("max S", PLAN_POLICIES, async (p) => {
     const t0 = performance.now();
-    const r = await maxSequence({
-      cfg,
-      dtype,
-      budget,
-      ...p.policy,
-      optimizerInBackward: !!p.policy.optimizerInBackward,
-      head: p.head,
-    });
+    const r = await maxSequence({ cfg, policy: p.policy, dtype, budget });
     maxSeq[p.id] = r.maxSeq;
     ctx.record({
       kind: "max-seq",
@@ -175,12 +149,10 @@ async function planning(ctx: ExperimentContext<Config>) {
   await ctx.sweep(`S=${c.breakdownSeq}`, PLAN_POLICIES, async (p) => {
     const plan = await planStep({
       cfg,
+      policy: p.policy,
       dtype,
       budget: Infinity,
       seq: c.breakdownSeq,
-      ...p.policy,
-      optimizerInBackward: !!p.policy.optimizerInBackward,
-      head: p.head,
     });
     breakdowns[p.id] = { peak: plan.peakBytes, breakdown: plan.breakdown };
     for (const tag of TAGS) {
@@ -299,30 +271,35 @@ async function training(ctx: ExperimentContext<Config>) {
     seq: number;
     policy: string;
     peakBytes: number;
-    tokensPerSec: number;
-    losses: number[];
+    tokensPerSec: number | null;
+    losses: (number | null)[];
   }[] = [];
   const grid = c.seqs.flatMap((seq) => TRAIN_POLICIES.map((p) => ({ seq, ...p })));
   await ctx.sweep("train", grid, async ({ seq, id, policy }) => {
-    const r = await measureTraining(dev, {
-      cfg,
-      policy,
-      seq,
+    const data = await makeBatches(c.data, cfg, seq, c.seed);
+    const r = await runSteps(dev, cfg, policy, data, {
       steps: c.steps,
-      data: c.data,
-      seed: c.seed,
-      lr: c.lr,
+      init: { seed: c.seed },
+      adamw: { lr: c.lr },
+      onWarning: (w) => ctx.log(`   warning: ${w}`),
     });
-    const losses = r.steps.map((s) => s.loss);
+    const losses = r.losses;
     points.push({ seq, policy: id, peakBytes: r.peakBytes, tokensPerSec: r.tokensPerSec, losses });
     ctx.record({
       kind: "train",
       seq,
       policy: id,
       peakMiB: round(r.peakBytes / MiB, 3),
-      tokensPerSec: round(r.tokensPerSec, 1),
+      peakPhase: r.peakPhase,
+      tokensPerSec: roundOrNull(r.tokensPerSec, 1),
       stepMs: r.steps.map((s) => Math.round(s.ms)),
-      losses: losses.map((l) => finiteOrNull(round(l, 5))),
+      // spread of the timed steps (after the warm-up): min / median / max
+      stepMsMin: roundOrNull(r.timing?.minMs ?? null, 1),
+      stepMsMedian: roundOrNull(r.timing?.medianMs ?? null, 1),
+      stepMsMax: roundOrNull(r.timing?.maxMs ?? null, 1),
+      mlpChunks: r.chunks.mlp,
+      headChunks: r.chunks.head,
+      losses: losses.map((l) => roundOrNull(l, 5)),
       leakedBytes: r.leakedBytes,
       ...Object.fromEntries(
         TAGS.filter((t) => (r.breakdown[t] ?? 0) > 0).map((
@@ -334,53 +311,41 @@ async function training(ctx: ExperimentContext<Config>) {
       `   S=${String(seq).padStart(5)} ${id.padEnd(20)} peak ${
         (r.peakBytes / MiB).toFixed(2)
       } MiB, ` +
-        `${r.tokensPerSec.toFixed(0)} tok/s, losses ${losses.map((l) => l.toFixed(4)).join(" ")}`,
+        `${r.tokensPerSec?.toFixed(0) ?? "—"} tok/s, losses ${
+          losses.map((l) => l?.toFixed(4) ?? "—").join(" ")
+        }`,
     );
   });
 
   ctx.log(`   loss curves at S=${c.lossSeq}, ${c.lossSteps} steps`);
-  const curves: Record<string, number[]> = {};
+  const curves: Record<string, (number | null)[]> = {};
   await ctx.sweep("loss curve", TRAIN_POLICIES, async ({ id, policy }) => {
-    const r = await measureTraining(dev, {
-      cfg,
-      policy,
-      seq: c.lossSeq,
+    const data = await makeBatches(c.data, cfg, c.lossSeq, c.seed);
+    const r = await runSteps(dev, cfg, policy, data, {
       steps: c.lossSteps,
-      data: c.data,
-      seed: c.seed,
-      lr: c.lr,
+      init: { seed: c.seed },
+      adamw: { lr: c.lr },
       onStep: (s) =>
-        ctx.record({
-          kind: "loss",
-          policy: id,
-          seq: c.lossSeq,
-          step: s.step,
-          loss: finiteOrNull(s.loss),
-        }),
+        ctx.record({ kind: "loss", policy: id, seq: c.lossSeq, step: s.step, loss: s.loss }),
     });
-    curves[id] = r.steps.map((s) => s.loss);
+    curves[id] = r.losses;
   });
 
-  // max |Δloss| between the policies, over the sweep and the curves
+  // max |Δloss| between the policies, over the sweep and the curves (null: no losses, meta)
   const [a, b] = TRAIN_POLICIES.map((p) => p.id);
-  let maxDelta = 0;
-  const compare = (x: number[], y: number[]) => {
-    for (let i = 0; i < Math.min(x.length, y.length); i++) {
-      maxDelta = Math.max(maxDelta, Math.abs(x[i] - y[i]));
-    }
-  };
-  for (const seq of c.seqs) {
-    const pa = points.find((p) => p.seq === seq && p.policy === a)!;
-    const pb = points.find((p) => p.seq === seq && p.policy === b)!;
-    compare(pa.losses, pb.losses);
-  }
-  compare(curves[a], curves[b]);
+  const deltas = c.seqs.map((seq) =>
+    maxAbsDelta(
+      points.find((p) => p.seq === seq && p.policy === a)!.losses,
+      points.find((p) => p.seq === seq && p.policy === b)!.losses,
+    )
+  );
+  const maxDelta = maxOrNull([...deltas, maxAbsDelta(curves[a], curves[b])]);
 
   /** A line chart of one per-(S, policy) figure against S (log₂ axis). */
   const vsSeq = (
     name: string,
     what: string,
-    value: (p: (typeof points)[number]) => number,
+    value: (p: (typeof points)[number]) => number | null,
     y: Record<string, unknown>,
   ) =>
     ctx.chart(name, {
@@ -407,13 +372,11 @@ async function training(ctx: ExperimentContext<Config>) {
   vsSeq("throughput", "training throughput", (p) => p.tokensPerSec, { title: "tokens / s" });
   ctx.chart("loss-curves", {
     title: `${cfg.name}, S=${c.lossSeq}, ${c.data} data: loss per step (${
-      !Number.isFinite(maxDelta)
-        ? "no losses on meta"
-        : `max |Δ| ${maxDelta === 0 ? "0" : maxDelta.toExponential(2)}`
+      maxDelta === null ? "no losses on meta" : `max |Δ| ${fmtDelta(maxDelta)}`
     })`,
     data: {
       values: Object.entries(curves).flatMap(([policy, ls]) =>
-        ls.map((loss, i) => ({ step: i + 1, policy, loss: finiteOrNull(loss) }))
+        ls.map((loss, i) => ({ step: i + 1, policy, loss }))
       ),
     },
     width: 480,
@@ -576,12 +539,10 @@ export default defineExperiment({
         peakMiBStandard: round(tStd.peakBytes / MiB, 3),
         peakMiBMst: round(tMst.peakBytes / MiB, 3),
         peakReduction: round(tStd.peakBytes / tMst.peakBytes),
-        tokensPerSecStandard: meta ? null : round(tStd.tokensPerSec, 1),
-        tokensPerSecMst: meta ? null : round(tMst.tokensPerSec, 1),
-        throughputRatioMstOverStandard: meta
-          ? null
-          : round(tMst.tokensPerSec / tStd.tokensPerSec, 3),
-        maxAbsDeltaLoss: finiteOrNull(train.maxDelta),
+        tokensPerSecStandard: roundOrNull(tStd.tokensPerSec, 1),
+        tokensPerSecMst: roundOrNull(tMst.tokensPerSec, 1),
+        throughputRatioMstOverStandard: ratioOrNull(tMst.tokensPerSec, tStd.tokensPerSec),
+        maxAbsDeltaLoss: train.maxDelta,
       },
       timeline: { seq: c.timelineSeq, ...tl },
     });
@@ -632,15 +593,15 @@ export default defineExperiment({
           "no degradation",
           meta
             ? "— (meta device: no compute)"
-            : `${round(tMst.tokensPerSec / tStd.tokensPerSec, 3)} at S=${largest}`,
+            : `${ratioOrNull(tMst.tokensPerSec, tStd.tokensPerSec) ?? "—"} at S=${largest}`,
           `${train.cfg.name} on ${train.device}`,
         ],
         [
           "same loss with and without MsT",
           "identical convergence",
-          meta
+          train.maxDelta === null
             ? "— (meta device: no losses)"
-            : `max |Δloss| ${train.maxDelta === 0 ? "0" : train.maxDelta.toExponential(2)}`,
+            : `max |Δloss| ${fmtDelta(train.maxDelta)}`,
           `${c.data} data, every step of every run`,
         ],
       ],
@@ -692,15 +653,15 @@ export default defineExperiment({
       rows: c.seqs.map((seq) => {
         const s = at(TRAIN_POLICIES[0].id, seq);
         const m = at(TRAIN_POLICIES[1].id, seq);
-        const d = Math.max(...s.losses.map((l, i) => Math.abs(l - m.losses[i])));
+        const d = maxAbsDelta(s.losses, m.losses);
         return [
           seq,
           round(s.peakBytes / MiB),
           round(m.peakBytes / MiB),
           round(s.peakBytes / m.peakBytes),
-          meta ? null : round(s.tokensPerSec),
-          meta ? null : round(m.tokensPerSec),
-          !Number.isFinite(d) ? null : d === 0 ? "0" : d.toExponential(2),
+          roundOrNull(s.tokensPerSec),
+          roundOrNull(m.tokensPerSec),
+          d === null ? null : fmtDelta(d),
         ];
       }),
     });
@@ -717,11 +678,10 @@ export default defineExperiment({
     ctx.note(
       `Training: ${train.cfg.name} (d=${train.cfg.hidden}, I=${train.cfg.intermediate}, V=${train.cfg.vocabSize}, ` +
         `L=${train.cfg.layers}) on the ${train.device} device, ${c.steps} steps per point, tokens/s from the median ` +
-        `step after the first (warm-up). Both policies see the same batches from the same initialization. ` +
+        `step after the first (warm-up), with the min / median / max step times recorded in the metrics. ` +
+        `Both policies see the same batches from the same initialization. ` +
         `On a 2-core machine shared with other work, tokens/s vary by tens of percent between runs.` +
-        (meta
-          ? " On the meta device nothing is computed: losses are NaN and tokens/s are meaningless."
-          : ""),
+        (meta ? " On the meta device nothing is computed: losses and tokens/s are null." : ""),
     );
   },
 });

@@ -1,10 +1,13 @@
 /**
- * `deno task plan <preset> --seq S [--mst [M|auto]] [--mst-mlp M] [--mst-head M] [--checkpoint]
+ * `deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M] [--checkpoint]
  *   [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]`
  *
  * Memory plan on the meta device: full training steps (forward, backward, AdamW) of the
- * real code without compute. Prints the per-tag breakdown at the peak; `--max-seq` searches
- * the largest S that fits the budget. `--json` prints one JSON object.
+ * real code without compute. Prints the per-tag breakdown at the peak, the phase of the peak,
+ * each phase's peak, the largest tag, and whether fixed memory (weights + gradients + AdamW)
+ * dominates; `--max-seq` searches the largest S that fits the budget. `--json` prints one JSON
+ * object (`peakBytes`, `breakdown`, `peakPhase`, `phasePeaks`, `largestTag`, `fixedBytes`,
+ * `fixedDominates`, …).
  */
 
 import {
@@ -14,19 +17,23 @@ import {
   parsePositiveInt,
   parseTaskArgs,
 } from "../lib/cli/args.ts";
-import { describePolicy, modelSetup } from "../lib/cli/model_options.ts";
+import { modelSetup, POLICY_HELP } from "../lib/cli/model_options.ts";
 import { formatBytes } from "../lib/device/dtype.ts";
 import { TAGS } from "../lib/device/allocator.ts";
 import { parameterCount } from "../lib/models/derived.ts";
 import { maxSequence, type Plan, planStep } from "../lib/plan/planner.ts";
+import { explainPlan, fixedDominates } from "../lib/plan/explain.ts";
+import { describePolicy } from "../lib/models/policy.ts";
 
-const USAGE = `usage: deno task plan <preset> --seq S [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
+const USAGE =
+  `usage: deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
   [--checkpoint] [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
   [--config f.yaml] [--set key=value]...
 
   --hf-head   count the unchunked LM head as Hugging Face transformers allocates it (fp32
               upcast, shifted copy, log-softmax output and fp32 gradients), as in the paper's
-              "standard implementation"`;
+              "standard implementation"
+${POLICY_HELP}`;
 
 function table(plan: Plan): string {
   const rows = TAGS.filter((t) => (plan.breakdown[t] ?? 0) > 0).map((t) => {
@@ -38,6 +45,19 @@ function table(plan: Plan): string {
   return [...rows, `  ${"total".padEnd(12)} ${formatBytes(plan.peakBytes).padStart(12)}`].join(
     "\n",
   );
+}
+
+/** The JSON fields explaining the peak. */
+function peakFields(plan: Plan) {
+  return {
+    peakPhase: plan.peakPhase,
+    phasePeaks: plan.phasePeaks,
+    largestTag: plan.largestTag,
+    fixedBytes: plan.fixedBytes,
+    fixedDominates: fixedDominates(plan),
+    ...(plan.chunks ? { chunks: plan.chunks } : {}),
+    warnings: plan.warnings,
+  };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -57,19 +77,11 @@ async function main(argv: string[]): Promise<void> {
   const setup = await modelSetup(positionals[0], values);
   const dtype = parseDtype(values.dtype);
   const budget = parseBudget(values.budget);
-  const base = {
-    cfg: setup.cfg,
-    dtype,
-    mst: setup.mst,
-    checkpoint: setup.checkpoint,
-    optimizerInBackward: setup.optimizerInBackward,
-    head: setup.head,
-    budget,
-  };
+  const base = { cfg: setup.cfg, policy: setup.policy, dtype, budget };
   const head = {
     preset: setup.cfg.name,
     dtype,
-    policy: describePolicy(setup),
+    policy: describePolicy(setup.policy),
     parameters: parameterCount(setup.cfg),
     budgetBytes: Number.isFinite(budget) ? budget : null,
   };
@@ -86,6 +98,7 @@ async function main(argv: string[]): Promise<void> {
         seq: r.maxSeq,
         peakBytes: r.plan?.peakBytes ?? 0,
         breakdown: r.plan?.breakdown ?? {},
+        ...(r.plan ? peakFields(r.plan) : {}),
         weightsBytes: r.plan?.weightsBytes ?? 0,
         probes: r.probes,
         ms,
@@ -102,7 +115,10 @@ async function main(argv: string[]): Promise<void> {
         (ms / 1000).toFixed(1)
       } s)`,
     );
-    if (r.plan) console.log(`peak at S=${r.maxSeq}:\n${table(r.plan)}`);
+    if (r.plan) {
+      console.log(`peak at S=${r.maxSeq}:\n${table(r.plan)}`);
+      for (const line of explainPlan(r.plan)) console.log(line);
+    }
     return;
   }
   if (!values.seq) throw new Error(`--seq is required (or use --max-seq)\n${USAGE}`);
@@ -117,6 +133,7 @@ async function main(argv: string[]): Promise<void> {
         fits: plan.fits,
         peakBytes: plan.peakBytes,
         breakdown: plan.breakdown,
+        ...peakFields(plan),
         weightsBytes: plan.weightsBytes,
         ms,
       }),
@@ -129,6 +146,7 @@ async function main(argv: string[]): Promise<void> {
     }`,
   );
   console.log(`peak ${formatBytes(plan.peakBytes)}:\n${table(plan)}`);
+  for (const line of explainPlan(plan)) console.log(line);
   if (plan.error) console.log(plan.error);
 }
 

@@ -1,7 +1,9 @@
 /** The command-line tasks: flags, errors, and the JSON contracts of plan and train. */
 
 import assert from "node:assert/strict";
-import { normalizeArgv, parseChunks, parseMst } from "../lib/cli/args.ts";
+import { normalizeArgv, parseChunks } from "../lib/cli/args.ts";
+import { parsePolicy } from "../lib/cli/model_options.ts";
+import { POLICIES } from "../lib/models/policy.ts";
 import { parseBytes } from "../lib/device/dtype.ts";
 import { MetaDevice } from "../lib/device/meta.ts";
 import { MIN_AUTO_ROWS, resolveChunks } from "../lib/mst/chunking.ts";
@@ -36,7 +38,9 @@ Deno.test("--mst takes an optional value", () => {
   ]);
   assert.deepEqual(normalizeArgv(["--mst"]), ["--mst", "auto"]);
   assert.deepEqual(normalizeArgv(["--mst", "4"]), ["--mst", "4"]);
-  assert.deepEqual(parseMst({ mst: "auto", "mst-head": "8" }), { mlp: "auto", head: 8 });
+  assert.deepEqual(parsePolicy({ mst: "auto", "mst-head": "8" }), {
+    mst: { mlp: "auto", head: 8 },
+  });
   assert.throws(() => parseChunks("--mst", "0"), /positive integer/);
   assert.throws(() => parseChunks("--mst", "many"), /"auto" or a positive integer/);
 });
@@ -86,6 +90,10 @@ Deno.test("plan --json: weights are 2 bytes per parameter in bf16, tags sum to t
   assert.equal(plan.weightsBytes, 2 * plan.parameters);
   const sum = Object.values(plan.breakdown as Record<string, number>).reduce((a, b) => a + b, 0);
   assert.equal(sum, plan.peakBytes);
+  assert.ok(["forward", "backward", "optimizer"].includes(plan.peakPhase), plan.peakPhase);
+  assert.equal(plan.phasePeaks[plan.peakPhase], plan.peakBytes);
+  assert.equal(plan.policy, "standard");
+  assert.equal(typeof plan.fixedDominates, "boolean");
 });
 
 Deno.test("plan --max-seq: MsT + recomputation fits far longer sequences than the standard step", async () => {
@@ -131,7 +139,32 @@ Deno.test("train --device meta --json reports the contract fields", async () => 
     assert.ok(k in j, `missing ${k}`);
   }
   assert.equal(j.seq, 64);
-  assert.equal(j.losses.length, 2);
+  assert.deepEqual(j.losses, [null, null]);
+  assert.equal(j.tokensPerSec, null, "no tokens/s on the meta device");
+  assert.equal(j.timing, null);
+  assert.ok(["forward", "backward", "optimizer"].includes(j.peakPhase), j.peakPhase);
+});
+
+Deno.test("train: an M above S is run as S chunks, warned about and recorded", async () => {
+  const r = await task([
+    "tasks/train.ts",
+    "llama3-tiny",
+    "--device",
+    "meta",
+    "--steps",
+    "1",
+    "--seq",
+    "32",
+    "--mst-head",
+    "100",
+    "--json",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /warning: mst\.head: M=100 is more than S=32 rows/);
+  const j = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  assert.deepEqual(j.chunks, { mlp: null, head: 32 });
+  assert.equal(j.policy, "MsT(mlp=off, head=100)");
+  assert.equal(j.warnings.length, 1);
 });
 
 Deno.test("--hf-head reproduces the paper's standard (≈5K) and recomputation (≈15K) limits", async () => {
@@ -139,4 +172,23 @@ Deno.test("--hf-head reproduces the paper's standard (≈5K) and recomputation (
   const ckpt = await maxSeq8b("--hf-head", "--checkpoint");
   assert.ok(std > 0.75 * 5000 && std < 1.25 * 5000, `standard with the HF head: ${std}`);
   assert.ok(ckpt > 0.75 * 15000 && ckpt < 1.25 * 15000, `recomputation with the HF head: ${ckpt}`);
+});
+
+Deno.test("policy flags: one parser from flags to a MemoryPolicy", () => {
+  assert.deepEqual(parsePolicy({}), {});
+  assert.deepEqual(parsePolicy({ policy: "mstOib" }), POLICIES.mstOib);
+  assert.deepEqual(parsePolicy({ policy: "mst", "mst-head": "off" }), {
+    checkpoint: true,
+    mst: { mlp: "auto", head: "off" },
+  });
+  assert.deepEqual(parsePolicy({ checkpoint: true, "hf-head": true }), POLICIES.hfCheckpoint);
+  assert.deepEqual(parsePolicy({ "mst-mlp": "4", "optimizer-in-backward": true }), {
+    mst: { mlp: 4 },
+    optimizerInBackward: true,
+  });
+  assert.throws(
+    () => parsePolicy({ policy: "fast" }),
+    /unknown policy "fast".*standard, checkpoint/,
+  );
+  assert.throws(() => parsePolicy({ "mst-mlp": "0" }), /--mst-mlp: expected "auto", "off" or/);
 });

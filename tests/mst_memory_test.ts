@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { MetaDevice } from "../lib/device/meta.ts";
 import { getPreset } from "../lib/models/presets.ts";
-import { Model } from "../lib/models/model.ts";
-import { Trainer } from "../lib/train/trainer.ts";
+import type { MemoryPolicy } from "../lib/models/policy.ts";
+import { runSteps } from "../lib/train/run_steps.ts";
 
 const cfg = getPreset("llama3-tiny"); // d=64, I=224, V=2048, L=2
 
@@ -17,13 +17,11 @@ function batch(S: number) {
   return { ids, targets: ids };
 }
 
-async function stepTimeline(S: number, opts: Parameters<typeof Model.build>[2]) {
+async function stepTimeline(S: number, policy: MemoryPolicy) {
   const dev = new MetaDevice();
-  const model = Model.build(dev, cfg, opts);
-  const trainer = new Trainer(dev, model);
   dev.allocator.startTimeline();
-  const r = await trainer.step(batch(S));
-  return { events: dev.allocator.stopTimeline(), peak: r.peakBytes, dev, model };
+  const r = await runSteps(dev, cfg, policy, batch(S), { steps: 1 });
+  return { events: dev.allocator.stopTimeline(), peak: r.peakBytes };
 }
 
 Deno.test("MsT head: the largest logits allocation is ⌈S/M⌉·V·4 bytes", async () => {

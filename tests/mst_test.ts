@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import type { Device } from "../lib/device/device.ts";
 import type { ModelConfig } from "../lib/models/config.ts";
-import type { Batch, BuildOptions } from "../lib/models/model.ts";
+import type { Batch } from "../lib/models/model.ts";
+import type { MemoryPolicy } from "../lib/models/policy.ts";
 import { getPreset } from "../lib/models/presets.ts";
 import { chunkRanges } from "../lib/mst/chunking.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
@@ -46,7 +47,7 @@ async function compare(
   dev: Device,
   cfg: ModelConfig,
   batches: Batch[],
-  policy: BuildOptions,
+  policy: MemoryPolicy,
   tol = 1e-5,
 ): Promise<void> {
   const weights = randomWeights(cfg, 3, 0.1);
@@ -103,7 +104,7 @@ Deno.test("every label ignored: loss 0 and zero gradients, not NaN", gpuTest, as
   const dev = await testDevice();
   const batch = randomBatch(SMALL.vocabSize, 12, 23, [...Array(12).keys()]);
   const weights = randomWeights(SMALL, 4, 0.1);
-  for (const policy of [{}, { mst: { mlp: 3, head: 3 } }] as BuildOptions[]) {
+  for (const policy of [{}, { mst: { mlp: 3, head: 3 } }] as MemoryPolicy[]) {
     const r = await deviceLossAndGrads(dev, SMALL, weights, [batch], policy);
     r.model.dispose();
     assert.equal(r.loss, 0);

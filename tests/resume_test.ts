@@ -24,7 +24,7 @@ Deno.test(
     const dev = await testDevice();
     const base = dev.allocator.liveBytes;
     // Uninterrupted: 5 steps.
-    const model = Model.build(dev, cfg, { seed: 9 });
+    const model = Model.build(dev, cfg, {}, { seed: 9 });
     const trainer = new Trainer(dev, model);
     const s1 = stream();
     const straight: number[] = [];

@@ -4,28 +4,20 @@ import assert from "node:assert/strict";
 import type { Device } from "../lib/device/device.ts";
 import { MetaDevice } from "../lib/device/meta.ts";
 import { getPreset } from "../lib/models/presets.ts";
-import { Model } from "../lib/models/model.ts";
+import type { MemoryPolicy } from "../lib/models/policy.ts";
 import { makeBatches } from "../lib/train/data_source.ts";
-import { Trainer } from "../lib/train/trainer.ts";
+import { runSteps } from "../lib/train/run_steps.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
 
 const cfg = getPreset("llama3-tiny");
 
-async function run(
-  dev: Device,
-  S: number,
-  steps: number,
-  opts: Parameters<typeof Model.build>[2] = {},
-) {
-  const model = Model.build(dev, cfg, { seed: 1, ...opts });
-  const trainer = new Trainer(dev, model, { optimizerInBackward: false });
+async function run(dev: Device, S: number, steps: number) {
   const data = await makeBatches("repeat", cfg, S, 1);
-  const results = [];
   dev.allocator.startTimeline();
-  for (let i = 0; i < steps; i++) results.push(await trainer.step(data.next()));
+  // the driver throws on a leaked tensor (leaks: "throw" is the default)
+  const r = await runSteps(dev, cfg, {}, data, { steps, init: { seed: 1 } });
   const events = dev.allocator.stopTimeline();
-  model.dispose();
-  return { results, events };
+  return { results: r.steps, run: r, events };
 }
 
 Deno.test(
@@ -36,6 +28,7 @@ Deno.test(
     const base = gpu.allocator.liveBytes;
     const g = await run(gpu, 64, 10);
     assert.equal(gpu.allocator.liveBytes, base, "everything freed after dispose");
+    assert.equal(g.run.leakedBytes, 0);
     const after = g.results.map((r) => r.liveBytes);
     for (let k = 1; k < after.length; k++) {
       assert.equal(
@@ -44,7 +37,7 @@ Deno.test(
         `live bytes after step ${k + 1}`,
       );
     }
-    const losses = g.results.map((r) => r.loss);
+    const losses = g.results.map((r) => r.loss!);
     assert.ok(
       Math.abs(losses[0] - Math.log(cfg.vocabSize)) < 0.2,
       `first loss ${losses[0]} vs ln V`,
@@ -54,7 +47,9 @@ Deno.test(
     const meta = new MetaDevice();
     const m = await run(meta, 64, 10);
     assert.deepEqual(m.results.map((r) => r.peakBytes), g.results.map((r) => r.peakBytes));
-    assert.deepEqual(m.results.map((r) => r.breakdown), g.results.map((r) => r.breakdown));
+    assert.deepEqual(m.results.map((r) => r.peakPhase), g.results.map((r) => r.peakPhase));
+    assert.deepEqual(m.run.breakdown, g.run.breakdown);
+    assert.deepEqual(m.run.phasePeaks, g.run.phasePeaks);
     const shape = (ev: typeof g.events) =>
       ev.map((e) => `${e.kind} ${e.name} ${e.tag} ${e.bytes} ${e.phase}`);
     assert.deepEqual(shape(m.events), shape(g.events));
@@ -64,10 +59,9 @@ Deno.test(
 /** Most gradient bytes live at once during one training step. */
 async function maxLiveGrads(optimizerInBackward: boolean): Promise<number> {
   const dev = new MetaDevice();
-  const model = Model.build(dev, cfg, {});
-  const trainer = new Trainer(dev, model, { optimizerInBackward });
+  const policy: MemoryPolicy = { optimizerInBackward };
   dev.allocator.startTimeline();
-  await trainer.step((await makeBatches("repeat", cfg, 256, 1)).next());
+  await runSteps(dev, cfg, policy, await makeBatches("repeat", cfg, 256, 1), { steps: 1 });
   let live = 0;
   let max = 0;
   for (const e of dev.allocator.stopTimeline()) {

@@ -1,18 +1,19 @@
 /**
  * Benchmark rows for a whole training step of `llama3-tiny` (forward, backward, AdamW),
  * standard and MsT + recomputation, beside the same model written in TensorFlow.js on the
- * same adapter. Tokens/s = S / median step time after one warm-up step.
+ * same adapter. Tokens/s is the step driver's: S / median step time after one warm-up step.
  */
 
 import type { WebGPUDevice } from "../device/webgpu.ts";
 import { formatBytes } from "../device/dtype.ts";
-import { type BuildOptions, Model } from "../models/model.ts";
+import type { Model } from "../models/model.ts";
+import { describePolicy, type MemoryPolicy, POLICIES } from "../models/policy.ts";
 import { getPreset } from "../models/presets.ts";
 import { makeBatches } from "../train/data_source.ts";
-import { Trainer } from "../train/trainer.ts";
+import { type RunStepsResult, StepRunner } from "../train/run_steps.ts";
 import type { BenchRow } from "./row.ts";
 import { benchTfjsTrainStep } from "./tfjs_llama.ts";
-import { median, type Tf } from "./tfjs_peer.ts";
+import type { Tf } from "./tfjs_peer.ts";
 
 /** One of our training-step measurements. */
 export interface StepMeasurement {
@@ -22,42 +23,14 @@ export interface StepMeasurement {
   submitsPerStep: number;
   dispatchesPerStep: number;
   losses: number[];
+  /** The driver's figures (tokens/s, timing spread, chunks, …). */
+  run: RunStepsResult;
 }
 
-/** Times `steps` training steps of a preset on the device (after one warm-up step). */
-export async function measureTrainStep(
-  dev: WebGPUDevice,
-  preset: string,
-  S: number,
-  steps: number,
-  policy: BuildOptions,
-): Promise<StepMeasurement> {
-  const cfg = getPreset(preset);
-  const model = Model.build(dev, cfg, { seed: 1, ...policy });
-  const trainer = new Trainer(dev, model);
-  const data = await makeBatches("repeat", cfg, S, 1);
-  const losses: number[] = [];
-  losses.push((await trainer.step(data.next())).loss); // warm-up: pipelines compile here
-  const ms: number[] = [];
-  let peak = 0;
-  const s0 = dev.submits;
-  const d0 = dev.dispatches;
-  for (let i = 0; i < steps; i++) {
-    const r = await trainer.step(data.next());
-    ms.push(r.ms);
-    losses.push(r.loss);
-    peak = Math.max(peak, r.peakBytes);
-  }
-  model.dispose();
-  const m = median(ms);
-  return {
-    msPerStep: m,
-    tokensPerSec: S / (m / 1000),
-    peakBytes: peak,
-    submitsPerStep: (dev.submits - s0) / steps,
-    dispatchesPerStep: (dev.dispatches - d0) / steps,
-    losses,
-  };
+/** "min/median/max" of the timed steps, ms. */
+function spread(m: StepMeasurement): string {
+  const t = m.run.timing!;
+  return [t.minMs, t.medianMs, t.maxMs].map((x) => x.toFixed(0)).join("/");
 }
 
 /** Bytes a model keeps between steps: weights and AdamW moments. */
@@ -67,51 +40,49 @@ function residentBytes(m: Model): number {
   return n;
 }
 
-/** A model + trainer + data ready to step, for interleaved timing. */
-async function stepper(dev: WebGPUDevice, preset: string, S: number, policy: BuildOptions) {
-  let other: Model | null = null;
+/** A step driver with submit/dispatch counts, for interleaved timing. */
+async function stepper(dev: WebGPUDevice, preset: string, S: number, policy: MemoryPolicy) {
   const cfg = getPreset(preset);
-  const model = Model.build(dev, cfg, { seed: 1, ...policy });
-  const trainer = new Trainer(dev, model);
-  const data = await makeBatches("repeat", cfg, S, 1);
-  const ms: number[] = [];
-  const losses: number[] = [];
-  let peak = 0;
+  const runner = new StepRunner(dev, cfg, policy, await makeBatches("repeat", cfg, S, 1), {
+    init: { seed: 1 },
+    warmup: 1,
+  });
   let submits = 0;
   let dispatches = 0;
   return {
-    model,
-    /** The model interleaved with this one: its resident bytes are not this step's. */
-    setOther(m: Model) {
-      other = m;
-    },
-    async step(timed: boolean) {
+    runner,
+    async step() {
       const s0 = dev.submits;
       const d0 = dev.dispatches;
-      const r = await trainer.step(data.next());
-      losses.push(r.loss);
-      if (!timed) return;
-      ms.push(r.ms);
-      peak = Math.max(peak, r.peakBytes - (other ? residentBytes(other) : 0));
+      const r = await runner.step();
+      if (r.warmup) return;
       submits += dev.submits - s0;
       dispatches += dev.dispatches - d0;
     },
-    result(): StepMeasurement {
-      const m = median(ms);
+    /**
+     * The figures (frees the model); `otherBytes`: the resident bytes of the model
+     * interleaved with this one, live during our steps but not ours.
+     */
+    result(otherBytes: number): StepMeasurement {
+      const timed = runner.records.filter((r) => !r.warmup);
+      const timedPeak = Math.max(...timed.map((r) => r.peakBytes));
+      const run = runner.finish();
+      const t = run.timing!;
       return {
-        msPerStep: m,
-        tokensPerSec: S / (m / 1000),
-        peakBytes: peak,
-        submitsPerStep: submits / ms.length,
-        dispatchesPerStep: dispatches / ms.length,
-        losses,
+        msPerStep: t.medianMs,
+        tokensPerSec: run.tokensPerSec!,
+        peakBytes: timedPeak - otherBytes,
+        submitsPerStep: submits / t.timedSteps,
+        dispatchesPerStep: dispatches / t.timedSteps,
+        losses: run.losses.map((l) => l!),
+        run,
       };
     },
   };
 }
 
 /**
- * Rows: standard and MsT+checkpoint steps of llama3-tiny at S, timed interleaved (std, MsT,
+ * Rows: standard and MsT + recomputation steps of llama3-tiny at S, timed interleaved (std, MsT,
  * std, MsT, …) so machine load affects both alike, and the TF.js step.
  */
 export async function benchTrainStep(
@@ -122,29 +93,25 @@ export async function benchTrainStep(
 ): Promise<BenchRow[]> {
   const cfg = getPreset("llama3-tiny");
   log(`training step: llama3-tiny, S=${S}, ${steps} interleaved timed steps each`);
-  const a = await stepper(dev, "llama3-tiny", S, {});
-  const b = await stepper(dev, "llama3-tiny", S, {
-    checkpoint: true,
-    mst: { mlp: "auto", head: "auto" },
-  });
-  a.setOther(b.model);
-  b.setOther(a.model);
-  await a.step(false); // warm-up: pipelines compile here
-  await b.step(false);
-  for (let i = 0; i < steps; i++) {
-    await a.step(true);
-    await b.step(true);
+  const a = await stepper(dev, "llama3-tiny", S, POLICIES.standard);
+  const b = await stepper(dev, "llama3-tiny", S, POLICIES.mst);
+  for (let i = 0; i < steps + 1; i++) { // the first step of each is the warm-up
+    await a.step();
+    await b.step();
   }
-  a.model.dispose();
-  b.model.dispose();
-  const std = a.result();
-  const mst = b.result();
+  // each result frees its model: read both resident sizes first
+  const [residentA, residentB] = [residentBytes(a.runner.model), residentBytes(b.runner.model)];
+  const std = a.result(residentB);
+  const mst = b.result(residentA);
+  const [stdName, mstName] = [POLICIES.standard, POLICIES.mst].map(describePolicy);
   const maxDiff = Math.max(...std.losses.map((l, i) => Math.abs(l - mst.losses[i])));
   log(
-    `  ours standard: ${std.tokensPerSec.toFixed(0)} tokens/s, peak ${formatBytes(std.peakBytes)}`,
+    `  ours ${stdName}: ${std.tokensPerSec.toFixed(0)} tokens/s, peak ${
+      formatBytes(std.peakBytes)
+    }`,
   );
   log(
-    `  ours MsT+checkpoint: ${mst.tokensPerSec.toFixed(0)} tokens/s, peak ${
+    `  ours ${mstName}: ${mst.tokensPerSec.toFixed(0)} tokens/s, peak ${
       formatBytes(mst.peakBytes)
     }, max |Δloss| vs standard ${maxDiff.toExponential(1)}`,
   );
@@ -164,14 +131,14 @@ export async function benchTrainStep(
     unit: "tokens/s",
     peer,
     ratio: peer ? m.tokensPerSec / peer : null,
-    note: `peak ${formatBytes(m.peakBytes)}, ${m.submitsPerStep.toFixed(0)} submits/step, ${
-      m.dispatchesPerStep.toFixed(0)
-    } dispatches/step; ${extra}`,
+    note: `step ms min/median/max ${spread(m)}, peak ${formatBytes(m.peakBytes)}, ${
+      m.submitsPerStep.toFixed(0)
+    } submits/step, ${m.dispatchesPerStep.toFixed(0)} dispatches/step; ${extra}`,
   });
   return [
-    row("train step (standard)", std, peerNote),
+    row(`train step (${stdName})`, std, peerNote),
     row(
-      "train step (MsT+checkpoint)",
+      `train step (${mstName})`,
       mst,
       `${(mst.msPerStep / std.msPerStep).toFixed(2)}× the standard step time, max |Δloss| ${
         maxDiff.toExponential(1)

@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { parseBytes } from "../device/dtype.ts";
 import type { FloatCounting } from "../device/dtype.ts";
 import type { Chunks } from "../mst/chunking.ts";
-import type { MstPolicy } from "../models/model.ts";
+import type { PartChunks } from "../models/policy.ts";
 
 /** Flags that take an optional value: `--mst` alone means `--mst auto`. */
 const OPTIONAL_VALUE = new Set(["--mst", "--mst-mlp", "--mst-head"]);
@@ -36,6 +36,18 @@ export function parseChunks(flag: string, v: string): Chunks {
   return n;
 }
 
+/** Parses one part's M: "auto", "off" or a positive integer. */
+export function parsePartChunks(flag: string, v: string): PartChunks {
+  if (v === "off") return "off";
+  try {
+    return parseChunks(flag, v);
+  } catch {
+    throw new Error(
+      `${flag}: expected "auto", "off" or a positive integer number of mini-sequences, got "${v}"`,
+    );
+  }
+}
+
 /** Parses a positive integer flag. */
 export function parsePositiveInt(flag: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -56,26 +68,11 @@ export function parseNumber(flag: string, v: string | undefined, dflt: number): 
   return n;
 }
 
-/** The MsT flags: `--mst [M|auto]` sets both parts; `--mst-mlp`, `--mst-head` set one. */
-export function parseMst(
-  values: { mst?: string; "mst-mlp"?: string; "mst-head"?: string },
-): MstPolicy {
-  const policy: MstPolicy = {};
-  if (values.mst !== undefined) {
-    const c = parseChunks("--mst", values.mst);
-    policy.mlp = c;
-    policy.head = c;
-  }
-  if (values["mst-mlp"] !== undefined) policy.mlp = parseChunks("--mst-mlp", values["mst-mlp"]);
-  if (values["mst-head"] !== undefined) policy.head = parseChunks("--mst-head", values["mst-head"]);
-  return policy;
-}
-
-/** Parses `--dtype`. */
-export function parseDtype(v: string | undefined): FloatCounting {
+/** Parses a float counting (`--dtype` by default; `what` names the flag or config key). */
+export function parseDtype(v: string | undefined, what = "--dtype"): FloatCounting {
   if (v === undefined) return "f32";
   if (v === "f32" || v === "f16" || v === "bf16") return v;
-  throw new Error(`--dtype: expected f32, f16 or bf16, got "${v}"`);
+  throw new Error(`${what}: expected f32, f16 or bf16, got "${v}"`);
 }
 
 /** Parses `--budget` (e.g. 80GiB). */
@@ -87,6 +84,7 @@ export function parseBudget(v: string | undefined): number {
 /** Options shared by train and plan. */
 export const COMMON_OPTIONS = {
   seq: { type: "string" },
+  policy: { type: "string" },
   mst: { type: "string" },
   "mst-mlp": { type: "string" },
   "mst-head": { type: "string" },

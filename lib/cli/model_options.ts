@@ -1,14 +1,21 @@
-/** Resolving a model config and policy from task flags. */
+/** Resolving a model config and memory policy from task flags (the one flag → policy parser). */
 
 import { resolveConfig } from "../models/resolve.ts";
 import type { ModelConfig } from "../models/config.ts";
-import type { MstPolicy } from "../models/model.ts";
-import { parseMst } from "./args.ts";
+import {
+  type MemoryPolicy,
+  type MstParts,
+  POLICIES,
+  type PolicyName,
+  validatePolicy,
+} from "../models/policy.ts";
+import { parsePartChunks } from "./args.ts";
 
 /** Model-related flags as parsed by `parseTaskArgs`. */
 export interface ModelFlags {
   config?: string;
   set?: string[];
+  policy?: string;
   mst?: string;
   "mst-mlp"?: string;
   "mst-head"?: string;
@@ -20,14 +27,10 @@ export interface ModelFlags {
 /** The resolved model setup of a task. */
 export interface ModelSetup {
   cfg: ModelConfig;
-  mst: MstPolicy;
-  checkpoint: boolean;
-  optimizerInBackward: boolean;
-  /** Unchunked head with transformers' fp32 upcast buffers (memory emulation). */
-  head: "standard" | "hf";
+  policy: MemoryPolicy;
 }
 
-/** Preset + `--config` YAML + `--set` overrides, and the MsT/recomputation policy. */
+/** Preset + `--config` YAML + `--set` overrides, and the memory policy of the flags. */
 export async function modelSetup(
   preset: string | undefined,
   flags: ModelFlags,
@@ -40,7 +43,7 @@ export async function modelSetup(
           `and --set`,
       );
     }
-    return { ...policyOf(flags), cfg: saved };
+    return { policy: parsePolicy(flags), cfg: saved };
   }
   if (!preset) throw new Error("missing preset name (e.g. llama3-tiny); see --help");
   let yaml: string | undefined;
@@ -51,29 +54,47 @@ export async function modelSetup(
       throw new Error(`--config ${flags.config}: cannot read the file (${(e as Error).message})`);
     }
   }
-  return { ...policyOf(flags), cfg: resolveConfig(preset, { yaml, set: flags.set }) };
+  return { policy: parsePolicy(flags), cfg: resolveConfig(preset, { yaml, set: flags.set }) };
 }
 
-/** The MsT / recomputation / head policy of the flags. */
-function policyOf(flags: ModelFlags): Omit<ModelSetup, "cfg"> {
-  return {
-    mst: parseMst(flags),
-    checkpoint: flags.checkpoint ?? false,
-    optimizerInBackward: flags["optimizer-in-backward"] ?? false,
-    head: flags["hf-head"] ? "hf" : "standard",
-  };
-}
-
-/** A short description of the policy, e.g. "mst(mlp=auto, head=auto) + checkpoint". */
-export function describePolicy(
-  s: Pick<ModelSetup, "mst" | "checkpoint" | "optimizerInBackward"> & { head?: string },
-): string {
-  const parts: string[] = [];
-  if (s.head === "hf" && s.mst.head === undefined) parts.push("hf-head");
-  if (s.mst.mlp !== undefined || s.mst.head !== undefined) {
-    parts.push(`mst(mlp=${s.mst.mlp ?? "off"}, head=${s.mst.head ?? "off"})`);
+/**
+ * The memory policy of the flags: `--policy NAME` (one of {@link POLICIES}) as the base, then
+ * `--mst [M|auto]` (both parts), `--mst-mlp`, `--mst-head` (M, auto or off), `--checkpoint`,
+ * `--optimizer-in-backward` and `--hf-head` on top.
+ */
+export function parsePolicy(flags: ModelFlags): MemoryPolicy {
+  let base: MemoryPolicy = POLICIES.standard;
+  if (flags.policy !== undefined) {
+    if (!Object.hasOwn(POLICIES, flags.policy)) {
+      throw new Error(
+        `--policy: unknown policy "${flags.policy}"; named policies are ${
+          Object.keys(POLICIES).join(", ")
+        }`,
+      );
+    }
+    base = POLICIES[flags.policy as PolicyName];
   }
-  if (s.checkpoint) parts.push("checkpoint");
-  if (s.optimizerInBackward) parts.push("optimizer-in-backward");
-  return parts.length ? parts.join(" + ") : "standard";
+  const mst: { -readonly [K in keyof MstParts]: MstParts[K] } = { ...base.mst };
+  if (flags.mst !== undefined) mst.mlp = mst.head = parsePartChunks("--mst", flags.mst);
+  if (flags["mst-mlp"] !== undefined) mst.mlp = parsePartChunks("--mst-mlp", flags["mst-mlp"]);
+  if (flags["mst-head"] !== undefined) {
+    mst.head = parsePartChunks("--mst-head", flags["mst-head"]);
+  }
+  const policy: MemoryPolicy = {
+    ...base,
+    ...(Object.keys(mst).length ? { mst } : {}),
+    ...(flags.checkpoint ? { checkpoint: true } : {}),
+    ...(flags["optimizer-in-backward"] ? { optimizerInBackward: true } : {}),
+    ...(flags["hf-head"] ? { head: "hf" as const } : {}),
+  };
+  validatePolicy(policy);
+  return policy;
 }
+
+/** Help lines of the policy flags, shared by the tasks' usage texts. */
+export const POLICY_HELP = `  --policy NAME   a named memory policy as the base: ${
+  Object.keys(POLICIES).join(", ")
+}
+                  (mst = MsT + recomputation; mstOib adds optimizer-in-backward); flags add to it
+  --mst [M|auto]  mini-sequences for the MLP and the head; --mst-mlp / --mst-head set one part
+                  (M, auto or off); an M above S runs S one-row chunks and warns`;

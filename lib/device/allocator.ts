@@ -88,6 +88,13 @@ export interface MemoryStats {
   liveByTag: TagBytes;
   /** Live bytes per tag at the moment of the peak. Sums to `peakBytes`. */
   peakBreakdown: TagBytes;
+  /** The {@link Allocator.phase} when the peak was reached ("" = no phase set). */
+  peakPhase: string;
+  /**
+   * Peak live bytes within each phase since the last {@link Allocator.resetPeak}, by phase
+   * label (a phase entered without allocating counts its live bytes on entry).
+   */
+  phasePeaks: Record<string, number>;
   /** Number of allocations since creation. */
   allocations: number;
   /** Allocations served by a cached buffer of the pool instead of a new one. */
@@ -121,13 +128,24 @@ export class Allocator<H = unknown> {
   #peak = 0;
   #liveByTag: TagBytes = zeroTags();
   #peakBreakdown: TagBytes = zeroTags();
+  #peakPhase = "";
+  #phasePeaks = new Map<string, number>();
+  #phase = "";
   #allocations = 0;
   #poolHits = 0;
   #timeline: MemoryEvent[] | null = null;
   /** Budget on live bytes; `Infinity` when unset. */
   budget: number = Infinity;
+
   /** Label recorded with each timeline event (e.g. "forward", "backward", "optimizer"). */
-  phase = "";
+  get phase(): string {
+    return this.#phase;
+  }
+  /** Enters a phase: its peak starts at the live bytes now. */
+  set phase(phase: string) {
+    this.#phase = phase;
+    this.#bumpPhasePeak();
+  }
 
   /** An allocator whose buffers `backend` creates and destroys. */
   constructor(backend: BufferBackend<H>) {
@@ -173,7 +191,9 @@ export class Allocator<H = unknown> {
     if (this.#liveBytes > this.#peak) {
       this.#peak = this.#liveBytes;
       this.#peakBreakdown = { ...this.#liveByTag };
+      this.#peakPhase = this.#phase;
     }
+    this.#bumpPhasePeak();
     this.#record("alloc", block);
     return block;
   }
@@ -229,6 +249,8 @@ export class Allocator<H = unknown> {
       peakBytes: this.#peak,
       liveByTag: { ...this.#liveByTag },
       peakBreakdown: { ...this.#peakBreakdown },
+      peakPhase: this.#peakPhase,
+      phasePeaks: Object.fromEntries(this.#phasePeaks),
       allocations: this.#allocations,
       poolHits: this.#poolHits,
     };
@@ -248,6 +270,15 @@ export class Allocator<H = unknown> {
   resetPeak(): void {
     this.#peak = this.#liveBytes;
     this.#peakBreakdown = { ...this.#liveByTag };
+    this.#peakPhase = this.#phase;
+    this.#phasePeaks.clear();
+    this.#bumpPhasePeak();
+  }
+
+  #bumpPhasePeak(): void {
+    if (this.#liveBytes > (this.#phasePeaks.get(this.#phase) ?? -1)) {
+      this.#phasePeaks.set(this.#phase, this.#liveBytes);
+    }
   }
 
   /** The `n` largest live allocations. */

@@ -8,24 +8,27 @@
 import type { MemoryEvent } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { Model } from "../models/model.ts";
+import type { MemoryPolicy } from "../models/policy.ts";
 import { makeBatches } from "../train/data_source.ts";
-import { Trainer } from "../train/trainer.ts";
-import type { TrainPolicy } from "./train_run.ts";
+import { StepRunner } from "../train/run_steps.ts";
 
 /** One point of a timeline chart. */
 export interface TimelinePoint {
   /** Event index within the step. */
   index: number;
+  /** Live bytes after the event. */
   liveBytes: number;
+  /** Phase of the event ("other" outside forward, backward and optimizer). */
   phase: string;
 }
 
 /** Result of {@link stepTimeline}. */
 export interface StepTimeline {
+  /** The allocator's events of the step, in order. */
   events: MemoryEvent[];
   /** Live bytes before the step's first event. */
   startBytes: number;
+  /** Most live bytes after any event of the step. */
   peakBytes: number;
   /** Phase of the first event reaching the peak. */
   peakPhase: string;
@@ -34,24 +37,19 @@ export interface StepTimeline {
 /** Records the allocator timeline of the second training step of a fresh model. */
 export async function stepTimeline(
   dev: Device,
-  input: { cfg: ModelConfig; policy: TrainPolicy; seq: number; data: string; seed: number },
+  input: { cfg: ModelConfig; policy: MemoryPolicy; seq: number; data: string; seed: number },
 ): Promise<StepTimeline> {
   const data = await makeBatches(input.data, input.cfg, input.seq, input.seed);
-  const model = Model.build(dev, input.cfg, {
-    seed: input.seed,
-    checkpoint: input.policy.checkpoint,
-    mst: input.policy.mst,
+  const runner = new StepRunner(dev, input.cfg, input.policy, data, {
+    init: { seed: input.seed },
   });
   try {
-    const trainer = new Trainer(dev, model, {
-      optimizerInBackward: input.policy.optimizerInBackward ?? false,
-    });
-    await trainer.step(data.next());
+    await runner.step();
     const startBytes = dev.allocator.liveBytes;
     dev.allocator.startTimeline();
     let events: MemoryEvent[];
     try {
-      await trainer.step(data.next());
+      await runner.step();
     } finally {
       events = dev.allocator.stopTimeline();
     }
@@ -65,7 +63,7 @@ export async function stepTimeline(
     }
     return { events, startBytes, peakBytes, peakPhase };
   } finally {
-    model.dispose();
+    runner.dispose();
   }
 }
 

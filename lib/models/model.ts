@@ -2,16 +2,16 @@
  * A Llama-family model on a device: parameters with Hugging Face names, the layers built
  * from a {@link ModelConfig}, and one forward + backward over a sequence.
  *
- * Policies wrap parts of the built model without editing layers:
+ * A {@link MemoryPolicy} wraps parts of the built model without editing layers:
  * `checkpoint` wraps each decoder block with activation recomputation; `mst.mlp` wraps each
- * block's MLP into mini-sequences; `mst.head` swaps the LM-head loss for the chunked one.
+ * block's MLP into mini-sequences; `mst.head` swaps the LM-head loss for the chunked one;
+ * `head: "hf"` swaps in transformers' unchunked head.
  */
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { type Chunks } from "../mst/chunking.ts";
 import { checkpoint } from "../mst/checkpoint.ts";
-import { miniSequence } from "../mst/mini_sequence.ts";
+import { MiniSequence, miniSequence } from "../mst/mini_sequence.ts";
 import { MiniSequenceHeadLoss } from "../mst/mini_sequence_head.ts";
 import { DecoderBlock } from "../nn/decoder_block.ts";
 import { Embedding } from "../nn/embedding.ts";
@@ -26,33 +26,24 @@ import { embeddingGradIndex } from "../ops/embedding.ts";
 import type { ModelConfig } from "./config.ts";
 import { gaussian } from "../util/random.ts";
 import { layerWindow, parameterShapes, validateConfig } from "./derived.ts";
+import { type MemoryPolicy, partChunks, validatePolicy } from "./policy.ts";
 
-/** Mini-sequence policy: M per part, "auto", or off. */
-export interface MstPolicy {
-  /** M for the MLP of every block (`"auto"` or a number); `false` or absent: unchunked. */
-  mlp?: Chunks | false;
-  /** M for the LM head and loss (`"auto"` or a number); `false` or absent: unchunked. */
-  head?: Chunks | false;
-}
-
-/** Options of {@link Model.build}. */
-export interface BuildOptions {
+/** How a model's weights are initialized (the memory policy is separate: {@link MemoryPolicy}). */
+export interface InitOptions {
   /** Seed of the deterministic initialization (default 0). */
   seed?: number;
-  /** Activation recomputation per decoder block. */
-  checkpoint?: boolean;
-  /** Mini-sequence wrappers. */
-  mst?: MstPolicy;
   /** Initial weights by Hugging Face name (e.g. from a checkpoint); others are initialized. */
   weights?: Map<string, Float32Array>;
   /** Std of the normal initialization of matrices (default 0.02). */
   initStd?: number;
-  /**
-   * The unchunked head's memory behaviour: ours (`"standard"`: model-dtype logits and
-   * logit gradients) or transformers' (`"hf"`: plus fp32 upcast copies), see
-   * `lib/nn/hf_head_loss.ts`. Ignored when `mst.head` chunks the head.
-   */
-  head?: "standard" | "hf";
+}
+
+/** The mini-sequence counts M a model last used, per part (`null`: the part is unchunked). */
+export interface ResolvedChunks {
+  /** Largest M used by a block's MLP in the last forward or recomputation. */
+  mlp: number | null;
+  /** M used by the LM head in the last forward. */
+  head: number | null;
 }
 
 /** One training sequence: S input ids and S targets (−100 = ignored). */
@@ -89,9 +80,18 @@ export class Model {
   readonly head: HeadLoss;
   /** `lm_head.weight` (V, d), or the embedding weight when embeddings are tied. */
   readonly headWeight: Parameter;
+  /** The mini-sequence MLPs, one per block, when `mst.mlp` is set. */
+  readonly #mstMlps: MiniSequence<unknown>[] = [];
 
-  private constructor(readonly dev: Device, readonly cfg: ModelConfig, opts: BuildOptions) {
+  private constructor(
+    readonly dev: Device,
+    readonly cfg: ModelConfig,
+    /** The memory policy the model was built under (the trainer follows it too). */
+    readonly policy: MemoryPolicy,
+    opts: InitOptions,
+  ) {
     validateConfig(cfg);
+    validatePolicy(policy, dev.floats);
     checkFitsDevice(dev, cfg);
     const normal = gaussian(opts.seed ?? 0);
     const std = opts.initStd ?? 0.02;
@@ -147,16 +147,19 @@ export class Model {
         P(pre + "mlp.down_proj.weight"),
         cfg.activation,
       );
-      if (opts.mst?.mlp !== undefined && opts.mst.mlp !== false) {
+      const mlpChunks = partChunks(policy, "mlp");
+      if (mlpChunks !== "off") {
         const elem = dev.floats === "f32" ? 4 : 2;
-        mlp = miniSequence(dev, mlp, {
-          chunks: opts.mst.mlp,
+        const wrapped = miniSequence(dev, mlp, {
+          chunks: mlpChunks,
           outFeatures: cfg.hidden,
           widestRow: cfg.intermediate,
           // per chunk row: x, gate, up, h, out, dh, dGate, dUp, dx parts
           bytesPerRow: (4 * cfg.hidden + 6 * cfg.intermediate) * elem,
           rowsPerChunk: cfg.hidden,
         });
+        this.#mstMlps.push(wrapped);
+        mlp = wrapped;
       }
       const block = new DecoderBlock(
         dev,
@@ -173,22 +176,40 @@ export class Model {
         cfg.postNorms ? norm(pre + "post_attention_layernorm.weight") : undefined,
         cfg.postNorms ? norm(pre + "post_feedforward_layernorm.weight") : undefined,
       );
-      this.blocks.push(opts.checkpoint ? checkpoint(dev, block) : block);
+      this.blocks.push(policy.checkpoint ? checkpoint(dev, block) : block);
       this.blockParams.push(this.params.filter((p) => p.name.startsWith(pre)));
     }
     this.finalNorm = norm("model.norm.weight");
     this.headWeight = cfg.tieEmbeddings ? P("model.embed_tokens.weight") : P("lm_head.weight");
-    const head = opts.mst?.head;
-    this.head = head !== undefined && head !== false
+    const head = partChunks(policy, "head");
+    this.head = head !== "off"
       ? new MiniSequenceHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap, head)
-      : opts.head === "hf"
+      : policy.head === "hf"
       ? new HFLMHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap)
       : new LMHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap);
   }
 
-  /** Builds the model on `dev` (weights initialized deterministically unless given). */
-  static build(dev: Device, cfg: ModelConfig, opts: BuildOptions = {}): Model {
-    return new Model(dev, cfg, opts);
+  /**
+   * Builds the model on `dev` under a memory policy (default: standard); weights are
+   * initialized deterministically unless given in `init`.
+   */
+  static build(
+    dev: Device,
+    cfg: ModelConfig,
+    policy: MemoryPolicy = {},
+    init: InitOptions = {},
+  ): Model {
+    return new Model(dev, cfg, policy, init);
+  }
+
+  /**
+   * The M each chunked part used last (after a step: the M actually run, after `"auto"` and
+   * the cap at S).
+   */
+  resolvedChunks(): ResolvedChunks {
+    const head = this.head instanceof MiniSequenceHeadLoss ? this.head.lastChunks : null;
+    const mlp = this.#mstMlps.length ? Math.max(...this.#mstMlps.map((m) => m.lastChunks)) : null;
+    return { mlp, head };
   }
 
   /** A parameter by Hugging Face name. */

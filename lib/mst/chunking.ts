@@ -57,13 +57,16 @@ export interface AutoChunkInput {
   bytesPerRow: number;
 }
 
-/** Resolves `chunks` to a concrete M for this device and its current memory state. */
+/**
+ * Resolves `chunks` to the M actually run for this device and its current memory state:
+ * a requested M above S is capped at S (chunks of one row), as {@link chunkRanges} splits.
+ */
 export function resolveChunks(dev: Device, chunks: Chunks, input: AutoChunkInput): number {
   if (chunks !== "auto") {
     if (!Number.isInteger(chunks) || chunks < 1) {
       throw new Error(`mini-sequences: chunks must be a positive integer or "auto", got ${chunks}`);
     }
-    return chunks;
+    return Math.min(chunks, Math.max(input.S, 1));
   }
   const { S, shapeRule, widestRow, bytesPerRow } = input;
   const elem = dev.floats === "f32" ? 4 : 2;

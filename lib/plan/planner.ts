@@ -10,33 +10,33 @@ import type { FloatCounting } from "../device/dtype.ts";
 import { MetaDevice } from "../device/meta.ts";
 import type { TagBytes } from "../device/errors.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { Model, type MstPolicy } from "../models/model.ts";
-import { Trainer } from "../train/trainer.ts";
+import type { ResolvedChunks } from "../models/model.ts";
+import { describePolicy, type MemoryPolicy } from "../models/policy.ts";
+import { largestTag, runSteps } from "../train/run_steps.ts";
 
 /** What to plan. */
 export interface PlanInput {
   /** The model. */
   cfg: ModelConfig;
+  /** The memory policy. */
+  policy: MemoryPolicy;
   /** Sequence length S, in tokens. */
   seq: number;
   /** How float elements are counted (e.g. `"bf16"`). */
   dtype: FloatCounting;
-  /** Mini-sequence policy. */
-  mst: MstPolicy;
-  /** Activation recomputation per decoder block. */
-  checkpoint: boolean;
-  /** Update each parameter and free its gradient as soon as it is complete. */
-  optimizerInBackward: boolean;
-  /** Unchunked head: ours, or transformers' with fp32 upcasts (default "standard"). */
-  head?: "standard" | "hf";
   /** Budget in bytes (Infinity = none). */
   budget: number;
   /** Training steps to run (the second has the optimizer state live throughout; default 2). */
   steps?: number;
 }
 
+/** Tags whose bytes do not depend on S: weights, their gradients and AdamW's moments. */
+export const FIXED_TAGS = ["weights", "grads", "optimizer"] as const;
+
 /** A plan. */
 export interface Plan {
+  /** {@link describePolicy} of the planned policy. */
+  policy: string;
   /** Sequence length S, in tokens. */
   seq: number;
   /** True when the step fits the budget. */
@@ -45,10 +45,30 @@ export interface Plan {
   peakBytes: number;
   /** Live bytes per tag at the peak; sums to peakBytes. */
   breakdown: TagBytes;
+  /** Phase of the peak: `forward`, `backward` or `optimizer` (`other` between phases). */
+  peakPhase: string;
+  /**
+   * Peak live bytes of each phase (when it does not fit: of the failing step, the failing
+   * phase counting the failed request).
+   */
+  phasePeaks: Record<string, number>;
+  /** The tag holding the most bytes at the peak. */
+  largestTag: string;
+  /** Bytes of {@link FIXED_TAGS} at the peak: memory no sequence-length technique lowers. */
+  fixedBytes: number;
   /** Bytes of the weights alone. */
   weightsBytes: number;
+  /** The M run per part (`null`: unchunked; absent when the step did not fit). */
+  chunks?: ResolvedChunks;
+  /** Warnings of the run (e.g. an M above S). */
+  warnings: string[];
   /** The out-of-memory message when it does not fit. */
   error?: string;
+}
+
+/** Bytes of {@link FIXED_TAGS} in a breakdown. */
+export function fixedBytes(breakdown: TagBytes): number {
+  return FIXED_TAGS.reduce((a, t) => a + (breakdown[t] ?? 0), 0);
 }
 
 /** Plans one configuration at one sequence length. */
@@ -56,37 +76,50 @@ export async function planStep(input: PlanInput): Promise<Plan> {
   const dev = new MetaDevice({ floats: input.dtype });
   dev.setBudget(input.budget);
   const tokens = Int32Array.from({ length: input.seq }, (_, i) => (i * 7919) % input.cfg.vocabSize);
-  const batch = { ids: tokens, targets: tokens };
-  let weightsBytes = 0;
+  const warnings: string[] = [];
+  const policy = describePolicy(input.policy);
   try {
-    const model = Model.build(dev, input.cfg, {
-      checkpoint: input.checkpoint,
-      mst: input.mst,
-      head: input.head,
+    const r = await runSteps(dev, input.cfg, input.policy, { ids: tokens, targets: tokens }, {
+      steps: input.steps ?? 2,
+      onWarning: (w) => warnings.push(w),
     });
-    weightsBytes = dev.allocator.stats().liveByTag.weights;
-    const trainer = new Trainer(dev, model, { optimizerInBackward: input.optimizerInBackward });
-    let peakBytes = 0;
-    let breakdown: TagBytes = {};
-    for (let i = 0; i < (input.steps ?? 2); i++) {
-      const r = await trainer.step(batch);
-      if (r.peakBytes > peakBytes) {
-        peakBytes = r.peakBytes;
-        breakdown = r.breakdown;
-      }
-    }
-    return { seq: input.seq, fits: true, peakBytes, breakdown, weightsBytes };
+    return {
+      policy,
+      seq: input.seq,
+      fits: true,
+      peakBytes: r.peakBytes,
+      breakdown: r.breakdown,
+      peakPhase: r.peakPhase,
+      phasePeaks: r.phasePeaks,
+      largestTag: r.largestTag,
+      fixedBytes: fixedBytes(r.breakdown),
+      weightsBytes: r.breakdown.weights ?? 0,
+      chunks: r.chunks,
+      warnings,
+    };
   } catch (e) {
     if (!(e instanceof OutOfMemoryError)) throw e;
     const live = Object.values(e.liveByTag).reduce((a, b) => a + b, 0);
     const breakdown = { ...e.liveByTag };
     breakdown[e.tag] = (breakdown[e.tag] ?? 0) + e.requestedBytes;
+    const phase = dev.allocator.phase || "other";
+    const phasePeaks: Record<string, number> = {};
+    for (const [p, b] of Object.entries(dev.allocator.stats().phasePeaks)) {
+      phasePeaks[p || "other"] = Math.max(phasePeaks[p || "other"] ?? 0, b);
+    }
+    phasePeaks[phase] = Math.max(phasePeaks[phase] ?? 0, live + e.requestedBytes);
     return {
+      policy,
       seq: input.seq,
       fits: false,
       peakBytes: live + e.requestedBytes,
       breakdown,
-      weightsBytes,
+      peakPhase: phase,
+      phasePeaks,
+      largestTag: largestTag(breakdown),
+      fixedBytes: fixedBytes(breakdown),
+      weightsBytes: e.liveByTag.weights ?? 0,
+      warnings,
       error: e.message,
     };
   }

@@ -6,7 +6,8 @@
 import type { Device } from "../device/device.ts";
 import type { ModelConfig } from "../models/config.ts";
 import { parameterShapes } from "../models/derived.ts";
-import { type Batch, type BuildOptions, Model } from "../models/model.ts";
+import { type Batch, Model } from "../models/model.ts";
+import type { MemoryPolicy } from "../models/policy.ts";
 import { referenceLoss, type RefParams } from "../reference/model.ts";
 import { assertAllClose, randomArray, rng } from "./all_close.ts";
 
@@ -40,10 +41,10 @@ export async function deviceLossAndGrads(
   cfg: ModelConfig,
   weights: RefParams,
   batches: Batch[],
-  opts: BuildOptions = {},
+  policy: MemoryPolicy = {},
 ): Promise<{ loss: number; grads: Map<string, Float32Array>; model: Model }> {
   const w32 = new Map([...weights].map(([k, v]) => [k, Float32Array.from(v.data)]));
-  const model = Model.build(dev, cfg, { ...opts, weights: w32 });
+  const model = Model.build(dev, cfg, policy, { weights: w32 });
   let denominator = 0;
   for (const b of batches) for (const t of b.targets) if (t !== -100) denominator++;
   let loss = 0;
@@ -91,11 +92,11 @@ export async function assertMatchesReference(
   cfg: ModelConfig,
   weights: RefParams,
   batches: Batch[],
-  opts: BuildOptions = {},
+  policy: MemoryPolicy = {},
   tol: { atol: number; rtol: number; relativeAtol?: boolean } = { atol: 2e-5, rtol: 2e-3 },
 ): Promise<void> {
   const marker = dev.allocator.nextId;
-  const got = await deviceLossAndGrads(dev, cfg, weights, batches, opts);
+  const got = await deviceLossAndGrads(dev, cfg, weights, batches, policy);
   got.model.dispose();
   dev.allocator.assertNoLeaksSince(marker);
   const want = referenceLossAndGrads(cfg, weights, batches);

@@ -11,7 +11,9 @@ import { rng } from "../util/random.ts";
 
 /** A stream of batches. */
 export interface BatchSource {
+  /** What the batches are, for logs (e.g. "repeat (one random sequence)"). */
   description: string;
+  /** The next batch. */
   next(): Batch;
   /** Position of the stream (JSON), for saving a run; null when stateless. */
   state(): JsonValue;

@@ -14,7 +14,8 @@ import {
 } from "../checkpoint/run_state.ts";
 import type { Device } from "../device/device.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { type BuildOptions, Model } from "../models/model.ts";
+import { Model } from "../models/model.ts";
+import type { MemoryPolicy } from "../models/policy.ts";
 import type { Trainer } from "./trainer.ts";
 
 /** Saves the model, the optimizer and the run's position into `dir`. */
@@ -67,16 +68,16 @@ export interface LoadedRun {
 export async function loadRun(
   dev: Device,
   dir: string,
-  policy: BuildOptions = {},
+  policy: MemoryPolicy = {},
 ): Promise<LoadedRun> {
   return runFromState(dev, await loadRunState(dir), policy);
 }
 
 /** {@link loadRun} for a run state already read with `loadRunState`. */
-export function runFromState(dev: Device, state: RunState, policy: BuildOptions = {}): LoadedRun {
+export function runFromState(dev: Device, state: RunState, policy: MemoryPolicy = {}): LoadedRun {
   const cfg = state.info.config;
   const weights = new Map([...state.model].map(([k, v]) => [k, v.data]));
-  const model = Model.build(dev, cfg, { ...policy, weights });
+  const model = Model.build(dev, cfg, policy, { weights });
   return {
     cfg,
     model,

@@ -13,8 +13,6 @@ import { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./adamw.ts";
 export interface TrainerOptions {
   /** AdamW hyper-parameters, over {@link DEFAULT_ADAMW}. */
   adamw?: Partial<AdamWOptions>;
-  /** Update each parameter and free its gradient as soon as it is complete. */
-  optimizerInBackward?: boolean;
 }
 
 /** Figures of one step. */
@@ -29,23 +27,30 @@ export interface StepResult {
   liveBytes: number;
   /** Wall time of the step, ms (includes waiting for the device). */
   ms: number;
+  /** Phase when the peak was reached (`forward`, `backward` or `optimizer`). */
+  peakPhase: string;
+  /** Peak live bytes within each phase of the step. */
+  phasePeaks: Record<string, number>;
 }
 
 /** Runs training steps of a model. */
 export class Trainer {
   /** The AdamW optimizer. */
   readonly optimizer: AdamW;
-  /** Whether parameters are updated during backward (global clipping is then off). */
+  /**
+   * Whether parameters are updated during backward (global clipping is then off): the
+   * model's memory policy decides.
+   */
   readonly optimizerInBackward: boolean;
   /**
-   * A trainer with a new AdamW optimizer for `model`.
+   * A trainer with a new AdamW optimizer for `model`, following the model's memory policy.
    * @param dev The device.
    * @param model The model to train.
-   * @param opts AdamW and optimizer-in-backward options.
+   * @param opts AdamW options.
    */
   constructor(readonly dev: Device, readonly model: Model, opts: TrainerOptions = {}) {
     const adamw = { ...DEFAULT_ADAMW, ...opts.adamw };
-    this.optimizerInBackward = opts.optimizerInBackward ?? false;
+    this.optimizerInBackward = model.policy.optimizerInBackward ?? false;
     if (this.optimizerInBackward) adamw.maxGradNorm = 0;
     this.optimizer = new AdamW(dev, adamw);
   }
@@ -89,6 +94,8 @@ export class Trainer {
       breakdown: s.peakBreakdown,
       liveBytes: s.liveBytes,
       ms: performance.now() - t0,
+      peakPhase: s.peakPhase,
+      phasePeaks: s.phasePeaks,
     };
   }
 }

@@ -1,0 +1,171 @@
+/**
+ * The memory policy: how a training step is run, the only such type. The model builder,
+ * the trainer, the step driver, the planner, the CLI flags, the bench and the experiments
+ * all take a {@link MemoryPolicy}, and {@link describePolicy} names it the same way
+ * everywhere (command-line output, plans, experiment labels and records).
+ *
+ * Every field is optional; `{}` is standard training (no recomputation, unchunked MLP and
+ * head, AdamW after backward, this workbench's head). The named {@link POLICIES} are the ones
+ * the paper compares.
+ */
+
+import type { FloatCounting } from "../device/dtype.ts";
+import type { Chunks } from "../mst/chunking.ts";
+
+/** M for one part: a number of mini-sequences, `"auto"` (see `lib/mst/chunking.ts`), or off. */
+export type PartChunks = Chunks | "off";
+
+/** Mini-sequence settings per part; an absent part is `"off"`. */
+export interface MstParts {
+  /** M for the MLP of every decoder block. */
+  readonly mlp?: PartChunks;
+  /** M for the LM head and its loss (the (S, V) logits become (S/M, V) chunks). */
+  readonly head?: PartChunks;
+}
+
+/** How a training step is run. */
+export interface MemoryPolicy {
+  /** Activation recomputation per decoder block: keep only its input (default false). */
+  readonly checkpoint?: boolean;
+  /** Mini-sequence wrappers (MsT) per part (default: both off). */
+  readonly mst?: MstParts;
+  /**
+   * Update each parameter and free its gradient as soon as that gradient is complete, in
+   * backward (global gradient clipping is then off; default false).
+   */
+  readonly optimizerInBackward?: boolean;
+  /**
+   * The unchunked head's memory behaviour: this workbench's (`"standard"`: model-dtype logits
+   * and logit gradients) or Hugging Face transformers' (`"hf"`: plus fp32 upcast copies, the
+   * paper's baselines; see `lib/nn/hf_head_loss.ts`). Ignored when `mst.head` chunks the head.
+   * Default `"standard"`.
+   */
+  readonly head?: "standard" | "hf";
+  /**
+   * Reserved for host offload of block checkpoints (tag `host`), which later work adds.
+   * `true` is refused by {@link validatePolicy} until then.
+   */
+  readonly offload?: boolean;
+  /**
+   * How floats are stored. When set, the device must count floats this way (e.g. a
+   * `MetaDevice({ floats: "bf16" })`): {@link validatePolicy} refuses a mismatch, so a plan
+   * and a run cannot silently disagree. Unset: the device's own counting.
+   */
+  readonly dtype?: FloatCounting;
+}
+
+const KEYS = ["checkpoint", "mst", "optimizerInBackward", "head", "offload", "dtype"];
+
+const freeze = (p: MemoryPolicy): MemoryPolicy =>
+  Object.freeze({ ...p, ...(p.mst ? { mst: Object.freeze({ ...p.mst }) } : {}) });
+
+/**
+ * The named policies, shared by the tasks, the bench and the experiments (frozen):
+ * - `standard`: plain training;
+ * - `checkpoint`: activation recomputation;
+ * - `mst`: MsT (MLP and head, M auto) + recomputation, the paper's MsT;
+ * - `mstOib`: `mst` + optimizer-in-backward (the paper's 60K setting);
+ * - `hfStandard`, `hfCheckpoint`: standard and recomputation with transformers' LM head,
+ *   the paper's baselines.
+ */
+export const POLICIES: Readonly<{
+  standard: MemoryPolicy;
+  checkpoint: MemoryPolicy;
+  mst: MemoryPolicy;
+  mstOib: MemoryPolicy;
+  hfStandard: MemoryPolicy;
+  hfCheckpoint: MemoryPolicy;
+}> = Object.freeze({
+  standard: freeze({}),
+  checkpoint: freeze({ checkpoint: true }),
+  mst: freeze({ checkpoint: true, mst: { mlp: "auto", head: "auto" } }),
+  mstOib: freeze({
+    checkpoint: true,
+    mst: { mlp: "auto", head: "auto" },
+    optimizerInBackward: true,
+  }),
+  hfStandard: freeze({ head: "hf" }),
+  hfCheckpoint: freeze({ head: "hf", checkpoint: true }),
+});
+
+/** Name of one of the {@link POLICIES}. */
+export type PolicyName = keyof typeof POLICIES;
+
+/** The MsT setting of a part (`"off"` when absent). */
+export function partChunks(policy: MemoryPolicy, part: "mlp" | "head"): PartChunks {
+  return policy.mst?.[part] ?? "off";
+}
+
+/**
+ * A short name, the same everywhere: `"standard"`, `"recomputation"`,
+ * `"MsT + recomputation"` (both parts auto), `"MsT(mlp=4, head=off)"`,
+ * `"MsT + recomputation + optimizer-in-backward"`, `"standard (HF head)"`, …
+ *
+ * @example
+ * ```ts
+ * import { describePolicy, POLICIES } from "../../mod.ts";
+ *
+ * console.log(describePolicy(POLICIES.mstOib)); // "MsT + recomputation + optimizer-in-backward"
+ * console.log(describePolicy({ mst: { head: 8 } })); // "MsT(mlp=off, head=8)"
+ * ```
+ */
+export function describePolicy(policy: MemoryPolicy): string {
+  const mlp = partChunks(policy, "mlp");
+  const head = partChunks(policy, "head");
+  const parts: string[] = [];
+  if (mlp !== "off" || head !== "off") {
+    parts.push(mlp === "auto" && head === "auto" ? "MsT" : `MsT(mlp=${mlp}, head=${head})`);
+  }
+  if (policy.checkpoint) parts.push("recomputation");
+  if (policy.optimizerInBackward) parts.push("optimizer-in-backward");
+  if (policy.offload) parts.push("offload");
+  let name = parts.length ? parts.join(" + ") : "standard";
+  if (policy.head === "hf" && head === "off") name += " (HF head)";
+  if (policy.dtype) name += ` [${policy.dtype}]`;
+  return name;
+}
+
+/**
+ * Throws a clear error for a malformed policy (unknown key, bad M, bad head) or one this
+ * build cannot run (offload; a dtype the device does not count), naming the field and the
+ * accepted values.
+ */
+export function validatePolicy(policy: MemoryPolicy, deviceFloats?: FloatCounting): void {
+  for (const k of Object.keys(policy)) {
+    if (!KEYS.includes(k)) {
+      throw new Error(`memory policy: unknown field "${k}"; fields are ${KEYS.join(", ")}`);
+    }
+  }
+  for (const k of Object.keys(policy.mst ?? {})) {
+    if (k !== "mlp" && k !== "head") {
+      throw new Error(`memory policy: unknown mst part "${k}"; parts are mlp and head`);
+    }
+  }
+  for (const part of ["mlp", "head"] as const) {
+    const m = partChunks(policy, part);
+    if (m !== "off" && m !== "auto" && !(Number.isInteger(m) && m >= 1)) {
+      throw new Error(
+        `memory policy: mst.${part} must be a positive integer, "auto" or "off", got ${
+          JSON.stringify(m)
+        }`,
+      );
+    }
+  }
+  if (policy.head !== undefined && policy.head !== "standard" && policy.head !== "hf") {
+    throw new Error(
+      `memory policy: head must be "standard" or "hf", got ${JSON.stringify(policy.head)}`,
+    );
+  }
+  if (policy.offload) {
+    throw new Error(
+      "memory policy: offload is not implemented yet; leave it unset (block checkpoints stay on the device)",
+    );
+  }
+  if (policy.dtype !== undefined && deviceFloats !== undefined && policy.dtype !== deviceFloats) {
+    throw new Error(
+      `memory policy: dtype ${policy.dtype}, but the device counts floats as ${deviceFloats}; ` +
+        `use a device with that float counting (e.g. new MetaDevice({ floats: "${policy.dtype}" }) ` +
+        `or --dtype ${policy.dtype} on the meta device), or leave dtype unset`,
+    );
+  }
+}

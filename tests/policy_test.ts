@@ -1,0 +1,62 @@
+/** The memory policy: one name per policy everywhere, and clear errors for a bad one. */
+
+import assert from "node:assert/strict";
+import { MetaDevice } from "../lib/device/meta.ts";
+import { Model } from "../lib/models/model.ts";
+import { describePolicy, POLICIES, validatePolicy } from "../lib/models/policy.ts";
+import { getPreset } from "../lib/models/presets.ts";
+
+Deno.test("describePolicy names the named policies and their variants", () => {
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(POLICIES).map(([k, p]) => [k, describePolicy(p)])),
+    {
+      standard: "standard",
+      checkpoint: "recomputation",
+      mst: "MsT + recomputation",
+      mstOib: "MsT + recomputation + optimizer-in-backward",
+      hfStandard: "standard (HF head)",
+      hfCheckpoint: "recomputation (HF head)",
+    },
+  );
+  assert.equal(describePolicy({}), "standard");
+  assert.equal(describePolicy({ head: "standard", mst: { mlp: "off" } }), "standard");
+  assert.equal(describePolicy({ mst: { mlp: 4 } }), "MsT(mlp=4, head=off)");
+  assert.equal(
+    describePolicy({ mst: { mlp: "auto", head: 8 }, checkpoint: true }),
+    "MsT(mlp=auto, head=8) + recomputation",
+  );
+  // a chunked head replaces the HF head, so the name does not mention it
+  assert.equal(describePolicy({ head: "hf", mst: { head: "auto" } }), "MsT(mlp=off, head=auto)");
+  assert.equal(describePolicy({ optimizerInBackward: true }), "optimizer-in-backward");
+  assert.equal(describePolicy({ ...POLICIES.checkpoint, dtype: "bf16" }), "recomputation [bf16]");
+});
+
+Deno.test("named policies are frozen: one user cannot change another's", () => {
+  assert.throws(() => {
+    (POLICIES.mst.mst as { mlp?: unknown }).mlp = 3;
+  }, TypeError);
+  assert.throws(() => {
+    (POLICIES.standard as { checkpoint?: boolean }).checkpoint = true;
+  }, TypeError);
+});
+
+Deno.test("a malformed or unsupported policy is refused with the field and the fix", () => {
+  assert.throws(
+    () => validatePolicy({ checkpoints: true } as never),
+    /unknown field "checkpoints"; fields are checkpoint, mst/,
+  );
+  assert.throws(() => validatePolicy({ mst: { mlp: 0 } }), /mst.mlp must be a positive integer/);
+  assert.throws(() => validatePolicy({ mst: { attn: 2 } } as never), /unknown mst part "attn"/);
+  assert.throws(() => validatePolicy({ head: "fast" } as never), /head must be "standard" or "hf"/);
+  assert.throws(() => validatePolicy({ offload: true }), /offload is not implemented yet/);
+  // dtype must match how the device counts floats
+  const cfg = getPreset("llama3-tiny");
+  assert.throws(
+    () => Model.build(new MetaDevice(), cfg, { dtype: "bf16" }),
+    /dtype bf16, but the device counts floats as f32.*floats: "bf16"/s,
+  );
+  const dev = new MetaDevice({ floats: "bf16" });
+  const m = Model.build(dev, cfg, { dtype: "bf16" });
+  assert.equal(m.policy.dtype, "bf16");
+  m.dispose();
+});
