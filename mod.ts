@@ -127,3 +127,21 @@ export type { ProgressBar } from "./lib/experiments/progress.ts";
 export type { Json, MetricRow, ReportTable, VegaLiteSpec } from "./lib/report/records.ts";
 export { chartBundle, display, type MimeBundle } from "./lib/report/jupyter.ts";
 export { renderSvg } from "./lib/report/render_svg.ts";
+export {
+  type BarsArgs,
+  barsWithReference,
+  type ChartBaseArgs,
+  type ChartRecipe,
+  chartSpec,
+  type HelperName,
+  lossCurves,
+  type LossCurvesArgs,
+  memoryTimeline,
+  type MemoryTimelineArgs,
+  metricVsSeq,
+  type MetricVsSeqArgs,
+  stackedPeak,
+  type StackedPeakArgs,
+} from "./lib/report/charts.ts";
+export type { ValueFormat } from "./lib/report/chart_style.ts";
+export { chartFromRows, type ChartOptions } from "./lib/report/chart_defs.ts";
