@@ -125,6 +125,37 @@ Deno.test("every chart helper renders to SVG from sample rows", async () => {
   assert.ok(barText.includes("MsT + recomputation + optimizer-in-backward"), "wrapped x label");
   assert.equal(barText.filter((t) => t.startsWith("paper ")).length, 2, "a reference per paper");
 
+  // grouped (a bar per policy within each family), log axis: every bar is drawn above the axis
+  const grouped = chartFromRows(
+    barsWithReference({
+      title: "max S per family",
+      x: "family",
+      group: "policy",
+      y: "maxSeq",
+      reference: "paper",
+      yLog: true,
+    }),
+    ["a", "b"].flatMap((family, i) =>
+      POLICIES.map((policy, j) => ({
+        family,
+        policy,
+        maxSeq: 5000 * (i + 1) * (j * 9 + 1),
+        paper: i + j === 0 ? 84000 : null,
+      }))
+    ),
+  );
+  const groupedSvg = await render(grouped, "grouped");
+  const groupedText = svgTexts(groupedSvg);
+  for (const t of ["5,000", "10,000", "50,000", "100,000", "ref 84,000", ...POLICIES]) {
+    assert.ok(groupedText.includes(t), `grouped: no "${t}" in ${groupedText.join(" | ")}`);
+  }
+  const barHeights = [
+    ...groupedSvg.matchAll(/aria-roledescription="bar" d="M[^h]*h[\d.-]+v([\d.-]+)/g),
+  ]
+    .map((m) => Number(m[1]));
+  assert.equal(barHeights.length, 4, `bars: ${barHeights}`);
+  assert.ok(barHeights.every((h) => h > 5), `bars too short on the log axis: ${barHeights}`);
+
   const stack = await render(
     chartFromRows(
       stackedPeak({

@@ -220,6 +220,8 @@ function barsSpec(a: BarsArgs): Spec {
   ].filter(Boolean).join("; ");
   const offset = a.group ? { xOffset: { field: a.group, type: "nominal", sort: null } } : {};
   const maxOf = maxExpr([a.y, ...(a.reference ? [a.reference] : [])]);
+  const minOf = `(extent(pluck(data('${ROWS}'), ${JSON.stringify(a.y)}))[0] || 1)`;
+  const unit = (e: string) => bytes ? inByteUnit(e) : e;
   const transform: Spec[] = [];
   if (bytes) {
     transform.push({ calculate: inByteUnit(f(a.y)), as: v });
@@ -279,10 +281,12 @@ function barsSpec(a: BarsArgs): Spec {
         field: v,
         type: "quantitative",
         title: a.yTitle ?? a.y,
+        // unstacked: side by side, and a log axis then starts at the data, not at 0
+        stack: null,
         // room above the highest bar for its two label lines
         scale: {
-          ...(a.yLog ? { type: "log" } : {}),
-          domainMax: { expr: `${bytes ? inByteUnit(maxOf) : maxOf} * ${a.yLog ? 2 : 1.12}` },
+          ...(a.yLog ? { type: "log", domainMin: { expr: `${unit(minOf)} / 2` } } : {}),
+          domainMax: { expr: `${unit(maxOf)} * ${a.yLog ? 2 : 1.12}` },
         },
         axis: logAxis(valueAxis(fmt), a.yLog),
       },
