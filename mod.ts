@@ -252,9 +252,26 @@ export {
   VEGA_LITE_MIME,
 } from "./lib/report/jupyter.ts";
 export {
-  downsampleTimeline,
+  timelineRows,
   type StepTimeline,
   stepTimeline,
-  type TimelinePoint,
 } from "./lib/experiments/timeline.ts";
 export { renderSvg } from "./lib/report/render_svg.ts";
+export {
+  type BarsArgs,
+  barsWithReference,
+  type ChartBaseArgs,
+  type ChartRecipe,
+  chartSpec,
+  type HelperName,
+  lossCurves,
+  type LossCurvesArgs,
+  memoryTimeline,
+  type MemoryTimelineArgs,
+  metricVsSeq,
+  type MetricVsSeqArgs,
+  stackedPeak,
+  type StackedPeakArgs,
+} from "./lib/report/charts.ts";
+export type { ValueFormat } from "./lib/report/chart_style.ts";
+export { chartFromRows, type ChartOptions } from "./lib/report/chart_defs.ts";

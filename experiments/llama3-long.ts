@@ -12,19 +12,22 @@
  */
 
 import {
+  barsWithReference,
   bytes,
   type ConfigOf,
   defineExperiment,
   describePolicy,
-  downsampleTimeline,
   dtype,
   type ExperimentContext,
   getPreset,
   int,
   ints,
+  lossCurves,
   makeBatches,
   maxSequence,
   type MemoryPolicy,
+  memoryTimeline,
+  metricVsSeq,
   num,
   oneOf,
   parameterCount,
@@ -34,8 +37,10 @@ import {
   POLICIES,
   preset,
   runSteps,
+  stackedPeak,
   stepTimeline,
   TAGS,
+  timelineRows,
 } from "../mod.ts";
 
 const GiB = 2 ** 30;
@@ -99,14 +104,6 @@ const TRAIN_POLICIES = [
   { key: "mst", policy: POLICIES.mst },
 ].map((p) => ({ ...p, id: describePolicy(p.policy) }));
 
-/** The same colors for the two trained policies on every chart. */
-const POLICY_COLOR = {
-  field: "policy",
-  type: "nominal",
-  scale: { domain: TRAIN_POLICIES.map((p) => p.id), range: ["#e45756", "#4c78a8"] },
-  legend: { orient: "top", title: null },
-};
-
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
 const fmtTokens = (n: number) => n.toLocaleString("en-US");
 const roundOrNull = (x: number | null, digits = 2) => x === null ? null : round(x, digits);
@@ -139,6 +136,7 @@ async function planning(ctx: ExperimentContext<Config>) {
       policy: p.label,
       maxSeq: r.maxSeq,
       paper: p.paper,
+      paperLabel: p.paper === null ? null : p.paperLabel,
       peakGiB: r.plan ? round(r.plan.peakBytes / GiB, 3) : null,
       probes: r.probes.length,
       ms: Math.round(performance.now() - t0),
@@ -163,6 +161,7 @@ async function planning(ctx: ExperimentContext<Config>) {
           policy: p.label,
           seq: c.breakdownSeq,
           tag,
+          bytes: b,
           GiB: round(b / GiB, 3),
         });
       }
@@ -172,89 +171,34 @@ async function planning(ctx: ExperimentContext<Config>) {
     );
   });
 
-  const sourceOurs = "this workbench (meta device)";
-  const sourcePaper = "paper (1× A100 80 GB)";
-  // axis labels broken into lines at " (" and " + " (vega-lite splits them on "|")
-  const axisLabel = (l: string) => l.replaceAll(" (", "|(").replaceAll(" + ", " +|");
-  const bars = PLAN_POLICIES.flatMap((p) => [
-    {
-      policy: axisLabel(p.label),
-      source: sourceOurs,
-      tokens: maxSeq[p.id],
-      label: fmtTokens(maxSeq[p.id]),
-    },
-    ...(p.paper === null ? [] : [{
-      policy: axisLabel(p.label),
-      source: sourcePaper,
-      tokens: p.paper,
-      label: p.paperLabel,
-    }]),
-  ]);
   const order = PLAN_POLICIES.map((p) => p.label);
-  ctx.chart("max-seq", {
-    title: `${cfg.name}: longest trainable sequence in ${c.budget} (${dtype})`,
-    data: { values: bars },
-    width: 720,
-    height: 300,
-    encoding: {
-      x: {
-        field: "policy",
-        type: "nominal",
-        sort: order.map(axisLabel),
-        axis: { labelAngle: 0, labelExpr: "split(datum.label, '|')" },
-        title: null,
-      },
-      xOffset: { field: "source", type: "nominal" },
-      y: { field: "tokens", type: "quantitative", title: "max sequence length (tokens)" },
-      color: {
-        field: "source",
-        type: "nominal",
-        title: null,
-        legend: { orient: "top", labelLimit: 400 },
-      },
-    },
-    layer: [
-      { mark: "bar" },
-      { mark: { type: "text", dy: -6, fontSize: 10 }, encoding: { text: { field: "label" } } },
-    ],
-  });
-  const budgetGiB = budget / GiB;
-  const stack = PLAN_POLICIES.flatMap((p) =>
-    TAGS.filter((t) => (breakdowns[p.id].breakdown[t] ?? 0) > 0).map((t) => ({
-      policy: p.label,
-      tag: t,
-      tagIndex: TAGS.indexOf(t),
-      GiB: breakdowns[p.id].breakdown[t] / GiB,
-    }))
+  ctx.chart(
+    "max-seq",
+    barsWithReference({
+      title: `${cfg.name}: longest trainable sequence in ${c.budget} (${dtype}), meta device`,
+      x: "policy",
+      y: "maxSeq",
+      reference: "paper",
+      referenceLabel: "paperLabel",
+      referenceName: "paper",
+      referenceTitle: "the paper's figure (1× A100 80 GB)",
+      yTitle: "max sequence length (tokens)",
+      order,
+    }),
+    { kind: "max-seq" },
   );
-  ctx.chart("breakdown", {
-    title: `${cfg.name} at S=${fmtTokens(c.breakdownSeq)}: peak memory by tag (${dtype})`,
-    width: 560,
-    height: 180,
-    layer: [
-      {
-        data: { values: stack },
-        mark: "bar",
-        encoding: {
-          y: {
-            field: "policy",
-            type: "nominal",
-            sort: order,
-            title: null,
-            axis: { labelLimit: 400 },
-          },
-          x: { field: "GiB", type: "quantitative", title: "GiB at the peak", stack: "zero" },
-          color: { field: "tag", type: "nominal", sort: [...TAGS] },
-          order: { field: "tagIndex", type: "quantitative" },
-        },
-      },
-      {
-        data: { values: [{ budget: budgetGiB, label: `budget ${c.budget}` }] },
-        mark: { type: "rule", color: "#c00", strokeDash: [4, 3] },
-        encoding: { x: { field: "budget", type: "quantitative" } },
-      },
-    ],
-  });
+  ctx.chart(
+    "breakdown",
+    stackedPeak({
+      title: `${cfg.name} at S=${fmtTokens(c.breakdownSeq)}: peak memory by tag (${dtype})`,
+      y: "policy",
+      stack: "tag",
+      x: "bytes",
+      budget,
+      order,
+    }),
+    { kind: "breakdown" },
+  );
   return { cfg, dtype, budget, maxSeq, breakdowns };
 }
 
@@ -289,6 +233,7 @@ async function training(ctx: ExperimentContext<Config>) {
       kind: "train",
       seq,
       policy: id,
+      peakBytes: r.peakBytes,
       peakMiB: round(r.peakBytes / MiB, 3),
       peakPhase: r.peakPhase,
       tokensPerSec: roundOrNull(r.tokensPerSec, 1),
@@ -341,64 +286,40 @@ async function training(ctx: ExperimentContext<Config>) {
   );
   const maxDelta = maxOrNull([...deltas, maxAbsDelta(curves[a], curves[b])]);
 
-  /** A line chart of one per-(S, policy) figure against S (log₂ axis). */
-  const vsSeq = (
-    name: string,
-    what: string,
-    value: (p: (typeof points)[number]) => number | null,
-    y: Record<string, unknown>,
-  ) =>
-    ctx.chart(name, {
-      title: `${cfg.name} on ${dev.kind}: ${what} vs sequence length`,
-      data: { values: points.map((p) => ({ S: p.seq, policy: p.policy, value: value(p) })) },
-      width: 480,
-      height: 280,
-      mark: { type: "line", point: true },
-      encoding: {
-        x: {
-          field: "S",
-          type: "quantitative",
-          scale: { type: "log", base: 2 },
-          axis: { values: c.seqs },
-        },
-        y: { field: "value", type: "quantitative", ...y },
-        color: POLICY_COLOR,
-      },
-    });
-  vsSeq("peak-vs-seq", "peak memory", (p) => p.peakBytes / MiB, {
-    scale: { type: "log" },
-    title: "peak allocated (MiB)",
-  });
-  vsSeq("throughput", "training throughput", (p) => p.tokensPerSec, { title: "tokens / s" });
-  ctx.chart("loss-curves", {
-    title: `${cfg.name}, S=${c.lossSeq}, ${c.data} data: loss per step (${
-      maxDelta === null ? "no losses on meta" : `max |Δ| ${fmtDelta(maxDelta)}`
-    })`,
-    data: {
-      values: Object.entries(curves).flatMap(([policy, ls]) =>
-        ls.map((loss, i) => ({ step: i + 1, policy, loss }))
-      ),
-    },
-    width: 480,
-    height: 260,
-    encoding: {
-      x: { field: "step", type: "quantitative", axis: { tickMinStep: 1 } },
-      y: { field: "loss", type: "quantitative", scale: { zero: false } },
-      color: POLICY_COLOR,
-    },
-    // the standard curve wide underneath, the MsT curve thin and dashed on top: where they
-    // coincide both stay visible
-    layer: [
-      {
-        transform: [{ filter: { field: "policy", equal: TRAIN_POLICIES[0].id } }],
-        mark: { type: "line", strokeWidth: 6, opacity: 0.45 },
-      },
-      {
-        transform: [{ filter: { field: "policy", equal: TRAIN_POLICIES[1].id } }],
-        mark: { type: "line", strokeWidth: 1.5, strokeDash: [5, 3], point: true },
-      },
-    ],
-  });
+  const order = TRAIN_POLICIES.map((p) => p.id);
+  const vsSeq = `${cfg.name} on ${dev.kind}`;
+  ctx.chart(
+    "peak-vs-seq",
+    metricVsSeq({
+      title: `${vsSeq}: peak memory vs sequence length`,
+      y: "peakBytes",
+      yFormat: "bytes",
+      yLog: true,
+      yTitle: "peak allocated",
+      order,
+    }),
+    { kind: "train" },
+  );
+  ctx.chart(
+    "throughput",
+    metricVsSeq({
+      title: `${vsSeq}: training throughput vs sequence length`,
+      y: "tokensPerSec",
+      yTitle: "tokens / s",
+      order,
+    }),
+    { kind: "train" },
+  );
+  const delta = maxDelta === null ? "no losses on meta" : `max |Δ| ${fmtDelta(maxDelta)}`;
+  ctx.chart(
+    "loss-curves",
+    lossCurves({
+      title: `${cfg.name}, S=${c.lossSeq}, ${c.data} data: loss per step (${delta})`,
+      baseline: TRAIN_POLICIES[0].id,
+      order,
+    }),
+    { kind: "loss" },
+  );
   return { cfg, device: dev.kind, points, curves, maxDelta };
 }
 
@@ -408,7 +329,6 @@ async function timeline(ctx: ExperimentContext<Config>) {
   const dev = await ctx.device();
   const cfg = getPreset(c.preset);
   ctx.log(`c. memory timeline of one step of ${cfg.name} at S=${c.timelineSeq} on ${dev.kind}`);
-  const rows: { policy: string; index: number; MiB: number; phase: string }[] = [];
   const out: Record<
     string,
     { events: number; peakMiB: number; peakPhase: string; startMiB: number }
@@ -427,56 +347,22 @@ async function timeline(ctx: ExperimentContext<Config>) {
       peakPhase: t.peakPhase,
       startMiB: round(t.startBytes / MiB, 3),
     };
-    for (const p of downsampleTimeline(t.events, c.maxTimelinePoints)) {
-      rows.push({ policy: id, index: p.index, MiB: p.liveBytes / MiB, phase: p.phase });
-    }
-    t.events.forEach((e, i) =>
-      ctx.record({
-        kind: "timeline",
-        policy: id,
-        index: i,
-        event: e.kind,
-        tag: e.tag,
-        name: e.name,
-        bytes: e.bytes,
-        phase: e.phase,
-        liveBytes: e.liveBytes,
-      })
-    );
+    for (const row of timelineRows(t.events, { policy: id })) ctx.record(row);
     ctx.log(
       `   ${id.padEnd(20)} ${t.events.length} events, peak ${
         (t.peakBytes / MiB).toFixed(2)
       } MiB in ${t.peakPhase}`,
     );
   });
-  ctx.chart("memory-timeline", {
-    title: `${cfg.name} at S=${c.timelineSeq}: live memory through one training step`,
-    data: { values: rows },
-    facet: {
-      row: {
-        field: "policy",
-        type: "nominal",
-        title: null,
-        sort: TRAIN_POLICIES.map((p) => p.id).reverse(),
-      },
-    },
-    resolve: { scale: { x: "independent" } },
-    spec: {
-      width: 640,
-      height: 160,
-      mark: { type: "line", interpolate: "step-after", strokeWidth: 1.2 },
-      encoding: {
-        x: { field: "index", type: "quantitative", title: "allocator event (alloc/free) index" },
-        y: { field: "MiB", type: "quantitative", title: "live MiB" },
-        color: {
-          field: "phase",
-          type: "nominal",
-          sort: ["forward", "backward", "optimizer", "other"],
-          legend: { orient: "top" },
-        },
-      },
-    },
-  });
+  ctx.chart(
+    "memory-timeline",
+    memoryTimeline({
+      title: `${cfg.name} at S=${c.timelineSeq}: live memory through one training step`,
+      order: TRAIN_POLICIES.map((p) => p.id).reverse(),
+      maxPoints: c.maxTimelinePoints,
+    }),
+    { kind: "timeline" },
+  );
   return out;
 }
 

@@ -1,8 +1,9 @@
 /**
  * `deno task report <run dir>`
  *
- * Re-renders a finished run's report — charts/*.svg from charts/*.vl.json, report.html and
- * report.md — from its records (config.yaml, metrics.jsonl, summary.json, the chart specs).
+ * Re-renders a finished run's report — charts/*.vl.json and charts/*.svg (the chart helpers
+ * of charts.json run again on the rows of metrics.jsonl), report.html and report.md — from
+ * its records (config.yaml, metrics.jsonl, summary.json, charts.json).
  */
 
 import { parseTaskArgs } from "../lib/cli/args.ts";

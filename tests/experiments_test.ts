@@ -25,12 +25,10 @@ import {
 import { PRESET_NAMES } from "../lib/models/presets.ts";
 import { defineExperiment } from "../lib/experiments/define.ts";
 import { runExperiment, utcStamp } from "../lib/experiments/run.ts";
-import { downsampleTimeline } from "../lib/experiments/timeline.ts";
 import { chartBundle, display, tableBundle, VEGA_LITE_MIME } from "../lib/report/jupyter.ts";
 import { readRunRecords } from "../lib/report/records.ts";
 import { renderSvg } from "../lib/report/render_svg.ts";
 import { rerenderReport } from "../lib/report/write_report.ts";
-import type { MemoryEvent } from "../lib/device/allocator.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -491,22 +489,7 @@ Deno.test("renderSvg gives well-formed SVG; Jupyter bundle has vega-lite and SVG
   await assert.rejects(renderSvg({ mark: "nonsense" }, "bad"), /chart "bad"/);
 });
 
-Deno.test("timeline downsampling keeps the peak and the order", () => {
-  const events: MemoryEvent[] = Array.from({ length: 1000 }, (_, i) => ({
-    seq: i,
-    kind: "alloc",
-    id: i,
-    bytes: 1,
-    tag: "activations",
-    name: "t",
-    phase: i < 500 ? "forward" : "backward",
-    liveBytes: i === 777 ? 10_000 : (i * 37) % 101,
-  }));
-  const pts = downsampleTimeline(events, 100);
-  assert.ok(pts.length <= 100);
-  assert.ok(pts.some((p) => p.index === 777 && p.liveBytes === 10_000));
-  assert.ok(pts.every((p, i) => i === 0 || p.index > pts[i - 1].index));
-  assert.equal(downsampleTimeline(events.slice(0, 50), 100).length, 50);
+Deno.test("run directories are named by a UTC time stamp", () => {
   assert.match(utcStamp(new Date(Date.UTC(2025, 0, 2, 3, 4, 5, 6))), /^2025-01-02T03-04-05Z$/);
 });
 
@@ -634,12 +617,15 @@ Deno.test("deno task exp / report: llama3-long --quick on the meta device, error
     assert.ok(plan.maxSeq.standardHf > 4000 && plan.maxSeq.standardHf < 7000);
     assert.ok(plan.maxSeq.checkpointHf > 12000 && plan.maxSeq.checkpointHf < 20000);
 
+    // charts/ is derived from charts.json and metrics.jsonl: it comes back whole
+    const maxSeqSpec = await Deno.readTextFile(`${dir}/charts/max-seq.vl.json`);
     await Deno.remove(`${dir}/report.md`);
-    await Deno.remove(`${dir}/charts/max-seq.svg`);
+    await Deno.remove(`${dir}/charts`, { recursive: true });
     const rerun = await task(["tasks/report.ts", dir]);
     assert.equal(rerun.code, 0, rerun.stderr);
     assert.equal(await Deno.readTextFile(`${dir}/report.md`), md);
-    assert.ok((await Deno.stat(`${dir}/charts/max-seq.svg`)).isFile);
+    assert.equal(await Deno.readTextFile(`${dir}/charts/max-seq.vl.json`), maxSeqSpec);
+    for (const c of rec.charts) assert.ok((await Deno.stat(`${dir}/charts/${c.name}.svg`)).isFile);
     const missing = await task(["tasks/report.ts", `${out}/nothing`]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no such run directory/);

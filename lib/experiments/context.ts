@@ -9,8 +9,15 @@ import type { Device } from "../device/device.ts";
 import type { ExperimentConfig } from "./config.ts";
 import type { ExperimentContext, Json, MetricRow, ReportTable, VegaLiteSpec } from "./define.ts";
 import { createProgress, printAbove, type ProgressBar } from "./progress.ts";
-import { RUN_FILES, runPath } from "../report/records.ts";
-import { VEGA_LITE_SCHEMA } from "../report/render_svg.ts";
+import { parseJsonLines, RUN_FILES, runPath } from "../report/records.ts";
+import type { ChartRecipe } from "../report/charts.ts";
+import {
+  type ChartDef,
+  type ChartOptions,
+  describeSelection,
+  makeChartDef,
+  selectRows,
+} from "../report/chart_defs.ts";
 
 /** Settings of a {@link RunContext}. */
 export interface RunContextOptions<C extends ExperimentConfig> {
@@ -35,7 +42,8 @@ export class RunContext<C extends ExperimentConfig> implements ExperimentContext
   readonly figures: Record<string, Json> = {};
   readonly tables: ReportTable[] = [];
   readonly notes: string[] = [];
-  readonly charts: { name: string; spec: VegaLiteSpec }[] = [];
+  /** Chart definitions, in order (written to `charts.json`). */
+  readonly charts: ChartDef[] = [];
   readonly logLines: string[] = [];
   rows = 0;
   #device: Promise<Device> | null = null;
@@ -81,14 +89,24 @@ export class RunContext<C extends ExperimentConfig> implements ExperimentContext
     Object.assign(this.figures, figures);
   }
 
-  chart(name: string, spec: VegaLiteSpec): void {
-    if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(name)) {
-      throw new Error(`chart name "${name}": use letters, digits, "_" or "-" (it names files)`);
-    }
+  chart(name: string, chart: ChartRecipe | VegaLiteSpec, opts: ChartOptions = {}): void {
     if (this.charts.some((c) => c.name === name)) {
       throw new Error(`chart "${name}" is registered twice`);
     }
-    this.charts.push({ name, spec: { $schema: VEGA_LITE_SCHEMA, ...spec } });
+    const def = makeChartDef(name, chart, opts);
+    if (def.kind !== undefined) {
+      // the rows on disk, so rows appended by any means (e.g. a resumed run) count
+      const rows = parseJsonLines(Deno.readTextFileSync(this.#metricsPath), this.#metricsPath);
+      if (selectRows(rows, def).length === 0) {
+        const kinds = [...new Set(rows.map((r) => JSON.stringify(r.kind ?? null)))];
+        throw new Error(
+          `chart "${name}": no rows of ${describeSelection(def)} recorded yet ` +
+            `(kinds recorded: ${kinds.join(", ") || "none"}); record them with ` +
+            `ctx.record({ kind: ${JSON.stringify(def.kind)}, … }) before registering the chart`,
+        );
+      }
+    }
+    this.charts.push(def);
   }
 
   table(table: ReportTable): void {

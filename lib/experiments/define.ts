@@ -37,6 +37,8 @@ import {
 } from "./config.ts";
 import type { ProgressBar } from "./progress.ts";
 import type { Json, MetricRow, ReportTable, VegaLiteSpec } from "../report/records.ts";
+import type { ChartRecipe } from "../report/charts.ts";
+import type { ChartOptions } from "../report/chart_defs.ts";
 
 export type { Json, MetricRow, ReportTable, VegaLiteSpec };
 
@@ -60,8 +62,15 @@ export interface ExperimentContext<C extends ExperimentConfig> {
   record(row: MetricRow): void;
   /** Merges key figures into `summary.json` (written when the run completes). */
   summary(figures: Record<string, Json>): void;
-  /** Registers a chart: `charts/<name>.vl.json` and `charts/<name>.svg`. */
-  chart(name: string, spec: VegaLiteSpec): void;
+  /**
+   * Registers a chart drawn from the `metrics.jsonl` rows of `opts.kind`: a helper of
+   * `lib/report/charts.ts` (e.g. `lossCurves({ title })`) or a vega-lite spec drawing from
+   * the data named "rows". The definition goes to `charts.json`; `charts/<name>.vl.json`
+   * (data inline) and `charts/<name>.svg` are rendered from it and the rows, again by
+   * `deno task report`. Throws when no row of that kind has been recorded yet. A spec with
+   * inline data and no kind is kept as it is.
+   */
+  chart(name: string, chart: ChartRecipe | VegaLiteSpec, opts?: ChartOptions): void;
   /** Adds a table to the report (stored in `summary.json`). */
   table(table: ReportTable): void;
   /** Adds a paragraph of plain text to the report (stored in `summary.json`). */

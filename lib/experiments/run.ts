@@ -1,13 +1,20 @@
 /**
  * Running an experiment into a run directory (see `lib/report/records.ts` for the layout):
  * resolve the config, create the directory, write `config.yaml`, call `run(ctx)`, then write
- * the chart specs, `metrics.jsonl`, the rendered report and — last — `summary.json`, which
+ * the chart definitions (`charts.json`), `metrics.jsonl`, the rendered report and — last — `summary.json`, which
  * marks the run complete. A run that throws leaves `error.txt` and its partial records but
  * no `summary.json`, so it is never mistaken for a finished run.
  */
 
 import { writeTextAtomic } from "../util/atomic_write.ts";
-import { RUN_FILES, runPath, type RunRecords, type RunSummary } from "../report/records.ts";
+import {
+  parseJsonLines,
+  RUN_FILES,
+  runPath,
+  type RunRecords,
+  type RunSummary,
+} from "../report/records.ts";
+import { resolveChart } from "../report/chart_defs.ts";
 import { writeReport } from "../report/write_report.ts";
 import { configToYaml, type ExperimentConfig, resolveExperimentConfig } from "./config.ts";
 import { RunContext } from "./context.ts";
@@ -140,13 +147,10 @@ export async function runExperiment<C extends ExperimentConfig>(
       ctx.destroyDevices();
     }
     const finished = new Date();
-    await Deno.mkdir(runPath(dir, RUN_FILES.charts), { recursive: true });
-    for (const c of ctx.charts) {
-      await writeTextAtomic(
-        runPath(dir, RUN_FILES.charts, `${c.name}.vl.json`),
-        JSON.stringify(c.spec, null, 1) + "\n",
-      );
-    }
+    await writeTextAtomic(
+      runPath(dir, RUN_FILES.chartDefs),
+      JSON.stringify(ctx.charts, null, 1) + "\n",
+    );
     const metricsText = await Deno.readTextFile(ctx.metricsPath);
     await Deno.rename(ctx.metricsPath, runPath(dir, RUN_FILES.metrics));
     await writeLog();
@@ -164,13 +168,15 @@ export async function runExperiment<C extends ExperimentConfig>(
       notes: ctx.notes,
       charts: ctx.charts.map((c) => c.name),
     };
+    const metrics = parseJsonLines(metricsText, runPath(dir, RUN_FILES.metrics));
     const records: RunRecords = {
       dir,
       configYaml,
       config: config as RunRecords["config"],
-      metrics: metricsText.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l)),
+      metrics,
       summary,
-      charts: ctx.charts,
+      chartDefs: ctx.charts,
+      charts: ctx.charts.map((d) => resolveChart(d, metrics)),
     };
     await writeReport(records);
     await writeTextAtomic(runPath(dir, RUN_FILES.summary), JSON.stringify(summary, null, 2) + "\n");

@@ -2,7 +2,7 @@
  * The memory timeline of one training step: every allocation and free with the step phase
  * (`forward`, `backward`, `optimizer`) and the live bytes after it, from the allocator's
  * timeline. A warm-up step runs first so the optimizer state is live, as in every later
- * step. `downsampleTimeline` keeps a chart readable without losing the peaks.
+ * step. `timelineRows` turns the events into metric rows for the `memoryTimeline` chart.
  */
 
 import type { MemoryEvent } from "../device/allocator.ts";
@@ -11,16 +11,7 @@ import type { ModelConfig } from "../models/config.ts";
 import type { MemoryPolicy } from "../models/policy.ts";
 import { makeBatches } from "../train/data_source.ts";
 import { StepRunner } from "../train/run_steps.ts";
-
-/** One point of a timeline chart. */
-export interface TimelinePoint {
-  /** Event index within the step. */
-  index: number;
-  /** Live bytes after the event. */
-  liveBytes: number;
-  /** Phase of the event ("other" outside forward, backward and optimizer). */
-  phase: string;
-}
+import type { Json, MetricRow } from "../report/records.ts";
 
 /** Result of {@link stepTimeline}. */
 export interface StepTimeline {
@@ -68,31 +59,23 @@ export async function stepTimeline(
 }
 
 /**
- * At most about `maxPoints` points: the events are cut into buckets and each bucket keeps
- * its lowest and highest live bytes (in event order), so peaks and troughs survive.
+ * The events as `metrics.jsonl` rows of kind "timeline" (index, event, tag, name, bytes,
+ * phase, liveBytes) with `fields` (e.g. the policy) added: the `memoryTimeline` chart
+ * (`lib/report/charts.ts`) draws from them.
  */
-export function downsampleTimeline(
+export function timelineRows(
   events: readonly MemoryEvent[],
-  maxPoints: number,
-): TimelinePoint[] {
-  const pts = events.map((e, i) => ({
+  fields: Record<string, Json> = {},
+): MetricRow[] {
+  return events.map((e, i) => ({
+    kind: "timeline",
+    ...fields,
     index: i,
+    event: e.kind,
+    tag: e.tag,
+    name: e.name,
+    bytes: e.bytes,
+    phase: e.phase,
     liveBytes: e.liveBytes,
-    phase: e.phase || "other",
   }));
-  if (pts.length <= maxPoints) return pts;
-  const buckets = Math.max(1, Math.floor(maxPoints / 2));
-  const size = Math.ceil(pts.length / buckets);
-  const out: TimelinePoint[] = [];
-  for (let b = 0; b < pts.length; b += size) {
-    const chunk = pts.slice(b, b + size);
-    let lo = chunk[0], hi = chunk[0];
-    for (const p of chunk) {
-      if (p.liveBytes < lo.liveBytes) lo = p;
-      if (p.liveBytes > hi.liveBytes) hi = p;
-    }
-    if (lo === hi) out.push(lo);
-    else out.push(...(lo.index < hi.index ? [lo, hi] : [hi, lo]));
-  }
-  return out;
 }

@@ -6,7 +6,8 @@
  * <run dir>/
  *   config.yaml        the resolved config (usable again with --config)
  *   metrics.jsonl      one JSON object per line (ctx.record)
- *   charts/<c>.vl.json vega-lite specs with their data inline
+ *   charts.json        the chart definitions (ctx.chart): helper + arguments + rows' kind
+ *   charts/<c>.vl.json vega-lite specs with their data inline (rendered from the above)
  *   charts/<c>.svg     the same charts rendered
  *   report.html        self-contained (inline SVG, no network)
  *   report.md          links charts/*.svg
@@ -15,9 +16,13 @@
  * ```
  *
  * While a run is going, rows go to `metrics.jsonl.partial`; it is renamed at the end.
+ * `charts/` is derived: `deno task report` rewrites it from `charts.json` and
+ * `metrics.jsonl`. A run directory from before `charts.json` existed keeps its
+ * `charts/*.vl.json` (data inline) as its chart definitions.
  */
 
 import { parse } from "@std/yaml";
+import { type ChartDef, parseChartDefs, resolveChart } from "./chart_defs.ts";
 
 /** A JSON value. */
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -25,7 +30,7 @@ export type Json = null | boolean | number | string | Json[] | { [k: string]: Js
 /** One row of `metrics.jsonl`; by convention `kind` names the measurement. */
 export type MetricRow = Record<string, Json | undefined>;
 
-/** A vega-lite spec (a plain JSON object; data inline under `data.values`). */
+/** A vega-lite spec (a plain JSON object; data inline or from the source named "rows"). */
 export type VegaLiteSpec = Record<string, unknown>;
 
 /** A table for the report, e.g. the paper's numbers beside ours. */
@@ -78,7 +83,9 @@ export interface RunRecords {
   metrics: MetricRow[];
   /** `summary.json`. */
   summary: RunSummary;
-  /** The charts' vega-lite specs (`charts/<name>.vl.json`), in the summary's order. */
+  /** The chart definitions (`charts.json`). */
+  chartDefs: ChartDef[];
+  /** The charts resolved against `metrics`: finished specs, data inline. */
   charts: { name: string; spec: VegaLiteSpec }[];
 }
 
@@ -91,6 +98,7 @@ export const RUN_FILES = {
   html: "report.html",
   markdown: "report.md",
   log: "log.txt",
+  chartDefs: "charts.json",
   charts: "charts",
 } as const;
 
@@ -149,15 +157,35 @@ export async function readRunRecords(dir: string): Promise<RunRecords> {
     await readText(dir, RUN_FILES.metrics, "not a run directory?"),
     runPath(dir, RUN_FILES.metrics),
   );
-  const charts = [];
+  const chartDefs = await readChartDefs(dir, summary);
+  const charts = chartDefs.map((d) => resolveChart(d, metrics));
+  return { dir, configYaml, config, metrics, summary, chartDefs, charts };
+}
+
+/**
+ * The chart definitions of a run: `charts.json`, or in a run directory written before it
+ * existed, each `charts/<name>.vl.json` listed in the summary as a spec with inline data.
+ */
+async function readChartDefs(dir: string, summary: RunSummary): Promise<ChartDef[]> {
+  const path = runPath(dir, RUN_FILES.chartDefs);
+  try {
+    return parseChartDefs(await Deno.readTextFile(path), path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const defs: ChartDef[] = [];
   for (const name of summary.charts ?? []) {
     const file = `${RUN_FILES.charts}/${name}.vl.json`;
-    const text = await readText(dir, file, `chart "${name}" is listed in summary.json`);
+    const text = await readText(
+      dir,
+      file,
+      `chart "${name}" is listed in summary.json and there is no ${RUN_FILES.chartDefs}`,
+    );
     try {
-      charts.push({ name, spec: JSON.parse(text) as VegaLiteSpec });
+      defs.push({ name, spec: JSON.parse(text) as VegaLiteSpec });
     } catch (e) {
       throw new Error(`${runPath(dir, file)}: not JSON (${(e as Error).message})`);
     }
   }
-  return { dir, configYaml, config, metrics, summary, charts };
+  return defs;
 }

@@ -1,7 +1,10 @@
 /**
- * Writes a run's report files from its records: `charts/<c>.svg` for every chart spec,
- * `report.html` and `report.md`, each through a temporary name and a rename.
- * `rerenderReport(dir)` does the same from a finished run directory (`deno task report`).
+ * Writes a run's report files from its records: for every chart (resolved from its
+ * definition and the metric rows, see `chart_defs.ts`) `charts/<c>.vl.json` with the data
+ * inline and `charts/<c>.svg`, then `report.html` and `report.md`, each through a temporary
+ * name and a rename. `rerenderReport(dir)` does the same from a finished run directory
+ * (`deno task report`): the chart helpers run again, so a style change shows without
+ * re-running the experiment.
  */
 
 import { writeTextAtomic } from "../util/atomic_write.ts";
@@ -17,12 +20,19 @@ export interface WrittenReport {
   svgs: string[];
 }
 
-/** Renders every chart to SVG and writes the HTML and Markdown reports into `rec.dir`. */
+/**
+ * Writes every chart's finished spec and SVG, and the HTML and Markdown reports, into
+ * `rec.dir`.
+ */
 export async function writeReport(rec: RunRecords): Promise<WrittenReport> {
   await Deno.mkdir(runPath(rec.dir, RUN_FILES.charts), { recursive: true });
   const svgs = new Map<string, string>();
   const svgPaths: string[] = [];
   for (const c of rec.charts) {
+    await writeTextAtomic(
+      runPath(rec.dir, RUN_FILES.charts, `${c.name}.vl.json`),
+      JSON.stringify(c.spec, null, 1) + "\n",
+    );
     const svg = await renderSvg(c.spec, c.name);
     svgs.set(c.name, svg);
     const p = runPath(rec.dir, RUN_FILES.charts, `${c.name}.svg`);
@@ -36,7 +46,10 @@ export async function writeReport(rec: RunRecords): Promise<WrittenReport> {
   return { html, markdown, svgs: svgPaths };
 }
 
-/** Re-renders the report of a finished run directory from its records. */
+/**
+ * Re-renders the report of a finished run directory from its records (`metrics.jsonl`,
+ * `charts.json`, `summary.json`, `config.yaml`).
+ */
 export async function rerenderReport(dir: string): Promise<WrittenReport> {
   return await writeReport(await readRunRecords(dir));
 }
