@@ -121,9 +121,10 @@ export {
   defineExperiment,
   type Experiment,
   type ExperimentContext,
+  type SweepOptions,
 } from "./lib/experiments/define.ts";
 export type { ConfigValue, ExperimentConfig } from "./lib/experiments/config.ts";
-export type { ProgressBar } from "./lib/experiments/progress.ts";
+export { describeItem, type ProgressBar } from "./lib/experiments/progress.ts";
 export type { Json, MetricRow, ReportTable, VegaLiteSpec } from "./lib/report/records.ts";
 export { chartBundle, display, type MimeBundle } from "./lib/report/jupyter.ts";
 export { renderSvg } from "./lib/report/render_svg.ts";
