@@ -165,7 +165,7 @@ th { background: #f4f4f4; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 ul.figures { margin: 0; padding-left: 1.1em; } ul.figures li { white-space: nowrap; }
 .status { font-weight: 600; } .failed { color: #b00; } .incomplete { color: #a60; } .complete { color: #070; }
-.muted { color: #666; } code { font-size: 13px; }
+.muted { color: #666; } code { font-size: 13px; } td.date { white-space: nowrap; }
 `;
 
 /** The index page for `runs` (found under `root`, shown in the title). */
@@ -188,9 +188,9 @@ export function buildIndexHtml(root: string, runs: readonly IndexedRun[]): strin
     ].filter((l) => l !== "").join(" · ");
     return `<tr><td>${escapeHtml(r.experiment)}${r.quick ? " (quick)" : ""}<br><code>${
       escapeHtml(r.path)
-    }</code></td><td>${escapeHtml(r.date?.replace(/\.\d+Z$/, "Z") ?? "—")}</td><td>${
-      escapeHtml(r.device ?? "—")
-    }</td><td class="num">${
+    }</code></td><td class="date">${
+      escapeHtml(r.date?.replace(/\.\d+Z$/, "Z").replace("T", " ") ?? "—")
+    }</td><td>${escapeHtml(r.device ?? "—")}</td><td class="num">${
       r.seconds === null ? "—" : `${r.seconds.toFixed(1)} s`
     }</td><td>${status}</td><td>${figures}</td><td>${links}</td></tr>`;
   });
