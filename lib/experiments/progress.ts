@@ -253,9 +253,14 @@ export function progressVisible(): boolean {
 
 const encoder = new TextEncoder();
 
+/** Writes all of `text`; a closed reader (`| head`) does not stop the run that prints. */
 function writeAll(f: { writeSync(p: Uint8Array): number }, text: string): void {
   let bytes = encoder.encode(text);
-  while (bytes.length > 0) bytes = bytes.subarray(f.writeSync(bytes));
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(f.writeSync(bytes));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+  }
 }
 
 /** The process's streams: bars on stderr, log lines on stdout, the width of the terminal. */
