@@ -206,6 +206,7 @@ export {
   defineExperiment,
   type Experiment,
   type ExperimentContext,
+  type SweepOptions,
 } from "./lib/experiments/define.ts";
 export type {
   ConfigDefault,
@@ -230,7 +231,7 @@ export {
   type RangeOptions,
   type RuleOptions,
 } from "./lib/experiments/rules.ts";
-export type { ProgressBar } from "./lib/experiments/progress.ts";
+export { describeItem, type ProgressBar } from "./lib/experiments/progress.ts";
 export { runExperiment, type RunOptions, type RunResult } from "./lib/experiments/run.ts";
 export { experimentNames, loadExperiment } from "./lib/experiments/registry.ts";
 export {
@@ -251,11 +252,7 @@ export {
   tableBundle,
   VEGA_LITE_MIME,
 } from "./lib/report/jupyter.ts";
-export {
-  timelineRows,
-  type StepTimeline,
-  stepTimeline,
-} from "./lib/experiments/timeline.ts";
+export { type StepTimeline, stepTimeline, timelineRows } from "./lib/experiments/timeline.ts";
 export { renderSvg } from "./lib/report/render_svg.ts";
 export {
   type BarsArgs,
@@ -274,4 +271,4 @@ export {
   type StackedPeakArgs,
 } from "./lib/report/charts.ts";
 export type { ValueFormat } from "./lib/report/chart_style.ts";
-export { chartFromRows, type ChartOptions } from "./lib/report/chart_defs.ts";
+export { type ChartDef, chartFromRows, type ChartOptions } from "./lib/report/chart_defs.ts";

@@ -35,9 +35,10 @@ async function main(argv: string[]): Promise<void> {
     help: { type: "boolean", short: "h" },
   }, USAGE);
   if (values.list) {
-    const all = await listExperiments();
-    const w = Math.max(0, ...all.map((e) => e.name.length));
-    for (const e of all) console.log(`${e.name.padEnd(w)}  ${e.description}`);
+    const { experiments, skipped } = await listExperiments();
+    for (const s of skipped) console.error(`exp: warning: skipped ${s.file}: ${s.reason}`);
+    const w = Math.max(0, ...experiments.map((e) => e.name.length));
+    for (const e of experiments) console.log(`${e.name.padEnd(w)}  ${e.description}`);
     return;
   }
   if (positionals.length === 0) {

@@ -7,8 +7,15 @@
 import { createDevice, type CreateDeviceOptions } from "../device/create.ts";
 import type { Device } from "../device/device.ts";
 import type { ExperimentConfig } from "./config.ts";
-import type { ExperimentContext, Json, MetricRow, ReportTable, VegaLiteSpec } from "./define.ts";
-import { createProgress, printAbove, type ProgressBar } from "./progress.ts";
+import type {
+  ExperimentContext,
+  Json,
+  MetricRow,
+  ReportTable,
+  SweepOptions,
+  VegaLiteSpec,
+} from "./define.ts";
+import { createProgress, describeItem, printAbove, type ProgressBar } from "./progress.ts";
 import { parseJsonLines, RUN_FILES, runPath } from "../report/records.ts";
 import type { ChartRecipe } from "../report/charts.ts";
 import {
@@ -132,13 +139,16 @@ export class RunContext<C extends ExperimentConfig> implements ExperimentContext
     label: string,
     items: readonly T[],
     fn: (item: T, i: number) => Promise<R> | R,
+    opts: SweepOptions<T> = {},
   ): Promise<R[]> {
     const bar = this.progress(label, items.length);
+    const describe = opts.describe ?? describeItem;
     const out: R[] = [];
     try {
       for (let i = 0; i < items.length; i++) {
+        bar.item(describe(items[i], i));
         out.push(await fn(items[i], i));
-        bar.tick(`${label} ${String(items[i])}`);
+        bar.tick();
       }
     } finally {
       bar.done();
