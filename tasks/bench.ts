@@ -13,13 +13,20 @@ import { benchMatmul } from "../lib/bench/matmul.ts";
 import { type BenchRow, formatTable } from "../lib/bench/row.ts";
 import { benchTrainStep } from "../lib/bench/train_step.ts";
 import { createTfjsPeer, type Tf } from "../lib/bench/tfjs_peer.ts";
+import { findTorchPython, type TorchPython } from "../lib/bench/torch_peer.ts";
 import { WebGPUDevice } from "../lib/device/webgpu.ts";
 
-type Group = (dev: WebGPUDevice, tf: Tf | null, log: (s: string) => void) => Promise<BenchRow[]>;
+type Group = (
+  dev: WebGPUDevice,
+  tf: Tf | null,
+  log: (s: string) => void,
+) => Promise<BenchRow[]>;
+
+let torch: TorchPython | null = null;
 
 const GROUPS: Record<string, Group> = {
   matmul: (dev, tf, log) => benchMatmul(dev, tf, undefined, log),
-  train: (dev, tf, log) => benchTrainStep(dev, tf, log),
+  train: (dev, tf, log) => benchTrainStep(dev, tf, log, { torch }),
   attention: (dev, tf, log) => benchAttentionRows(dev, tf, log),
 };
 
@@ -42,6 +49,7 @@ for (const n of names) {
 }
 const dev = await WebGPUDevice.create({ profile: values.profile });
 const tf = values["no-peer"] ? null : await createTfjsPeer();
+torch = values["no-peer"] ? null : await findTorchPython();
 const log = values.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
 log(`device: ${dev.adapterInfo.description}`);
 const rows: BenchRow[] = [];
