@@ -23,7 +23,11 @@ import type { Tensor } from "../device/tensor.ts";
 import { type HeadLoss } from "../nn/lm_head_loss.ts";
 import { view } from "../nn/layer.ts";
 import type { Parameter } from "../nn/parameter.ts";
-import { crossEntropyBackward, crossEntropyLosses } from "../ops/cross_entropy.ts";
+import {
+  crossEntropyBackward,
+  crossEntropyFused,
+  crossEntropyLosses,
+} from "../ops/cross_entropy.ts";
 import { linearBackwardInput, linearBackwardWeight, linearForward } from "../ops/linear.ts";
 import { sum } from "../ops/reduce.ts";
 import { chunkRanges, type Chunks, resolveChunks } from "./chunking.ts";
@@ -104,10 +108,13 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
         tag: "logits",
         name: `${this.name}.logits_chunk`,
       }); // (n, V)
-      const li = crossEntropyLosses(dev, logits, ti, { softcap: this.finalSoftcap }); // (n)
+      // Fused: the losses and the logit gradients (in place) in one pass over the chunk.
+      const li = dy
+        ? crossEntropyFused(dev, logits, ti, { gradScale: gradScale!, softcap: this.finalSoftcap })
+        : crossEntropyLosses(dev, logits, ti, { softcap: this.finalSoftcap }); // (n)
       dev.copy(li, 0, losses, r0, r1 - r0);
       li.dispose();
-      if (dy) this.#chunkGradients(logits, ti, yi, dy, r0, gradScale!);
+      if (dy) this.#weightAndInputGradients(logits, yi, dy, r0);
       for (const t of [yi, ti, logits]) t.dispose();
     }
     const lossSum = sum(dev, losses);
@@ -127,13 +134,18 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
     r0: number,
     gradScale: number,
   ): void {
-    const dev = this.dev;
-    const d = yi.shape[1];
-    const g = crossEntropyBackward(dev, logits, ti, {
+    const g = crossEntropyBackward(this.dev, logits, ti, {
       gradScale,
       softcap: this.finalSoftcap,
       inPlace: true,
     }); // (n, V), the logits' storage
+    this.#weightAndInputGradients(g, yi, dy, r0);
+  }
+
+  /** From the logit gradients g (n, V): dW += gᵀ·y_i; dy[r0..] = g·W; frees g. */
+  #weightAndInputGradients(g: Tensor, yi: Tensor, dy: Tensor, r0: number): void {
+    const dev = this.dev;
+    const d = yi.shape[1];
     linearBackwardWeight(dev, g, yi, this.weight.gradFor(dev));
     const dyi = linearBackwardInput(dev, g, this.weight.value, { name: `${this.name}.dy_chunk` });
     dev.copy(dyi, 0, dy, r0 * d, yi.shape[0] * d);

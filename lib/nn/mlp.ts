@@ -5,9 +5,13 @@
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { addInPlace } from "../ops/add.ts";
 import { gluBackward, gluForward } from "../ops/glu.ts";
-import { linearBackwardInput, linearBackwardWeight, linearForward } from "../ops/linear.ts";
+import {
+  linearBackwardInput,
+  linearBackwardInputAccumulate,
+  linearBackwardWeight,
+  linearForward,
+} from "../ops/linear.ts";
 import { type Forward, type SeqLayer, view } from "./layer.ts";
 import type { Parameter } from "./parameter.ts";
 
@@ -62,11 +66,9 @@ export class MLP implements SeqLayer<MLPSaved> {
     linearBackwardWeight(dev, dUp, s.x, this.up.gradFor(dev));
     s.x.dispose();
     const dx = linearBackwardInput(dev, dGate, this.gate.value, { name: `${this.name}.dx` });
-    const dx2 = linearBackwardInput(dev, dUp, this.up.value, { name: `${this.name}.dx_up` });
+    linearBackwardInputAccumulate(dev, dUp, this.up.value, dx); // dx += dUp·Wu
     dGate.dispose();
     dUp.dispose();
-    addInPlace(dev, dx, dx2);
-    dx2.dispose();
     return dx;
   }
 }
