@@ -169,9 +169,9 @@ async function stepper(
 
 /** Options of {@link benchScaling}. */
 export interface ScalingOptions {
-  /** Sequence lengths (ascending is best: kernels compile at the first, shortest). */
+  /** Sequence lengths. */
   seqs: number[];
-  /** Timed steps per configuration (after one warm-up step at the first S). */
+  /** Timed steps per configuration (after one warm-up step per configuration at S=128). */
   steps: number;
   /** Our tree first, then optionally the base tree. */
   trees: Tree[];
@@ -188,8 +188,15 @@ export async function benchScaling(
 ): Promise<BenchRow[]> {
   const devs = await Promise.all(opts.trees.map((t) => t.WebGPUDevice.create()));
   const rows: BenchRow[] = [];
-  let warm = false;
   try {
+    // Warm-up at a short S: every pipeline compiles here, not in a timed (or a long) step.
+    for (const policy of Object.keys(POLICIES) as PolicyName[]) {
+      for (let i = 0; i < opts.trees.length; i++) {
+        const s = await stepper(opts.trees[i], devs[i], 128, policy);
+        await s.step(false);
+        s.dispose();
+      }
+    }
     for (const S of opts.seqs) {
       log(`scaling: llama3-tiny S=${S}, ${opts.steps} interleaved timed steps per configuration`);
       const steppers: Stepper[] = [];
@@ -199,9 +206,6 @@ export async function benchScaling(
         }
       }
       try {
-        if (!warm) { for (const s of steppers) await s.step(false); // pipelines compile here
-         }
-        warm = true;
         for (let k = 0; k < opts.steps; k++) for (const s of steppers) await s.step(true);
       } finally {
         for (const s of steppers) s.dispose();
