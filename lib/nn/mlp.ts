@@ -5,7 +5,7 @@
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { gluBackward, gluForward } from "../ops/glu.ts";
+import { downGluBackward, gluForward } from "../ops/glu.ts";
 import {
   linearBackwardInput,
   linearBackwardInputAccumulate,
@@ -56,10 +56,12 @@ export class MLP implements SeqLayer<MLPSaved> {
     const dev = this.dev;
     // down: out = h·Wdᵀ
     linearBackwardWeight(dev, dy, s.h, this.down.gradFor(dev));
-    const dh = linearBackwardInput(dev, dy, this.down.value, { name: `${this.name}.dh` }); // (S, I)
     s.h.dispose();
-    const { dGate, dUp } = gluBackward(dev, dh, s.gate, s.up, { activation: this.activation });
-    dh.dispose();
+    // dh = dy·Wd and the gate backward in one kernel (dh is never stored)
+    const { dGate, dUp } = downGluBackward(dev, dy, this.down.value, s.gate, s.up, {
+      activation: this.activation,
+      name: `${this.name}.dh`,
+    });
     s.gate.dispose();
     s.up.dispose();
     linearBackwardWeight(dev, dGate, s.x, this.gate.gradFor(dev));
