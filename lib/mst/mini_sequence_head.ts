@@ -29,7 +29,11 @@ import type { Tensor } from "../device/tensor.ts";
 import { type HeadLoss } from "../nn/lm_head_loss.ts";
 import { view } from "../nn/layer.ts";
 import type { Parameter } from "../nn/parameter.ts";
-import { crossEntropyBackward, crossEntropyLosses } from "../ops/cross_entropy.ts";
+import {
+  crossEntropyBackward,
+  crossEntropyFused,
+  crossEntropyLosses,
+} from "../ops/cross_entropy.ts";
 import { linearBackwardInput, linearBackwardWeight, linearForward } from "../ops/linear.ts";
 import { sum } from "../ops/reduce.ts";
 import { chunkRanges, type Chunks, resolveChunks } from "./chunking.ts";
@@ -124,12 +128,16 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
         tag: "logits",
         name: `${this.name}.logits_chunk`,
       }); // (n, V)
-      const li = crossEntropyLosses(dev, logits, ti, { softcap: this.finalSoftcap }); // (n)
+      // Fused: the losses and the logit gradients (in place) in one pass over the chunk.
+      const li = fused
+        ? crossEntropyFused(dev, logits, ti, { gradScale: gradScale!, softcap: this.finalSoftcap })
+        : crossEntropyLosses(dev, logits, ti, { softcap: this.finalSoftcap }); // (n)
       if (losses) dev.copy(li, 0, losses, r0, r1 - r0);
       else lossSum = sum(dev, li); // (1), before the gradients, as the plain head does
       li.dispose();
       if (fused) {
-        const dyi = this.#chunkGradients(logits, ti, yi, gradScale!, whole); // (n, d)
+        ti.dispose(); // the targets are not needed past here: free them before the two matmuls
+        const dyi = this.#weightAndInputGradients(logits, yi, whole); // (n, d); logits hold g
         if (dy) {
           dev.copy(dyi, 0, dy, r0 * d, (r1 - r0) * d);
           dyi.dispose();
@@ -162,6 +170,12 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
       inPlace: true,
     }); // (n, V), the logits' storage
     ti.dispose(); // the targets are not needed past here: free them before the two matmuls
+    return this.#weightAndInputGradients(g, yi, whole);
+  }
+
+  /** From the logit gradients g (n, V): dW += gᵀ·y_i; returns dy_i = g·W (n, d); frees g. */
+  #weightAndInputGradients(g: Tensor, yi: Tensor, whole: boolean): Tensor {
+    const dev = this.dev;
     linearBackwardWeight(dev, g, yi, this.weight.gradFor(dev));
     const dyi = linearBackwardInput(dev, g, this.weight.value, {
       name: whole ? `${this.name}.dy` : `${this.name}.dy_chunk`,
