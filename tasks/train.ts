@@ -97,6 +97,23 @@ async function main(argv: string[]): Promise<void> {
     throw new Error("--save / --resume: the meta device holds no numbers to save; use webgpu");
   }
   const log = (s: string) => values.json ? console.error(s) : console.log(s);
+  if (saved && steps === 0) {
+    log(`the run is complete at step ${startStep}; --steps K trains K more steps`);
+    if (values.json) {
+      console.log(JSON.stringify({
+        preset: setup.cfg.name,
+        seq: S,
+        steps,
+        step: startStep,
+        totalSteps,
+        policy: describePolicy(setup.policy),
+        losses: [],
+        valLosses: [],
+        history,
+      }));
+    }
+    return;
+  }
   const saver = saveDir ? await CheckpointSaver.open(saveDir, settings.saveEvery, resumeDir) : null;
   if (saver?.removed.length) {
     log(`removed what an interrupted save left in ${saveDir}: ${saver.removed.join(", ")}`);
@@ -138,24 +155,6 @@ async function main(argv: string[]): Promise<void> {
       });
       if (path) log(`saved step ${step}: ${path}`);
     };
-    if (saved && steps === 0) {
-      log(`the run is complete at step ${startStep}; --steps K trains K more steps`);
-      if (values.json) {
-        console.log(JSON.stringify({
-          preset: setup.cfg.name,
-          device: dev.kind,
-          seq: S,
-          steps,
-          step: startStep,
-          totalSteps,
-          policy: describePolicy(policy),
-          losses: [],
-          valLosses: [],
-          history,
-        }));
-      }
-      return;
-    }
     log(
       `${setup.cfg.name} on ${dev.kind}: S=${S}, ${
         startStep > 0 ? `from step ${startStep} ` : ""
