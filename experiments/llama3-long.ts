@@ -126,11 +126,10 @@ async function planning(ctx: ExperimentContext<Config>) {
     `a. planning ${cfg.name} (${(parameterCount(cfg) / 1e9).toFixed(2)} B parameters, ${dtype}) ` +
       `in ${c.budget} on the meta device`,
   );
-  const maxSeq: Record<string, number> = {};
-  await ctx.sweep("max S", PLAN_POLICIES, async (p) => {
+  // sweep functions return what later parts need (a resumed run gets it from the journal)
+  const maxSeqs = await ctx.sweep("max S", PLAN_POLICIES, async (p) => {
     const t0 = performance.now();
     const r = await maxSequence({ cfg, policy: p.policy, dtype, budget });
-    maxSeq[p.id] = r.maxSeq;
     ctx.record({
       kind: "max-seq",
       policy: p.label,
@@ -142,9 +141,10 @@ async function planning(ctx: ExperimentContext<Config>) {
       ms: Math.round(performance.now() - t0),
     });
     ctx.log(`   ${p.label.padEnd(44)} max S = ${fmtTokens(r.maxSeq)} (paper ${p.paperLabel})`);
+    return r.maxSeq;
   });
-  const breakdowns: Record<string, { peak: number; breakdown: Record<string, number> }> = {};
-  await ctx.sweep(`S=${c.breakdownSeq}`, PLAN_POLICIES, async (p) => {
+  const maxSeq = Object.fromEntries(PLAN_POLICIES.map((p, i) => [p.id, maxSeqs[i]]));
+  const planned = await ctx.sweep(`S=${c.breakdownSeq}`, PLAN_POLICIES, async (p) => {
     const plan = await planStep({
       cfg,
       policy: p.policy,
@@ -152,7 +152,6 @@ async function planning(ctx: ExperimentContext<Config>) {
       budget: Infinity,
       seq: c.breakdownSeq,
     });
-    breakdowns[p.id] = { peak: plan.peakBytes, breakdown: plan.breakdown };
     for (const tag of TAGS) {
       const b = plan.breakdown[tag] ?? 0;
       if (b > 0) {
@@ -169,7 +168,9 @@ async function planning(ctx: ExperimentContext<Config>) {
     ctx.log(
       `   S=${c.breakdownSeq} ${p.label.padEnd(44)} peak ${(plan.peakBytes / GiB).toFixed(2)} GiB`,
     );
+    return { peak: plan.peakBytes, breakdown: { ...plan.breakdown } as Record<string, number> };
   });
+  const breakdowns = Object.fromEntries(PLAN_POLICIES.map((p, i) => [p.id, planned[i]]));
 
   const order = PLAN_POLICIES.map((p) => p.label);
   ctx.chart(
@@ -211,15 +212,8 @@ async function training(ctx: ExperimentContext<Config>) {
     `b. training ${cfg.name} on ${dev.kind}: S = ${c.seqs.join(", ")}, ${c.steps} steps each, ` +
       `data ${c.data}`,
   );
-  const points: {
-    seq: number;
-    policy: string;
-    peakBytes: number;
-    tokensPerSec: number | null;
-    losses: (number | null)[];
-  }[] = [];
   const grid = c.seqs.flatMap((seq) => TRAIN_POLICIES.map((p) => ({ seq, ...p })));
-  await ctx.sweep("train", grid, async ({ seq, id, policy }) => {
+  const points = await ctx.sweep("train", grid, async ({ seq, id, policy }) => {
     const data = await makeBatches(c.data, cfg, seq, c.seed);
     const r = await runSteps(dev, cfg, policy, data, {
       steps: c.steps,
@@ -228,7 +222,6 @@ async function training(ctx: ExperimentContext<Config>) {
       onWarning: (w) => ctx.log(`   warning: ${w}`),
     });
     const losses = r.losses;
-    points.push({ seq, policy: id, peakBytes: r.peakBytes, tokensPerSec: r.tokensPerSec, losses });
     ctx.record({
       kind: "train",
       seq,
@@ -260,11 +253,11 @@ async function training(ctx: ExperimentContext<Config>) {
           losses.map((l) => l?.toFixed(4) ?? "—").join(" ")
         }`,
     );
+    return { seq, policy: id, peakBytes: r.peakBytes, tokensPerSec: r.tokensPerSec, losses };
   });
 
   ctx.log(`   loss curves at S=${c.lossSeq}, ${c.lossSteps} steps`);
-  const curves: Record<string, (number | null)[]> = {};
-  await ctx.sweep("loss curve", TRAIN_POLICIES, async ({ id, policy }) => {
+  const curveList = await ctx.sweep("loss curve", TRAIN_POLICIES, async ({ id, policy }) => {
     const data = await makeBatches(c.data, cfg, c.lossSeq, c.seed);
     const r = await runSteps(dev, cfg, policy, data, {
       steps: c.lossSteps,
@@ -273,8 +266,9 @@ async function training(ctx: ExperimentContext<Config>) {
       onStep: (s) =>
         ctx.record({ kind: "loss", policy: id, seq: c.lossSeq, step: s.step, loss: s.loss }),
     });
-    curves[id] = r.losses;
+    return r.losses;
   });
+  const curves = Object.fromEntries(TRAIN_POLICIES.map((p, i) => [p.id, curveList[i]]));
 
   // max |Δloss| between the policies, over the sweep and the curves (null: no losses, meta)
   const [a, b] = TRAIN_POLICIES.map((p) => p.id);
@@ -329,11 +323,8 @@ async function timeline(ctx: ExperimentContext<Config>) {
   const dev = await ctx.device();
   const cfg = getPreset(c.preset);
   ctx.log(`c. memory timeline of one step of ${cfg.name} at S=${c.timelineSeq} on ${dev.kind}`);
-  const out: Record<
-    string,
-    { events: number; peakMiB: number; peakPhase: string; startMiB: number }
-  > = {};
-  await ctx.sweep("timeline", [...TRAIN_POLICIES].reverse(), async ({ id, key, policy }) => {
+  const policies = [...TRAIN_POLICIES].reverse();
+  const figures = await ctx.sweep("timeline", policies, async ({ id, policy }) => {
     const t = await stepTimeline(dev, {
       cfg,
       policy,
@@ -341,19 +332,20 @@ async function timeline(ctx: ExperimentContext<Config>) {
       data: c.data,
       seed: c.seed,
     });
-    out[key] = {
-      events: t.events.length,
-      peakMiB: round(t.peakBytes / MiB, 3),
-      peakPhase: t.peakPhase,
-      startMiB: round(t.startBytes / MiB, 3),
-    };
     for (const row of timelineRows(t.events, { policy: id })) ctx.record(row);
     ctx.log(
       `   ${id.padEnd(20)} ${t.events.length} events, peak ${
         (t.peakBytes / MiB).toFixed(2)
       } MiB in ${t.peakPhase}`,
     );
+    return {
+      events: t.events.length,
+      peakMiB: round(t.peakBytes / MiB, 3),
+      peakPhase: t.peakPhase,
+      startMiB: round(t.startBytes / MiB, 3),
+    };
   });
+  const out = Object.fromEntries(policies.map((p, i) => [p.key, figures[i]]));
   ctx.chart(
     "memory-timeline",
     memoryTimeline({

@@ -82,6 +82,10 @@ export interface ExperimentContext<C extends ExperimentConfig> {
    * A sweep helper: `await ctx.sweep("S", [256, 512], (S) => measure(S))`. The bar shows the
    * item being run (`S=1024 standard` for `{ seq: 1024, label: "standard" }`, see
    * `describeItem`), or `opts.describe(item)`.
+   * Each finished point is journaled; when the run is resumed (`exp --resume`), finished
+   * points are not run again: their recorded result is returned. So `fn` returns plain data
+   * (numbers, strings, arrays, plain objects) and keeps what later code needs in its result,
+   * not in variables it sets.
    */
   sweep<T, R>(
     label: string,
