@@ -23,7 +23,8 @@ fi
 # with "corrupted"/"double free"; the shell or the runtime names the fatal signals.
 pattern='corrupted (size|double-linked|top size|unsorted|fastbin|prev_size)'
 pattern+='|double free'
-pattern+='|(free|malloc|realloc|calloc|munmap_chunk|malloc_consolidate|_int_malloc|_int_free|tcache_thread_shutdown)\(\): '
+pattern+='|(free|malloc|realloc|calloc|munmap_chunk|malloc_consolidate|_int_malloc|_int_free'
+pattern+='|tcache_thread_shutdown)\(\): '
 pattern+='|^Aborted|Aborted \(core dumped\)|SIGABRT'
 pattern+='|panicked at|Deno has panicked|fatal runtime error'
 pattern+='|Segmentation fault|SIGSEGV|Bus error|Illegal instruction'
