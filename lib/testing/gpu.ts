@@ -1,4 +1,12 @@
-/** Test helpers: a shared WebGPU device per test file. */
+/**
+ * Test helpers: a shared WebGPU device per test file.
+ *
+ * Run GPU tests through `deno task test`, which sets `DENO_WEBGPU_BACKEND=vulkan,metal,dx12`.
+ * Without it wgpu also starts its GL backend on every test module's thread; that loads libEGL,
+ * whose exit-time teardown races with those threads exiting and can abort the process after every
+ * test passed (README.md, Troubleshooting). The shared device is left to the runtime to release
+ * when the module's isolate is torn down; the abort did not come from devices left alive.
+ */
 
 import { WebGPUDevice } from "../device/webgpu.ts";
 
