@@ -232,6 +232,7 @@ export {
 } from "./lib/experiments/rules.ts";
 export type { ProgressBar } from "./lib/experiments/progress.ts";
 export { runExperiment, type RunOptions, type RunResult } from "./lib/experiments/run.ts";
+export { maxAbsDelta, maxOf, ratio, round } from "./lib/experiments/figures.ts";
 export { experimentNames, loadExperiment } from "./lib/experiments/registry.ts";
 export {
   type Json,
@@ -251,11 +252,7 @@ export {
   tableBundle,
   VEGA_LITE_MIME,
 } from "./lib/report/jupyter.ts";
-export {
-  timelineRows,
-  type StepTimeline,
-  stepTimeline,
-} from "./lib/experiments/timeline.ts";
+export { type StepTimeline, stepTimeline, timelineRows } from "./lib/experiments/timeline.ts";
 export { renderSvg } from "./lib/report/render_svg.ts";
 export {
   type BarsArgs,
