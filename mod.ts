@@ -232,7 +232,7 @@ export {
 } from "./lib/experiments/rules.ts";
 export type { ProgressBar } from "./lib/experiments/progress.ts";
 export { runExperiment, type RunOptions, type RunResult } from "./lib/experiments/run.ts";
-export { maxAbsDelta, maxOf, ratio, round } from "./lib/experiments/figures.ts";
+export { maxAbsDelta, maxOf, ratio, round, stepsRow } from "./lib/experiments/figures.ts";
 export { experimentNames, loadExperiment } from "./lib/experiments/registry.ts";
 export {
   type Json,

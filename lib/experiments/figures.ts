@@ -1,8 +1,11 @@
 /**
  * Small figure helpers the experiments share: rounding for tables and summaries, ratios and
  * loss differences that stay `null` where a figure does not exist (the meta device computes
- * no losses and no tokens/s).
+ * no losses and no tokens/s), and a metric row of a step driver's result.
  */
+
+import type { MetricRow } from "../report/records.ts";
+import type { RunStepsResult } from "../train/run_steps.ts";
 
 /** `x` rounded to `digits` decimals (default 2); `null` stays `null`. */
 export function round(x: number, digits?: number): number;
@@ -34,4 +37,29 @@ export function maxAbsDelta(
   return maxOf(
     a.map((x, i) => x === null || typeof b[i] !== "number" ? null : Math.abs(x - b[i]!)),
   );
+}
+
+/**
+ * The figures of a `runSteps` result as one metric row: policy, peak and its phase,
+ * tokens/s, every step's ms with the timed steps' min / median / max, the M run per part,
+ * the losses, leaked bytes, and the bytes of each tag at the peak (`<tag>MiB`). Add the
+ * row's `kind` and the sweep's own fields (e.g. `seq`).
+ */
+export function stepsRow(r: RunStepsResult): MetricRow {
+  const tags = Object.entries(r.breakdown).filter(([, b]) => b > 0);
+  return {
+    policy: r.policy,
+    peakBytes: r.peakBytes,
+    peakPhase: r.peakPhase,
+    tokensPerSec: round(r.tokensPerSec, 1),
+    stepMs: r.steps.map((s) => Math.round(s.ms)),
+    stepMsMin: round(r.timing?.minMs ?? null, 1),
+    stepMsMedian: round(r.timing?.medianMs ?? null, 1),
+    stepMsMax: round(r.timing?.maxMs ?? null, 1),
+    mlpChunks: r.chunks.mlp,
+    headChunks: r.chunks.head,
+    losses: r.losses.map((l) => round(l, 5)),
+    leakedBytes: r.leakedBytes,
+    ...Object.fromEntries(tags.map(([t, b]) => [`${t}MiB`, round(b / 2 ** 20, 3)])),
+  };
 }
