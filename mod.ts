@@ -227,8 +227,10 @@ export {
   num,
   oneOf,
   preset,
+  presets,
   type RangeOptions,
   type RuleOptions,
+  someOf,
 } from "./lib/experiments/rules.ts";
 export type { ProgressBar } from "./lib/experiments/progress.ts";
 export { runExperiment, type RunOptions, type RunResult } from "./lib/experiments/run.ts";

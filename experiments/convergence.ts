@@ -18,6 +18,7 @@ import {
   Model,
   num,
   POLICIES,
+  presets,
   ratio,
   round,
   runSteps,
@@ -28,10 +29,9 @@ const IDS = ["standard", "mst"] as const;
 
 export default defineExperiment({
   name: "convergence",
-  description: "Brown corpus, standard vs MsT + recomputation: train and validation loss curves " +
-    "coincide (maxAbsDeltaLoss over all steps), and wall time",
+  description: "Brown corpus, standard vs MsT + recomputation: the loss curves coincide; wall time",
   defaults: {
-    presets: ["llama3-tiny", "gemma2-tiny"],
+    presets: presets(["llama3-tiny", "gemma2-tiny"], { doc: "models trained" }),
     seq: int(2048, { min: 2, doc: "sequence length S" }),
     steps: int(300, { min: 1, doc: "training steps per run" }),
     evalEvery: int(25, { min: 1, doc: "validation loss every this many steps (and at the end)" }),
@@ -69,10 +69,7 @@ export default defineExperiment({
           },
         });
         const seconds = round((performance.now() - t0) / 1000, 1);
-        ctx.log(
-          `   ${name} ${policy}: ${seconds} s, final loss ${r.losses.at(-1)?.toFixed(4) ?? "—"}, ` +
-            `validation ${val.at(-1)?.toFixed(4) ?? "—"}`,
-        );
+        ctx.log(`   ${name} ${policy}: ${seconds} s, losses ${r.losses.at(-1)} / ${val.at(-1)}`);
         return { name, id, policy, losses: r.losses, val, seconds, tokensPerSec: r.tokensPerSec };
       } finally {
         model.dispose();

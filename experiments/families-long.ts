@@ -25,6 +25,7 @@ import {
   ratio,
   round,
   runSteps,
+  someOf,
 } from "../mod.ts";
 
 const FAMILIES: { model: string; tiny: string; paper?: number }[] = [
@@ -34,15 +35,15 @@ const FAMILIES: { model: string; tiny: string; paper?: number }[] = [
   { model: "gemma2-9b", tiny: "gemma2-tiny" },
   { model: "gemma2-2b", tiny: "gemma2-tiny" },
 ];
+const MODELS = FAMILIES.map((f) => f.model);
 const PLAN_IDS = ["hfStandard", "hfCheckpoint", "mst", "mstOib"] as const;
 const label = (id: keyof typeof POLICIES) => describePolicy(POLICIES[id]);
 
 export default defineExperiment({
   name: "families-long",
-  description:
-    "Four more families: max S in 80 GiB per policy beside the paper's 84K and 12–24×; " +
-    "each family's tiny model on the device, standard vs MsT",
+  description: "Llama2, Mistral, Qwen2, Gemma-2: max S in 80 GiB beside the paper; tinies trained",
   defaults: {
+    models: someOf(MODELS, MODELS, { doc: "the full-size models planned" }),
     budget: bytes("80GiB", { doc: "device memory of the planned GPU" }),
     planDtype: dtype("bf16", { doc: "how the planner counts floats" }),
     resolution: int(1, { min: 1, doc: "max S is exact to this many tokens" }),
@@ -57,7 +58,8 @@ export default defineExperiment({
     const plan = { dtype: parseDtype(c.planDtype, "planDtype"), budget: parseBytes(c.budget) };
     const search = { granularity: c.resolution };
     const opts = { steps: c.steps, init: { seed: c.seed } };
-    const planned = await ctx.sweep("family", FAMILIES, async ({ model, paper }) => {
+    const families = FAMILIES.filter((f) => c.models.includes(f.model));
+    const planned = await ctx.sweep("family", families, async ({ model, paper }) => {
       const cfg = getPreset(model);
       const seqs = await ctx.sweep(model, PLAN_IDS, async (id) => {
         const { maxSeq } = await maxSequence({ ...plan, cfg, policy: POLICIES[id] }, search);
@@ -72,15 +74,14 @@ export default defineExperiment({
       return { model, paper: paper ?? null, maxSeq, mst, oib };
     });
     const dev = await ctx.device();
-    const tinies = [...new Set(FAMILIES.map((f) => f.tiny))];
+    const tinies = [...new Set(families.map((f) => f.tiny))];
     const pairs = tinies.flatMap((tiny) => c.seqs.map((seq) => ({ tiny, seq })));
-    // a unit of work: both policies at one S
     const trained = await ctx.sweep("train", pairs, async ({ tiny, seq }) => {
       const cfg = getPreset(tiny);
       const at = { model: tiny, run: `${tiny} S=${seq}`, seq };
       const train = async (id: "hfStandard" | "mst") => {
-        const data = await makeBatches(c.data, cfg, seq, c.seed);
-        const r = await runSteps(dev, cfg, POLICIES[id], data, opts);
+        const batches = await makeBatches(c.data, cfg, seq, c.seed);
+        const r = await runSteps(dev, cfg, POLICIES[id], batches, opts);
         const { peakBytes, tokensPerSec, losses } = r;
         ctx.record({ kind: "train", ...at, policy: label(id), peakBytes, tokensPerSec, losses });
         return { MiB: round(peakBytes / 2 ** 20, 2), losses };
@@ -142,9 +143,8 @@ export default defineExperiment({
       }),
     });
     ctx.note(
-      `"MsT / standard": MsT + recomputation's max S over standard training with the HF head ` +
-        `(fp32 logit copies, the paper's baselines); OiB: optimizer-in-backward. Plans count every ` +
-        `float as ${plan.dtype} and live bytes only (no CUDA context or fragmentation): upper bounds.`,
+      `MsT / standard: MsT + recomputation's max S over standard with the HF head; OiB: ` +
+        `optimizer-in-backward. Plans count floats as ${plan.dtype}, live bytes only: upper bounds.`,
     );
   },
 });

@@ -14,9 +14,9 @@ export function round(x: number | null, digits = 2): number | null {
   return x === null ? null : Number(x.toFixed(digits));
 }
 
-/** `a / b` rounded to `digits` decimals (default 2); `null` when either is `null`. */
+/** `a / b` rounded to `digits` decimals (default 2); `null` when either is `null` or b is 0. */
 export function ratio(a: number | null, b: number | null, digits = 2): number | null {
-  return a === null || b === null ? null : round(a / b, digits);
+  return a === null || b === null || b === 0 ? null : round(a / b, digits);
 }
 
 /** The largest of the numbers in `xs`; `null` when there is none. */
