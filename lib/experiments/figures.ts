@@ -7,8 +7,9 @@
 import type { MetricRow } from "../report/records.ts";
 import type { RunStepsResult } from "../train/run_steps.ts";
 
-/** `x` rounded to `digits` decimals (default 2); `null` stays `null`. */
+/** `x` rounded to `digits` decimals (default 2). */
 export function round(x: number, digits?: number): number;
+/** `x` rounded to `digits` decimals (default 2); `null` stays `null`. */
 export function round(x: number | null, digits?: number): number | null;
 export function round(x: number | null, digits = 2): number | null {
   return x === null ? null : Number(x.toFixed(digits));
