@@ -206,6 +206,7 @@ export {
   defineExperiment,
   type Experiment,
   type ExperimentContext,
+  type SweepOptions,
 } from "./lib/experiments/define.ts";
 export type {
   ConfigDefault,
@@ -232,7 +233,7 @@ export {
   type RuleOptions,
   someOf,
 } from "./lib/experiments/rules.ts";
-export type { ProgressBar } from "./lib/experiments/progress.ts";
+export { describeItem, type ProgressBar } from "./lib/experiments/progress.ts";
 export { runExperiment, type RunOptions, type RunResult } from "./lib/experiments/run.ts";
 export { maxAbsDelta, maxOf, ratio, round, stepsRow } from "./lib/experiments/figures.ts";
 export { experimentNames, loadExperiment } from "./lib/experiments/registry.ts";
@@ -273,4 +274,4 @@ export {
   type StackedPeakArgs,
 } from "./lib/report/charts.ts";
 export type { ValueFormat } from "./lib/report/chart_style.ts";
-export { chartFromRows, type ChartOptions } from "./lib/report/chart_defs.ts";
+export { type ChartDef, chartFromRows, type ChartOptions } from "./lib/report/chart_defs.ts";

@@ -104,7 +104,7 @@ export default defineExperiment({
       ctx.log(
         `   ${p.label}: max S ${maxSeq} (paper ${p.paperLabel}), ${formatBytes(r.peakBytes)}`,
       );
-      return { maxSeq, peak: r.peakBytes, breakdown: r.breakdown };
+      return { maxSeq, peak: r.peakBytes, breakdown: { ...r.breakdown } };
     });
     const plan = Object.fromEntries(PLAN.map((p, i) => [p.id, { ...p, ...planned[i] }]));
     const m = (id: string) => plan[id].maxSeq;

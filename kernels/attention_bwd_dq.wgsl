@@ -44,12 +44,18 @@ const R: u32 = {{R}}u;
 const WG: u32 = {{WG}}u;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) li: u32,
+) {
   let h = wg.y;
   let g = h * p.KV / p.H;
   let qStride = p.H * HD4;
   let kStride = p.KV * HD4;
-  let wgRow0 = wg.x * R * WG;
+  // Row blocks in reverse: the last rows see the most keys, so they start first and the
+  // short blocks fill the cores at the end (causal work grows with the row index).
+  let wgRow0 = (nwg.x - 1u - wg.x) * R * WG;
   let row0 = wgRow0 + li * R;
   let jEnd = min(p.S, wgRow0 + R * WG);
   var jStart = 0u;

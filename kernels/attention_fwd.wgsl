@@ -49,12 +49,18 @@ const LOG2E: f32 = 1.4426950408889634;
 const LN2: f32 = 0.6931471805599453;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) li: u32,
+) {
   let h = wg.y;
   let g = h * p.KV / p.H;
   let qStride = p.H * HD4;
   let kStride = p.KV * HD4;
-  let wgRow0 = wg.x * R * WG;
+  // Row blocks in reverse: the last rows see the most keys, so they start first and the
+  // short blocks fill the cores at the end (causal work grows with the row index).
+  let wgRow0 = (nwg.x - 1u - wg.x) * R * WG;
   // Uniform key range [jStart, jEnd): every key some row of this workgroup may see.
   let jEnd = min(p.S, wgRow0 + R * WG);
   var jStart = 0u;

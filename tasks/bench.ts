@@ -1,27 +1,60 @@
 /**
- * `deno task bench [--json] [--profile] [--only <group>]`: throughput of our kernels beside
- * TensorFlow.js's WebGPU backend, in one process. Groups: matmul, train (training step),
- * attention — add a `lib/bench/<group>.ts` producing {@link BenchRow}s and list it below).
+ * `deno task bench [--json] [--profile] [--only <group>] [--no-peer] [--seqs S,…] [--steps N]
+ * [--base <worktree>]`: throughput of our kernels beside TensorFlow.js's WebGPU backend and
+ * PyTorch on the CPU, in one process. Groups: matmul, train (training step at S=1024 beside
+ * TF.js and PyTorch), attention, scaling (standard vs MsT + recomputation at each of `--seqs`,
+ * `--steps` timed steps each, interleaved; `--base` adds another checkout's steps interleaved
+ * with ours) — add a `lib/bench/<group>.ts` producing {@link BenchRow}s and list it below.
  *
  * `--json` prints `{"rows": [...]}` as the last line; `--profile` records per-kernel GPU time
- * with timestamp queries and prints it; `--no-peer` skips TF.js.
+ * with timestamp queries and prints it (and the attention share in the scaling rows);
+ * `--no-peer` skips TF.js and PyTorch.
  */
 
 import { parseArgs } from "node:util";
 import { benchAttentionRows } from "../lib/bench/attention.ts";
 import { benchMatmul } from "../lib/bench/matmul.ts";
+import { benchScaling, loadTree, type Tree } from "../lib/bench/scaling.ts";
 import { type BenchRow, formatTable } from "../lib/bench/row.ts";
 import { benchTrainStep } from "../lib/bench/train_step.ts";
 import { createTfjsPeer, type Tf } from "../lib/bench/tfjs_peer.ts";
+import { findTorchPython, type TorchPython } from "../lib/bench/torch_peer.ts";
 import { WebGPUDevice } from "../lib/device/webgpu.ts";
 
-type Group = (dev: WebGPUDevice, tf: Tf | null, log: (s: string) => void) => Promise<BenchRow[]>;
+// The groups read the parsed flags (`values`, below) when they run.
+type Group = (
+  dev: WebGPUDevice,
+  tf: Tf | null,
+  log: (s: string) => void,
+) => Promise<BenchRow[]>;
+
+let torch: TorchPython | null = null;
 
 const GROUPS: Record<string, Group> = {
   matmul: (dev, tf, log) => benchMatmul(dev, tf, undefined, log),
-  train: (dev, tf, log) => benchTrainStep(dev, tf, log),
+  train: (dev, tf, log) => benchTrainStep(dev, tf, log, { torch }),
   attention: (dev, tf, log) => benchAttentionRows(dev, tf, log),
+  scaling: async (_dev, _tf, log) => {
+    const trees: Tree[] = [await loadTree(new URL("..", import.meta.url).pathname, "ours")];
+    if (values.base) trees.push(await loadTree(values.base, "base"));
+    return await benchScaling(log, {
+      seqs: seqs(values.seqs),
+      steps: Number(values.steps),
+      trees,
+      profile: values.profile,
+    });
+  },
 };
+
+/** `--seqs 1024,4096`: positive integers, or a readable exit. */
+function seqs(text: string): number[] {
+  const out = text.split(",").map(Number);
+  if (out.some((n) => !Number.isInteger(n) || n < 1)) {
+    console.error(`--seqs: expected comma-separated positive integers, got "${text}"`);
+    Deno.exit(2);
+  }
+  return out;
+}
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -30,6 +63,9 @@ const { values } = parseArgs({
     profile: { type: "boolean", default: false },
     only: { type: "string" },
     "no-peer": { type: "boolean", default: false },
+    seqs: { type: "string", default: "1024,4096,8192,16384" },
+    steps: { type: "string", default: "3" },
+    base: { type: "string" },
   },
 });
 
@@ -42,6 +78,7 @@ for (const n of names) {
 }
 const dev = await WebGPUDevice.create({ profile: values.profile });
 const tf = values["no-peer"] ? null : await createTfjsPeer();
+torch = values["no-peer"] ? null : await findTorchPython();
 const log = values.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
 log(`device: ${dev.adapterInfo.description}`);
 const rows: BenchRow[] = [];

@@ -1,6 +1,7 @@
 /**
  * `deno task exp <name> [--quick] [--config f.yaml] [--set key=value]… [--device webgpu|meta]
- *   [--out DIR]`, `deno task exp --list`, `deno task exp <name> --help`
+ *   [--out DIR]`, `deno task exp <name> --resume <run dir>`, `deno task exp --list`,
+ * `deno task exp <name> --help`
  *
  * Runs an experiment of `experiments/` and writes its run directory (default
  * `runs/<name>/<UTC stamp>/`): config.yaml, metrics.jsonl, summary.json, report.html,
@@ -15,6 +16,7 @@ import { RUN_FILES, runPath } from "../lib/report/records.ts";
 
 const USAGE =
   `usage: deno task exp <name> [--quick] [--config f.yaml] [--set key=value]... [--device webgpu|meta] [--out DIR]
+       deno task exp <name> --resume <run dir>
        deno task exp --list
        deno task exp <name> --help      (the experiment's config keys)
 
@@ -22,7 +24,9 @@ const USAGE =
   --config f.yaml  a flat YAML mapping of config keys (applied after the defaults)
   --set key=value  one config key (after --config); arrays as 256,512,1024
   --device         webgpu (default) or meta (no compute: memory only, losses are NaN)
-  --out DIR        the run directory (new or empty; default runs/<name>/<UTC stamp>/)`;
+  --out DIR        the run directory (new or empty; default runs/<name>/<UTC stamp>/)
+  --resume DIR     continue an interrupted run (killed, or failed) in DIR with its own config,
+                   --quick and device: finished sweep points are reused, the rest is run`;
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseTaskArgs(argv, {
@@ -31,13 +35,15 @@ async function main(argv: string[]): Promise<void> {
     set: { type: "string", multiple: true },
     device: { type: "string" },
     out: { type: "string" },
+    resume: { type: "string" },
     list: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, USAGE);
   if (values.list) {
-    const all = await listExperiments();
-    const w = Math.max(0, ...all.map((e) => e.name.length));
-    for (const e of all) console.log(`${e.name.padEnd(w)}  ${e.description}`);
+    const { experiments, skipped } = await listExperiments();
+    for (const s of skipped) console.error(`exp: warning: skipped ${s.file}: ${s.reason}`);
+    const w = Math.max(0, ...experiments.map((e) => e.name.length));
+    for (const e of experiments) console.log(`${e.name.padEnd(w)}  ${e.description}`);
     return;
   }
   if (positionals.length === 0) {
@@ -54,6 +60,23 @@ async function main(argv: string[]): Promise<void> {
   if (values.help) {
     console.log(`${exp.name}: ${exp.description}\n\nconfig keys:\n${configKeysHelp(exp.defaults)}`);
     if (exp.quick) console.log(`\n--quick sets: ${JSON.stringify(exp.quick)}`);
+    return;
+  }
+  if (values.resume !== undefined) {
+    // the other flags are passed only to be refused: a resumed run keeps its own
+    const { dir, summary } = await runExperiment(exp, {
+      resume: values.resume,
+      quick: values.quick,
+      device: values.device as "webgpu" | "meta" | undefined,
+      yaml: values.config,
+      set: values.set,
+      out: values.out,
+    });
+    console.log(
+      `\n${exp.name} finished (resumed), ${summary.seconds.toFixed(1)} s since it started`,
+    );
+    console.log(`report: ${runPath(dir, RUN_FILES.html)} and ${runPath(dir, RUN_FILES.markdown)}`);
+    console.log(dir);
     return;
   }
   const device = values.device ?? "webgpu";

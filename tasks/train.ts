@@ -2,40 +2,47 @@
  * `deno task train <preset> [--seq S] [--steps N] [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
  *   [--checkpoint] [--optimizer-in-backward] [--hf-head] [--device webgpu|meta] [--data repeat|brown]
  *   [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
- *   [--resume DIR] [--config f.yaml] [--set key=value]… [--json]`
+ *   [--save-every N] [--config f.yaml] [--set key=value]… [--json]`
+ * `deno task train --resume DIR [--steps K] [--save DIR] [--save-every N] [policy flags] [--json]`
  *
  * One training run through the step driver (`lib/train/run_steps.ts`). `--json` ends with one
- * JSON line: `{preset, seq, steps, policy, losses, tokensPerSec, timing, peakBytes, peakPhase,
- * breakdown, chunks, …}` (losses and tokens/s are null on the meta device).
+ * JSON line: `{preset, seq, steps, step, totalSteps, policy, losses, history, tokensPerSec,
+ * timing, peakBytes, peakPhase, breakdown, chunks, …}` (losses and tokens/s are null on the
+ * meta device). Checkpoints (`--save`, `--resume`): `lib/checkpoint/checkpoint_dir.ts`
+ * (layout, crash safety) and `lib/train/run_settings.ts` (what a resumed run takes from the
+ * checkpoint).
  */
 
-import {
-  COMMON_OPTIONS,
-  parseBudget,
-  parseNumber,
-  parsePositiveInt,
-  parseTaskArgs,
-} from "../lib/cli/args.ts";
+import { COMMON_OPTIONS, parseBudget, parseTaskArgs } from "../lib/cli/args.ts";
 import { modelSetup, POLICY_HELP } from "../lib/cli/model_options.ts";
 import { createDevice } from "../lib/device/create.ts";
 import { formatBytes } from "../lib/device/dtype.ts";
 import { Model } from "../lib/models/model.ts";
-import { describePolicy } from "../lib/models/policy.ts";
+import { describePolicy, type MemoryPolicy, validatePolicy } from "../lib/models/policy.ts";
 import { makeBatches } from "../lib/train/data_source.ts";
-import { runFromState, saveRun } from "../lib/train/run_io.ts";
+import { CheckpointSaver, runFromState } from "../lib/train/run_io.ts";
 import { Trainer } from "../lib/train/trainer.ts";
-import { runSteps } from "../lib/train/run_steps.ts";
-import { loadRunState } from "../lib/checkpoint/run_state.ts";
+import { runSteps, type RunStepsResult } from "../lib/train/run_steps.ts";
+import { loadCheckpoint } from "../lib/checkpoint/checkpoint_dir.ts";
+import type { JsonValue } from "../lib/checkpoint/run_state.ts";
+import { savedHistory, trainExtra, trainSettings } from "../lib/train/run_settings.ts";
 
 const USAGE =
   `usage: deno task train <preset> [--seq S] [--steps N] [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
   [--checkpoint] [--optimizer-in-backward] [--hf-head] [--device webgpu|meta] [--data repeat|brown]
   [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
-  [--resume DIR] [--config f.yaml] [--set key=value]... [--json]
+  [--save-every N] [--config f.yaml] [--set key=value]... [--json]
+       deno task train --resume DIR [--steps K] [--save DIR] [--save-every N] [policy flags] [--json]
 
   --data repeat   one fixed random sequence, repeated (default; the model must overfit it)
   --data brown    the Brown corpus (train split), validation loss on the validation split
-  --resume DIR    continue a run saved with --save DIR (its config; --steps more steps)
+  --save DIR      write a checkpoint into DIR at the end (crash-safe: DIR/checkpoint.json
+                  names the latest complete DIR/step-<N>/)
+  --save-every N  also every N steps
+  --resume DIR    continue the run checkpointed in DIR: its model, data, seq, seed, lr,
+                  policy (unless policy flags are given) and schedule; it runs to the run's
+                  planned total of steps (--steps K: K more steps instead) and keeps saving
+                  into DIR
 ${POLICY_HELP}`;
 
 async function main(argv: string[]): Promise<void> {
@@ -49,6 +56,7 @@ async function main(argv: string[]): Promise<void> {
     "eval-every": { type: "string" },
     "eval-batches": { type: "string" },
     save: { type: "string" },
+    "save-every": { type: "string" },
     resume: { type: "string" },
   }, USAGE);
   if (values.help) {
@@ -59,16 +67,59 @@ async function main(argv: string[]): Promise<void> {
     throw new Error(`expected one preset, got: ${positionals.join(" ")}\n${USAGE}`);
   }
   const resumeDir = values.resume;
-  const saved = resumeDir ? await loadRunState(resumeDir) : null;
+  const saved = resumeDir ? await loadCheckpoint(resumeDir) : null;
   const setup = await modelSetup(positionals[0], values, saved?.info.config);
-  const S = parsePositiveInt("--seq", values.seq, 256);
-  const steps = parsePositiveInt("--steps", values.steps, 20);
-  const seed = parsePositiveInt("--seed", values.seed, 1);
-  const lr = parseNumber("--lr", values.lr, 3e-3);
-  const dataKind = values.data ?? "repeat";
+  const savedRun = saved ? { step: saved.info.step, extra: saved.info.extra ?? {} } : null;
+  const settings = trainSettings(values, savedRun, `--resume ${resumeDir}`);
+  const policyFlags = [
+    "policy",
+    "mst",
+    "mst-mlp",
+    "mst-head",
+    "checkpoint",
+    "optimizer-in-backward",
+    "hf-head",
+  ] as const;
+  const savedPolicy = savedRun?.extra.policy as MemoryPolicy | undefined;
+  if (savedPolicy && !policyFlags.some((f) => values[f] !== undefined)) {
+    validatePolicy(savedPolicy);
+    setup.policy = savedPolicy; // the saved run's policy unless policy flags are given
+  }
+  const history = savedRun ? savedHistory(savedRun) : { losses: [], valLosses: [] };
+  const { seq: S, seed, lr, data: dataKind, totalSteps, evalEvery } = settings;
+  const startStep = savedRun?.step ?? 0;
+  const steps = Math.max(0, totalSteps - startStep);
+  const saveDir = values.save ?? resumeDir;
+  if (settings.saveEvery !== null && !saveDir) {
+    throw new Error("--save-every needs --save DIR (where the checkpoints go)");
+  }
+  if (saveDir && values.device === "meta") {
+    throw new Error("--save / --resume: the meta device holds no numbers to save; use webgpu");
+  }
+  const log = (s: string) => values.json ? console.error(s) : console.log(s);
+  if (saved && steps === 0) {
+    log(`the run is complete at step ${startStep}; --steps K trains K more steps`);
+    if (values.json) {
+      console.log(JSON.stringify({
+        preset: setup.cfg.name,
+        seq: S,
+        steps,
+        step: startStep,
+        totalSteps,
+        policy: describePolicy(setup.policy),
+        losses: [],
+        valLosses: [],
+        history,
+      }));
+    }
+    return;
+  }
+  const saver = saveDir ? await CheckpointSaver.open(saveDir, settings.saveEvery, resumeDir) : null;
+  if (saver?.removed.length) {
+    log(`removed what an interrupted save left in ${saveDir}: ${saver.removed.join(", ")}`);
+  }
   const dev = await createDevice(values.device ?? "webgpu");
   dev.setBudget(parseBudget(values.budget));
-  const log = (s: string) => values.json ? console.error(s) : console.log(s);
   try {
     const { policy } = setup;
     const loaded = saved ? runFromState(dev, saved, policy) : null;
@@ -76,38 +127,41 @@ async function main(argv: string[]): Promise<void> {
     const trainer = new Trainer(dev, model, { adamw: { lr } });
     loaded?.restoreOptimizer(trainer);
     const data = await makeBatches(dataKind, setup.cfg, S, seed);
-    if (loaded) {
-      const x = loaded.extra;
-      if (x.dataKind !== dataKind || x.seq !== S || x.seed !== seed) {
-        throw new Error(
-          `--resume ${resumeDir}: the run was saved with --data ${x.dataKind} --seq ${x.seq} ` +
-            `--seed ${x.seed}; pass the same flags to continue it exactly`,
-        );
-      }
-      data.restore(loaded.data);
-    }
-    const evalEvery = parsePositiveInt("--eval-every", values["eval-every"], steps);
-    const evalCount = parsePositiveInt("--eval-batches", values["eval-batches"], 4);
-    const evalBatches = data.validationBatches?.(evalCount);
+    if (loaded) data.restore(loaded.data);
+    const evalBatches = data.validationBatches?.(settings.evalBatches);
     const valLosses: { step: number; loss: number }[] = [];
+    /** Validation at every evalEvery-th step and the last, once per step across resumes. */
     const evaluate = async () => {
-      if (!evalBatches) return;
+      const step = trainer.optimizer.step;
+      if (!evalBatches || (step % evalEvery !== 0 && step !== totalSteps)) return;
+      if (history.valLosses.some((v) => v.step === step)) return;
       const loss = await model.evaluate(evalBatches);
-      valLosses.push({ step: trainer.optimizer.step, loss });
+      valLosses.push({ step, loss });
+      history.valLosses.push({ step, loss });
       log(
         `validation loss at step ${trainer.optimizer.step}: ${
           loss.toFixed(4)
         } (${evalBatches.length} windows of ${S})`,
       );
     };
+    /** A checkpoint when one is due (`final`: at the end of the run). */
+    const checkpoint = async (final: boolean) => {
+      const step = trainer.optimizer.step;
+      if (!saver || step === saver.savedStep || !(final || saver.due(step))) return;
+      log(`saving step ${step} to ${saver.dir}…`);
+      const path = await saver.save(trainer, data.state(), {
+        ...trainExtra(settings, history),
+        policy: JSON.parse(JSON.stringify(policy)) as JsonValue,
+      });
+      if (path) log(`saved step ${step}: ${path}`);
+    };
     log(
-      `${setup.cfg.name} on ${dev.kind}: S=${S}, ${steps} steps, ${
-        describePolicy(policy)
-      }, data ${data.description}`,
+      `${setup.cfg.name} on ${dev.kind}: S=${S}, ${
+        startStep > 0 ? `from step ${startStep} ` : ""
+      }to step ${totalSteps} (${steps} steps), ${describePolicy(policy)}, data ${data.description}`,
     );
     await evaluate();
-    const firstStep = trainer.optimizer.step;
-    const run = await runSteps(dev, setup.cfg, policy, data, {
+    const run: RunStepsResult = await runSteps(dev, setup.cfg, policy, data, {
       trainer,
       steps,
       onWarning: (w) => log(`warning: ${w}`),
@@ -118,14 +172,12 @@ async function main(argv: string[]): Promise<void> {
             (dev.kind === "meta" ? "" : `  ${(r.tokens / (r.ms / 1000)).toFixed(0)} tok/s`) +
             (r.warmup ? " (warm-up)" : ""),
         );
-        const done = r.step - firstStep; // steps of this invocation so far
-        if (done % evalEvery === 0 || done === steps) await evaluate();
+        if (r.loss !== null) history.losses.push(r.loss);
+        await evaluate();
+        await checkpoint(false);
       },
     });
-    if (values.save) {
-      await saveRun(values.save, trainer, data.state(), { dataKind, seq: S, seed });
-      log(`saved the run at step ${trainer.optimizer.step} to ${values.save}`);
-    }
+    await checkpoint(true);
     const nonzero = Object.fromEntries(Object.entries(run.breakdown).filter(([, b]) => b > 0));
     log(
       `peak ${formatBytes(run.peakBytes)} in ${run.peakPhase}: ` +
@@ -153,9 +205,12 @@ async function main(argv: string[]): Promise<void> {
         device: dev.kind,
         seq: S,
         steps,
+        step: trainer.optimizer.step,
+        totalSteps,
         policy: run.policy,
         losses: run.losses,
         valLosses,
+        history,
         tokensPerSec: run.tokensPerSec,
         timing: run.timing,
         peakBytes: run.peakBytes,

@@ -1,7 +1,11 @@
 /** Cross-entropy losses/backward vs the f64 reference: ignored rows, soft-caps, in place, meta parity. */
 
 import assert from "node:assert/strict";
-import { crossEntropyBackward, crossEntropyLosses } from "../lib/ops/cross_entropy.ts";
+import {
+  crossEntropyBackward,
+  crossEntropyFused,
+  crossEntropyLosses,
+} from "../lib/ops/cross_entropy.ts";
 import { crossEntropyBackwardRef, crossEntropyLossesRef } from "../lib/reference/cross_entropy.ts";
 import { assertAllClose, finiteDifferences, randomArray, rng } from "../lib/testing/all_close.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
@@ -33,6 +37,10 @@ const CASES = [
   { N: 37, V: 101, softcap: 30, scale: 40 },
   { N: 5, V: 3001, softcap: 0, scale: 20 },
   { N: 5, V: 3001, softcap: 10, scale: 20 },
+  // V % 4 = 0: the vec4 kernel (cross_entropy_fused), V/4 not a multiple of its 32 threads
+  { N: 37, V: 148, softcap: 0, scale: 3 },
+  { N: 37, V: 148, softcap: 30, scale: 40 },
+  { N: 5, V: 3004, softcap: 0, scale: 20 },
 ];
 
 for (const { N, V, softcap, scale } of CASES) {
@@ -62,7 +70,44 @@ for (const { N, V, softcap, scale } of CASES) {
       for (const t of [lT, tT, losses, dl]) t.dispose();
     },
   );
+
+  Deno.test(
+    `fused cross-entropy forward + backward matches the reference (N=${N}, V=${V}, softcap ${softcap})`,
+    gpuTest,
+    async () => {
+      const dev = await testDevice();
+      const logits = randomArray(N * V, N + V, scale);
+      const targets = randomTargets(N, V, 3);
+      const lT = dev.upload(Float32Array.from(logits), [N, V], { tag: "logits" });
+      const tT = dev.upload(targets, [N], { tag: "data" });
+      const l32 = Float64Array.from(Float32Array.from(logits));
+      const gradScale = 0.7 / N;
+      const losses = crossEntropyFused(dev, lT, tT, { gradScale, softcap });
+      const want = crossEntropyLossesRef(l32, targets, N, V, softcap);
+      assertAllClose(await dev.readF32(losses), want, { atol: 1e-4, rtol: 1e-5 }, "losses");
+      const dWant = crossEntropyBackwardRef(l32, targets, N, V, gradScale, softcap);
+      assertAllClose(await dev.readF32(lT), dWant, { atol: 1e-6, rtol: 1e-4 }, "dlogits in place");
+      for (const t of [lT, tT, losses]) t.dispose();
+    },
+  );
 }
+
+Deno.test(
+  "cross-entropy (V % 4 = 0): out-of-range target gives NaN loss and gradient",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const lT = dev.upload(Float32Array.from(randomArray(3 * 8, 1)), [3, 8], { tag: "logits" });
+    const tT = dev.upload(Int32Array.from([1, 8, -100]), [3], { tag: "data" });
+    const lossT = crossEntropyFused(dev, lT, tT, { gradScale: 1 });
+    const losses = await dev.readF32(lossT);
+    assert.ok(Number.isFinite(losses[0]) && Number.isNaN(losses[1]) && losses[2] === 0);
+    const g = await dev.readF32(lT);
+    assert.ok(g.slice(8, 16).every(Number.isNaN), "row with a bad target: NaN gradient");
+    assert.ok(g.slice(16).every((x) => x === 0), "ignored row: zero gradient");
+    for (const t of [lT, tT, lossT]) t.dispose();
+  },
+);
 
 Deno.test(
   "cross-entropy: out-of-range target gives NaN, shape errors say expected vs got",
@@ -92,6 +137,12 @@ Deno.test("cross-entropy allocates the same on meta as on webgpu", gpuTest, asyn
     const losses = crossEntropyLosses(dv, l, t, { softcap: 30 });
     const dl = crossEntropyBackward(dv, l, t, { gradScale: 1 });
     crossEntropyBackward(dv, l, t, { gradScale: 1, inPlace: true });
+    for (const V of [101, 148]) {
+      const l2 = dv.zeros([37, V], { tag: "logits" });
+      const fused = crossEntropyFused(dv, l2, t, { gradScale: 1 });
+      const dl2 = crossEntropyBackward(dv, l2, t, { gradScale: 1 });
+      for (const x of [l2, fused, dl2]) x.dispose();
+    }
     for (const x of [l, t, losses, dl]) x.dispose();
   });
 });

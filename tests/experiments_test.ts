@@ -591,6 +591,8 @@ Deno.test("deno task exp / report: llama3-long --quick on the meta device, error
     assert.equal(run.code, 0, run.stderr);
     const dir = `${out}/run`;
     assert.equal(run.stdout.trim().split("\n").at(-1), dir);
+    // not a terminal: plain lines, no escape codes
+    assert.ok(!(run.stdout + run.stderr).includes("\x1b"), "escape codes in piped output");
     const rec = await readRunRecords(dir);
     const plan = rec.summary.figures.plan as Record<string, Record<string, number>>;
     // Llama3-8B in 80 GiB, bf16: MsT (+ optimizer-in-backward) reaches far past the paper's 60K

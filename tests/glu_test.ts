@@ -1,8 +1,9 @@
 /** GLU (SiLU, tanh-GELU) forward/backward vs the f64 reference, overflow guards, meta parity. */
 
 import assert from "node:assert/strict";
-import { type GLUActivation, gluBackward, gluForward } from "../lib/ops/glu.ts";
+import { downGluBackward, type GLUActivation, gluBackward, gluForward } from "../lib/ops/glu.ts";
 import { gluBackwardRef, gluForwardRef } from "../lib/reference/glu.ts";
+import { matmulRef } from "../lib/reference/matmul.ts";
 import { assertAllClose, finiteDifferences, randomArray } from "../lib/testing/all_close.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
 import { assertSameAllocations } from "../lib/testing/meta_parity.ts";
@@ -72,3 +73,52 @@ Deno.test("glu allocates the same on meta as on webgpu", gpuTest, async () => {
     for (const t of [g, u, h, dGate, dUp]) t.dispose();
   });
 });
+
+// dh = dy·Wd fused with the GLU backward (matmul epilogue), and its fallback (I % 4 ≠ 0).
+for (const activation of ACTS) {
+  for (const [S2, d, I2] of [[37, 24, 44], [37, 24, 43], [5, 12, 20]]) {
+    Deno.test(
+      `down projection + glu backward matches the reference (${activation}, S=${S2}, d=${d}, I=${I2})`,
+      gpuTest,
+      async () => {
+        const dev = await testDevice();
+        const dy = randomArray(S2 * d, 31);
+        const wd = randomArray(d * I2, 32, 0.5);
+        const gate = randomArray(S2 * I2, 33, 4);
+        const up = randomArray(S2 * I2, 34, 2);
+        const up32 = (x: Float64Array, shape: number[]) =>
+          dev.upload(Float32Array.from(x), shape, { tag: "activations" });
+        const [dyT, wdT, gT, uT] = [
+          up32(dy, [S2, d]),
+          up32(wd, [d, I2]),
+          up32(gate, [S2, I2]),
+          up32(up, [S2, I2]),
+        ];
+        const { dGate, dUp } = downGluBackward(dev, dyT, wdT, gT, uT, { activation });
+        const dh = matmulRef(dy, wd, S2, I2, d);
+        const ref = gluBackwardRef(dh, gate, up, activation);
+        assertAllClose(await dev.readF32(dGate), ref.dGate, { atol: 1e-5, rtol: 1e-4 }, "dGate");
+        assertAllClose(await dev.readF32(dUp), ref.dUp, { atol: 1e-5, rtol: 1e-4 }, "dUp");
+        for (const t of [dyT, wdT, gT, uT, dGate, dUp]) t.dispose();
+      },
+    );
+  }
+}
+
+Deno.test(
+  "down projection + glu backward allocates the same on meta as on webgpu",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    for (const I2 of [44, 43]) {
+      await assertSameAllocations(dev, (dv) => {
+        const dy = dv.zeros([37, 24], { tag: "activations" });
+        const wd = dv.zeros([24, I2], { tag: "weights" });
+        const g = dv.zeros([37, I2], { tag: "activations" });
+        const u = dv.zeros([37, I2], { tag: "activations" });
+        const r = downGluBackward(dv, dy, wd, g, u, { activation: "silu" });
+        for (const t of [dy, wd, g, u, r.dGate, r.dUp]) t.dispose();
+      });
+    }
+  },
+);

@@ -26,6 +26,13 @@ export interface Vec4Config {
    * buffers: on lavapipe a `textureLoad` costs a fraction of a storage load.
    */
   tex?: boolean;
+  /**
+   * Epilogue instead of storing C (tex kernels only). `"glu_backward"`: C is dh, the gradient
+   * of a gated unit's output h = act(gate)·up; the store reads gate and up at the same
+   * positions and writes dGate = dh·up·act'(gate) and dUp = dh·act(gate) (act: SiLU or
+   * tanh-GELU, override ACT), so dh never exists and no separate pass runs.
+   */
+  epilogue?: "glu_backward";
 }
 
 /** Register tile (rows × columns of C per invocation) of the texture kernel. */
@@ -37,6 +44,14 @@ export const TEX_TN = 16;
 export const VEC4_KERNELS: Vec4Config[] = [
   { name: "matmul_vec4", tm: 16, tn: 16, lx: 0 },
   { name: "matmul_vec4_tex", tm: TEX_TM, tn: TEX_TN, lx: 0, tex: true },
+  {
+    name: "matmul_vec4_tex_glu_backward",
+    tm: TEX_TM,
+    tn: TEX_TN,
+    lx: 0,
+    tex: true,
+    epilogue: "glu_backward",
+  },
 ];
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -46,6 +61,8 @@ const XYZW = ["x", "y", "z", "w"];
 export function matmulVec4Source(cfg: Vec4Config): string {
   const { tm, tn, lx } = cfg;
   const tex = cfg.tex ?? false;
+  const glu = cfg.epilogue === "glu_backward";
+  if (glu && !tex) throw new Error(`${cfg.name}: the glu_backward epilogue needs tex: true`);
   const A = (i: string) => tex ? `ldA(${i})` : `A[${i}]`;
   const B = (i: string) => tex ? `ldB(${i})` : `B[${i}]`;
   if (![0, 1, 2, 4, 8].includes(lx)) throw new Error(`lx = ${lx}: need 0, 1, 2, 4 or 8`);
@@ -81,7 +98,19 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   }
   e(`// Rows/columns past the edge are clamped on load and skipped on store.`);
   e(`//`);
-  if (tex) {
+  if (glu) {
+    e(`// Epilogue (glu_backward): C = dh is never stored; with g = gate, u = up at the same`);
+    e(`// (m, n): dGate = dh·u·act'(g), dUp = dh·act(g) (ACT 0: SiLU, 1: tanh-GELU, as`);
+    e(`// kernels/glu_backward.wgsl). accumulate must be 0.`);
+    e(`//`);
+    e(`// Bindings:  @group(0) @binding(0) gate  : array<vec4<f32>>  (M·N / 4)`);
+    e(`//            @group(0) @binding(1) up    : array<vec4<f32>>  (M·N / 4)`);
+    e(`//            @group(0) @binding(2) dgate : array<vec4<f32>>  (M·N / 4)  written`);
+    e(`//            @group(0) @binding(3) dup   : array<vec4<f32>>  (M·N / 4)  written`);
+    e(`//            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }`);
+    e(`//            @group(2) @binding(0) A_tex : texture_2d<f32>  (M·K / 4 texels)`);
+    e(`//            @group(2) @binding(1) B_tex : texture_2d<f32>  (K·N / 4 texels)`);
+  } else if (tex) {
     e(`// Bindings:  @group(0) @binding(0) C : array<vec4<f32>>  (M·N / 4)  read_write`);
     e(`//            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }`);
     e(`//            @group(2) @binding(0) A_tex : texture_2d<f32>  (M·K / 4 texels)`);
@@ -95,16 +124,24 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   e(`//            (lx = invocations of a workgroup along N: ${
     lx === 0 ? "1, 2, 4 or 8" : `must be ${lx}`
   }; the other 8 / lx go along M)`);
-  e(`// Overrides: TRANS_A, TRANS_B (bool).`);
+  e(`// Overrides: TRANS_A, TRANS_B (bool)${glu ? ", ACT (u32)" : ""}.`);
   e(`// Dispatch:  (ceil(N / (${tn}·lx)), ceil(M / (${tm}·(8 / lx))), 1), workgroup size 8.`);
   e(``);
   e(`override TRANS_A: bool = false;`);
   e(`override TRANS_B: bool = false;`);
+  if (glu) e(`override ACT: u32 = 0u;`);
   e(``);
   e(`struct Params { M: u32, N: u32, K: u32, accumulate: u32, lx: u32 }`);
   e(``);
   if (tex) {
-    e(`@group(0) @binding(0) var<storage, read_write> C: array<vec4<f32>>;`);
+    if (glu) {
+      e(`@group(0) @binding(0) var<storage, read> gate: array<vec4<f32>>;`);
+      e(`@group(0) @binding(1) var<storage, read> up: array<vec4<f32>>;`);
+      e(`@group(0) @binding(2) var<storage, read_write> dgate: array<vec4<f32>>;`);
+      e(`@group(0) @binding(3) var<storage, read_write> dup: array<vec4<f32>>;`);
+    } else {
+      e(`@group(0) @binding(0) var<storage, read_write> C: array<vec4<f32>>;`);
+    }
     e(`@group(1) @binding(0) var<uniform> p: Params;`);
     e(`@group(2) @binding(0) var A_tex: texture_2d<f32>;`);
     e(`@group(2) @binding(1) var B_tex: texture_2d<f32>;`);
@@ -190,6 +227,31 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   }
   e(`}`);
   e(``);
+  if (glu) {
+    e(`const GELU_K = 0.7978845608028654; // √(2/π)`);
+    e(``);
+    e(`// dh = v at C[o]: dGate[o] = v·up·act'(gate), dUp[o] = v·act(gate); skipped past the last column.`);
+    e(`fn store(o: u32, n: u32, v: vec4<f32>) {`);
+    e(`  if (n < p.N) {`);
+    e(`    let x = gate[o];`);
+    e(`    var a: vec4<f32>;`);
+    e(`    var da: vec4<f32>;`);
+    e(`    if (ACT == 0u) {`);
+    e(`      let sg = 1.0 / (1.0 + exp(-clamp(x, vec4<f32>(-80.0), vec4<f32>(80.0))));`);
+    e(`      a = x * sg;`);
+    e(`      da = sg * (1.0 + x * (1.0 - sg));`);
+    e(`    } else {`);
+    e(`      let xc = clamp(x, vec4<f32>(-10.0), vec4<f32>(10.0));`);
+    e(`      let t = tanh(GELU_K * (xc + 0.044715 * xc * xc * xc));`);
+    e(`      a = 0.5 * x * (1.0 + t);`);
+    e(`      da = 0.5 * (1.0 + t) + 0.5 * xc * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * 0.044715 * xc * xc);`);
+    e(`    }`);
+    e(`    dgate[o] = v * up[o] * da;`);
+    e(`    dup[o] = v * a;`);
+    e(`  }`);
+    e(`}`);
+    return L.join("\n") + "\n";
+  }
   e(`// C[o] = v, or C[o] += v when accumulating; skipped past the last column.`);
   e(`fn store(o: u32, n: u32, v: vec4<f32>) {`);
   e(`  if (n < p.N) {`);

@@ -26,8 +26,8 @@ export function formatTable(rows: BenchRow[]): string {
   const body = rows.map((r) => [
     r.name,
     r.shape,
-    r.ms.toFixed(1),
-    r.value.toFixed(2),
+    Number.isFinite(r.ms) ? r.ms.toFixed(1) : "-",
+    Number.isFinite(r.value) ? r.value.toFixed(2) : "-",
     r.unit,
     r.peer === null ? "-" : r.peer.toFixed(2),
     r.ratio === null ? "-" : `${r.ratio.toFixed(1)}×`,

@@ -6,7 +6,7 @@
 
 import type { WebGPUDevice } from "../device/webgpu.ts";
 import { formatBytes } from "../device/dtype.ts";
-import type { Model } from "../models/model.ts";
+import { Model } from "../models/model.ts";
 import { describePolicy, type MemoryPolicy, POLICIES } from "../models/policy.ts";
 import { getPreset } from "../models/presets.ts";
 import { makeBatches } from "../train/data_source.ts";
@@ -14,6 +14,8 @@ import { type RunStepsResult, StepRunner } from "../train/run_steps.ts";
 import type { BenchRow } from "./row.ts";
 import { benchTfjsTrainStep } from "./tfjs_llama.ts";
 import type { Tf } from "./tfjs_peer.ts";
+import { runTorchStep, type TorchPython } from "./torch_peer.ts";
+import { DEFAULT_ADAMW } from "../train/adamw.ts";
 
 /** One of our training-step measurements. */
 export interface StepMeasurement {
@@ -89,7 +91,12 @@ export async function benchTrainStep(
   dev: WebGPUDevice,
   tf: Tf | null,
   log: (s: string) => void,
-  { S = 1024, steps = 6 }: { S?: number; steps?: number } = {},
+  { S = 1024, steps = 6, torch = null }: {
+    S?: number;
+    steps?: number;
+    /** The python with torch for the PyTorch row (null: the row is skipped with a note). */
+    torch?: TorchPython | null;
+  } = {},
 ): Promise<BenchRow[]> {
   const cfg = getPreset("llama3-tiny");
   log(`training step: llama3-tiny, S=${S}, ${steps} interleaved timed steps each`);
@@ -144,5 +151,65 @@ export async function benchTrainStep(
         maxDiff.toExponential(1)
       }`,
     ),
+    await torchRow(dev, torch, S, std, log),
   ];
+}
+
+/**
+ * The PyTorch CPU row: the same llama3-tiny step (weights of seed 1, the same tokens, the
+ * same AdamW) in a python subprocess, its step-0 loss checked against ours before timing.
+ * Without torch, a row with a note and no figures.
+ */
+async function torchRow(
+  dev: WebGPUDevice,
+  torch: TorchPython | null,
+  S: number,
+  std: StepMeasurement,
+  log: (s: string) => void,
+): Promise<BenchRow> {
+  const name = "train step (PyTorch CPU peer)";
+  const shape = `llama3-tiny S=${S}`;
+  if (!torch) {
+    log("  PyTorch: skipped (no python3 with torch; Debian: apt-get install python3-torch)");
+    return {
+      name,
+      shape,
+      ms: NaN,
+      value: NaN,
+      unit: "tokens/s",
+      peer: null,
+      ratio: null,
+      note: "skipped: no python3 with torch (Debian: apt-get install python3-torch)",
+    };
+  }
+  const cfg = getPreset("llama3-tiny");
+  const model = Model.build(dev, cfg, {}, { seed: 1 });
+  const weights = await model.readWeights();
+  model.dispose();
+  const batch = (await makeBatches("repeat", cfg, S, 1)).next();
+  const t = await runTorchStep(torch, cfg, weights, batch, DEFAULT_ADAMW, {
+    warmup: 1,
+    steps: 3,
+    expectLoss0: std.losses[0],
+    tolerance: 1e-4,
+  });
+  const d0 = Math.abs(t.losses[0] - std.losses[0]);
+  log(
+    `  PyTorch ${t.version} (CPU, ${t.threads} threads): ${t.tokensPerSec.toFixed(0)} tokens/s, ` +
+      `step-0 loss ${t.losses[0].toFixed(5)} vs ours ${std.losses[0].toFixed(5)}`,
+  );
+  return {
+    name,
+    shape,
+    ms: t.msPerStep,
+    value: t.tokensPerSec,
+    unit: "tokens/s",
+    peer: null,
+    ratio: null,
+    note: `torch ${t.version}, ${t.threads} CPU threads; ours standard / PyTorch = ${
+      (std.tokensPerSec / t.tokensPerSec).toFixed(2)
+    }×; step-0 loss ${t.losses[0].toFixed(5)} vs ours ${std.losses[0].toFixed(5)} (|Δ| ${
+      d0.toExponential(1)
+    }, checked before timing)`,
+  };
 }

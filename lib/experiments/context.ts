@@ -1,16 +1,37 @@
 /**
  * The {@link ExperimentContext} given to `run`: it owns the run's devices, appends metric
- * rows to the run directory as they come, and collects figures, tables, notes, charts and
- * log lines for the end of the run.
+ * rows to the run directory as they come, journals each finished sweep point, and collects
+ * figures, tables, notes, charts and log lines for the end of the run.
+ *
+ * Resuming (`journal.ts`): `run` is called again from the start. Each sweep point the
+ * journal has is skipped — its log lines are replayed and its recorded result returned —
+ * and a row recorded outside a sweep that is already among the kept rows is not written
+ * again. What follows the last finished point runs for real. Sweeps run one after the other
+ * (nested sweeps are fine; concurrent ones are not).
  */
 
 import { createDevice, type CreateDeviceOptions } from "../device/create.ts";
 import type { Device } from "../device/device.ts";
 import type { ExperimentConfig } from "./config.ts";
-import type { ExperimentContext, Json, MetricRow, ReportTable, VegaLiteSpec } from "./define.ts";
-import { createProgress, printAbove, type ProgressBar } from "./progress.ts";
+import type {
+  ExperimentContext,
+  Json,
+  MetricRow,
+  ReportTable,
+  SweepOptions,
+  VegaLiteSpec,
+} from "./define.ts";
+import { createProgress, describeItem, printAbove, type ProgressBar } from "./progress.ts";
 import { parseJsonLines, RUN_FILES, runPath } from "../report/records.ts";
 import type { ChartRecipe } from "../report/charts.ts";
+import {
+  appendDurable,
+  decodeResult,
+  encodeResult,
+  JOURNAL_FILE,
+  type JournalPoint,
+  type RecoveredRun,
+} from "./journal.ts";
 import {
   type ChartDef,
   type ChartOptions,
@@ -30,6 +51,19 @@ export interface RunContextOptions<C extends ExperimentConfig> {
   print?: (line: string) => void;
   /** Draw progress bars (default: when stderr is a terminal). */
   progress?: boolean;
+  /** The journal of an interrupted run to continue (`recoverJournal`); absent: a new run. */
+  resume?: RecoveredRun;
+}
+
+/** A sweep item as text (JSON), to check that a resumed run sweeps the same items. */
+function itemIdentity(item: unknown): string {
+  let text: string;
+  try {
+    text = typeof item === "object" && item !== null ? JSON.stringify(item) : String(item);
+  } catch {
+    text = String(item);
+  }
+  return text.length > 200 ? text.slice(0, 200) + "…" : text;
 }
 
 /** The context implementation; `run.ts` reads back what it collected. */
@@ -45,7 +79,14 @@ export class RunContext<C extends ExperimentConfig> implements ExperimentContext
   /** Chart definitions, in order (written to `charts.json`). */
   readonly charts: ChartDef[] = [];
   readonly logLines: string[] = [];
+  /** Metric rows of the run so far (kept from the interrupted run, then new ones). */
   rows = 0;
+  /** Sweep points reused from the journal of an interrupted run. */
+  resumedPoints = 0;
+  #keptRows: number;
+  #points: Map<string, JournalPoint>;
+  #scope = "";
+  #sweepsInScope = new Map<string, number>();
   #device: Promise<Device> | null = null;
   #devices: Device[] = [];
   #print: (line: string) => void;
@@ -61,7 +102,14 @@ export class RunContext<C extends ExperimentConfig> implements ExperimentContext
     this.#print = opts.print ?? printAbove;
     this.#progress = opts.progress;
     this.#metricsPath = runPath(opts.dir, RUN_FILES.metricsPartial);
-    Deno.writeTextFileSync(this.#metricsPath, "");
+    this.#keptRows = opts.resume?.rows ?? 0;
+    this.#points = opts.resume?.points ?? new Map();
+    if (!opts.resume) Deno.writeTextFileSync(this.#metricsPath, "");
+  }
+
+  /** Path of the run's journal. */
+  get journalPath(): string {
+    return runPath(this.dir, JOURNAL_FILE);
   }
 
   /** Path of the metrics file being appended to. */
@@ -81,7 +129,10 @@ export class RunContext<C extends ExperimentConfig> implements ExperimentContext
   }
 
   record(row: MetricRow): void {
-    Deno.writeTextFileSync(this.#metricsPath, JSON.stringify(row) + "\n", { append: true });
+    // a row already kept from the interrupted run is not written twice
+    if (this.rows >= this.#keptRows) {
+      Deno.writeTextFileSync(this.#metricsPath, JSON.stringify(row) + "\n", { append: true });
+    }
     this.rows++;
   }
 
@@ -132,13 +183,53 @@ export class RunContext<C extends ExperimentConfig> implements ExperimentContext
     label: string,
     items: readonly T[],
     fn: (item: T, i: number) => Promise<R> | R,
+    opts: SweepOptions<T> = {},
   ): Promise<R[]> {
+    const scope = this.#scope;
+    const ordinal = this.#sweepsInScope.get(scope) ?? 0;
+    this.#sweepsInScope.set(scope, ordinal + 1);
     const bar = this.progress(label, items.length);
+    const describe = opts.describe ?? describeItem;
     const out: R[] = [];
     try {
       for (let i = 0; i < items.length; i++) {
-        out.push(await fn(items[i], i));
-        bar.tick(`${label} ${String(items[i])}`);
+        bar.item(describe(items[i], i));
+        const key = `${scope}/${ordinal}:${i}`;
+        const item = itemIdentity(items[i]);
+        const done = this.#points.get(key);
+        if (done) {
+          if (done.sweep !== label || done.item !== item) {
+            throw new Error(
+              `resume: sweep point ${key} was "${done.sweep}" ${done.item} in the interrupted ` +
+                `run but is "${label}" ${item} now: the experiment changed; start a new run`,
+            );
+          }
+          for (const line of done.log) this.log(line);
+          this.rows = done.rows;
+          this.resumedPoints++;
+          out.push(decodeResult(done.result) as R);
+        } else {
+          const logStart = this.logLines.length;
+          this.#scope = key;
+          let result: R;
+          try {
+            result = await fn(items[i], i);
+          } finally {
+            this.#scope = scope;
+          }
+          const point: JournalPoint = {
+            point: key,
+            sweep: label,
+            item,
+            rows: this.rows,
+            log: this.logLines.slice(logStart),
+            result: encodeResult(result, `sweep "${label}" item ${i}: the result`),
+          };
+          // the point's rows are on disk before the journal says it finished
+          appendDurable(this.journalPath, JSON.stringify(point) + "\n", this.#metricsPath);
+          out.push(result);
+        }
+        bar.tick();
       }
     } finally {
       bar.done();

@@ -79,15 +79,28 @@ export interface ExperimentContext<C extends ExperimentConfig> {
   progress(label: string, total: number): ProgressBar;
   /**
    * Runs `fn` over `items` in order with a progress bar; returns the results.
-   * A sweep helper: `await ctx.sweep("S", [256, 512], (S) => measure(S))`.
+   * A sweep helper: `await ctx.sweep("S", [256, 512], (S) => measure(S))`. The bar shows the
+   * item being run (`S=1024 standard` for `{ seq: 1024, label: "standard" }`, see
+   * `describeItem`), or `opts.describe(item)`.
+   * Each finished point is journaled; when the run is resumed (`exp --resume`), finished
+   * points are not run again: their recorded result is returned. So `fn` returns plain data
+   * (numbers, strings, arrays, plain objects) and keeps what later code needs in its result,
+   * not in variables it sets.
    */
   sweep<T, R>(
     label: string,
     items: readonly T[],
     fn: (item: T, i: number) => Promise<R> | R,
+    opts?: SweepOptions<T>,
   ): Promise<R[]>;
   /** Prints a line (stdout) and keeps it in `log.txt`. */
   log(message: string): void;
+}
+
+/** Options of {@link ExperimentContext.sweep}. */
+export interface SweepOptions<T> {
+  /** The text the progress bar shows for an item (default `describeItem`). */
+  describe?: (item: T, i: number) => string;
 }
 
 /** An experiment definition (the default export of `experiments/<name>.ts`). */

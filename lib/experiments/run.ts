@@ -1,9 +1,11 @@
 /**
  * Running an experiment into a run directory (see `lib/report/records.ts` for the layout):
- * resolve the config, create the directory, write `config.yaml`, call `run(ctx)`, then write
- * the chart definitions (`charts.json`), `metrics.jsonl`, the rendered report and — last — `summary.json`, which
- * marks the run complete. A run that throws leaves `error.txt` and its partial records but
- * no `summary.json`, so it is never mistaken for a finished run.
+ * resolve the config, create the directory, write `config.yaml` and the journal's header,
+ * call `run(ctx)`, then write the chart definitions (`charts.json`), `metrics.jsonl`, the
+ * rendered report and — last — `summary.json`, which marks the run complete. A run that
+ * throws (or is killed) leaves its partial records and no `summary.json`, so it is never
+ * mistaken for a finished run; `resume` continues it from its last finished sweep point
+ * (`journal.ts`), with the config, `--quick` and device it was started with.
  */
 
 import { writeTextAtomic } from "../util/atomic_write.ts";
@@ -19,6 +21,7 @@ import { writeReport } from "../report/write_report.ts";
 import { configToYaml, type ExperimentConfig, resolveExperimentConfig } from "./config.ts";
 import { RunContext } from "./context.ts";
 import type { Experiment } from "./define.ts";
+import { type RecoveredRun, recoverJournal, startJournal } from "./journal.ts";
 import { loadExperiment } from "./registry.ts";
 
 /** Options of {@link runExperiment}. */
@@ -41,6 +44,11 @@ export interface RunOptions {
   print?: (line: string) => void;
   /** Draw progress bars (default: when stderr is a terminal). */
   progress?: boolean;
+  /**
+   * An interrupted run directory to continue (no `summary.json`); its config, `quick` and
+   * device are used, so `quick`, `device`, `yaml`, `set` and `out` must not be given.
+   */
+  resume?: string;
 }
 
 /** Result of a finished run. */
@@ -90,6 +98,86 @@ export async function createRunDir(name: string, out?: string): Promise<string> 
   }
 }
 
+/** How a run starts: its directory, config and facts, and the journal when resumed. */
+interface RunStart<C extends ExperimentConfig> {
+  dir: string;
+  config: C;
+  quick: boolean;
+  deviceKind: "webgpu" | "meta";
+  started: Date;
+  configYaml: string;
+  argv: string[];
+  recovered?: RecoveredRun;
+}
+
+/** A new run: resolves the config, creates the directory, writes config.yaml and the journal. */
+async function startRun<C extends ExperimentConfig>(
+  exp: Experiment<C>,
+  opts: RunOptions,
+): Promise<RunStart<C>> {
+  const quick = opts.quick ?? false;
+  const config = resolveExperimentConfig(exp.defaults, {
+    quick: quick ? exp.quick : undefined,
+    yaml: opts.yaml,
+    yamlSource: opts.yamlSource,
+    set: opts.set,
+  });
+  const deviceKind = opts.device ?? "webgpu";
+  const dir = await createRunDir(exp.name, opts.out);
+  const started = new Date();
+  const configYaml = configToYaml(
+    config,
+    `experiment ${exp.name}${
+      quick ? " (quick)" : ""
+    }, device ${deviceKind}, ${started.toISOString()}`,
+  );
+  await writeTextAtomic(runPath(dir, RUN_FILES.config), configYaml);
+  const argv = opts.argv ?? [exp.name];
+  await startJournal(dir, {
+    experiment: exp.name,
+    quick,
+    device: deviceKind,
+    startedAt: started.toISOString(),
+    argv,
+  });
+  return { dir, config, quick, deviceKind, started, configYaml, argv };
+}
+
+/** A resumed run: the journal recovered, the config read back from config.yaml. */
+async function resumeRun<C extends ExperimentConfig>(
+  exp: Experiment<C>,
+  opts: RunOptions,
+  dir: string,
+): Promise<RunStart<C>> {
+  const given = (["quick", "device", "yaml", "set", "out"] as const).filter((k) =>
+    opts[k] !== undefined && !(k === "set" && opts.set?.length === 0)
+  );
+  if (given.length > 0) {
+    throw new Error(
+      `--resume ${dir}: the run continues with the config, --quick and device it was started ` +
+        `with; drop ${given.map((k) => k === "yaml" ? "--config" : `--${k}`).join(", ")}`,
+    );
+  }
+  const recovered = await recoverJournal(dir, exp.name);
+  const h = recovered.header;
+  const configPath = runPath(dir, RUN_FILES.config);
+  const configYaml = await Deno.readTextFile(configPath);
+  const config = resolveExperimentConfig(exp.defaults, {
+    yaml: configYaml,
+    yamlSource: configPath,
+  });
+  return {
+    dir,
+    config,
+    quick: h.quick,
+    deviceKind: h.device,
+    started: new Date(h.startedAt),
+    configYaml,
+    argv: h.argv,
+    recovered,
+  };
+}
+
 /**
  * Runs an experiment — given by name (a file of `experiments/`) or as a definition — and
  * writes its run directory; returns the directory and the summary. This is what
@@ -112,23 +200,10 @@ export async function runExperiment<C extends ExperimentConfig>(
   const exp = typeof experiment === "string"
     ? await loadExperiment(experiment) as unknown as Experiment<C>
     : experiment;
-  const quick = opts.quick ?? false;
-  const config = resolveExperimentConfig(exp.defaults, {
-    quick: quick ? exp.quick : undefined,
-    yaml: opts.yaml,
-    yamlSource: opts.yamlSource,
-    set: opts.set,
-  });
-  const deviceKind = opts.device ?? "webgpu";
-  const dir = await createRunDir(exp.name, opts.out);
-  const started = new Date();
-  const configYaml = configToYaml(
-    config,
-    `experiment ${exp.name}${
-      quick ? " (quick)" : ""
-    }, device ${deviceKind}, ${started.toISOString()}`,
-  );
-  await writeTextAtomic(runPath(dir, RUN_FILES.config), configYaml);
+  const start = opts.resume === undefined
+    ? await startRun(exp, opts)
+    : await resumeRun(exp, opts, opts.resume);
+  const { dir, config, quick, deviceKind, started, configYaml, argv } = start;
   const ctx = new RunContext<C>({
     name: exp.name,
     config,
@@ -137,7 +212,18 @@ export async function runExperiment<C extends ExperimentConfig>(
     dir,
     print: opts.print,
     progress: opts.progress,
+    resume: start.recovered,
   });
+  if (start.recovered) {
+    const r = start.recovered;
+    ctx.log(
+      `resuming ${dir} (started ${r.header.startedAt}): ${r.points.size} finished sweep points, ` +
+        `${r.rows} metric rows kept` +
+        (r.dropped.metricRows > 0 || r.dropped.journalLines > 0
+          ? `; dropped what the interruption left unfinished (${r.dropped.metricRows} rows)`
+          : ""),
+    );
+  }
   const writeLog = () =>
     writeTextAtomic(runPath(dir, RUN_FILES.log), ctx.logLines.join("\n") + "\n");
   try {
@@ -162,7 +248,7 @@ export async function runExperiment<C extends ExperimentConfig>(
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),
       seconds: (finished.getTime() - started.getTime()) / 1000,
-      argv: opts.argv ?? [exp.name],
+      argv,
       figures: ctx.figures,
       tables: ctx.tables,
       notes: ctx.notes,

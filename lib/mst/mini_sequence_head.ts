@@ -16,6 +16,12 @@
  * gradient is accumulated once (1×), every target counts when S mod M ≠ 0 or S < M, the
  * final-logit soft-cap is applied inside the chunks, and tied embeddings receive the sum of
  * both gradients (the head and the embedding share one `Parameter`).
+ *
+ * With one chunk (M = 1) the chunk is a view of y and the targets, and its losses and dy are
+ * the whole ones, so M = 1 costs no more than the plain head (`LMHeadLoss`). With M > 1 each
+ * chunk's rows are copied, (n, d) and (n): a kernel binds a tensor whole, and a view of a row
+ * range would need offset bindings (aligned to the device's `minStorageBufferOffsetAlignment`)
+ * in the device layer. The copy is d/V of the chunk's logits.
  */
 
 import type { Device } from "../device/device.ts";
@@ -23,7 +29,11 @@ import type { Tensor } from "../device/tensor.ts";
 import { type HeadLoss } from "../nn/lm_head_loss.ts";
 import { view } from "../nn/layer.ts";
 import type { Parameter } from "../nn/parameter.ts";
-import { crossEntropyBackward, crossEntropyLosses } from "../ops/cross_entropy.ts";
+import {
+  crossEntropyBackward,
+  crossEntropyFused,
+  crossEntropyLosses,
+} from "../ops/cross_entropy.ts";
 import { linearBackwardInput, linearBackwardWeight, linearForward } from "../ops/linear.ts";
 import { sum } from "../ops/reduce.ts";
 import { chunkRanges, type Chunks, resolveChunks } from "./chunking.ts";
@@ -75,9 +85,15 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
     });
   }
 
+  /**
+   * Rows r0..r1 of y (n, d) and of the targets (n). A chunk covering every row (M = 1) is a
+   * view of y and the targets themselves — no copy, so M = 1 costs no more than the plain
+   * head; a part of the rows is copied (a tensor is bound to a kernel whole).
+   */
   #chunk(y: Tensor, targets: Tensor, r0: number, r1: number): { yi: Tensor; ti: Tensor } {
     const dev = this.dev;
-    const d = y.shape[1];
+    const [S, d] = y.shape;
+    if (r0 === 0 && r1 === S) return { yi: view(y), ti: view(targets) };
     const n = r1 - r0;
     const yi = dev.tensor([n, d], { tag: "activations", name: `${this.name}.y_chunk` }); // (n, d)
     dev.copy(y, r0 * d, yi, 0, n * d);
@@ -96,49 +112,76 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
     const M = this.#m(S);
     this.lastChunks = M;
     const fused = this.fuseBackward && gradScale !== undefined;
-    const losses = dev.tensor([S], { tag: "activations", name: `${this.name}.losses` }); // (S)
-    const dy = fused ? dev.tensor([S, d], { tag: "activations", name: `${this.name}.dy` }) : null;
-    for (const [r0, r1] of chunkRanges(S, M)) {
+    const ranges = chunkRanges(S, M);
+    const whole = ranges.length === 1;
+    // one chunk: its losses and dy are the whole ones (no (S) and (S, d) buffers to copy into)
+    const losses = whole
+      ? null
+      : dev.tensor([S], { tag: "activations", name: `${this.name}.losses` }); // (S)
+    let lossSum: Tensor | null = null;
+    let dy = fused && !whole
+      ? dev.tensor([S, d], { tag: "activations", name: `${this.name}.dy` }) // (S, d)
+      : null;
+    for (const [r0, r1] of ranges) {
       const { yi, ti } = this.#chunk(y, targets, r0, r1);
       const logits = linearForward(dev, yi, this.weight.value, undefined, {
         tag: "logits",
         name: `${this.name}.logits_chunk`,
       }); // (n, V)
-      const li = crossEntropyLosses(dev, logits, ti, { softcap: this.finalSoftcap }); // (n)
-      dev.copy(li, 0, losses, r0, r1 - r0);
+      // Fused: the losses and the logit gradients (in place) in one pass over the chunk.
+      const li = fused
+        ? crossEntropyFused(dev, logits, ti, { gradScale: gradScale!, softcap: this.finalSoftcap })
+        : crossEntropyLosses(dev, logits, ti, { softcap: this.finalSoftcap }); // (n)
+      if (losses) dev.copy(li, 0, losses, r0, r1 - r0);
+      else lossSum = sum(dev, li); // (1), before the gradients, as the plain head does
       li.dispose();
-      if (dy) this.#chunkGradients(logits, ti, yi, dy, r0, gradScale!);
+      if (fused) {
+        ti.dispose(); // the targets are not needed past here: free them before the two matmuls
+        const dyi = this.#weightAndInputGradients(logits, yi, whole); // (n, d); logits hold g
+        if (dy) {
+          dev.copy(dyi, 0, dy, r0 * d, (r1 - r0) * d);
+          dyi.dispose();
+        } else dy = dyi;
+      }
       for (const t of [yi, ti, logits]) t.dispose();
     }
-    const lossSum = sum(dev, losses);
-    losses.dispose();
+    if (losses) {
+      lossSum = sum(dev, losses);
+      losses.dispose();
+    }
     const saved: MiniSequenceHeadSaved = dy
       ? { y: null, targets: null, dy, gradScale: gradScale!, M }
       : { y: view(y), targets: view(targets), dy: null, gradScale: NaN, M };
-    return { lossSum, saved };
+    return { lossSum: lossSum!, saved };
   }
 
-  /** g = ∂loss/∂logits in place; dW += gᵀ·y_i; dy[r0..] = g·W. */
+  /** g = ∂loss/∂logits in place; dW += gᵀ·y_i; returns dy_i = g·W (n, d). Disposes `ti`. */
   #chunkGradients(
     logits: Tensor,
     ti: Tensor,
     yi: Tensor,
-    dy: Tensor,
-    r0: number,
     gradScale: number,
-  ): void {
+    whole: boolean,
+  ): Tensor {
     const dev = this.dev;
-    const d = yi.shape[1];
     const g = crossEntropyBackward(dev, logits, ti, {
       gradScale,
       softcap: this.finalSoftcap,
       inPlace: true,
     }); // (n, V), the logits' storage
+    ti.dispose(); // the targets are not needed past here: free them before the two matmuls
+    return this.#weightAndInputGradients(g, yi, whole);
+  }
+
+  /** From the logit gradients g (n, V): dW += gᵀ·y_i; returns dy_i = g·W (n, d); frees g. */
+  #weightAndInputGradients(g: Tensor, yi: Tensor, whole: boolean): Tensor {
+    const dev = this.dev;
     linearBackwardWeight(dev, g, yi, this.weight.gradFor(dev));
-    const dyi = linearBackwardInput(dev, g, this.weight.value, { name: `${this.name}.dy_chunk` });
-    dev.copy(dyi, 0, dy, r0 * d, yi.shape[0] * d);
+    const dyi = linearBackwardInput(dev, g, this.weight.value, {
+      name: whole ? `${this.name}.dy` : `${this.name}.dy_chunk`,
+    });
     g.dispose();
-    dyi.dispose();
+    return dyi;
   }
 
   backward(s: MiniSequenceHeadSaved, gradScale: number): Tensor {
@@ -154,18 +197,26 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
     const y = s.y!;
     const targets = s.targets!;
     const [S, d] = y.shape;
-    const dy = dev.tensor([S, d], { tag: "activations", name: `${this.name}.dy` }); // (S, d)
-    for (const [r0, r1] of chunkRanges(S, s.M)) {
+    const ranges = chunkRanges(S, s.M);
+    let dy = ranges.length === 1
+      ? null
+      : dev.tensor([S, d], { tag: "activations", name: `${this.name}.dy` }); // (S, d)
+    for (const [r0, r1] of ranges) {
       const { yi, ti } = this.#chunk(y, targets, r0, r1);
+      // the last chunk's targets (ti) are the last use: drop the saved ones now
+      if (r1 === S) targets.dispose();
       const logits = linearForward(dev, yi, this.weight.value, undefined, {
         tag: "logits",
         name: `${this.name}.logits_chunk`,
       }); // (n, V)
-      this.#chunkGradients(logits, ti, yi, dy, r0, gradScale);
+      const dyi = this.#chunkGradients(logits, ti, yi, gradScale, !dy); // (n, d)
+      if (dy) {
+        dev.copy(dyi, 0, dy, r0 * d, (r1 - r0) * d);
+        dyi.dispose();
+      } else dy = dyi;
       for (const t of [yi, ti, logits]) t.dispose();
     }
     y.dispose();
-    targets.dispose();
-    return dy;
+    return dy!;
   }
 }

@@ -7,7 +7,7 @@
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { add, addInPlace } from "../ops/add.ts";
+import { add } from "../ops/add.ts";
 import { type Forward, recomputeSaved, type SeqLayer } from "./layer.ts";
 import type { RMSNorm, RMSNormSaved } from "./rmsnorm.ts";
 import type { AttentionSaved, SelfAttention } from "./self_attention.ts";
@@ -61,9 +61,10 @@ export class DecoderBlock implements SeqLayer<BlockSaved> {
       r = pa.out;
       postAttn = pa.saved;
     }
-    const h2 = add(dev, h, r, { name: `${this.name}.h_mid` }); // (S, d)
+    // h2 = h + r and its norm in one kernel (same allocations as add, then the norm)
+    const n2 = this.preMlpNorm.forwardAdd(h, r, `${this.name}.h_mid`);
+    const h2 = n2.sum; // (S, d)
     r.dispose();
-    const n2 = this.preMlpNorm.forward(h2);
     let out: Tensor | null = null;
     let mlpSaved: unknown;
     let postMlp: RMSNormSaved | undefined;
@@ -92,21 +93,18 @@ export class DecoderBlock implements SeqLayer<BlockSaved> {
   }
 
   backward(dy: Tensor, s: BlockSaved): Tensor {
-    const dev = this.dev;
     // out = h2 + post(mlp(norm2(h2)))
     const dm = this.postMlpNorm ? this.postMlpNorm.backward(dy, s.postMlp!) : dy;
     const db = this.mlp.backward(dm, s.mlp);
     if (dm !== dy) dm.dispose();
-    const dh2 = this.preMlpNorm.backward(db, s.n2);
+    const dh2 = this.preMlpNorm.backward(db, s.n2, dy); // + dy (residual), same kernel
     db.dispose();
-    addInPlace(dev, dh2, dy);
     // h2 = h + post(attn(norm1(h)))
     const dat = this.postAttnNorm ? this.postAttnNorm.backward(dh2, s.postAttn!) : dh2;
     const da = this.attention.backward(dat, s.attn);
     if (dat !== dh2) dat.dispose();
-    const dh = this.inputNorm.backward(da, s.n1);
+    const dh = this.inputNorm.backward(da, s.n1, dh2); // + dh2 (residual), same kernel
     da.dispose();
-    addInPlace(dev, dh, dh2);
     dh2.dispose();
     return dh;
   }

@@ -5,9 +5,13 @@
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { addInPlace } from "../ops/add.ts";
-import { gluBackward, gluForward } from "../ops/glu.ts";
-import { linearBackwardInput, linearBackwardWeight, linearForward } from "../ops/linear.ts";
+import { downGluBackward, gluForward } from "../ops/glu.ts";
+import {
+  linearBackwardInput,
+  linearBackwardInputAccumulate,
+  linearBackwardWeight,
+  linearForward,
+} from "../ops/linear.ts";
 import { type Forward, type SeqLayer, view } from "./layer.ts";
 import type { Parameter } from "./parameter.ts";
 
@@ -52,21 +56,21 @@ export class MLP implements SeqLayer<MLPSaved> {
     const dev = this.dev;
     // down: out = h·Wdᵀ
     linearBackwardWeight(dev, dy, s.h, this.down.gradFor(dev));
-    const dh = linearBackwardInput(dev, dy, this.down.value, { name: `${this.name}.dh` }); // (S, I)
     s.h.dispose();
-    const { dGate, dUp } = gluBackward(dev, dh, s.gate, s.up, { activation: this.activation });
-    dh.dispose();
+    // dh = dy·Wd and the gate backward in one kernel (dh is never stored)
+    const { dGate, dUp } = downGluBackward(dev, dy, this.down.value, s.gate, s.up, {
+      activation: this.activation,
+      name: `${this.name}.dh`,
+    });
     s.gate.dispose();
     s.up.dispose();
     linearBackwardWeight(dev, dGate, s.x, this.gate.gradFor(dev));
     linearBackwardWeight(dev, dUp, s.x, this.up.gradFor(dev));
     s.x.dispose();
     const dx = linearBackwardInput(dev, dGate, this.gate.value, { name: `${this.name}.dx` });
-    const dx2 = linearBackwardInput(dev, dUp, this.up.value, { name: `${this.name}.dx_up` });
+    linearBackwardInputAccumulate(dev, dUp, this.up.value, dx); // dx += dUp·Wu
     dGate.dispose();
     dUp.dispose();
-    addInPlace(dev, dx, dx2);
-    dx2.dispose();
     return dx;
   }
 }

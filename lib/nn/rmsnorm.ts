@@ -2,7 +2,7 @@
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { rmsnormBackward, rmsnormForward } from "../ops/rmsnorm.ts";
+import { addRmsnormForward, rmsnormBackward, rmsnormForward } from "../ops/rmsnorm.ts";
 import { type Forward, type SeqLayer, view } from "./layer.ts";
 import type { Parameter } from "./parameter.ts";
 
@@ -42,7 +42,25 @@ export class RMSNorm implements SeqLayer<RMSNormSaved> {
     return { out: y, saved: { x: view(x), rstd } };
   }
 
-  backward(dy: Tensor, s: RMSNormSaved): Tensor {
+  /**
+   * The residual add before the norm, fused: returns sum = a + b (a new tensor named
+   * `sumName`, tagged like `a`, as `add` would) and the norm of it, in one kernel.
+   */
+  forwardAdd(a: Tensor, b: Tensor, sumName: string): Forward<RMSNormSaved> & { sum: Tensor } {
+    const { sum, y, rstd } = addRmsnormForward(this.dev, a, b, this.weight.value, {
+      eps: this.eps,
+      unitOffset: this.unitOffset,
+      name: this.name,
+      sumName,
+    });
+    return { sum, out: y, saved: { x: view(sum), rstd } };
+  }
+
+  /**
+   * dx of the norm; with `residual` (the gradient of a residual branch around the norm),
+   * returns dx + residual from the same kernel.
+   */
+  backward(dy: Tensor, s: RMSNormSaved, residual?: Tensor): Tensor {
     const dx = rmsnormBackward(
       this.dev,
       dy,
@@ -53,6 +71,7 @@ export class RMSNorm implements SeqLayer<RMSNormSaved> {
       {
         unitOffset: this.unitOffset,
         name: `${this.name}.dx`,
+        residual,
       },
     );
     s.x.dispose();

@@ -7,11 +7,11 @@
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
 import type { ModelConfig } from "../models/config.ts";
-import { addInPlace } from "../ops/add.ts";
 import { attentionBackward, attentionForward, type AttentionOptions } from "../ops/attention.ts";
 import {
   biasBackward,
   linearBackwardInput,
+  linearBackwardInputAccumulate,
   linearBackwardWeight,
   linearForward,
 } from "../ops/linear.ts";
@@ -101,13 +101,9 @@ export class SelfAttention implements SeqLayer<AttentionSaved> {
     for (const [g, w, b] of pairs) {
       linearBackwardWeight(dev, g, s.x, w.gradFor(dev));
       if (b) biasBackward(dev, g, b.gradFor(dev));
-      const part = linearBackwardInput(dev, g, w.value, { name: `${name}.dx` });
+      if (dx === null) dx = linearBackwardInput(dev, g, w.value, { name: `${name}.dx` });
+      else linearBackwardInputAccumulate(dev, g, w.value, dx); // dx += g·W, no temporary
       g.dispose();
-      if (dx === null) dx = part;
-      else {
-        addInPlace(dev, dx, part);
-        part.dispose();
-      }
     }
     s.x.dispose();
     return dx!;

@@ -4,6 +4,7 @@ import type { Tag } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import { Params } from "../device/kernel_source.ts";
 import type { Tensor } from "../device/tensor.ts";
+import { matmul, matmulDims, matmulGluBackward, matmulKernel } from "./matmul.ts";
 import { ceilDiv, grid1d } from "./util.ts";
 
 /** The gate activation. */
@@ -75,5 +76,43 @@ export function gluBackward(
     params: new Params().u32(gate.size).u32(nx),
     workgroups: [nx, ny],
   });
+  return { dGate, dUp };
+}
+
+/**
+ * The down projection's input gradient and the gated unit's backward in one kernel:
+ * dh (S, I) = dy (S, d) · wDown (d, I), then {@link gluBackward} of dh — with the epilogue of
+ * `matmul_vec4_tex_glu_backward` dh is never stored (one dispatch, no (S, I) temporary). For
+ * shapes the texture matmul does not take, dh is formed by {@link matmul}, passed to
+ * {@link gluBackward} and freed (both devices take the same branch: it depends on shapes only).
+ */
+export function downGluBackward(
+  dev: Device,
+  dy: Tensor,
+  wDown: Tensor,
+  gate: Tensor,
+  up: Tensor,
+  opts: { activation: GLUActivation; tag?: Tag; name?: string },
+): { dGate: Tensor; dUp: Tensor } {
+  const code = actCode(opts.activation, "downGluBackward");
+  const { M, N, K } = matmulDims(dy, wDown, false, false, "downGluBackward");
+  expectSameShape(gate, up, "downGluBackward", "up");
+  if (gate.shape.length !== 2 || gate.shape[0] !== M || gate.shape[1] !== N) {
+    throw new Error(
+      `downGluBackward: gate: expected shape [${M}, ${N}] (rows of dy, columns of wDown), got [${
+        gate.shape.join(", ")
+      }]`,
+    );
+  }
+  if (matmulKernel(dy, wDown, M, N, K) !== "matmul_vec4_tex") {
+    const dh = matmul(dev, dy, wDown, { name: opts.name ?? "glu.dh" }); // (S, I)
+    const g = gluBackward(dev, dh, gate, up, opts);
+    dh.dispose();
+    return g;
+  }
+  const tag = opts.tag ?? "activations";
+  const dGate = dev.tensor(gate.shape, { tag, name: "glu.dGate" }); // (S, I)
+  const dUp = dev.tensor(gate.shape, { tag, name: "glu.dUp" }); // (S, I)
+  matmulGluBackward(dev, dy, wDown, gate, up, dGate, dUp, code);
   return { dGate, dUp };
 }

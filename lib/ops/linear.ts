@@ -68,6 +68,27 @@ export function linearBackwardInput(
   return matmul(dev, dy, w, { tag: opts.tag ?? "activations", name: opts.name ?? "linear.dx" });
 }
 
+/**
+ * dx (N, in) += dy (N, out) · w (out, in): a second input-gradient contribution accumulated in
+ * the matmul itself (no temporary, no separate add).
+ */
+export function linearBackwardInputAccumulate(
+  dev: Device,
+  dy: Tensor,
+  w: Tensor,
+  dx: Tensor,
+): void {
+  expect2d(dy, "linearBackwardInputAccumulate dy");
+  expect2d(w, "linearBackwardInputAccumulate w");
+  expectShape(
+    w,
+    [dy.shape[1], -1],
+    `linearBackwardInputAccumulate: weight (out = ${dy.shape[1]}, in)`,
+  );
+  expectShape(dx, [dy.shape[0], w.shape[1]], "linearBackwardInputAccumulate: dx (N, in)");
+  matmul(dev, dy, w, { out: dx, accumulate: true });
+}
+
 /** dw (out, in) += dyᵀ (out, N) · x (N, in). */
 export function linearBackwardWeight(dev: Device, dy: Tensor, x: Tensor, dw: Tensor): void {
   expect2d(dy, "linearBackwardWeight dy");

@@ -190,3 +190,55 @@ export function matmul(dev: Device, a: Tensor, b: Tensor, opts: MatmulOptions = 
   }
   return out;
 }
+
+/**
+ * The `matmul_vec4_tex_glu_backward` kernel: dh = a (M, K) · b (K, N) is formed in registers and
+ * never stored; the epilogue writes dGate = dh·up·act'(gate) and dUp = dh·act(gate) (all (M, N))
+ * into the given tensors. Only for shapes where {@link matmulKernel} picks `matmul_vec4_tex`
+ * (no transposes); `lib/ops/glu.ts` falls back to matmul + `gluBackward` otherwise.
+ */
+export function matmulGluBackward(
+  dev: Device,
+  a: Tensor,
+  b: Tensor,
+  gate: Tensor,
+  up: Tensor,
+  dGate: Tensor,
+  dUp: Tensor,
+  act: number,
+): void {
+  const { M, N, K } = matmulDims(a, b, false, false, "matmulGluBackward");
+  if (matmulKernel(a, b, M, N, K) !== "matmul_vec4_tex") {
+    throw new Error(
+      `matmulGluBackward: (${M}, ${K})·(${K}, ${N}) does not qualify for the texture kernel ` +
+        `(K % 4 = 0, N % 4 = 0, both operands stageable); use matmul + gluBackward`,
+    );
+  }
+  if (M === 0 || N === 0) return;
+  const rowTiles = ceilDiv(M, TEX_TM);
+  const colTiles = ceilDiv(N, TEX_TN);
+  const lx = lanesAlongN(rowTiles, colTiles);
+  const workgroups = [ceilDiv(colTiles, lx), ceilDiv(rowTiles, 8 / lx)] as const;
+  const params = new Params().u32(M).u32(N).u32(K).u32(0).u32(lx);
+  const ta = dev.texture(a, "matmul.a.texture");
+  let tb;
+  try {
+    tb = dev.texture(b, "matmul.b.texture");
+  } catch (e) {
+    ta.dispose();
+    throw e;
+  }
+  try {
+    dev.dispatch({
+      kernel: "matmul_vec4_tex_glu_backward",
+      constants: { TRANS_A: 0, TRANS_B: 0, ACT: act },
+      bindings: [gate, up, dGate, dUp],
+      textures: [ta, tb],
+      params,
+      workgroups,
+    });
+  } finally {
+    ta.dispose();
+    tb.dispose();
+  }
+}

@@ -5,8 +5,16 @@
  */
 
 import { chartTitle } from "./chart_title.ts";
-import { flattenFigures, formatCell, metricGroups } from "./format.ts";
-import type { ReportTable, RunRecords } from "./records.ts";
+import {
+  columnsOf,
+  flattenFigures,
+  formatCell,
+  isJsonObject,
+  isJsonScalar,
+  metricGroups,
+  type ValueTable,
+} from "./format.ts";
+import type { Json, RunRecords } from "./records.ts";
 
 /** Escapes text for HTML. */
 export function escapeHtml(s: string): string {
@@ -16,17 +24,48 @@ export function escapeHtml(s: string): string {
   );
 }
 
-function htmlTable(t: Pick<ReportTable, "columns" | "rows">): string {
+/** Nesting below which a value is shown as indented JSON in `<pre>` instead of tables. */
+const MAX_DEPTH = 4;
+
+/**
+ * A value as HTML, escaped once: scalars as text; arrays of scalars joined with ", ";
+ * objects as a nested two-column table; arrays of objects as a nested table with a column
+ * per key; other arrays as a list. Deeper than {@link MAX_DEPTH}: indented JSON in `<pre>`.
+ */
+export function htmlValue(v: Json | undefined, depth = 0): string {
+  if (v === undefined || isJsonScalar(v)) return escapeHtml(formatCell(v));
+  if (Array.isArray(v) && v.every(isJsonScalar)) return escapeHtml(formatCell(v));
+  if (depth >= MAX_DEPTH) return `<pre>${escapeHtml(JSON.stringify(v, null, 2))}</pre>`;
+  if (Array.isArray(v)) {
+    if (v.length > 0 && v.every(isJsonObject)) {
+      const columns = columnsOf(v);
+      return htmlTable(
+        { columns, rows: v.map((o) => columns.map((c) => o[c] ?? null)) },
+        depth + 1,
+      );
+    }
+    return `<ol class="nested">${
+      v.map((x) => `<li>${htmlValue(x, depth + 1)}</li>`).join("")
+    }</ol>`;
+  }
+  const entries = Object.entries(v);
+  if (entries.length === 0) return "";
+  return `<table class="nested">${
+    entries.map(([k, x]) => `<tr><th>${escapeHtml(k)}</th><td>${htmlValue(x, depth + 1)}</td></tr>`)
+      .join("")
+  }</table>`;
+}
+
+function htmlTable(t: ValueTable, depth = 0): string {
   const th = t.columns.map((c) => `<th>${escapeHtml(c)}</th>`).join("");
   const rows = t.rows.map((r) =>
     `<tr>${
-      r.map((v) =>
-        `<td${typeof v === "number" ? ' class="num"' : ""}>${escapeHtml(formatCell(v))}</td>`
-      )
+      r.map((v) => `<td${typeof v === "number" ? ' class="num"' : ""}>${htmlValue(v, depth)}</td>`)
         .join("")
     }</tr>`
   );
-  return `<table><thead><tr>${th}</tr></thead><tbody>${rows.join("\n")}</tbody></table>`;
+  const cls = depth > 0 ? ' class="nested"' : "";
+  return `<table${cls}><thead><tr>${th}</tr></thead><tbody>${rows.join("\n")}</tbody></table>`;
 }
 
 /** Removes an XML declaration or doctype so the SVG can sit inside HTML. */
@@ -41,6 +80,8 @@ table { border-collapse: collapse; margin: 0.6em 0; font-size: 14px; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f4f4f4; }
+table.nested { margin: 0; font-size: 13px; } table.nested th { text-align: left; font-weight: 500; }
+ol.nested { margin: 0; padding-left: 1.4em; } td pre { margin: 0; padding: 0.3em; }
 figure { margin: 1em 0; overflow-x: auto; } figcaption { font-weight: 600; margin-bottom: 0.3em; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 .muted { color: #666; }
@@ -90,7 +131,7 @@ export function buildHtml(rec: RunRecords, svgs: ReadonlyMap<string, string>): s
       "<h2>Key figures (summary.json)</h2>",
       htmlTable({
         columns: ["figure", "value"],
-        rows: figures.map(([k, v]) => [k, formatCell(v)]),
+        rows: figures.map(([k, v]) => [k, v]),
       }),
     );
   }

@@ -4,15 +4,16 @@
  */
 
 import { chartTitle } from "./chart_title.ts";
-import { flattenFigures, formatCell, metricGroups } from "./format.ts";
-import type { ReportTable, RunRecords } from "./records.ts";
+import { flattenFigures, formatCell, metricGroups, type ValueTable } from "./format.ts";
+import type { Json, RunRecords } from "./records.ts";
 
-function cell(v: string | number | null): string {
-  return formatCell(v).replace(/\|/g, "\\|").replace(/\n/g, " ");
+/** A value as one Markdown table cell (nested values as `key: value; …` text, see formatCell). */
+function cell(v: Json): string {
+  return formatCell(v).replace(/\|/g, "\\|").replace(/\r?\n/g, " ");
 }
 
 /** A Markdown table. */
-export function markdownTable(t: Pick<ReportTable, "columns" | "rows">): string {
+export function markdownTable(t: ValueTable): string {
   const head = `| ${t.columns.map(cell).join(" | ")} |`;
   const rule = `|${t.columns.map(() => "---").join("|")}|`;
   const body = t.rows.map((r) => `| ${r.map(cell).join(" | ")} |`);
@@ -52,7 +53,7 @@ export function buildMarkdown(rec: RunRecords): string {
       "",
       markdownTable({
         columns: ["figure", "value"],
-        rows: figures.map(([k, v]) => [k, formatCell(v)]),
+        rows: figures.map(([k, v]) => [k, v]),
       }),
       "",
     );

@@ -12,6 +12,7 @@
  *   report.html        self-contained (inline SVG, no network)
  *   report.md          links charts/*.svg
  *   log.txt            the run's log lines
+ *   journal.jsonl      finished sweep points, for `deno task exp --resume` (lib/experiments/journal.ts)
  *   summary.json       written last: its presence marks the run complete
  * ```
  *

@@ -1,30 +1,33 @@
 /**
  * Saving and resuming a training run: weights and AdamW moments as safetensors with
- * Hugging Face names, plus the step, the data position and the config (`lib/checkpoint`).
- * A resumed run continues bit-for-bit: the same kernels run in the same order on the same
- * weights, moments and data.
+ * Hugging Face names, plus the step, the data position and the config (`lib/checkpoint`),
+ * committed crash-safely into a checkpoint directory (`checkpoint_dir.ts`: the previous
+ * checkpoint stays valid until the new one is complete). A resumed run continues
+ * bit-for-bit: the same kernels run in the same order on the same weights, moments and data.
  */
 
 import {
-  type JsonValue,
-  loadRunState,
-  type RunState,
-  saveRunState,
-  type TensorMap,
-} from "../checkpoint/run_state.ts";
+  cleanCheckpointDir,
+  commitCheckpoint,
+  loadCheckpoint,
+  readCheckpointPointer,
+} from "../checkpoint/checkpoint_dir.ts";
+import type { JsonValue, RunState, TensorMap } from "../checkpoint/run_state.ts";
 import type { Device } from "../device/device.ts";
 import type { ModelConfig } from "../models/config.ts";
 import { Model } from "../models/model.ts";
 import type { MemoryPolicy } from "../models/policy.ts";
 import type { Trainer } from "./trainer.ts";
 
-/** Saves the model, the optimizer and the run's position into `dir`. */
-export async function saveRun(
-  dir: string,
+/**
+ * The run state of a trainer: weights, AdamW moments and step, the data position and
+ * `extra` (read back from the device).
+ */
+export async function runState(
   trainer: Trainer,
   data: JsonValue,
   extra: { [key: string]: JsonValue } = {},
-): Promise<void> {
+): Promise<RunState> {
   const { dev, model, optimizer } = trainer;
   const weights: TensorMap = new Map();
   const expAvg: TensorMap = new Map();
@@ -41,11 +44,27 @@ export async function saveRun(
       data: p.v ? await dev.readF32(p.v) : new Float32Array(p.value.size),
     });
   }
-  await saveRunState(dir, {
+  // rng: nothing random is drawn while training (the initialization is seeded and
+  // replaced by the saved weights; the data order is part of the data position)
+  return {
     model: weights,
     optimizer: { step: optimizer.step, expAvg, expAvgSq },
     info: { step: optimizer.step, data, rng: null, config: model.cfg, extra },
-  });
+  };
+}
+
+/**
+ * Saves the model, the optimizer and the run's position as the checkpoint of `dir`
+ * (crash-safe, replacing the previous checkpoint once the new one is complete).
+ * @returns the step directory holding the checkpoint.
+ */
+export async function saveRun(
+  dir: string,
+  trainer: Trainer,
+  data: JsonValue,
+  extra: { [key: string]: JsonValue } = {},
+): Promise<string> {
+  return await commitCheckpoint(dir, await runState(trainer, data, extra));
 }
 
 /** A run loaded from a directory, ready to continue. */
@@ -64,16 +83,19 @@ export interface LoadedRun {
   restoreOptimizer(trainer: Trainer): void;
 }
 
-/** Loads `dir` onto `dev` with the given policy (MsT and recomputation may differ). */
+/**
+ * Loads the checkpoint of `dir` onto `dev` with the given policy (MsT and recomputation may
+ * differ from the saved run's).
+ */
 export async function loadRun(
   dev: Device,
   dir: string,
   policy: MemoryPolicy = {},
 ): Promise<LoadedRun> {
-  return runFromState(dev, await loadRunState(dir), policy);
+  return runFromState(dev, await loadCheckpoint(dir), policy);
 }
 
-/** {@link loadRun} for a run state already read with `loadRunState`. */
+/** {@link loadRun} for a run state already read with `loadCheckpoint`. */
 export function runFromState(dev: Device, state: RunState, policy: MemoryPolicy = {}): LoadedRun {
   const cfg = state.info.config;
   const weights = new Map([...state.model].map(([k, v]) => [k, v.data]));
@@ -99,4 +121,83 @@ export function runFromState(dev: Device, state: RunState, policy: MemoryPolicy 
       trainer.optimizer.step = state.optimizer.step;
     },
   };
+}
+
+/**
+ * Periodic checkpoints of one run into one directory: every `every` steps (when set) and at
+ * the end. {@link CheckpointSaver.open} first removes what an interrupted save left there.
+ */
+export class CheckpointSaver {
+  #lastStep: number | null;
+
+  private constructor(
+    /** The checkpoint directory. */
+    readonly dir: string,
+    /** Steps between checkpoints; null: only when {@link save} is called. */
+    readonly every: number | null,
+    lastStep: number | null,
+    /** Names of the leftovers removed when the saver was opened. */
+    readonly removed: string[],
+  ) {
+    this.#lastStep = lastStep;
+  }
+
+  /**
+   * Prepares `dir` for saving.
+   * @param resumedFrom the checkpoint directory the run was resumed from, if any: `dir` may
+   *   hold a checkpoint only when it is that directory (a new run never replaces another
+   *   run's checkpoint).
+   * @throws Error when `dir` holds another run's checkpoint, saying what to do (and
+   *   leaves the directory untouched).
+   */
+  static async open(
+    dir: string,
+    every: number | null,
+    resumedFrom?: string,
+  ): Promise<CheckpointSaver> {
+    const pointer = await readCheckpointPointer(dir);
+    if (pointer && (!resumedFrom || !(await sameDir(dir, resumedFrom)))) {
+      throw new Error(
+        `--save ${dir}: the directory holds a checkpoint at step ${pointer.step}; continue ` +
+          `that run with --resume ${dir}, or save into a new directory`,
+      );
+    }
+    const removed = await cleanCheckpointDir(dir);
+    return new CheckpointSaver(dir, every, pointer?.step ?? null, removed);
+  }
+
+  /** Step of the checkpoint committed in {@link dir} (null: none yet). */
+  get savedStep(): number | null {
+    return this.#lastStep;
+  }
+
+  /** True when a checkpoint is due after optimizer step `step`. */
+  due(step: number): boolean {
+    return this.every !== null && step % this.every === 0 && step !== this.#lastStep;
+  }
+
+  /**
+   * Commits a checkpoint of `trainer` unless one at its step is already committed.
+   * @returns the step directory, or null when nothing had to be written.
+   */
+  async save(
+    trainer: Trainer,
+    data: JsonValue,
+    extra: { [key: string]: JsonValue },
+  ): Promise<string | null> {
+    const step = trainer.optimizer.step;
+    if (step === this.#lastStep) return null;
+    const path = await saveRun(this.dir, trainer, data, extra);
+    this.#lastStep = step;
+    return path;
+  }
+}
+
+/** Whether two paths name the same directory (after resolving links). */
+async function sameDir(a: string, b: string): Promise<boolean> {
+  try {
+    return (await Deno.realPath(a)) === (await Deno.realPath(b));
+  } catch {
+    return false;
+  }
 }
