@@ -56,7 +56,8 @@ export default defineExperiment({
     const grid = [
       ...c.seqs.map((seq) => ({ on: dev.kind, seq })),
       { on: `meta (${planCfg.name})`, seq: c.planSeq },
-    ].flatMap((g) => parts.flatMap((part) => values.map((M) => ({ ...g, part, M }))));
+    ].flatMap((g) => parts.flatMap((part) => values.map((M) => ({ ...g, part, M }))))
+      .map((p) => ({ ...p, name: `${p.on} ${p.part} M=${p.M}` })); // the progress line
     ctx.log(`${cfg.name} on ${dev.kind} at S=${c.seqs}; ${planCfg.name} on meta at S=${c.planSeq}`);
     const plan = { cfg: planCfg, dtype: parseDtype(c.planDtype, "planDtype"), budget: Infinity };
     const points = await ctx.sweep("M", grid, async ({ on, seq, part, M }) => {

@@ -43,7 +43,9 @@ export default defineExperiment({
   async run(ctx) {
     const c = ctx.config;
     const dev = await ctx.device();
-    const grid = c.presets.flatMap((name) => IDS.map((id) => ({ name, id })));
+    const grid = c.presets.flatMap((name) =>
+      IDS.map((id) => ({ name, id, label: `${name} ${id}` }))
+    );
     const runs = await ctx.sweep("run", grid, async ({ name, id }) => {
       const cfg = getPreset(name);
       const policy = describePolicy(POLICIES[id]);

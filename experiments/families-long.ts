@@ -28,14 +28,14 @@ import {
   someOf,
 } from "../mod.ts";
 
-const FAMILIES: { model: string; tiny: string; paper?: number }[] = [
-  { model: "llama2-7b", tiny: "llama2-tiny", paper: 84000 },
-  { model: "mistral-7b", tiny: "mistral-tiny" },
-  { model: "qwen2-7b", tiny: "qwen2-tiny" },
-  { model: "gemma2-9b", tiny: "gemma2-tiny" },
-  { model: "gemma2-2b", tiny: "gemma2-tiny" },
+const FAMILIES: { name: string; tiny: string; paper?: number }[] = [
+  { name: "llama2-7b", tiny: "llama2-tiny", paper: 84000 },
+  { name: "mistral-7b", tiny: "mistral-tiny" },
+  { name: "qwen2-7b", tiny: "qwen2-tiny" },
+  { name: "gemma2-9b", tiny: "gemma2-tiny" },
+  { name: "gemma2-2b", tiny: "gemma2-tiny" },
 ];
-const MODELS = FAMILIES.map((f) => f.model);
+const MODELS = FAMILIES.map((f) => f.name);
 const PLAN_IDS = ["hfStandard", "hfCheckpoint", "mst", "mstOib"] as const;
 const label = (id: keyof typeof POLICIES) => describePolicy(POLICIES[id]);
 
@@ -58,8 +58,8 @@ export default defineExperiment({
     const plan = { dtype: parseDtype(c.planDtype, "planDtype"), budget: parseBytes(c.budget) };
     const search = { granularity: c.resolution };
     const opts = { steps: c.steps, init: { seed: c.seed } };
-    const families = FAMILIES.filter((f) => c.models.includes(f.model));
-    const planned = await ctx.sweep("family", families, async ({ model, paper }) => {
+    const families = FAMILIES.filter((f) => c.models.includes(f.name));
+    const planned = await ctx.sweep("family", families, async ({ name: model, paper }) => {
       const cfg = getPreset(model);
       const seqs = await ctx.sweep(model, PLAN_IDS, async (id) => {
         const { maxSeq } = await maxSequence({ ...plan, cfg, policy: POLICIES[id] }, search);
@@ -75,8 +75,8 @@ export default defineExperiment({
     });
     const dev = await ctx.device();
     const tinies = [...new Set(families.map((f) => f.tiny))];
-    const pairs = tinies.flatMap((tiny) => c.seqs.map((seq) => ({ tiny, seq })));
-    const trained = await ctx.sweep("train", pairs, async ({ tiny, seq }) => {
+    const pairs = tinies.flatMap((name) => c.seqs.map((seq) => ({ name, seq })));
+    const trained = await ctx.sweep("train", pairs, async ({ name: tiny, seq }) => {
       const cfg = getPreset(tiny);
       const at = { model: tiny, run: `${tiny} S=${seq}`, seq };
       const train = async (id: "hfStandard" | "mst") => {
