@@ -138,7 +138,7 @@ export default defineExperiment({
       title: `Tiny presets on ${dev.kind}, ${c.steps} steps: standard (HF head) vs MsT`,
       columns: ["model", "S", "peak standard (MiB)", "peak MsT (MiB)", "÷", "max |Δloss|"],
       rows: trained.map((t) => {
-        const delta = t.delta === null ? "— (meta)" : t.delta.toExponential(2);
+        const delta = t.delta === null ? "— (meta)" : String(+t.delta.toPrecision(3));
         return [t.tiny, t.seq, t.std, t.mst, ratio(t.std, t.mst), delta];
       }),
     });
