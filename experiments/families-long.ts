@@ -56,8 +56,7 @@ export default defineExperiment({
   async run(ctx) {
     const c = ctx.config;
     const plan = { dtype: parseDtype(c.planDtype, "planDtype"), budget: parseBytes(c.budget) };
-    const search = { granularity: c.resolution };
-    const opts = { steps: c.steps, init: { seed: c.seed } };
+    const search = { granularity: c.resolution }, opts = { steps: c.steps, init: { seed: c.seed } };
     const families = FAMILIES.filter((f) => c.models.includes(f.name));
     const planned = await ctx.sweep("family", families, async ({ name: model, paper }) => {
       const cfg = getPreset(model);
@@ -102,6 +101,7 @@ export default defineExperiment({
         referenceName: "paper",
         referenceTitle: "the paper's Llama2-7B figure (1× A100 80 GB)",
         yLog: true,
+        width: 960,
       }),
       { kind: "max-seq" },
     );
