@@ -228,11 +228,14 @@ export {
   num,
   oneOf,
   preset,
+  presets,
   type RangeOptions,
   type RuleOptions,
+  someOf,
 } from "./lib/experiments/rules.ts";
 export { describeItem, type ProgressBar } from "./lib/experiments/progress.ts";
 export { runExperiment, type RunOptions, type RunResult } from "./lib/experiments/run.ts";
+export { maxAbsDelta, maxOf, ratio, round, stepsRow } from "./lib/experiments/figures.ts";
 export { experimentNames, loadExperiment } from "./lib/experiments/registry.ts";
 export {
   type Json,

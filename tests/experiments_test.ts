@@ -602,6 +602,9 @@ Deno.test("deno task exp / report: llama3-long --quick on the meta device, error
     assert.ok(plan.maxSeq.checkpoint > plan.maxSeq.standard);
     const train = rec.summary.figures.train as Record<string, number>;
     assert.ok(train.peakMiBMst < train.peakMiBStandard);
+    // the paper's baselines are trained too: the HF head keeps fp32 copies of the logits
+    assert.ok(train.peakMiBStandardHf > train.peakMiBStandard);
+    assert.ok(train.peakMiBCheckpointHf < train.peakMiBStandardHf);
     assert.deepEqual(
       rec.charts.map((c) => c.name).sort(),
       ["breakdown", "loss-curves", "max-seq", "memory-timeline", "peak-vs-seq", "throughput"],

@@ -42,8 +42,9 @@ import { PRESET_NAMES } from "../models/presets.ts";
 /**
  * The rule of one config key: its default and the values it allows.
  *
- * Built by {@link int}, {@link num}, {@link ints}, {@link oneOf}, {@link bytes},
- * {@link preset}, {@link dtype}, {@link chunks} and {@link bool}; plain defaults get a
+ * Built by {@link int}, {@link num}, {@link ints}, {@link oneOf}, {@link someOf},
+ * {@link bytes}, {@link preset}, {@link presets}, {@link dtype}, {@link chunks} and
+ * {@link bool}; plain defaults get a
  * type-only rule ({@link plainRule}).
  */
 export class ConfigRule<T extends ConfigValue> {
@@ -248,6 +249,35 @@ export function oneOf<const T extends string | number>(
 ): ConfigRule<T> {
   if (choices.length === 0) throw new Error("oneOf: give at least one choice");
   return choiceRule(value, choices, "", options.doc);
+}
+
+/**
+ * A non-empty list of strings, each one of a fixed list: `someOf(["a", "b"], ["a", "b", "c"])`.
+ * In `--set`, written `a,c` or `[a, c]`.
+ */
+export function someOf<const T extends string>(
+  value: NoInfer<T>[],
+  choices: readonly T[],
+  options: RuleOptions = {},
+): ConfigRule<T[]> {
+  if (choices.length === 0) throw new Error("someOf: give at least one choice");
+  const accept = (v: unknown): T[] | null => {
+    if (!Array.isArray(v) || v.length === 0) return null;
+    const out = v.map((x) => choices.find((c) => c === asString(x)));
+    return out.every((x) => x !== undefined) ? out as T[] : null;
+  };
+  return new ConfigRule(
+    value,
+    `a non-empty list, each one of ${choices.join(", ")} (e.g. ${choices.slice(0, 2).join(",")})`,
+    listFromText,
+    accept,
+    options.doc,
+  );
+}
+
+/** A non-empty list of model preset names: `presets(["llama3-tiny", "gemma2-tiny"])`. */
+export function presets(value: string[], options: RuleOptions = {}): ConfigRule<string[]> {
+  return someOf(value, PRESET_NAMES, options);
 }
 
 /** A model preset name of the registry (`lib/models/presets.ts`): `preset("llama3-tiny")`. */

@@ -8,6 +8,7 @@
 import { OutOfMemoryError } from "../device/errors.ts";
 import type { FloatCounting } from "../device/dtype.ts";
 import { MetaDevice } from "../device/meta.ts";
+import type { DeviceLimits } from "../device/device.ts";
 import type { TagBytes } from "../device/errors.ts";
 import type { ModelConfig } from "../models/config.ts";
 import type { ResolvedChunks } from "../models/model.ts";
@@ -28,6 +29,11 @@ export interface PlanInput {
   budget: number;
   /** Training steps to run (the second has the optimizer state live throughout; default 2). */
   steps?: number;
+  /**
+   * Device limits of the meta device (default: none, a datacenter GPU); pass a WebGPU
+   * device's `limits` to plan for that device exactly.
+   */
+  limits?: Partial<DeviceLimits>;
 }
 
 /** Tags whose bytes do not depend on S: weights, their gradients and AdamW's moments. */
@@ -73,7 +79,7 @@ export function fixedBytes(breakdown: TagBytes): number {
 
 /** Plans one configuration at one sequence length. */
 export async function planStep(input: PlanInput): Promise<Plan> {
-  const dev = new MetaDevice({ floats: input.dtype });
+  const dev = new MetaDevice({ floats: input.dtype, limits: input.limits });
   dev.setBudget(input.budget);
   const tokens = Int32Array.from({ length: input.seq }, (_, i) => (i * 7919) % input.cfg.vocabSize);
   const warnings: string[] = [];

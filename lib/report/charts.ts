@@ -127,6 +127,13 @@ export interface MetricVsSeqArgs extends ChartBaseArgs {
   xLog?: boolean;
   /** Log-scale metric axis. */
   yLog?: boolean;
+  /**
+   * A boolean field: rows where it is true are drawn as large open diamonds labelled
+   * `highlightLabel`, not joined to their series' line (e.g. the M an automatic rule chose).
+   */
+  highlight?: string;
+  /** The label beside highlighted points (default: the field's name). */
+  highlightLabel?: string;
 }
 
 /** Arguments of {@link lossCurves}. */
@@ -407,7 +414,7 @@ function metricVsSeqSpec(a: MetricVsSeqArgs): Spec {
       { filter: `isValid(datum[${JSON.stringify(a.y)}])` },
       ...(bytes ? [{ calculate: inByteUnit(`datum[${JSON.stringify(a.y)}]`), as: y }] : []),
     ],
-    mark: { type: "line", point: true },
+    ...highlightLayers(a.highlight, a.highlightLabel),
     encoding: {
       x: {
         field: xField,
@@ -429,6 +436,26 @@ function metricVsSeqSpec(a: MetricVsSeqArgs): Spec {
       },
       color: seriesColor(a.series ?? "policy", a.order),
     },
+  };
+}
+
+/** One line mark, or (with a highlight field) the line without those rows plus marked points. */
+function highlightLayers(field: string | undefined, label = field): Spec {
+  if (field === undefined) return { mark: { type: "line", point: true } };
+  const on = `datum[${JSON.stringify(field)}] === true`;
+  return {
+    layer: [
+      { transform: [{ filter: `!(${on})` }], mark: { type: "line", point: true } },
+      {
+        transform: [{ filter: on }],
+        mark: { type: "point", shape: "diamond", size: 220, filled: false, strokeWidth: 2.5 },
+      },
+      {
+        transform: [{ filter: on }],
+        mark: { type: "text", align: "left", dx: 9, dy: -9, fontSize: 11 },
+        encoding: { text: { value: label ?? "" } },
+      },
+    ],
   };
 }
 

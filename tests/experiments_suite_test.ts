@@ -1,0 +1,187 @@
+/**
+ * The shipped experiments: all five are listed and load (defaults and `--quick` overrides
+ * valid), and cheap variants run end to end in process — max-seq-device, chunk-ablation and
+ * families-long on the meta device (memory only), convergence on WebGPU with a few steps at a
+ * tiny S — checking their key figures against their own records. Also the figure helpers,
+ * the `someOf` / `presets` rules and `metricVsSeq`'s highlighted points.
+ * (`llama3-long --quick --device meta` runs through the CLI in `experiments_test.ts`.)
+ */
+
+import assert from "node:assert/strict";
+import {
+  getPreset,
+  maxAbsDelta,
+  maxOf,
+  MetaDevice,
+  type MetricRow,
+  POLICIES,
+  presets,
+  ratio,
+  readRunRecords,
+  round,
+  runExperiment,
+  runSteps,
+  someOf,
+  stepsRow,
+} from "../mod.ts";
+import { listExperiments } from "../lib/experiments/registry.ts";
+import { resolveExperimentConfig } from "../lib/experiments/config.ts";
+
+const FIVE = ["chunk-ablation", "convergence", "families-long", "llama3-long", "max-seq-device"];
+
+/** Runs an experiment in process into a fresh temporary directory; returns its records. */
+async function run(name: string, device: "webgpu" | "meta", set: string[] = []) {
+  const out = await Deno.makeTempDir({ prefix: `${name}-` });
+  try {
+    const { dir } = await runExperiment(name, {
+      quick: true,
+      device,
+      set,
+      out: `${out}/run`,
+      print: () => {},
+      progress: false,
+    });
+    const rec = await readRunRecords(dir);
+    const html = await Deno.readTextFile(`${dir}/report.html`);
+    return { rec, html, figures: rec.summary.figures as Record<string, unknown> };
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+}
+
+const rowsOf = (rows: readonly MetricRow[], kind: string) => rows.filter((r) => r.kind === kind);
+
+Deno.test("the five experiments are listed, load, and keep to their size", async () => {
+  const { experiments: all, skipped } = await listExperiments();
+  assert.deepEqual(skipped, []);
+  assert.deepEqual(all.map((e) => e.name).filter((n) => FIVE.includes(n)), FIVE);
+  for (const e of all.filter((e) => FIVE.includes(e.name))) {
+    assert.ok(e.description.length > 20, e.name);
+    assert.ok(e.quick && Object.keys(e.quick).length > 0, `${e.name} has a --quick variant`);
+    const lines = (await Deno.readTextFile(new URL(`../experiments/${e.name}.ts`, import.meta.url)))
+      .split("\n").length - 1;
+    assert.ok(lines <= (e.name === "llama3-long" ? 300 : 150), `${e.name}: ${lines} lines`);
+  }
+});
+
+Deno.test("max-seq-device --quick on meta: S_max per policy confirmed, MsT ≥ 8× standard", async () => {
+  const { rec, figures } = await run("max-seq-device", "meta");
+  const maxSeq = figures.maxSeq as Record<string, number>;
+  assert.ok(maxSeq.standard < maxSeq.checkpoint, JSON.stringify(maxSeq));
+  assert.ok(maxSeq.checkpoint < maxSeq.mst && maxSeq.mst <= maxSeq.mstOib);
+  assert.equal(figures.maxSeqRatio, round(maxSeq.mst / maxSeq.standard));
+  assert.ok((figures.maxSeqRatio as number) >= 8);
+  assert.equal(figures.confirmed, true);
+  const points = rowsOf(rec.metrics, "max-seq");
+  assert.equal(points.length, 4);
+  for (const p of points) {
+    assert.equal(p.fits, true);
+    assert.match(String(p.oom), /^(forward|backward|optimizer|other) \(\w+\)$/);
+    // the device's peak at S_max is the planner's, byte for byte (same allocator, same code)
+    const tags = rowsOf(rec.metrics, "breakdown").filter((b) => b.policy === p.policy);
+    assert.equal(tags.reduce((a, b) => a + (b.bytes as number), 0), p.plannedPeakBytes);
+  }
+  assert.deepEqual(rec.charts.map((c) => c.name), ["max-seq", "peak-at-max-seq"]);
+});
+
+Deno.test("chunk-ablation --quick on meta: knees from the records, auto marked", async () => {
+  const { rec, figures } = await run("chunk-ablation", "meta", ["ms=1,2,8,32"]);
+  const sweeps = figures.sweeps as Record<string, Record<string, number>>;
+  assert.deepEqual(Object.keys(sweeps), ["meta head S=1024", "meta (llama3-8b) head S=61440"]);
+  for (const kind of ["train", "plan"]) {
+    const rows = rowsOf(rec.metrics, kind);
+    assert.deepEqual(rows.map((r) => r.requested), [1, 2, 8, 32, "auto"]);
+    const swept = rows.filter((r) => !r.auto);
+    const min = Math.min(...swept.map((r) => r.peakBytes as number));
+    const knee = swept.find((r) => (r.peakBytes as number) <= min * 1.05)!;
+    const auto = rows.find((r) => r.auto)!;
+    const s = sweeps[`${rows[0].on} head S=${rows[0].seq}`];
+    assert.equal(s.kneeM, knee.M);
+    assert.equal(s.autoM, auto.M);
+    assert.ok(typeof auto.M === "number" && auto.M >= 1, "auto resolved to a number");
+    // M=1 holds the whole (S, V) logits: more chunks pay, up to the knee
+    assert.ok((swept[0].peakBytes as number) > min * 1.05);
+  }
+  const chart = rec.charts.find((c) => c.name === "peak-vs-m")!;
+  assert.match(JSON.stringify(chart.spec), /"shape":"diamond"/);
+});
+
+Deno.test("families-long --quick on meta (one family): the paper's baselines vs MsT", async () => {
+  const { rec, figures, html } = await run("families-long", "meta", [
+    "models=mistral-7b",
+    "resolution=8192",
+    "seqs=64,256",
+    "steps=1",
+  ]);
+  const m = (figures.maxSeq as Record<string, Record<string, number>>)["mistral-7b"];
+  assert.ok(m.hfStandard < m.hfCheckpoint && m.hfCheckpoint < m.mst && m.mst <= m.mstOib);
+  assert.ok((figures.ratioMstOverStandardHf as Record<string, number>)["mistral-7b"] > 8);
+  assert.equal(figures.maxAbsDeltaLoss, null); // no losses on meta
+  const train = rowsOf(rec.metrics, "train");
+  assert.equal(train.length, 4);
+  const peak = (seq: number, policy: string) =>
+    train.find((r) => r.seq === seq && String(r.policy).startsWith(policy))!.peakBytes as number;
+  assert.ok(peak(256, "MsT") < peak(256, "standard"));
+  assert.deepEqual(rec.charts.map((c) => c.name), ["max-seq", "tiny-peak"]);
+  assert.match(html, /12–24× longer|84K with MsT/);
+});
+
+Deno.test("convergence on WebGPU (a few steps): standard and MsT losses coincide", async () => {
+  const { rec, figures } = await run("convergence", "webgpu", [
+    "presets=llama3-tiny",
+    "seq=64",
+    "steps=4",
+    "evalEvery=2",
+    "evalBatches=1",
+  ]);
+  const delta = figures.maxAbsDeltaLoss as number;
+  assert.ok(typeof delta === "number" && delta <= 1e-4, `maxAbsDeltaLoss ${delta}`);
+  const val = rowsOf(rec.metrics, "validation");
+  assert.deepEqual(val.map((r) => r.step), [0, 2, 4, 0, 2, 4]);
+  const train = rowsOf(rec.metrics, "train");
+  assert.equal(train.length, 8);
+  const [a, b] = [train.slice(0, 4), train.slice(4)].map((l) => l.map((r) => r.loss as number));
+  assert.equal(delta, maxAbsDelta(a, b));
+  assert.ok(a[3] < a[0], "the loss goes down");
+  assert.deepEqual(rec.charts.map((c) => c.name), ["train-llama3-tiny", "validation-llama3-tiny"]);
+});
+
+Deno.test("figure helpers: null where a figure does not exist; a step driver's row", async () => {
+  assert.equal(maxAbsDelta([1, null, 3], [1.5, 2, 2]), 1);
+  assert.equal(maxAbsDelta([null], [1]), null);
+  assert.equal(maxOf([null, 2, undefined, -1]), 2);
+  assert.equal(maxOf([]), null);
+  assert.equal(ratio(3, 2), 1.5);
+  assert.equal(ratio(1, 0), null);
+  assert.equal(ratio(null, 2), null);
+  assert.equal(round(1.23456, 3), 1.235);
+  const cfg = getPreset("llama3-tiny");
+  const ids = Int32Array.from({ length: 64 }, (_, i) => i);
+  const r = await runSteps(new MetaDevice(), cfg, POLICIES.mst, { ids, targets: ids }, {
+    steps: 2,
+  });
+  const row = stepsRow(r);
+  assert.equal(row.policy, "MsT + recomputation");
+  assert.equal(row.peakBytes, r.peakBytes);
+  assert.equal(row.tokensPerSec, null);
+  assert.deepEqual(row.losses, [null, null]);
+  assert.equal(row.headChunks, r.chunks.head);
+  assert.equal(row.weightsMiB, round(r.breakdown.weights / 2 ** 20, 3));
+});
+
+Deno.test("someOf / presets rules: lists of allowed names", () => {
+  const defaults = { models: someOf(["a"], ["a", "b", "c"]), tiny: presets(["llama3-tiny"]) };
+  assert.deepEqual(resolveExperimentConfig(defaults, { set: ["models=c,a"] }).models, ["c", "a"]);
+  assert.deepEqual(
+    resolveExperimentConfig(defaults, { set: ["tiny=[gemma2-tiny, llama2-tiny]"] }).tiny,
+    ["gemma2-tiny", "llama2-tiny"],
+  );
+  assert.throws(
+    () => resolveExperimentConfig(defaults, { set: ["models=a,d"] }),
+    /"models" must be a non-empty list, each one of a, b, c/,
+  );
+  assert.throws(
+    () => resolveExperimentConfig(defaults, { yaml: "tiny: [llama9-tiny]" }),
+    /"tiny" must be a non-empty list, each one of .*llama3-tiny/,
+  );
+});
