@@ -152,8 +152,12 @@ Deno.test({
       assert.equal(code, 0, raw);
       // the bars were drawn (this is the terminal path, not the plain one)
       const drawn = raw.split("\r\x1b[2K");
-      assert.ok(drawn.some((l) => /^max S \[[█░]+\] \d\/6 \S/.test(l)), "no max S bar");
-      assert.ok(drawn.some((l) => /^train \[[█░]+\] \d\/6 S=\d+ (standard|MsT)/.test(l)));
+      // llama3-long's sweeps: "plan" (one item per planned policy), then "train" (S × policy)
+      assert.ok(drawn.some((l) => /^plan \[[█░]+\] \d+\/\d+ \S/.test(l)), "no plan bar");
+      assert.ok(
+        drawn.some((l) => /^train \[[█░]+\] \d+\/\d+ S=\d+ \S/.test(l)),
+        "no train bar naming S and the policy",
+      );
       assert.ok(!raw.includes("[object Object]"), "a bar shows [object Object]");
       const screen = await renderScreen(output, { cols, rows: 40 });
       const text = screen.join("\n");
