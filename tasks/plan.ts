@@ -40,6 +40,13 @@ function table(plan: Plan): string {
   );
 }
 
+/** The pool and the driver beside the live peak: what the device really holds. */
+function reservedLine(plan: Plan): string {
+  return `reserved (pool) ${formatBytes(plan.reservedBytes)} + ${plan.overheadDriver} driver ` +
+    `overhead ${formatBytes(plan.overheadBytes)} (${plan.pipelines} pipelines) = ` +
+    `${formatBytes(plan.reservedBytes + plan.overheadBytes)} on the device`;
+}
+
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseTaskArgs(argv, {
     ...COMMON_OPTIONS,
@@ -85,6 +92,8 @@ async function main(argv: string[]): Promise<void> {
         maxSeq: r.maxSeq,
         seq: r.maxSeq,
         peakBytes: r.plan?.peakBytes ?? 0,
+        reservedBytes: r.plan?.reservedBytes ?? 0,
+        overheadBytes: r.plan?.overheadBytes ?? 0,
         breakdown: r.plan?.breakdown ?? {},
         weightsBytes: r.plan?.weightsBytes ?? 0,
         probes: r.probes,
@@ -102,7 +111,7 @@ async function main(argv: string[]): Promise<void> {
         (ms / 1000).toFixed(1)
       } s)`,
     );
-    if (r.plan) console.log(`peak at S=${r.maxSeq}:\n${table(r.plan)}`);
+    if (r.plan) console.log(`peak at S=${r.maxSeq}:\n${table(r.plan)}\n${reservedLine(r.plan)}`);
     return;
   }
   if (!values.seq) throw new Error(`--seq is required (or use --max-seq)\n${USAGE}`);
@@ -116,6 +125,10 @@ async function main(argv: string[]): Promise<void> {
         seq,
         fits: plan.fits,
         peakBytes: plan.peakBytes,
+        reservedBytes: plan.reservedBytes,
+        overheadBytes: plan.overheadBytes,
+        overheadDriver: plan.overheadDriver,
+        pipelines: plan.pipelines,
         breakdown: plan.breakdown,
         weightsBytes: plan.weightsBytes,
         ms,
@@ -129,6 +142,7 @@ async function main(argv: string[]): Promise<void> {
     }`,
   );
   console.log(`peak ${formatBytes(plan.peakBytes)}:\n${table(plan)}`);
+  console.log(reservedLine(plan));
   if (plan.error) console.log(plan.error);
 }
 

@@ -5,7 +5,9 @@
  *   [--resume DIR] [--config f.yaml] [--set key=value]… [--json]`
  *
  * One training run. `--json` ends with one JSON line:
- * `{preset, seq, steps, losses, tokensPerSec, peakBytes, breakdown, …}`.
+ * `{preset, seq, steps, losses, tokensPerSec, peakBytes, reservedBytes, overheadBytes,
+ * rssPeakBytes, breakdown, …}` (reserved: the pool's peak; overhead: the modelled driver bytes;
+ * rssPeakBytes: the process's peak resident memory, null off Linux).
  */
 
 import {
@@ -18,6 +20,8 @@ import {
 import { describePolicy, modelSetup } from "../lib/cli/model_options.ts";
 import { createDevice } from "../lib/device/create.ts";
 import { formatBytes } from "../lib/device/dtype.ts";
+import { deviceOverhead, overheadBytes } from "../lib/device/overhead.ts";
+import { residentMemory } from "../lib/util/proc_status.ts";
 import { Model } from "../lib/models/model.ts";
 import { makeBatches } from "../lib/train/data_source.ts";
 import { runFromState, saveRun } from "../lib/train/run_io.ts";
@@ -108,6 +112,7 @@ async function main(argv: string[]): Promise<void> {
     const losses: number[] = [];
     const times: number[] = [];
     let peak = 0;
+    let reserved = 0;
     let breakdown: Record<string, number> = {};
     const liveAfter: number[] = [];
     for (let i = 0; i < steps; i++) {
@@ -115,6 +120,7 @@ async function main(argv: string[]): Promise<void> {
       losses.push(r.loss);
       times.push(r.ms);
       liveAfter.push(r.liveBytes);
+      reserved = Math.max(reserved, r.reservedBytes);
       if (r.peakBytes > peak) {
         peak = r.peakBytes;
         breakdown = r.breakdown;
@@ -137,6 +143,13 @@ async function main(argv: string[]): Promise<void> {
       `peak ${formatBytes(peak)}: ` +
         Object.entries(nonzero).map(([t, b]) => `${t} ${formatBytes(b)}`).join(", "),
     );
+    const overhead = deviceOverhead(dev);
+    const overheadB = overhead ? overheadBytes(overhead, dev.pipelineCount) : null;
+    log(
+      `reserved (pool) ${formatBytes(reserved)}, driver overhead ${
+        overheadB === null ? "not modelled for this adapter" : formatBytes(overheadB)
+      } (${dev.pipelineCount} pipelines)`,
+    );
     if (values.json) {
       console.log(JSON.stringify({
         preset: setup.cfg.name,
@@ -148,6 +161,10 @@ async function main(argv: string[]): Promise<void> {
         valLosses,
         tokensPerSec,
         peakBytes: peak,
+        reservedBytes: reserved,
+        pipelines: dev.pipelineCount,
+        overheadBytes: overheadB,
+        rssPeakBytes: residentMemory()?.peakRssBytes ?? null,
         breakdown,
         liveBytesAfterStep: liveAfter,
       }));

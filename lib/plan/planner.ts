@@ -8,6 +8,7 @@
 import { OutOfMemoryError } from "../device/errors.ts";
 import type { FloatCounting } from "../device/dtype.ts";
 import { MetaDevice } from "../device/meta.ts";
+import { type DriverOverhead, LAVAPIPE_OVERHEAD, overheadBytes } from "../device/overhead.ts";
 import type { TagBytes } from "../device/errors.ts";
 import type { ModelConfig } from "../models/config.ts";
 import { Model, type MstPolicy } from "../models/model.ts";
@@ -33,6 +34,8 @@ export interface PlanInput {
   budget: number;
   /** Training steps to run (the second has the optimizer state live throughout; default 2). */
   steps?: number;
+  /** The driver overhead to add (default lavapipe's, the one measured driver). */
+  overhead?: DriverOverhead;
 }
 
 /** A plan. */
@@ -47,6 +50,14 @@ export interface Plan {
   breakdown: TagBytes;
   /** Bytes of the weights alone. */
   weightsBytes: number;
+  /** Peak bytes of the device's pool (tensors' buffers and textures, uniform and readback buffers). */
+  reservedBytes: number;
+  /** Compute pipelines the steps compile. */
+  pipelines: number;
+  /** The driver's own bytes: {@link PlanInput.overhead} for {@link pipelines} pipelines. */
+  overheadBytes: number;
+  /** The driver the overhead is modelled for. */
+  overheadDriver: string;
   /** The out-of-memory message when it does not fit. */
   error?: string;
 }
@@ -58,6 +69,15 @@ export async function planStep(input: PlanInput): Promise<Plan> {
   const tokens = Int32Array.from({ length: input.seq }, (_, i) => (i * 7919) % input.cfg.vocabSize);
   const batch = { ids: tokens, targets: tokens };
   let weightsBytes = 0;
+  const overhead = input.overhead ?? LAVAPIPE_OVERHEAD;
+  // Reserved bytes only grow during a plan (nothing releases the pool), so the peak since the
+  // last step's reset is the peak of the whole plan.
+  const device = () => ({
+    reservedBytes: dev.allocator.stats().peakReservedBytes,
+    pipelines: dev.pipelineCount,
+    overheadBytes: overheadBytes(overhead, dev.pipelineCount),
+    overheadDriver: overhead.driver,
+  });
   try {
     const model = Model.build(dev, input.cfg, {
       checkpoint: input.checkpoint,
@@ -75,7 +95,7 @@ export async function planStep(input: PlanInput): Promise<Plan> {
         breakdown = r.breakdown;
       }
     }
-    return { seq: input.seq, fits: true, peakBytes, breakdown, weightsBytes };
+    return { seq: input.seq, fits: true, peakBytes, breakdown, weightsBytes, ...device() };
   } catch (e) {
     if (!(e instanceof OutOfMemoryError)) throw e;
     const live = Object.values(e.liveByTag).reduce((a, b) => a + b, 0);
@@ -87,6 +107,7 @@ export async function planStep(input: PlanInput): Promise<Plan> {
       peakBytes: live + e.requestedBytes,
       breakdown,
       weightsBytes,
+      ...device(),
       error: e.message,
     };
   }
