@@ -167,6 +167,7 @@ async function planning(ctx: ExperimentContext<Config>) {
       maxSeq: r.maxSeq,
       paper: p.paper,
       peakGiB: r.plan ? round(r.plan.peakBytes / GiB, 3) : null,
+      reservedGiB: r.plan ? round(r.plan.reservedBytes / GiB, 3) : null,
       probes: r.probes.length,
       ms: Math.round(performance.now() - t0),
     });
@@ -321,6 +322,7 @@ async function training(ctx: ExperimentContext<Config>) {
       seq,
       policy: id,
       peakMiB: round(r.peakBytes / MiB, 3),
+      reservedMiB: round(r.reservedBytes / MiB, 3),
       tokensPerSec: round(r.tokensPerSec, 1),
       stepMs: r.steps.map((s) => Math.round(s.ms)),
       losses: losses.map((l) => finiteOrNull(round(l, 5))),

@@ -10,6 +10,7 @@ import { type BuildOptions, Model } from "../models/model.ts";
 import { getPreset } from "../models/presets.ts";
 import { makeBatches } from "../train/data_source.ts";
 import { Trainer } from "../train/trainer.ts";
+import { planStep } from "../plan/planner.ts";
 import type { BenchRow } from "./row.ts";
 import { benchTfjsTrainStep } from "./tfjs_llama.ts";
 import { median, type Tf } from "./tfjs_peer.ts";
@@ -156,7 +157,22 @@ export async function benchTrainStep(
     peerNote = `TF.js peak ${t.peakBytes === null ? "?" : formatBytes(t.peakBytes)}`;
     log(`  TF.js: ${peer.toFixed(1)} tokens/s`);
   }
-  const row = (name: string, m: StepMeasurement, extra: string): BenchRow => ({
+  // The pool is shared by the two interleaved models, so each policy's reserved bytes come from
+  // its plan on the meta device (the same pool as on WebGPU: tests/pool_test.ts).
+  const reserved = async (policy: BuildOptions) =>
+    (await planStep({
+      cfg,
+      seq: S,
+      dtype: "f32",
+      mst: policy.mst ?? {},
+      checkpoint: policy.checkpoint ?? false,
+      optimizerInBackward: false,
+      budget: Infinity,
+      steps: 2,
+    })).reservedBytes;
+  const reservedStd = await reserved({});
+  const reservedMst = await reserved({ checkpoint: true, mst: { mlp: "auto", head: "auto" } });
+  const row = (name: string, m: StepMeasurement, res: number, extra: string): BenchRow => ({
     name,
     shape: `llama3-tiny S=${S}`,
     ms: m.msPerStep,
@@ -164,15 +180,18 @@ export async function benchTrainStep(
     unit: "tokens/s",
     peer,
     ratio: peer ? m.tokensPerSec / peer : null,
-    note: `peak ${formatBytes(m.peakBytes)}, ${m.submitsPerStep.toFixed(0)} submits/step, ${
-      m.dispatchesPerStep.toFixed(0)
-    } dispatches/step; ${extra}`,
+    peakBytes: m.peakBytes,
+    reservedBytes: res,
+    note: `peak ${formatBytes(m.peakBytes)}, reserved ${formatBytes(res)}, ${
+      m.submitsPerStep.toFixed(0)
+    } submits/step, ${m.dispatchesPerStep.toFixed(0)} dispatches/step; ${extra}`,
   });
   return [
-    row("train step (standard)", std, peerNote),
+    row("train step (standard)", std, reservedStd, peerNote),
     row(
       "train step (MsT+checkpoint)",
       mst,
+      reservedMst,
       `${(mst.msPerStep / std.msPerStep).toFixed(2)}× the standard step time, max |Δloss| ${
         maxDiff.toExponential(1)
       }`,

@@ -1,8 +1,10 @@
 /**
  * A measured training run for experiments: build a model under a policy on a device, run N
  * steps on a batch source, and return per-step losses, times and peaks, the peak breakdown,
- * and throughput (the first step is warm-up: pipeline compilation, pool growth). The model
- * and its optimizer state are freed afterwards, so runs can follow each other on one device.
+ * the pool's peak and throughput (the first step is warm-up: pipeline compilation, pool
+ * growth). The model and its optimizer state are freed afterwards, and the pool's cached
+ * buffers are released before a run, so runs can follow each other on one device and each
+ * run's reserved bytes are its own.
  */
 
 import type { Device } from "../device/device.ts";
@@ -40,6 +42,8 @@ export interface StepFigures {
   loss: number;
   ms: number;
   peakBytes: number;
+  /** Peak bytes of the device's pool during the step. */
+  reservedBytes: number;
 }
 
 /** Result of {@link measureTraining}. */
@@ -48,6 +52,8 @@ export interface TrainRunResult {
   /** Largest step peak and the breakdown at it. */
   peakBytes: number;
   breakdown: TagBytes;
+  /** Largest step peak of the device's pool (PyTorch's "reserved"). */
+  reservedBytes: number;
   /** S / median step time, warm-up step excluded when there are two or more steps. */
   tokensPerSec: number;
   /** Live bytes after the model was freed minus before it was built (0 = no leak). */
@@ -63,6 +69,7 @@ export function median(xs: readonly number[]): number {
 
 /** Builds, trains for `steps` steps, frees; see {@link TrainRunResult}. */
 export async function measureTraining(dev: Device, input: TrainRunInput): Promise<TrainRunResult> {
+  dev.allocator.releaseCached();
   const before = dev.allocator.liveBytes;
   const data = await makeBatches(input.data, input.cfg, input.seq, input.seed);
   const model = Model.build(dev, input.cfg, {
@@ -72,6 +79,7 @@ export async function measureTraining(dev: Device, input: TrainRunInput): Promis
   });
   const steps: StepFigures[] = [];
   let peakBytes = 0;
+  let reservedBytes = 0;
   let breakdown: TagBytes = {};
   try {
     const trainer = new Trainer(dev, model, {
@@ -80,7 +88,14 @@ export async function measureTraining(dev: Device, input: TrainRunInput): Promis
     });
     for (let i = 0; i < input.steps; i++) {
       const r = await trainer.step(data.next());
-      const s = { step: i + 1, loss: r.loss, ms: r.ms, peakBytes: r.peakBytes };
+      const s = {
+        step: i + 1,
+        loss: r.loss,
+        ms: r.ms,
+        peakBytes: r.peakBytes,
+        reservedBytes: r.reservedBytes,
+      };
+      reservedBytes = Math.max(reservedBytes, r.reservedBytes);
       steps.push(s);
       input.onStep?.(s);
       if (r.peakBytes > peakBytes) {
@@ -96,6 +111,7 @@ export async function measureTraining(dev: Device, input: TrainRunInput): Promis
     steps,
     peakBytes,
     breakdown,
+    reservedBytes,
     tokensPerSec: input.seq / (median(timed.map((s) => s.ms)) / 1000),
     leakedBytes: dev.allocator.liveBytes - before,
   };
