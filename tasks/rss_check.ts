@@ -1,6 +1,6 @@
 /**
  * `deno task rss-check [--growth] [--steps-curve] [--overhead] [--seqs 1024,16384]
- *   [--curve-steps 1500] [--curve-seq 512] [--json]`
+ *   [--repeats 1] [--curve-steps 1500] [--curve-seq 512] [--json]`
  *
  * Checks the memory accounting against what the process really holds. On lavapipe the device's
  * buffers live in host memory, so a training process's resident set (Linux `/proc`) is the
@@ -26,10 +26,11 @@ import { residentMemory } from "../lib/util/proc_status.ts";
 
 const USAGE =
   `usage: deno task rss-check [--growth] [--steps-curve] [--overhead] [--seqs 1024,16384]
-  [--curve-steps 1500] [--curve-seq 512] [--json]
+  [--repeats 1] [--curve-steps 1500] [--curve-seq 512] [--json]
 
   --growth        peak resident set growth between the first and last S vs the accounted
-                  growth (pool + driver overhead), standard and MsT + recomputation (default)
+                  growth (pool + driver overhead), standard and MsT + recomputation (default);
+                  --repeats N runs each point N times and keeps the median peak RSS
   --steps-curve   resident set over a long MsT run: flat from step 300 on, climb < 50 MiB
   --overhead      measure the driver overhead and compare it with the planner's model`;
 
@@ -143,15 +144,26 @@ interface GrowthResult {
   ok: boolean;
 }
 
-async function growthCheck(seqs: number[], log: (s: string) => void): Promise<GrowthResult[]> {
+async function growthCheck(
+  seqs: number[],
+  repeats: number,
+  log: (s: string) => void,
+): Promise<GrowthResult[]> {
   const results: GrowthResult[] = [];
   for (const p of POLICIES) {
     const runs: GrowthResult["runs"] = [];
     for (const seq of seqs) {
-      log(`  train llama3-tiny --steps 2 --seq ${seq} ${p.flags.join(" ")} …`);
-      const args = ["llama3-tiny", "--steps", "2", "--seq", String(seq), ...p.flags, "--json"];
-      const { stdout, ms } = await runDeno(TRAIN, args);
-      const f = lastJson<TrainFigures>(stdout, "train --json");
+      // The peak RSS of one run varies by ~20 MiB (malloc arenas, when lavapipe's threads
+      // compile): with repeats, the run of median peak RSS is kept.
+      const tries: (TrainFigures & { ms: number })[] = [];
+      for (let r = 0; r < repeats; r++) {
+        log(`  train llama3-tiny --steps 2 --seq ${seq} ${p.flags.join(" ")} …`);
+        const args = ["llama3-tiny", "--steps", "2", "--seq", String(seq), ...p.flags, "--json"];
+        const { stdout, ms } = await runDeno(TRAIN, args);
+        tries.push({ ...lastJson<TrainFigures>(stdout, "train --json"), ms });
+      }
+      tries.sort((a, b) => (a.rssPeakBytes ?? 0) - (b.rssPeakBytes ?? 0));
+      const { ms, ...f } = tries[tries.length >> 1];
       if (f.rssPeakBytes === null) {
         throw new Error("train reported no rssPeakBytes: this check needs Linux's /proc");
       }
@@ -322,10 +334,24 @@ async function probeOverhead(): Promise<OverheadFigures> {
   };
 }
 
+/** Fresh processes measured by `--overhead`; the median is compared (one run is noisy). */
+const OVERHEAD_PROBES = 3;
+
 async function overheadCheck(log: (s: string) => void) {
-  log("  measuring the driver overhead in a fresh process …");
-  const { stdout } = await runDeno(new URL(import.meta.url).pathname, ["--probe-overhead"]);
-  const m = lastJson<OverheadFigures>(stdout, "--probe-overhead");
+  const runs: OverheadFigures[] = [];
+  for (let i = 0; i < OVERHEAD_PROBES; i++) {
+    log(`  measuring the driver overhead in a fresh process (${i + 1}/${OVERHEAD_PROBES}) …`);
+    const { stdout } = await runDeno(new URL(import.meta.url).pathname, ["--probe-overhead"]);
+    runs.push(lastJson<OverheadFigures>(stdout, "--probe-overhead"));
+  }
+  const mid = <K extends keyof OverheadFigures>(k: K) =>
+    [...runs].sort((a, b) => (a[k] as number) - (b[k] as number))[runs.length >> 1][k];
+  const m: OverheadFigures = {
+    ...runs[0],
+    fixedBytes: mid("fixedBytes"),
+    perPipelineBytes: mid("perPipelineBytes"),
+    heapGrowthBytes: mid("heapGrowthBytes"),
+  };
   const model: DriverOverhead | null = overheadFor(m.adapter);
   const near = (a: number, b: number) => Math.abs(a / b - 1) <= OVERHEAD_TOLERANCE;
   const ok = model !== null && near(m.fixedBytes, model.fixedBytes) &&
@@ -342,6 +368,7 @@ async function main(argv: string[]): Promise<number> {
       overhead: { type: "boolean" },
       "probe-overhead": { type: "boolean" },
       seqs: { type: "string" },
+      repeats: { type: "string" },
       "curve-steps": { type: "string" },
       "curve-seq": { type: "string" },
       json: { type: "boolean" },
@@ -383,14 +410,20 @@ async function main(argv: string[]): Promise<number> {
     log("driver overhead (lib/device/overhead.ts):");
     const o = await overheadCheck(log);
     const m = o.measured;
-    log(table(["figure", "measured", o.modelled ? `model (${o.model.driver})` : "model (none)"], [
-      ["fixed per device (MiB)", mib(m.fixedBytes), o.modelled ? mib(o.model.fixedBytes) : "-"],
-      [
-        `per pipeline (MiB, ${m.pipelines} pipelines)`,
-        mib(m.perPipelineBytes),
-        o.modelled ? mib(o.model.perPipelineBytes) : "-",
-      ],
-    ]));
+    log(
+      table([
+        "figure",
+        `measured (median of ${OVERHEAD_PROBES})`,
+        o.modelled ? `model (${o.model.driver})` : "model (none)",
+      ], [
+        ["fixed per device (MiB)", mib(m.fixedBytes), o.modelled ? mib(o.model.fixedBytes) : "-"],
+        [
+          `per pipeline (MiB, ${m.pipelines} pipelines)`,
+          mib(m.perPipelineBytes),
+          o.modelled ? mib(o.model.perPipelineBytes) : "-",
+        ],
+      ]),
+    );
     log(
       `(adapter ${m.adapter}; pool ${formatBytes(m.reservedBytes)} and JS heap growth ${
         formatBytes(m.heapGrowthBytes)
@@ -401,7 +434,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (runGrowth) {
     log(`peak RSS growth vs accounted growth, S = ${seqs.join(" → ")}:`);
-    const g = await growthCheck(seqs, log);
+    const g = await growthCheck(seqs, int("--repeats", values.repeats, 1), log);
     log(growthTable(g));
     ok &&= g.every((r) => r.ok);
     out.growth = g;
