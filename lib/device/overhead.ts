@@ -32,12 +32,14 @@ export interface DriverOverhead {
 
 /**
  * Mesa lavapipe (llvmpipe, LLVM 15) under Deno 2.9.6, measured with `deno task rss-check
- * --overhead` on llama3-tiny (20 pipelines per training step).
+ * --overhead` on llama3-tiny (20 pipelines per training step), 2 CPU cores: fixed 83–89 MiB,
+ * 4.3–5.9 MiB per pipeline over five runs (more when the machine is idle: lavapipe's threads
+ * then compile and run side by side, with more malloc arenas).
  */
 export const LAVAPIPE_OVERHEAD: DriverOverhead = {
   driver: "lavapipe",
-  fixedBytes: 88 * MiB,
-  perPipelineBytes: 4.5 * MiB,
+  fixedBytes: 85 * MiB,
+  perPipelineBytes: 5 * MiB,
 };
 
 /** The modelled overhead of a device that has compiled `pipelines` compute pipelines. */
