@@ -60,6 +60,13 @@ function peakFields(plan: Plan) {
   };
 }
 
+/** The pool and the driver beside the live peak: what the device really holds. */
+function reservedLine(plan: Plan): string {
+  return `reserved (pool) ${formatBytes(plan.reservedBytes)} + ${plan.overheadDriver} driver ` +
+    `overhead ${formatBytes(plan.overheadBytes)} (${plan.pipelines} pipelines) = ` +
+    `${formatBytes(plan.reservedBytes + plan.overheadBytes)} on the device`;
+}
+
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseTaskArgs(argv, {
     ...COMMON_OPTIONS,
@@ -97,6 +104,8 @@ async function main(argv: string[]): Promise<void> {
         maxSeq: r.maxSeq,
         seq: r.maxSeq,
         peakBytes: r.plan?.peakBytes ?? 0,
+        reservedBytes: r.plan?.reservedBytes ?? 0,
+        overheadBytes: r.plan?.overheadBytes ?? 0,
         breakdown: r.plan?.breakdown ?? {},
         ...(r.plan ? peakFields(r.plan) : {}),
         weightsBytes: r.plan?.weightsBytes ?? 0,
@@ -118,6 +127,7 @@ async function main(argv: string[]): Promise<void> {
     if (r.plan) {
       console.log(`peak at S=${r.maxSeq}:\n${table(r.plan)}`);
       for (const line of explainPlan(r.plan)) console.log(line);
+      console.log(reservedLine(r.plan));
     }
     return;
   }
@@ -132,6 +142,10 @@ async function main(argv: string[]): Promise<void> {
         seq,
         fits: plan.fits,
         peakBytes: plan.peakBytes,
+        reservedBytes: plan.reservedBytes,
+        overheadBytes: plan.overheadBytes,
+        overheadDriver: plan.overheadDriver,
+        pipelines: plan.pipelines,
         breakdown: plan.breakdown,
         ...peakFields(plan),
         weightsBytes: plan.weightsBytes,
@@ -147,6 +161,7 @@ async function main(argv: string[]): Promise<void> {
   );
   console.log(`peak ${formatBytes(plan.peakBytes)}:\n${table(plan)}`);
   for (const line of explainPlan(plan)) console.log(line);
+  console.log(reservedLine(plan));
   if (plan.error) console.log(plan.error);
 }
 

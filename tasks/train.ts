@@ -7,8 +7,9 @@
  *
  * One training run through the step driver (`lib/train/run_steps.ts`). `--json` ends with one
  * JSON line: `{preset, seq, steps, step, totalSteps, policy, losses, history, tokensPerSec,
- * timing, peakBytes, peakPhase, breakdown, chunks, …}` (losses and tokens/s are null on the
- * meta device). Checkpoints (`--save`, `--resume`): `lib/checkpoint/checkpoint_dir.ts`
+ * timing, peakBytes, reservedBytes, overheadBytes, rssPeakBytes, peakPhase, breakdown, chunks,
+ * …}` (losses and tokens/s are null on the meta device; reserved: the pool's peak; overhead: the
+ * modelled driver bytes; rssPeakBytes: the process's peak resident memory, null off Linux). Checkpoints (`--save`, `--resume`): `lib/checkpoint/checkpoint_dir.ts`
  * (layout, crash safety) and `lib/train/run_settings.ts` (what a resumed run takes from the
  * checkpoint).
  */
@@ -17,6 +18,8 @@ import { COMMON_OPTIONS, parseBudget, parseTaskArgs } from "../lib/cli/args.ts";
 import { modelSetup, POLICY_HELP } from "../lib/cli/model_options.ts";
 import { createDevice } from "../lib/device/create.ts";
 import { formatBytes } from "../lib/device/dtype.ts";
+import { deviceOverhead, overheadBytes } from "../lib/device/overhead.ts";
+import { residentMemory } from "../lib/util/proc_status.ts";
 import { Model } from "../lib/models/model.ts";
 import { describePolicy, type MemoryPolicy, validatePolicy } from "../lib/models/policy.ts";
 import { makeBatches } from "../lib/train/data_source.ts";
@@ -199,6 +202,13 @@ async function main(argv: string[]): Promise<void> {
         `mini-sequences run: mlp M=${run.chunks.mlp ?? "off"}, head M=${run.chunks.head ?? "off"}`,
       );
     }
+    const overhead = deviceOverhead(dev);
+    const overheadB = overhead ? overheadBytes(overhead, dev.pipelineCount) : null;
+    log(
+      `reserved (pool) ${formatBytes(run.reservedBytes)}, driver overhead ${
+        overheadB === null ? "not modelled for this adapter" : formatBytes(overheadB)
+      } (${dev.pipelineCount} pipelines)`,
+    );
     if (values.json) {
       console.log(JSON.stringify({
         preset: setup.cfg.name,
@@ -214,6 +224,10 @@ async function main(argv: string[]): Promise<void> {
         tokensPerSec: run.tokensPerSec,
         timing: run.timing,
         peakBytes: run.peakBytes,
+        reservedBytes: run.reservedBytes,
+        pipelines: dev.pipelineCount,
+        overheadBytes: overheadB,
+        rssPeakBytes: residentMemory()?.peakRssBytes ?? null,
         peakPhase: run.peakPhase,
         phasePeaks: run.phasePeaks,
         breakdown: run.breakdown,

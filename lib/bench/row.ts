@@ -18,6 +18,10 @@ export interface BenchRow {
   ratio: number | null;
   /** Caveats (e.g. how the peer was called, correctness check results). */
   note?: string;
+  /** Training steps: peak live bytes of ours. */
+  peakBytes?: number;
+  /** Training steps: peak bytes of our device's pool (PyTorch's "reserved"). */
+  reservedBytes?: number;
 }
 
 /** A fixed-width text table of rows. */

@@ -11,6 +11,7 @@ import { describePolicy, type MemoryPolicy, POLICIES } from "../models/policy.ts
 import { getPreset } from "../models/presets.ts";
 import { makeBatches } from "../train/data_source.ts";
 import { type RunStepsResult, StepRunner } from "../train/run_steps.ts";
+import { planStep } from "../plan/planner.ts";
 import type { BenchRow } from "./row.ts";
 import { benchTfjsTrainStep } from "./tfjs_llama.ts";
 import type { Tf } from "./tfjs_peer.ts";
@@ -130,7 +131,14 @@ export async function benchTrainStep(
     peerNote = `TF.js peak ${t.peakBytes === null ? "?" : formatBytes(t.peakBytes)}`;
     log(`  TF.js: ${peer.toFixed(1)} tokens/s`);
   }
-  const row = (name: string, m: StepMeasurement, extra: string): BenchRow => ({
+  // The pool is shared by the two interleaved models, so each policy's reserved bytes come from
+  // its plan on the meta device (the same pool as on WebGPU: tests/pool_test.ts).
+  const reserved = async (policy: MemoryPolicy) =>
+    (await planStep({ cfg, policy, seq: S, dtype: "f32", budget: Infinity, steps: 2 }))
+      .reservedBytes;
+  const reservedStd = await reserved(POLICIES.standard);
+  const reservedMst = await reserved(POLICIES.mst);
+  const row = (name: string, m: StepMeasurement, res: number, extra: string): BenchRow => ({
     name,
     shape: `llama3-tiny S=${S}`,
     ms: m.msPerStep,
@@ -138,15 +146,20 @@ export async function benchTrainStep(
     unit: "tokens/s",
     peer,
     ratio: peer ? m.tokensPerSec / peer : null,
-    note: `step ms min/median/max ${spread(m)}, peak ${formatBytes(m.peakBytes)}, ${
-      m.submitsPerStep.toFixed(0)
-    } submits/step, ${m.dispatchesPerStep.toFixed(0)} dispatches/step; ${extra}`,
+    peakBytes: m.peakBytes,
+    reservedBytes: res,
+    note: `step ms min/median/max ${spread(m)}, peak ${formatBytes(m.peakBytes)}, reserved ${
+      formatBytes(res)
+    }, ${m.submitsPerStep.toFixed(0)} submits/step, ${
+      m.dispatchesPerStep.toFixed(0)
+    } dispatches/step; ${extra}`,
   });
   return [
-    row(`train step (${stdName})`, std, peerNote),
+    row(`train step (${stdName})`, std, reservedStd, peerNote),
     row(
       `train step (${mstName})`,
       mst,
+      reservedMst,
       `${(mst.msPerStep / std.msPerStep).toFixed(2)}× the standard step time, max |Δloss| ${
         maxDiff.toExponential(1)
       }`,

@@ -4,12 +4,17 @@
  *
  * Accounting counts the bytes each tensor asked for ("live" bytes, what PyTorch calls
  * allocated) per tag, their peak and the per-tag breakdown at that peak. The pool rounds a
- * request up to a size class and reuses freed buffers of the same class; the bytes the pool
- * holds (live or cached) are "reserved". The memory budget is checked against live bytes,
- * so a plan made on the meta device and a run on WebGPU hit it at the same allocation.
+ * request up to a size class and reuses freed resources of the same kind and class; the bytes
+ * the pool holds (live or cached) are "reserved". The memory budget is checked against live
+ * bytes, so a plan made on the meta device and a run on WebGPU hit it at the same allocation.
+ *
+ * Every byte the device holds is reserved under one {@link ResourceKind}: storage buffers and
+ * textures back tensors (live while a tensor uses them), uniform buffers back the kernels'
+ * parameters and readback buffers carry reads to the host (both {@link Allocator.acquire}d
+ * by the device, never live). So `reservedBytes` is what the device really holds.
  *
  * The pool never touches the GPU itself: a {@link BufferBackend} creates and destroys the
- * real buffers (WebGPU) or nothing (meta), which is why both devices allocate identically.
+ * real resources (WebGPU) or nothing (meta), which is why both devices allocate identically.
  */
 
 import { formatBytes } from "./dtype.ts";
@@ -30,12 +35,35 @@ export const TAGS = [
 /** One of {@link TAGS}. */
 export type Tag = typeof TAGS[number];
 
-/** Creates and destroys the buffers behind pool blocks. */
+/**
+ * What a pooled resource is: a storage buffer (tensors), an `rgba32float` texture (staged
+ * tensors, see `texture.ts`), a uniform buffer (kernel parameters) or a mappable readback
+ * buffer. Resources of different kinds are never reused for one another.
+ */
+export const RESOURCE_KINDS = ["storage", "texture", "uniform", "readback"] as const;
+
+/** One of {@link RESOURCE_KINDS}. */
+export type ResourceKind = typeof RESOURCE_KINDS[number];
+
+/** Reserved bytes per {@link ResourceKind}. */
+export type KindBytes = Record<ResourceKind, number>;
+
+/** Creates and destroys the resources behind pool blocks. */
 export interface BufferBackend<H> {
-  /** A new buffer of exactly `sizeClass` bytes. */
-  create(sizeClass: number, tag: Tag): H;
-  /** Release a buffer created by {@link create}. */
-  destroy(handle: H): void;
+  /** A new resource of `kind` holding exactly `sizeClass` bytes. */
+  create(sizeClass: number, kind: ResourceKind, tag: Tag | null): H;
+  /** Release a resource created by {@link create}. */
+  destroy(handle: H, kind: ResourceKind): void;
+}
+
+/** A pooled resource acquired outside the tensor accounting (uniform or readback). */
+export interface Resource<H = unknown> {
+  /** What it is. */
+  readonly kind: ResourceKind;
+  /** Its bytes (a size class). */
+  readonly sizeClass: number;
+  /** The backend's resource (null on meta). */
+  readonly handle: H;
 }
 
 /** One live allocation. */
@@ -44,16 +72,16 @@ export interface Block<H = unknown> {
   readonly id: number;
   /** Requested (accounted) bytes. */
   readonly bytes: number;
-  /** Bytes of the pooled buffer: `bytes` rounded by {@link sizeClassOf} (`bytes` when external). */
+  /** Bytes of the pooled resource: `bytes` rounded by {@link sizeClassOf}. */
   readonly sizeClass: number;
+  /** What backs the tensor: a storage buffer or a texture. */
+  readonly kind: "storage" | "texture";
   /** Accounting tag. */
   readonly tag: Tag;
   /** Name shown in reports and errors. */
   readonly name: string;
-  /** The backend's buffer (a GPUBuffer on WebGPU; null on meta and when external). */
+  /** The backend's resource (a GPUBuffer or a texture on WebGPU; null on meta). */
   readonly handle: H;
-  /** Accounted only: the memory is a resource the device manages itself (a texture). */
-  readonly external?: boolean;
 }
 
 /** An alloc or free, as recorded in the timeline. */
@@ -80,8 +108,12 @@ export interface MemoryEvent {
 export interface MemoryStats {
   /** Bytes of the live allocations. */
   liveBytes: number;
-  /** Bytes of the buffers the pool holds, live or cached (in size classes). */
+  /** Bytes of the resources the pool holds, live or cached (in size classes), every kind. */
   reservedBytes: number;
+  /** Reserved bytes per resource kind. Sums to `reservedBytes`. */
+  reservedByKind: KindBytes;
+  /** Peak reserved bytes since creation or the last {@link Allocator.resetPeak}. */
+  peakReservedBytes: number;
   /** Peak live bytes since creation or the last {@link Allocator.resetPeak}. */
   peakBytes: number;
   /** Live bytes per tag. */
@@ -97,7 +129,7 @@ export interface MemoryStats {
   phasePeaks: Record<string, number>;
   /** Number of allocations since creation. */
   allocations: number;
-  /** Allocations served by a cached buffer of the pool instead of a new one. */
+  /** Allocations and acquisitions served by a cached resource instead of a new one. */
   poolHits: number;
 }
 
@@ -116,15 +148,27 @@ function zeroTags(): TagBytes {
   return Object.fromEntries(TAGS.map((t) => [t, 0]));
 }
 
+function zeroKinds(): KindBytes {
+  return { storage: 0, texture: 0, uniform: 0, readback: 0 };
+}
+
 /** Buffer pool + accounting. One per device. */
 export class Allocator<H = unknown> {
   #backend: BufferBackend<H>;
-  #free = new Map<number, H[]>();
+  /** Cached (free) resources per kind and size class. */
+  #free: Record<ResourceKind, Map<number, H[]>> = {
+    storage: new Map(),
+    texture: new Map(),
+    uniform: new Map(),
+    readback: new Map(),
+  };
   #live = new Map<number, Block<H>>();
   #nextId = 1;
   #seq = 0;
   #liveBytes = 0;
   #reserved = 0;
+  #reservedByKind = zeroKinds();
+  #peakReserved = 0;
   #peak = 0;
   #liveByTag: TagBytes = zeroTags();
   #peakBreakdown: TagBytes = zeroTags();
@@ -152,8 +196,16 @@ export class Allocator<H = unknown> {
     this.#backend = backend;
   }
 
-  /** Allocate `bytes` for `tag`. Throws {@link OutOfMemoryError} past the budget. */
-  alloc(bytes: number, tag: Tag, name: string, opts: { external?: boolean } = {}): Block<H> {
+  /**
+   * Allocate `bytes` for `tag`, backed by a storage buffer (default) or a texture of the
+   * pool. Throws {@link OutOfMemoryError} past the budget.
+   */
+  alloc(
+    bytes: number,
+    tag: Tag,
+    name: string,
+    opts: { kind?: "storage" | "texture" } = {},
+  ): Block<H> {
     if (!Number.isFinite(bytes) || bytes < 0) {
       throw new Error(`cannot allocate ${bytes} bytes for "${name}": size must be finite and >= 0`);
     }
@@ -163,27 +215,10 @@ export class Allocator<H = unknown> {
     if (this.#liveBytes + bytes > this.budget) {
       throw new OutOfMemoryError(bytes, tag, this.budget, { ...this.#liveByTag }, this.largest(5));
     }
-    const sizeClass = opts.external ? bytes : sizeClassOf(bytes);
-    const cached = opts.external ? undefined : this.#free.get(sizeClass);
-    let handle: H;
-    if (opts.external) {
-      handle = null as H;
-    } else if (cached && cached.length > 0) {
-      handle = cached.pop()!;
-      this.#poolHits++;
-    } else {
-      handle = this.#backend.create(sizeClass, tag);
-      this.#reserved += sizeClass;
-    }
-    const block: Block<H> = {
-      id: this.#nextId++,
-      bytes,
-      sizeClass,
-      tag,
-      name,
-      handle,
-      external: opts.external,
-    };
+    const kind = opts.kind ?? "storage";
+    const sizeClass = sizeClassOf(bytes);
+    const handle = this.#take(kind, sizeClass, tag);
+    const block: Block<H> = { id: this.#nextId++, bytes, sizeClass, kind, tag, name, handle };
     this.#live.set(block.id, block);
     this.#allocations++;
     this.#liveBytes += bytes;
@@ -222,23 +257,66 @@ export class Allocator<H = unknown> {
     }
     this.#liveBytes -= live.bytes;
     this.#liveByTag[live.tag] -= live.bytes;
-    if (!live.external) {
-      let list = this.#free.get(live.sizeClass);
-      if (!list) this.#free.set(live.sizeClass, list = []);
-      list.push(live.handle);
-    }
+    this.#put(live.kind, live.sizeClass, live.handle);
     this.#record("free", live);
   }
 
-  /** Destroy every cached (free) buffer; reserved bytes drop to the live size classes. */
-  releaseCached(): void {
-    for (const [cls, list] of this.#free) {
-      for (const h of list) {
-        this.#backend.destroy(h);
-        this.#reserved -= cls;
-      }
+  /**
+   * A pooled resource of `kind` with at least `bytes` bytes that is not a tensor (a uniform
+   * buffer or a readback buffer): counted in the reserved bytes, not in the live bytes, the
+   * peak or the budget. Give it back with {@link release}.
+   */
+  acquire(kind: "uniform" | "readback", bytes: number): Resource<H> {
+    if (!Number.isFinite(bytes) || bytes < 0) {
+      throw new Error(`cannot acquire ${bytes} bytes of ${kind}: size must be finite and >= 0`);
     }
-    this.#free.clear();
+    const sizeClass = sizeClassOf(bytes);
+    return { kind, sizeClass, handle: this.#take(kind, sizeClass, null) };
+  }
+
+  /** Returns a resource from {@link acquire} to the pool. */
+  release(r: Resource<H>): void {
+    this.#put(r.kind, r.sizeClass, r.handle);
+  }
+
+  /** Destroys a resource from {@link acquire} that cannot be reused (e.g. a failed mapping). */
+  discard(r: Resource<H>): void {
+    this.#backend.destroy(r.handle, r.kind);
+    this.#reserved -= r.sizeClass;
+    this.#reservedByKind[r.kind] -= r.sizeClass;
+  }
+
+  /** Destroy every cached (free) resource; reserved bytes drop to what is in use. */
+  releaseCached(): void {
+    for (const kind of RESOURCE_KINDS) {
+      for (const [cls, list] of this.#free[kind]) {
+        for (const h of list) {
+          this.#backend.destroy(h, kind);
+          this.#reserved -= cls;
+          this.#reservedByKind[kind] -= cls;
+        }
+      }
+      this.#free[kind].clear();
+    }
+  }
+
+  #take(kind: ResourceKind, sizeClass: number, tag: Tag | null): H {
+    const cached = this.#free[kind].get(sizeClass);
+    if (cached && cached.length > 0) {
+      this.#poolHits++;
+      return cached.pop()!;
+    }
+    const handle = this.#backend.create(sizeClass, kind, tag);
+    this.#reserved += sizeClass;
+    this.#reservedByKind[kind] += sizeClass;
+    if (this.#reserved > this.#peakReserved) this.#peakReserved = this.#reserved;
+    return handle;
+  }
+
+  #put(kind: ResourceKind, sizeClass: number, handle: H): void {
+    let list = this.#free[kind].get(sizeClass);
+    if (!list) this.#free[kind].set(sizeClass, list = []);
+    list.push(handle);
   }
 
   /** Current figures. */
@@ -246,6 +324,8 @@ export class Allocator<H = unknown> {
     return {
       liveBytes: this.#liveBytes,
       reservedBytes: this.#reserved,
+      reservedByKind: { ...this.#reservedByKind },
+      peakReservedBytes: this.#peakReserved,
       peakBytes: this.#peak,
       liveByTag: { ...this.#liveByTag },
       peakBreakdown: { ...this.#peakBreakdown },
@@ -266,9 +346,10 @@ export class Allocator<H = unknown> {
     return this.#peak;
   }
 
-  /** Restart peak tracking from the current live bytes. */
+  /** Restart peak tracking (live and reserved) from the current figures. */
   resetPeak(): void {
     this.#peak = this.#liveBytes;
+    this.#peakReserved = this.#reserved;
     this.#peakBreakdown = { ...this.#liveByTag };
     this.#peakPhase = this.#phase;
     this.#phasePeaks.clear();

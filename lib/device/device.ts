@@ -17,9 +17,10 @@
  * uniform parameters, if any, at `@group(1) @binding(0)`.
  */
 
-import { Allocator, type BufferBackend, type Tag } from "./allocator.ts";
+import { Allocator, type Block, type BufferBackend, type Resource, type Tag } from "./allocator.ts";
 import { bytesPerElement, type DType, type FloatCounting, numel } from "./dtype.ts";
 import { type Params } from "./kernel_source.ts";
+import { ParamsCache, type ParamsEntry } from "./params_cache.ts";
 import { type Storage, Tensor } from "./tensor.ts";
 import {
   canStageAsTexture,
@@ -73,6 +74,14 @@ export interface DeviceLimits {
   maxComputeWorkgroupsPerDimension: number;
 }
 
+/** A dispatch's cached parameter block and whether it was just created (must be written). */
+export interface PreparedParams<H = unknown> {
+  /** The cache entry. */
+  entry: ParamsEntry<H>;
+  /** True when the entry is new: its buffer does not hold the bytes yet. */
+  created: boolean;
+}
+
 let scopeId = 0;
 
 /** Base class of both devices. */
@@ -85,12 +94,30 @@ export abstract class Device<H = unknown> {
   readonly floats: FloatCounting;
   /** The allocator behind every tensor of this device: pool, accounting, budget, timeline. */
   readonly allocator: Allocator<H>;
+  /** Uniform buffers of kernel parameters, cached by content (the same on both devices). */
+  protected readonly params: ParamsCache<H>;
   #scopes: { id: number; tensors: Set<Tensor> }[] = [];
+  #pipelineKeys = new Set<string>();
+  #sourceIds = new Map<string, number>();
 
-  /** Sets up the allocator over `backend`; `floats` is how float elements are counted. */
-  protected constructor(backend: BufferBackend<H>, floats: FloatCounting) {
+  /**
+   * Sets up the allocator over `backend`; `floats` is how float elements are counted;
+   * `paramsEntries` bounds the parameter cache (it must exceed the dispatches of one batch).
+   */
+  protected constructor(backend: BufferBackend<H>, floats: FloatCounting, paramsEntries?: number) {
     this.allocator = new Allocator(backend);
     this.floats = floats;
+    this.params = new ParamsCache(this.allocator, paramsEntries);
+  }
+
+  /** Distinct compute pipelines (kernel source + entry point + constants) dispatched so far. */
+  get pipelineCount(): number {
+    return this.#pipelineKeys.size;
+  }
+
+  /** Parameter blocks held by the cache now. */
+  get paramsCacheSize(): number {
+    return this.params.size;
   }
 
   /** A new tensor whose content is undefined (use {@link zeros} for zeros). */
@@ -194,24 +221,23 @@ export abstract class Device<H = unknown> {
     }
     const rows = Math.ceil(t.size / TEXTURE_ROW_FLOATS);
     const bytes = rows * TEXTURE_ROW_FLOATS * bytesPerElement("f32", this.floats);
-    const block = this.allocator.alloc(bytes, "workspace", name, { external: true });
-    let handle: unknown;
+    const block = this.allocator.alloc(bytes, "workspace", name, { kind: "texture" });
     try {
-      handle = this.stageTexture(t, rows);
+      this.stageTexture(t, block);
     } catch (e) {
       this.allocator.free(block);
       throw e;
     }
-    return new TensorTexture(name, rows, block, handle, (tex) => {
+    return new TensorTexture(name, rows, block, block.handle, (tex) => {
       this.allocator.free(tex.block as never);
-      this.releaseTexture(tex);
     });
   }
 
-  /** Creates (or reuses) the device texture for `rows` rows and encodes the copy of `t`. */
-  protected abstract stageTexture(t: Tensor, rows: number): unknown;
-  /** Returns a texture to the device's pool. */
-  protected abstract releaseTexture(tex: TensorTexture): void;
+  /**
+   * Encodes the copy of `t` into the pooled texture of `block` (whose rows are the block's
+   * size class in rows: at least the rows `t` needs).
+   */
+  protected abstract stageTexture(t: Tensor, block: Block<H>): void;
 
   /** Fill a tensor with a constant. */
   abstract fill(t: Tensor, value: number): void;
@@ -227,8 +253,33 @@ export abstract class Device<H = unknown> {
   ): void;
   /** Encode a kernel dispatch. */
   abstract dispatch(call: KernelCall): void;
-  /** Read a tensor back to the host (NaN / 0 on the meta device). */
-  abstract read(t: Tensor): Promise<Float32Array | Int32Array>;
+  /**
+   * Read a tensor back to the host (NaN / 0 on the meta device), through a pooled `readback`
+   * buffer of the tensor's size.
+   */
+  async read(t: Tensor): Promise<Float32Array | Int32Array> {
+    t.block; // throws when disposed
+    this.beforeRead();
+    const staging = this.allocator.acquire("readback", Math.max(4, Math.ceil(t.bytes / 4) * 4));
+    let out: Float32Array | Int32Array;
+    try {
+      out = await this.readVia(t, staging);
+    } catch (e) {
+      this.allocator.discard(staging);
+      throw e;
+    }
+    this.allocator.release(staging);
+    return out;
+  }
+
+  /** Throws what must stop a read before it starts (e.g. errors reported asynchronously). */
+  protected beforeRead(): void {}
+
+  /** Copies `t` into `staging` and returns its data (the buffer is unmapped afterwards). */
+  protected abstract readVia(
+    t: Tensor,
+    staging: Resource<H>,
+  ): Promise<Float32Array | Int32Array>;
   /** Submit pending work and wait for the device to finish it. */
   abstract sync(): Promise<void>;
   /** Release the device. */
@@ -243,6 +294,36 @@ export abstract class Device<H = unknown> {
   /** Read one scalar. */
   async readScalar(t: Tensor): Promise<number> {
     return (await this.read(t))[0];
+  }
+
+  /**
+   * Validates a dispatch and looks up its pipeline key and parameter block. Returns null when a
+   * workgroup count is 0 (nothing runs). Both devices call this, so the pipelines counted and
+   * the uniform buffers reserved are the same on both.
+   */
+  protected prepare(call: KernelCall): { key: string; params: PreparedParams<H> | null } | null {
+    this.validateCall(call);
+    this.validateTextures(call);
+    const [x, y = 1, z = 1] = call.workgroups;
+    if (x === 0 || y === 0 || z === 0) return null;
+    const key = this.pipelineKey(call);
+    this.#pipelineKeys.add(key);
+    return { key, params: call.params ? this.params.get(key, call.params.bytes()) : null };
+  }
+
+  /**
+   * A short key naming a call's pipeline: its source (the kernel name when it comes from
+   * `kernels/`, else a number per distinct source text), entry point and constants.
+   */
+  protected pipelineKey(call: KernelCall): string {
+    let src = `k:${call.kernel}`;
+    if (call.source !== undefined) {
+      let id = this.#sourceIds.get(call.source);
+      if (id === undefined) this.#sourceIds.set(call.source, id = this.#sourceIds.size);
+      src = `s:${id}`;
+    }
+    const constants = call.constants ? JSON.stringify(call.constants) : "";
+    return `${src}\u0000${call.entryPoint ?? "main"}\u0000${constants}`;
   }
 
   /** Throws unless every texture of a call is live. */

@@ -7,10 +7,10 @@
  * or 0 (integers); code above the device must not branch on data.
  */
 
+import type { Block, Resource } from "./allocator.ts";
 import { Device, type DeviceLimits, type KernelCall } from "./device.ts";
 import type { FloatCounting } from "./dtype.ts";
 import type { Tensor } from "./tensor.ts";
-import type { TensorTexture } from "./texture.ts";
 
 /** Options of a {@link MetaDevice}. */
 export interface MetaDeviceOptions {
@@ -21,6 +21,8 @@ export interface MetaDeviceOptions {
    * WebGPU device's `limits` to mirror it exactly.
    */
   limits?: Partial<DeviceLimits>;
+  /** Entries of the parameter cache (default as on WebGPU); mirror a WebGPU device's. */
+  paramsEntries?: number;
 }
 
 /** Runs the code, counts the bytes, computes nothing. */
@@ -34,7 +36,7 @@ export class MetaDevice extends Device<null> {
 
   /** A meta device counting floats as `opts.floats` (default f32). */
   constructor(opts: MetaDeviceOptions = {}) {
-    super({ create: () => null, destroy: () => {} }, opts.floats ?? "f32");
+    super({ create: () => null, destroy: () => {} }, opts.floats ?? "f32", opts.paramsEntries);
     this.limits = {
       maxStorageBufferBindingSize: Infinity,
       maxBufferSize: Infinity,
@@ -66,25 +68,24 @@ export class MetaDevice extends Device<null> {
     this.checkCopy(src, srcOffset, dst, dstOffset, count);
   }
 
-  /** Checks that `t` is live and returns null: there is no texture. */
-  protected override stageTexture(t: Tensor, _rows: number): unknown {
+  /** Checks that `t` is live; there is no texture to copy into. */
+  protected override stageTexture(t: Tensor, _block: Block<null>): void {
     t.block;
-    return null;
   }
 
-  /** Nothing to release. */
-  protected override releaseTexture(_tex: TensorTexture): void {}
-
-  /** Validates the call (throws like WebGPU would) and counts it; nothing runs. */
+  /**
+   * Validates the call (throws like WebGPU would), counts it and its pipeline, and reserves
+   * its parameter block as WebGPU does; nothing runs.
+   */
   override dispatch(call: KernelCall): void {
-    this.validateCall(call);
-    this.validateTextures(call);
-    this.dispatches++;
+    if (this.prepare(call)) this.dispatches++;
   }
 
-  /** NaN (f32) or 0 (i32) of `t`'s size. Throws if `t` was disposed. */
-  override read(t: Tensor): Promise<Float32Array | Int32Array> {
-    t.block;
+  /** NaN (f32) or 0 (i32) of `t`'s size. */
+  protected override readVia(
+    t: Tensor,
+    _staging: Resource<null>,
+  ): Promise<Float32Array | Int32Array> {
     return Promise.resolve(
       t.dtype === "i32" ? new Int32Array(t.size) : new Float32Array(t.size).fill(NaN),
     );
@@ -95,8 +96,9 @@ export class MetaDevice extends Device<null> {
     return Promise.resolve();
   }
 
-  /** Releases the allocator's cached buffers. */
+  /** Drops the parameter cache and releases the allocator's cached buffers. */
   override destroy(): void {
+    this.params.clear();
     this.allocator.releaseCached();
   }
 }

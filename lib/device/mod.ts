@@ -8,6 +8,8 @@ export * from "./dtype.ts";
 export * from "./errors.ts";
 export * from "./kernel_source.ts";
 export * from "./meta.ts";
+export * from "./overhead.ts";
+export * from "./params_cache.ts";
 export * from "./tensor.ts";
 export * from "./texture.ts";
 export * from "./webgpu.ts";

@@ -4,12 +4,18 @@
  *
  * Dispatches are recorded into one open compute pass (each dispatch is its own
  * synchronization scope in WebGPU, so later dispatches see earlier writes) and submitted in
- * batches; a write, copy, read or sync closes the batch. Uniform buffers are pooled and
- * recycled after their batch is submitted. Errors WebGPU reports asynchronously (validation,
- * out-of-memory, device loss) are raised by the next `read()` or `sync()`.
+ * batches; a write, copy, read or sync closes the batch. Errors WebGPU reports asynchronously
+ * (validation, out-of-memory, device loss) are raised by the next `read()` or `sync()`.
+ *
+ * Every GPU resource comes from the allocator's pool (storage buffers, textures, uniform
+ * buffers, readback buffers), so the reserved bytes are what the device holds. A dispatch
+ * creates no object in the steady state: parameters are cached by content (`params_cache.ts`),
+ * bind groups by pipeline and bound resources, texture views once per texture. Deno frees
+ * WebGPU objects only when the garbage collector collects their wrappers, so per-dispatch
+ * objects piled up in host memory between collections.
  */
 
-import type { BufferBackend, Tag } from "./allocator.ts";
+import type { Block, BufferBackend, Resource, ResourceKind, Tag } from "./allocator.ts";
 import { Device, type DeviceLimits, type KernelCall } from "./device.ts";
 import {
   DeviceLostError,
@@ -19,8 +25,9 @@ import {
 } from "./errors.ts";
 import { kernelSource } from "./kernel_source.ts";
 import { ensureRuntimeDir } from "./runtime_dir.ts";
+import { PARAMS_CACHE_ENTRIES } from "./params_cache.ts";
 import type { Tensor } from "./tensor.ts";
-import { type TensorTexture, TEXTURE_ROW_FLOATS, TEXTURE_ROW_TEXELS } from "./texture.ts";
+import { TEXTURE_ROW_FLOATS, TEXTURE_ROW_TEXELS } from "./texture.ts";
 
 /** Options of {@link WebGPUDevice.create}. */
 export interface WebGPUDeviceOptions {
@@ -28,6 +35,29 @@ export interface WebGPUDeviceOptions {
   batchSize?: number;
   /** Record per-kernel GPU time with timestamp queries (see {@link WebGPUDevice.profile}). */
   profile?: boolean;
+  /** Most bind groups kept for reuse (default {@link BIND_GROUP_CACHE_ENTRIES}). */
+  bindGroupEntries?: number;
+}
+
+/** A pooled texture and its one view. */
+export interface PooledTexture {
+  /** The `rgba32float` texture. */
+  texture: GPUTexture;
+  /** Its view, created once. */
+  view: GPUTextureView;
+}
+
+/** What the allocator's pool holds on WebGPU. */
+export type WebGPUHandle = GPUBuffer | PooledTexture;
+
+/** Default number of bind groups kept for reuse. */
+export const BIND_GROUP_CACHE_ENTRIES = 4096;
+
+interface CachedPipeline {
+  pipeline: GPUComputePipeline;
+  /** Number of the pipeline, for bind group keys. */
+  id: number;
+  layouts: GPUBindGroupLayout[];
 }
 
 const INSTALL_HINT = "On a CPU-only Linux machine install Mesa's software Vulkan driver: " +
@@ -47,7 +77,7 @@ export interface KernelProfile {
 const PROFILE_SLOTS = 4096;
 
 /** Real compute on `navigator.gpu`. */
-export class WebGPUDevice extends Device<GPUBuffer> {
+export class WebGPUDevice extends Device<WebGPUHandle> {
   /** Always `"webgpu"`. */
   readonly kind = "webgpu" as const;
   /** The acquired device's binding, buffer and workgroup limits. */
@@ -56,16 +86,22 @@ export class WebGPUDevice extends Device<GPUBuffer> {
   readonly gpu: GPUDevice;
   /** Information about the adapter the device was acquired from. */
   readonly adapterInfo: GPUAdapterInfo;
-  #pipelines = new Map<string, GPUComputePipeline>();
+  #pipelines = new Map<string, CachedPipeline>();
   #modules = new Map<string, GPUShaderModule>();
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #pending = 0;
   #batchSize: number;
-  #uniformFree = new Map<number, GPUBuffer[]>();
-  #textureFree = new Map<number, GPUTexture[]>();
   #emptyGroups = new WeakMap<GPUComputePipeline, GPUBindGroup>();
-  #uniformUsed: GPUBuffer[] = [];
+  /** Bind groups of storage buffers and textures, by pipeline and bound resources (LRU). */
+  #groups = new Map<string, GPUBindGroup>();
+  #groupEntries: number;
+  /** Numbers of pooled resources, for bind group keys. */
+  #resourceIds = new WeakMap<object, number>();
+  #nextResourceId = 0;
+  /** Bind group lookups served from the cache, and the ones that created a group. */
+  #groupHits = 0;
+  #groupMisses = 0;
   #errors: Error[] = [];
   /** Compilation checks of shader modules created since the last read/sync. */
   #compileChecks: Promise<void>[] = [];
@@ -83,14 +119,19 @@ export class WebGPUDevice extends Device<GPUBuffer> {
   } | null = null;
 
   private constructor(gpu: GPUDevice, info: GPUAdapterInfo, opts: WebGPUDeviceOptions) {
-    const backend: BufferBackend<GPUBuffer> = {
-      create: (size: number, tag: Tag) => this.#createBuffer(size, tag),
-      destroy: (b: GPUBuffer) => b.destroy(),
+    const backend: BufferBackend<WebGPUHandle> = {
+      create: (size: number, kind: ResourceKind, tag: Tag | null) =>
+        this.#createResource(size, kind, tag),
+      destroy: (h: WebGPUHandle, kind: ResourceKind) => this.#destroyResource(h, kind),
     };
-    super(backend, "f32");
+    const batchSize = opts.batchSize ?? 256;
+    // An entry the parameter cache pushes out is rewritten at once: it must not be in use by
+    // the batch being recorded, so the cache holds more entries than a batch has dispatches.
+    super(backend, "f32", Math.max(PARAMS_CACHE_ENTRIES, batchSize + 1));
     this.gpu = gpu;
     this.adapterInfo = info;
-    this.#batchSize = opts.batchSize ?? 256;
+    this.#batchSize = batchSize;
+    this.#groupEntries = opts.bindGroupEntries ?? BIND_GROUP_CACHE_ENTRIES;
     this.limits = {
       maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
       maxBufferSize: gpu.limits.maxBufferSize,
@@ -153,20 +194,37 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     return new WebGPUDevice(gpu, adapter.info, opts);
   }
 
-  #createBuffer(size: number, tag: Tag): GPUBuffer {
+  /** Creates a pooled resource of `size` bytes (a size class). */
+  #createResource(size: number, kind: ResourceKind, tag: Tag | null): WebGPUHandle {
     this.#check();
     this.gpu.pushErrorScope("out-of-memory");
-    const buf = this.gpu.createBuffer({
-      size,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-    });
+    let made: WebGPUHandle;
+    if (kind === "texture") {
+      const texture = this.gpu.createTexture({
+        label: "pool.texture",
+        size: [TEXTURE_ROW_TEXELS, size / (TEXTURE_ROW_FLOATS * 4)],
+        format: "rgba32float",
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+      });
+      made = { texture, view: texture.createView() };
+    } else {
+      made = this.gpu.createBuffer({
+        label: `pool.${kind}`,
+        size,
+        usage: kind === "storage"
+          ? GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST
+          : kind === "uniform"
+          ? GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST
+          : GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+    }
     this.gpu.popErrorScope().then((err) => {
       if (err) {
         const s = this.allocator.stats();
         this.#errors.push(
           new OutOfMemoryError(
             size,
-            tag,
+            tag ?? `(${kind})`,
             size,
             s.liveByTag,
             this.allocator.largest(5),
@@ -175,7 +233,21 @@ export class WebGPUDevice extends Device<GPUBuffer> {
         );
       }
     });
-    return buf;
+    this.#resourceIds.set(made, this.#nextResourceId++);
+    return made;
+  }
+
+  #destroyResource(h: WebGPUHandle, kind: ResourceKind): void {
+    if (kind === "texture") (h as PooledTexture).texture.destroy();
+    else (h as GPUBuffer).destroy();
+    // Bind groups may name the resource: drop them all (resources are destroyed only when
+    // the pool is released, which is rare).
+    if (kind === "storage" || kind === "texture") this.#groups.clear();
+  }
+
+  /** Bind group cache counters: lookups served from the cache and groups created. */
+  bindGroupStats(): { entries: number; hits: number; misses: number } {
+    return { entries: this.#groups.size, hits: this.#groupHits, misses: this.#groupMisses };
   }
 
   #check(): void {
@@ -211,19 +283,51 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     return m;
   }
 
-  #pipeline(call: KernelCall, code: string): GPUComputePipeline {
-    const entryPoint = call.entryPoint ?? "main";
-    const key = `${entryPoint}\u0000${JSON.stringify(call.constants ?? {})}\u0000${code}`;
+  #pipeline(call: KernelCall, key: string): CachedPipeline {
     let p = this.#pipelines.get(key);
     if (!p) {
-      p = this.gpu.createComputePipeline({
+      const code = call.source ?? kernelSource(call.kernel);
+      const pipeline = this.gpu.createComputePipeline({
         label: call.kernel,
         layout: "auto",
-        compute: { module: this.#module(call.kernel, code), entryPoint, constants: call.constants },
+        compute: {
+          module: this.#module(call.kernel, code),
+          entryPoint: call.entryPoint ?? "main",
+          constants: call.constants,
+        },
       });
+      p = { pipeline, id: this.#pipelines.size, layouts: [] };
       this.#pipelines.set(key, p);
     }
     return p;
+  }
+
+  #layout(p: CachedPipeline, group: number): GPUBindGroupLayout {
+    return p.layouts[group] ??= p.pipeline.getBindGroupLayout(group);
+  }
+
+  /** The bind group under `key`, created by `make` when absent (least recently used out). */
+  #group(key: string, make: () => GPUBindGroup): GPUBindGroup {
+    const found = this.#groups.get(key);
+    if (found) {
+      this.#groupHits++;
+      this.#groups.delete(key);
+      this.#groups.set(key, found);
+      return found;
+    }
+    this.#groupMisses++;
+    if (this.#groups.size >= this.#groupEntries) {
+      this.#groups.delete(this.#groups.keys().next().value!);
+    }
+    const g = make();
+    this.#groups.set(key, g);
+    return g;
+  }
+
+  #resourceId(h: object): number {
+    const id = this.#resourceIds.get(h);
+    if (id === undefined) throw new Error("internal: a bound resource does not come from the pool");
+    return id;
   }
 
   /**
@@ -264,19 +368,10 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     if (failure) throw failure;
   }
 
-  /**
-   * Takes an rgba32float texture of `rows` rows from the pool (or creates one) and encodes
-   * the copy of `t` into it.
-   */
-  protected override stageTexture(t: Tensor, rows: number): GPUTexture {
+  /** Encodes the copy of `t` into the pooled texture of `block`. */
+  protected override stageTexture(t: Tensor, block: Block<WebGPUHandle>): void {
     this.#check();
-    const tex = this.#textureFree.get(rows)?.pop() ??
-      this.gpu.createTexture({
-        label: `${t.name}.texture`,
-        size: [TEXTURE_ROW_TEXELS, rows],
-        format: "rgba32float",
-        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
-      });
+    const tex = (block.handle as PooledTexture).texture;
     this.#endPass();
     const enc = this.#enc();
     const buffer = t.block.handle as GPUBuffer;
@@ -297,15 +392,6 @@ export class WebGPUDevice extends Device<GPUBuffer> {
       );
     }
     if (++this.#pending >= this.#batchSize) this.#submit();
-    return tex;
-  }
-
-  /** Returns the texture to the pool, for reuse by a texture of the same row count. */
-  protected override releaseTexture(tex: TensorTexture): void {
-    const t = tex.handle as GPUTexture;
-    let list = this.#textureFree.get(tex.rows);
-    if (!list) this.#textureFree.set(tex.rows, list = []);
-    list.push(t);
   }
 
   /**
@@ -314,46 +400,51 @@ export class WebGPUDevice extends Device<GPUBuffer> {
    */
   override dispatch(call: KernelCall): void {
     this.#check();
-    this.validateCall(call);
-    this.validateTextures(call);
+    const prep = this.prepare(call);
+    if (!prep) return;
     const [x, y = 1, z = 1] = call.workgroups;
-    if (x === 0 || y === 0 || z === 0) return;
-    const code = call.source ?? kernelSource(call.kernel);
-    const pipeline = this.#pipeline(call, code);
+    const p = this.#pipeline(call, prep.key);
+    const pipeline = p.pipeline;
+    let key = `${p.id}|b`;
+    for (const t of call.bindings) {
+      key += `|${this.#resourceId(t.block.handle as GPUBuffer)}:${alignedSize(t.bytes)}`;
+    }
     const groups: GPUBindGroup[] = [
-      this.gpu.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: call.bindings.map((t, i) => ({
-          binding: i,
-          resource: { buffer: t.block.handle as GPUBuffer, size: alignedSize(t.bytes) },
+      this.#group(key, () =>
+        this.gpu.createBindGroup({
+          layout: this.#layout(p, 0),
+          entries: call.bindings.map((t, i) => ({
+            binding: i,
+            resource: { buffer: t.block.handle as GPUBuffer, size: alignedSize(t.bytes) },
+          })),
         })),
-      }),
     ];
-    if (call.params) {
-      const bytes = call.params.bytes();
-      const ub = this.#uniform(bytes.byteLength);
-      this.gpu.queue.writeBuffer(ub, 0, bytes);
-      groups.push(this.gpu.createBindGroup({
-        layout: pipeline.getBindGroupLayout(1),
-        entries: [{ binding: 0, resource: { buffer: ub } }],
-      }));
+    if (prep.params) {
+      const { entry, created } = prep.params;
+      const ub = entry.resource.handle as GPUBuffer;
+      if (created) this.gpu.queue.writeBuffer(ub, 0, entry.bytes);
+      entry.group ??= this.gpu.createBindGroup({
+        layout: this.#layout(p, 1),
+        entries: [{ binding: 0, resource: { buffer: ub, size: entry.bytes.byteLength } }],
+      });
+      groups.push(entry.group as GPUBindGroup);
     }
     if (call.textures && call.textures.length > 0) {
       if (!call.params) {
         let empty = this.#emptyGroups.get(pipeline);
         if (!empty) {
-          empty = this.gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(1), entries: [] });
+          empty = this.gpu.createBindGroup({ layout: this.#layout(p, 1), entries: [] });
           this.#emptyGroups.set(pipeline, empty);
         }
         groups.push(empty);
       }
-      groups.push(this.gpu.createBindGroup({
-        layout: pipeline.getBindGroupLayout(2),
-        entries: call.textures.map((tex, i) => ({
-          binding: i,
-          resource: (tex.handle as GPUTexture).createView(),
-        })),
-      }));
+      const views = call.textures.map((tex) => tex.handle as PooledTexture);
+      const tkey = `${p.id}|t|${views.map((v) => this.#resourceId(v)).join("|")}`;
+      groups.push(this.#group(tkey, () =>
+        this.gpu.createBindGroup({
+          layout: this.#layout(p, 2),
+          entries: views.map((v, i) => ({ binding: i, resource: v.view })),
+        })));
     }
     const prof = this.#profile;
     if (prof && prof.names.length + 2 > PROFILE_SLOTS) this.#submit();
@@ -431,33 +522,35 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     if (++this.#pending >= this.#batchSize) this.#submit();
   }
 
-  /**
-   * Submits pending work and reads `t` back. Throws errors WebGPU reported asynchronously, and
-   * {@link DeviceLostError} when the device is lost.
-   */
-  override async read(t: Tensor): Promise<Float32Array | Int32Array> {
+  /** Throws errors WebGPU reported asynchronously, and {@link DeviceLostError}. */
+  protected override beforeRead(): void {
     this.#raisePending();
+  }
+
+  /**
+   * Submits pending work and reads `t` back through `staging`. Throws errors WebGPU reported
+   * asynchronously, and {@link DeviceLostError} when the device is lost.
+   */
+  protected override async readVia(
+    t: Tensor,
+    staging: Resource<WebGPUHandle>,
+  ): Promise<Float32Array | Int32Array> {
     const size = alignedSize(t.bytes);
-    const staging = this.gpu.createBuffer({
-      size,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
+    const buf = staging.handle as GPUBuffer;
     this.#endPass();
-    this.#enc().copyBufferToBuffer(t.block.handle as GPUBuffer, 0, staging, 0, size);
+    this.#enc().copyBufferToBuffer(t.block.handle as GPUBuffer, 0, buf, 0, size);
     this.#pending++;
     this.#submit();
     try {
-      await this.#waitOrLost(staging.mapAsync(GPUMapMode.READ));
+      await this.#waitOrLost(buf.mapAsync(GPUMapMode.READ, 0, size));
     } catch (e) {
-      staging.destroy();
       // An asynchronous WebGPU error (e.g. a kernel that does not compile) explains why.
       await this.#settle();
       this.#raisePending();
       throw e;
     }
-    const bytes = staging.getMappedRange().slice(0, t.size * 4);
-    staging.unmap();
-    staging.destroy();
+    const bytes = buf.getMappedRange(0, size).slice(0, t.size * 4);
+    buf.unmap();
     await this.#collectProfile();
     await this.#settle();
     this.#raisePending();
@@ -487,16 +580,16 @@ export class WebGPUDevice extends Device<GPUBuffer> {
     this.#profile?.totals.clear();
   }
 
-  /** Releases cached buffers and textures and destroys the GPU device. Idempotent. */
+  /** Releases the pool (buffers, textures, parameters) and destroys the GPU device. Idempotent. */
   override destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
     this.#pass?.end();
     this.#pass = null;
     this.#encoder = null;
+    this.params.clear();
     this.allocator.releaseCached();
-    for (const list of this.#textureFree.values()) for (const t of list) t.destroy();
-    this.#textureFree.clear();
+    this.#groups.clear();
     this.gpu.destroy();
   }
 
@@ -563,19 +656,6 @@ export class WebGPUDevice extends Device<GPUBuffer> {
       this.#encoder = null;
     }
     this.#pending = 0;
-    for (const b of this.#uniformUsed) {
-      let list = this.#uniformFree.get(b.size);
-      if (!list) this.#uniformFree.set(b.size, list = []);
-      list.push(b);
-    }
-    this.#uniformUsed = [];
-  }
-
-  #uniform(size: number): GPUBuffer {
-    const b = this.#uniformFree.get(size)?.pop() ??
-      this.gpu.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    this.#uniformUsed.push(b);
-    return b;
   }
 }
 

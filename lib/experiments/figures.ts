@@ -52,6 +52,7 @@ export function stepsRow(r: RunStepsResult): MetricRow {
     policy: r.policy,
     peakBytes: r.peakBytes,
     peakPhase: r.peakPhase,
+    reservedBytes: r.reservedBytes,
     tokensPerSec: round(r.tokensPerSec, 1),
     stepMs: r.steps.map((s) => Math.round(s.ms)),
     stepMsMin: round(r.timing?.minMs ?? null, 1),

@@ -9,6 +9,7 @@ import { OutOfMemoryError } from "../device/errors.ts";
 import type { FloatCounting } from "../device/dtype.ts";
 import { MetaDevice } from "../device/meta.ts";
 import type { DeviceLimits } from "../device/device.ts";
+import { type DriverOverhead, LAVAPIPE_OVERHEAD, overheadBytes } from "../device/overhead.ts";
 import type { TagBytes } from "../device/errors.ts";
 import type { ModelConfig } from "../models/config.ts";
 import type { ResolvedChunks } from "../models/model.ts";
@@ -34,6 +35,8 @@ export interface PlanInput {
    * device's `limits` to plan for that device exactly.
    */
   limits?: Partial<DeviceLimits>;
+  /** The driver overhead to add (default lavapipe's, the one measured driver). */
+  overhead?: DriverOverhead;
 }
 
 /** Tags whose bytes do not depend on S: weights, their gradients and AdamW's moments. */
@@ -68,6 +71,14 @@ export interface Plan {
   chunks?: ResolvedChunks;
   /** Warnings of the run (e.g. an M above S). */
   warnings: string[];
+  /** Peak bytes of the device's pool (tensors' buffers and textures, uniform and readback buffers). */
+  reservedBytes: number;
+  /** Compute pipelines the steps compile. */
+  pipelines: number;
+  /** The driver's own bytes: {@link PlanInput.overhead} for {@link pipelines} pipelines. */
+  overheadBytes: number;
+  /** The driver the overhead is modelled for. */
+  overheadDriver: string;
   /** The out-of-memory message when it does not fit. */
   error?: string;
 }
@@ -84,6 +95,15 @@ export async function planStep(input: PlanInput): Promise<Plan> {
   const tokens = Int32Array.from({ length: input.seq }, (_, i) => (i * 7919) % input.cfg.vocabSize);
   const warnings: string[] = [];
   const policy = describePolicy(input.policy);
+  const overhead = input.overhead ?? LAVAPIPE_OVERHEAD;
+  // Reserved bytes only grow during a plan (nothing releases the pool), so the peak since the
+  // last step's reset is the peak of the whole plan.
+  const device = () => ({
+    reservedBytes: dev.allocator.stats().peakReservedBytes,
+    pipelines: dev.pipelineCount,
+    overheadBytes: overheadBytes(overhead, dev.pipelineCount),
+    overheadDriver: overhead.driver,
+  });
   try {
     const r = await runSteps(dev, input.cfg, input.policy, { ids: tokens, targets: tokens }, {
       steps: input.steps ?? 2,
@@ -102,6 +122,7 @@ export async function planStep(input: PlanInput): Promise<Plan> {
       weightsBytes: r.breakdown.weights ?? 0,
       chunks: r.chunks,
       warnings,
+      ...device(),
     };
   } catch (e) {
     if (!(e instanceof OutOfMemoryError)) throw e;
@@ -126,6 +147,7 @@ export async function planStep(input: PlanInput): Promise<Plan> {
       fixedBytes: fixedBytes(breakdown),
       weightsBytes: e.liveByTag.weights ?? 0,
       warnings,
+      ...device(),
       error: e.message,
     };
   }

@@ -75,6 +75,8 @@ export interface StepRecord {
   peakBytes: number;
   /** Phase when that peak was reached. */
   peakPhase: string;
+  /** Peak bytes the device's pool held during the step (PyTorch's "reserved"). */
+  reservedBytes: number;
   /** Live bytes after the step. */
   liveBytes: number;
   /** Bytes allocated by the step and still live after it (0 = no leak). */
@@ -117,6 +119,12 @@ export interface RunStepsResult {
   phasePeaks: Record<string, number>;
   /** The tag holding the most bytes at the peak. */
   largestTag: string;
+  /**
+   * Largest step peak of the device's pool: buffers and textures live or cached, uniform and
+   * readback buffers (PyTorch's "reserved"). A run that builds its model starts from an
+   * emptied pool, so this is the run's own.
+   */
+  reservedBytes: number;
   /** Tokens / median timed step time; `null` on the meta device or with no timed step. */
   tokensPerSec: number | null;
   /** Min / median / max of the timed steps; `null` when `tokensPerSec` is. */
@@ -214,6 +222,8 @@ export class StepRunner {
       this.trainer = opts.trainer;
       this.#owned = false;
     } else {
+      // the pool's cached buffers of earlier runs go first, so this run's reserved bytes are its own
+      dev.allocator.releaseCached();
       const model = Model.build(dev, cfg, policy, opts.init);
       this.trainer = new Trainer(dev, model, { adamw: opts.adamw });
       this.#owned = true;
@@ -277,6 +287,7 @@ export class StepRunner {
       tokens: batch.ids.length,
       peakBytes: r.peakBytes,
       peakPhase: phaseName(r.peakPhase),
+      reservedBytes: r.reservedBytes,
       liveBytes: r.liveBytes,
       leakedBytes,
       chunks: this.model.resolvedChunks(),
@@ -325,6 +336,7 @@ export class StepRunner {
       peakPhase: this.#peakPhase,
       phasePeaks: { ...this.#phasePeaks },
       largestTag: largestTag(this.#breakdown),
+      reservedBytes: Math.max(...steps.map((s) => s.reservedBytes)),
       tokensPerSec: timing ? tokens / (timing.medianMs / 1000) : null,
       timing,
       chunks: steps[steps.length - 1].chunks,

@@ -23,6 +23,8 @@ export interface StepResult {
   peakBytes: number;
   /** Live bytes per tag at that peak. */
   breakdown: TagBytes;
+  /** Peak bytes the device's pool held during the step (every resource kind, live or cached). */
+  reservedBytes: number;
   /** Live bytes after the step. */
   liveBytes: number;
   /** Wall time of the step, ms (includes waiting for the device). */
@@ -92,6 +94,7 @@ export class Trainer {
       loss: denominator > 0 ? loss / denominator : 0,
       peakBytes: s.peakBytes,
       breakdown: s.peakBreakdown,
+      reservedBytes: s.peakReservedBytes,
       liveBytes: s.liveBytes,
       ms: performance.now() - t0,
       peakPhase: s.peakPhase,
