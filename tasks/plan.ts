@@ -1,6 +1,12 @@
 /**
  * `deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M] [--checkpoint]
- *   [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]`
+ *   [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
+ *   [--gpus N] [--zero 0|1|2|3] [--sp K] [--offload-optimizer] [--offload-params]
+ *   [--max-binding 4GiB] [--export deepspeed --out ds.json]`
+ *
+ * With `--gpus` (and the other multi-GPU flags) it plans one rank's real share of the step
+ * (ZeRO partitions, Ulysses SP's S/K tokens and all-to-all buffers); `--export deepspeed`
+ * writes the planned setup as a DeepSpeed config and a launch note.
  *
  * Memory plan on the meta device: full training steps (forward, backward, AdamW) of the
  * real code without compute. Prints the per-tag breakdown at the peak, the phase of the peak,
@@ -18,6 +24,8 @@ import {
   parseTaskArgs,
 } from "../lib/cli/args.ts";
 import { modelSetup, POLICY_HELP } from "../lib/cli/model_options.ts";
+import { PARALLEL_HELP, PARALLEL_OPTIONS, parseParallel } from "../lib/cli/parallel_options.ts";
+import { writeDeepSpeedExport } from "../lib/plan/deepspeed_export.ts";
 import { formatBytes } from "../lib/device/dtype.ts";
 import { TAGS } from "../lib/device/allocator.ts";
 import { parameterCount } from "../lib/models/derived.ts";
@@ -28,12 +36,18 @@ import { describePolicy } from "../lib/models/policy.ts";
 const USAGE =
   `usage: deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
   [--checkpoint] [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
-  [--config f.yaml] [--set key=value]...
+  [--gpus N] [--zero 0|1|2|3] [--sp K] [--offload-optimizer] [--offload-params] [--max-binding SIZE]
+  [--export deepspeed --out ds.json] [--config f.yaml] [--set key=value]...
 
   --hf-head   count the unchunked LM head as Hugging Face transformers allocates it (fp32
               upcast, shifted copy, log-softmax output and fp32 gradients), as in the paper's
               "standard implementation"
-${POLICY_HELP}`;
+${POLICY_HELP}
+${PARALLEL_HELP}
+  --max-binding SIZE  largest tensor a kernel may take (e.g. 4GiB: 2^31 bf16 elements, the
+                  int32 offsets of PyTorch/Triton kernels); a step above it does not fit
+  --export deepspeed --out ds.json  write the planned setup as a DeepSpeed config (validated
+                  against DeepSpeed's documented keys) and a launch note ds.launch.md beside it`;
 
 function table(plan: Plan): string {
   const rows = TAGS.filter((t) => (plan.breakdown[t] ?? 0) > 0).map((t) => {
@@ -57,7 +71,21 @@ function peakFields(plan: Plan) {
     fixedDominates: fixedDominates(plan),
     ...(plan.chunks ? { chunks: plan.chunks } : {}),
     warnings: plan.warnings,
+    ...(plan.rank ? { rank: plan.rank } : {}),
   };
+}
+
+/** One rank of a multi-GPU plan: what it runs and what it keeps on the host. */
+function rankLine(plan: Plan): string[] {
+  if (!plan.rank) return [];
+  const r = plan.rank;
+  return [
+    `one rank of ${r.description}: ${r.tokensPerRank} tokens per rank` +
+    (r.parallel.zero === 3
+      ? `, ZeRO-3 gathers one layer at a time (prefetch depth ${r.prefetchLayers})`
+      : "") +
+    (r.hostBytes > 0 ? `; host holds ${formatBytes(r.hostBytes)} (outside the budget)` : ""),
+  ];
 }
 
 /** The pool and the driver beside the live peak: what the device really holds. */
@@ -73,6 +101,10 @@ async function main(argv: string[]): Promise<void> {
     dtype: { type: "string" },
     budget: { type: "string" },
     "max-seq": { type: "boolean" },
+    "max-binding": { type: "string" },
+    export: { type: "string" },
+    out: { type: "string" },
+    ...PARALLEL_OPTIONS,
   }, USAGE);
   if (values.help) {
     console.log(USAGE);
@@ -84,20 +116,48 @@ async function main(argv: string[]): Promise<void> {
   const setup = await modelSetup(positionals[0], values);
   const dtype = parseDtype(values.dtype);
   const budget = parseBudget(values.budget);
-  const base = { cfg: setup.cfg, policy: setup.policy, dtype, budget };
+  if (values.export !== undefined && values.export !== "deepspeed") {
+    throw new Error(`--export: the only target is "deepspeed", got "${values.export}"`);
+  }
+  if ((values.export === undefined) !== (values.out === undefined)) {
+    throw new Error("--export deepspeed and --out FILE.json go together");
+  }
+  const parallel = parseParallel(values, setup.cfg);
+  const policy = parallel ? { ...setup.policy, parallel } : setup.policy;
+  const limits = values["max-binding"]
+    ? { maxStorageBufferBindingSize: parseBudget(values["max-binding"]) }
+    : undefined;
+  const base = { cfg: setup.cfg, policy, dtype, budget, ...(limits ? { limits } : {}) };
+  const exportTo = async (seq: number, plan: Plan | null) => {
+    if (!values.out) return;
+    if (!plan?.fits) {
+      throw new Error(
+        `not exported: the plan at S=${seq} does not fit; lower --seq or use --max-seq`,
+      );
+    }
+    const w = await writeDeepSpeedExport(values.out, {
+      cfg: setup.cfg,
+      policy,
+      dtype,
+      seq,
+      chunks: plan.chunks,
+    });
+    if (!values.json) console.log(`DeepSpeed config written to ${w.config}, launch note ${w.note}`);
+  };
   const head = {
     preset: setup.cfg.name,
     dtype,
-    policy: describePolicy(setup.policy),
+    policy: describePolicy(policy),
     parameters: parameterCount(setup.cfg),
     budgetBytes: Number.isFinite(budget) ? budget : null,
   };
   const t0 = performance.now();
   if (values["max-seq"]) {
     const r = await maxSequence(base, {
-      start: values.seq ? parsePositiveInt("--seq", values.seq, 1024) : 1024,
+      start: values.seq ? parsePositiveInt("--seq", values.seq, 1024) : undefined,
     });
     const ms = performance.now() - t0;
+    await exportTo(r.maxSeq, r.plan);
     if (values.json) {
       console.log(JSON.stringify({
         ...head,
@@ -126,7 +186,7 @@ async function main(argv: string[]): Promise<void> {
     );
     if (r.plan) {
       console.log(`peak at S=${r.maxSeq}:\n${table(r.plan)}`);
-      for (const line of explainPlan(r.plan)) console.log(line);
+      for (const line of [...rankLine(r.plan), ...explainPlan(r.plan)]) console.log(line);
       console.log(reservedLine(r.plan));
     }
     return;
@@ -135,6 +195,7 @@ async function main(argv: string[]): Promise<void> {
   const seq = parsePositiveInt("--seq", values.seq, 0);
   const plan = await planStep({ ...base, seq });
   const ms = performance.now() - t0;
+  await exportTo(seq, plan);
   if (values.json) {
     console.log(
       JSON.stringify({
@@ -160,7 +221,7 @@ async function main(argv: string[]): Promise<void> {
     }`,
   );
   console.log(`peak ${formatBytes(plan.peakBytes)}:\n${table(plan)}`);
-  for (const line of explainPlan(plan)) console.log(line);
+  for (const line of [...rankLine(plan), ...explainPlan(plan)]) console.log(line);
   console.log(reservedLine(plan));
   if (plan.error) console.log(plan.error);
 }

@@ -30,6 +30,10 @@ export const TAGS = [
   "workspace",
   "logits",
   "data",
+  // ZeRO-3 parameters all-gathered for the layer running (planned ranks, lib/dist/zero.ts)
+  "gathered",
+  // collective buffers: all-to-all send copies, gradient reduce buckets (lib/dist)
+  "comm",
 ] as const;
 
 /** One of {@link TAGS}. */

@@ -19,6 +19,7 @@
 
 import { Allocator, type Block, type BufferBackend, type Resource, type Tag } from "./allocator.ts";
 import { bytesPerElement, type DType, type FloatCounting, numel } from "./dtype.ts";
+import { BindingLimitError } from "./errors.ts";
 import { type Params } from "./kernel_source.ts";
 import { ParamsCache, type ParamsEntry } from "./params_cache.ts";
 import { type Storage, Tensor } from "./tensor.ts";
@@ -380,10 +381,11 @@ export abstract class Device<H = unknown> {
       }
       seen.set(t.block.id, t);
       if (t.bytes > this.limits.maxStorageBufferBindingSize) {
-        throw new Error(
-          `kernel "${call.kernel}": tensor "${t.name}" is ${t.bytes} bytes, above the device's ` +
-            `maxStorageBufferBindingSize ${this.limits.maxStorageBufferBindingSize}; ` +
-            `use mini-sequences (--mst) to keep tensors smaller`,
+        throw new BindingLimitError(
+          call.kernel,
+          t.name,
+          t.bytes,
+          this.limits.maxStorageBufferBindingSize,
         );
       }
       t.block; // throws when disposed

@@ -62,6 +62,32 @@ export class OutOfMemoryError extends Error {
   }
 }
 
+/**
+ * A kernel was given a tensor above the device's `maxStorageBufferBindingSize` (on WebGPU the
+ * binding limit; in plans also a stand-in for kernels that index with 32-bit offsets).
+ */
+export class BindingLimitError extends Error {
+  /** Always `"BindingLimitError"`. */
+  override name = "BindingLimitError";
+  /**
+   * @param kernel The kernel.
+   * @param tensor The tensor's name.
+   * @param bytes The tensor's bytes.
+   * @param limit The device's limit.
+   */
+  constructor(
+    readonly kernel: string,
+    readonly tensor: string,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(
+      `kernel "${kernel}": tensor "${tensor}" is ${bytes} bytes, above the device's ` +
+        `maxStorageBufferBindingSize ${limit}; use mini-sequences (--mst) to keep tensors smaller`,
+    );
+  }
+}
+
 /** Tensors allocated inside a checked region were never disposed. */
 export class LeakError extends Error {
   /** Always `"LeakError"`. */

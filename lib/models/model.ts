@@ -27,6 +27,8 @@ import type { ModelConfig } from "./config.ts";
 import { gaussian } from "../util/random.ts";
 import { layerWindow, parameterShapes, validateConfig } from "./derived.ts";
 import { type MemoryPolicy, partChunks, validatePolicy } from "./policy.ts";
+import { isSingleDevice, normalizeParallel, validateParallel } from "./parallel.ts";
+import { isPartitioned, ZeroGathered, ZeroRank } from "../dist/zero.ts";
 
 /** How a model's weights are initialized (the memory policy is separate: {@link MemoryPolicy}). */
 export interface InitOptions {
@@ -82,6 +84,11 @@ export class Model {
   readonly headWeight: Parameter;
   /** The mini-sequence MLPs, one per block, when `mst.mlp` is set. */
   readonly #mstMlps: MiniSequence<unknown>[] = [];
+  /**
+   * This rank's ZeRO state when the policy plans a multi-GPU rank (`policy.parallel`, meta
+   * device only); null for a single device.
+   */
+  readonly zero: ZeroRank | null = null;
 
   private constructor(
     readonly dev: Device,
@@ -93,6 +100,16 @@ export class Model {
     validateConfig(cfg);
     validatePolicy(policy, dev.floats);
     checkFitsDevice(dev, cfg);
+    const parallel = isSingleDevice(policy.parallel) ? null : normalizeParallel(policy.parallel!);
+    if (parallel) {
+      validateParallel(parallel, cfg);
+      if (dev.kind !== "meta") {
+        throw new Error(
+          `a multi-GPU rank (${policy.parallel!.gpus} GPUs) is planned on the meta device only; ` +
+            "use `deno task plan … --gpus N`",
+        );
+      }
+    }
     const normal = gaussian(opts.seed ?? 0);
     const std = opts.initStd ?? 0.02;
     for (const { name, shape } of parameterShapes(cfg)) {
@@ -106,6 +123,11 @@ export class Model {
           );
         }
         value = dev.upload(given, shape, { tag: "weights", name });
+      } else if (parallel && isPartitioned(parallel, shape)) {
+        const p = new Parameter(name, null, shape); // ZeRO-3: only the rank's partition
+        this.params.push(p);
+        this.byName.set(name, p);
+        continue;
       } else if (dev.kind === "meta") {
         value = dev.tensor(shape, { tag: "weights", name });
       } else {
@@ -130,15 +152,22 @@ export class Model {
     );
     for (let i = 0; i < cfg.layers; i++) {
       const pre = `model.layers.${i}.`;
-      const attn = new SelfAttention(dev, `${pre}self_attn`, cfg, {
-        q: P(pre + "self_attn.q_proj.weight"),
-        k: P(pre + "self_attn.k_proj.weight"),
-        v: P(pre + "self_attn.v_proj.weight"),
-        o: P(pre + "self_attn.o_proj.weight"),
-        qBias: cfg.qkvBias ? P(pre + "self_attn.q_proj.bias") : undefined,
-        kBias: cfg.qkvBias ? P(pre + "self_attn.k_proj.bias") : undefined,
-        vBias: cfg.qkvBias ? P(pre + "self_attn.v_proj.bias") : undefined,
-      }, layerWindow(cfg, i));
+      const attn = new SelfAttention(
+        dev,
+        `${pre}self_attn`,
+        cfg,
+        {
+          q: P(pre + "self_attn.q_proj.weight"),
+          k: P(pre + "self_attn.k_proj.weight"),
+          v: P(pre + "self_attn.v_proj.weight"),
+          o: P(pre + "self_attn.o_proj.weight"),
+          qBias: cfg.qkvBias ? P(pre + "self_attn.q_proj.bias") : undefined,
+          kBias: cfg.qkvBias ? P(pre + "self_attn.k_proj.bias") : undefined,
+          vBias: cfg.qkvBias ? P(pre + "self_attn.v_proj.bias") : undefined,
+        },
+        layerWindow(cfg, i),
+        parallel?.sp ?? 1,
+      );
       let mlp: SeqLayer = new MLP(
         dev,
         `${pre}mlp`,
@@ -176,8 +205,17 @@ export class Model {
         cfg.postNorms ? norm(pre + "post_attention_layernorm.weight") : undefined,
         cfg.postNorms ? norm(pre + "post_feedforward_layernorm.weight") : undefined,
       );
-      this.blocks.push(policy.checkpoint ? checkpoint(dev, block) : block);
       this.blockParams.push(this.params.filter((p) => p.name.startsWith(pre)));
+      this.blocks.push(policy.checkpoint ? checkpoint(dev, block) : block);
+    }
+    if (parallel) {
+      this.zero = new ZeroRank(dev, this.params, parallel);
+      if (parallel.zero === 3) {
+        const zero = this.zero;
+        this.blocks.forEach((b, i) =>
+          this.blocks[i] = new ZeroGathered(zero, b, this.blockParams[i])
+        );
+      }
     }
     this.finalNorm = norm("model.norm.weight");
     this.headWeight = cfg.tieEmbeddings ? P("model.embed_tokens.weight") : P("lm_head.weight");
@@ -233,6 +271,7 @@ export class Model {
     this.dev.setPhase("backward");
     const ready = opts.onGradReady ?? (() => {});
     const dy = this.head.backward(f.headSaved, gradScale);
+    this.zero?.release([this.headWeight]);
     if (!cfg.tieEmbeddings) ready(this.headWeight);
     let dh = this.finalNorm.backward(dy, f.normSaved);
     dy.dispose();
@@ -243,7 +282,9 @@ export class Model {
       dh = next;
       this.blockParams[i].forEach(ready);
     }
+    this.zero?.gather([this.embedding.weight]);
     this.embedding.backward(dh, f.index!);
+    this.zero?.release([this.embedding.weight]);
     dh.dispose();
     f.index!.dispose();
     ready(this.embedding.weight);
@@ -300,7 +341,9 @@ export class Model {
     const ids = dev.upload(batch.ids, [S], { tag: "data", dtype: "i32", name: "ids" });
     const targets = dev.upload(batch.targets, [S], { tag: "data", dtype: "i32", name: "targets" });
     const index = train ? embeddingGradIndex(dev, batch.ids, this.cfg.vocabSize) : null;
+    this.zero?.gather([this.embedding.weight]);
     let h = this.embedding.forward(ids); // (S, d)
+    this.zero?.release([this.embedding.weight]);
     ids.dispose();
     const blockSaved: unknown[] = [];
     for (const block of this.blocks) {
@@ -312,7 +355,11 @@ export class Model {
     const fn = this.finalNorm.forward(h);
     h.dispose();
     const normSaved = keep(fn.saved);
+    // ZeRO-3: the head's weight stays gathered from its forward to its backward (adjacent);
+    // evaluation releases it at once
+    this.zero?.gather([this.headWeight]);
     const head = this.head.forward(fn.out, targets, gradScale);
+    if (!train) this.zero?.release([this.headWeight]);
     fn.out.dispose();
     targets.dispose();
     const headSaved = keep(head.saved);
@@ -343,6 +390,7 @@ export class Model {
 
   /** Frees every parameter, gradient and optimizer state. */
   dispose(): void {
+    this.zero?.dispose();
     for (const p of this.params) p.dispose();
   }
 }

@@ -11,6 +11,13 @@
 
 import type { FloatCounting } from "../device/dtype.ts";
 import type { Chunks } from "../mst/chunking.ts";
+import {
+  describeParallel,
+  isSingleDevice,
+  normalizeParallel,
+  type ParallelPlan,
+  validateParallel,
+} from "./parallel.ts";
 
 /** M for one part: a number of mini-sequences, `"auto"` (see `lib/mst/chunking.ts`), or off. */
 export type PartChunks = Chunks | "off";
@@ -52,9 +59,15 @@ export interface MemoryPolicy {
    * and a run cannot silently disagree. Unset: the device's own counting.
    */
   readonly dtype?: FloatCounting;
+  /**
+   * One rank's share of a multi-GPU run (ZeRO stage, Ulysses SP degree, optimizer and
+   * parameter offload; see `parallel.ts`), planned on the meta device only. Absent or a single
+   * device with nothing sharded: the ordinary step.
+   */
+  readonly parallel?: ParallelPlan;
 }
 
-const KEYS = ["checkpoint", "mst", "optimizerInBackward", "head", "offload", "dtype"];
+const KEYS = ["checkpoint", "mst", "optimizerInBackward", "head", "offload", "dtype", "parallel"];
 
 const freeze = (p: MemoryPolicy): MemoryPolicy =>
   Object.freeze({ ...p, ...(p.mst ? { mst: Object.freeze({ ...p.mst }) } : {}) });
@@ -122,6 +135,8 @@ export function describePolicy(policy: MemoryPolicy): string {
   let name = parts.length ? parts.join(" + ") : "standard";
   if (policy.head === "hf" && head === "off") name += " (HF head)";
   if (policy.dtype) name += ` [${policy.dtype}]`;
+  const parallel = describeParallel(policy.parallel);
+  if (parallel) name += ` [${parallel}]`;
   return name;
 }
 
@@ -160,6 +175,20 @@ export function validatePolicy(policy: MemoryPolicy, deviceFloats?: FloatCountin
     throw new Error(
       "memory policy: offload is not implemented yet; leave it unset (block checkpoints stay on the device)",
     );
+  }
+  if (policy.parallel !== undefined) {
+    validateParallel(policy.parallel);
+    if (policy.optimizerInBackward && normalizeParallel(policy.parallel).zero > 0) {
+      throw new Error(
+        "memory policy: optimizer-in-backward does not combine with ZeRO (DeepSpeed steps the " +
+          "sharded optimizer after backward); drop --optimizer-in-backward or use --zero 0",
+      );
+    }
+    if (!isSingleDevice(policy.parallel) && policy.optimizerInBackward) {
+      throw new Error(
+        "memory policy: optimizer-in-backward is planned on one device only; drop it for a multi-GPU plan",
+      );
+    }
   }
   if (policy.dtype !== undefined && deviceFloats !== undefined && policy.dtype !== deviceFloats) {
     throw new Error(

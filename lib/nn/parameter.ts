@@ -17,26 +17,68 @@ export class Parameter {
   m: Tensor | null = null;
   /** AdamW second moment (tag `optimizer`); null until the first update. */
   v: Tensor | null = null;
+  /** Shape of the weight. */
+  readonly shape: readonly number[];
+  /**
+   * The full weight, or null while it is partitioned (ZeRO-3 on a planned rank, see
+   * `lib/dist/zero.ts`: only the rank's shard is resident, and the full weight exists between
+   * a gather and its release).
+   */
+  #value: Tensor | null;
 
   /**
    * A named parameter holding `value`; no gradient or optimizer state yet.
    * @param name Hugging Face name.
-   * @param value The weight tensor; the parameter owns it.
+   * @param value The weight tensor, which the parameter owns; null for a partitioned
+   *   parameter (ZeRO-3), whose `shape` must then be given.
+   * @param shape The weight's shape when `value` is null.
    */
   constructor(
     /** Hugging Face name, e.g. `model.layers.0.mlp.gate_proj.weight`. */
     readonly name: string,
-    readonly value: Tensor,
-  ) {}
+    value: Tensor | null,
+    shape?: readonly number[],
+  ) {
+    this.#value = value;
+    const s = value?.shape ?? shape;
+    if (!s) throw new Error(`parameter "${name}": give a value or the shape of one`);
+    this.shape = s;
+  }
 
-  /** Shape of the weight. */
-  get shape(): readonly number[] {
-    return this.value.shape;
+  /** The weight tensor; throws while the parameter is partitioned and not gathered. */
+  get value(): Tensor {
+    if (!this.#value) {
+      throw new Error(
+        `parameter "${this.name}" is partitioned (ZeRO-3): gather it before use`,
+      );
+    }
+    return this.#value;
+  }
+
+  /** True while the full weight is resident. */
+  get resident(): boolean {
+    return this.#value !== null;
+  }
+
+  /**
+   * Replaces the full weight: frees the resident one (if any) and holds `value` (or nothing).
+   * Used by ZeRO-3 partitioning, gathers and releases.
+   */
+  setValue(value: Tensor | null): void {
+    if (value && value.size !== this.shape.reduce((a, b) => a * b, 1)) {
+      throw new Error(
+        `parameter "${this.name}": a value of ${value.size} elements, expected [${
+          this.shape.join(", ")
+        }]`,
+      );
+    }
+    this.#value?.dispose();
+    this.#value = value;
   }
 
   /** The gradient tensor to accumulate into, created as zeros at first use. */
   gradFor(dev: Device): Tensor {
-    return this.grad ??= dev.zeros(this.value.shape, { tag: "grads", name: `${this.name}.grad` });
+    return this.grad ??= dev.zeros(this.shape, { tag: "grads", name: `${this.name}.grad` });
   }
 
   /** Frees the gradient. */
@@ -51,7 +93,8 @@ export class Parameter {
     this.m?.dispose();
     this.v?.dispose();
     this.m = this.v = null;
-    this.value.dispose();
+    this.#value?.dispose();
+    this.#value = null;
   }
 }
 

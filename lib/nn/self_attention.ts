@@ -16,6 +16,7 @@ import {
   linearForward,
 } from "../ops/linear.ts";
 import { rope } from "../ops/rope.ts";
+import { headsToSeq, seqToHeads } from "../dist/ulysses.ts";
 import { type Forward, type SeqLayer, view } from "./layer.ts";
 import type { Parameter } from "./parameter.ts";
 
@@ -38,22 +39,37 @@ export interface AttentionSaved {
   v: Tensor; // (S, KV·hd)
   o: Tensor; // (S, H·hd)
   lse: Tensor; // (H, S)
+  /**
+   * Under Ulysses SP (degree K > 1): q/k/v/o/lse above are the head-sharded ones — q, o
+   * (S, H/K·hd), k, v (S, max(1, KV/K)·hd), lse (H/K, S) over all S rows — and this is the
+   * attention output back in the rank's rows (S/K, H·hd), the output projection's input.
+   */
+  oLocal?: Tensor;
 }
 
 /** The attention sublayer (the pre-norm is the block's). */
 export class SelfAttention implements SeqLayer<AttentionSaved> {
   readonly rowWise = false;
   readonly opts: AttentionOptions;
+  /** KV heads replicated per rank under SP (K/KV when K > KV, else 1). */
+  readonly #replicate: number;
+  /**
+   * @param sp Ulysses sequence-parallel degree K (default 1): the input holds this rank's S/K
+   *   rows; q/k/v are exchanged (`lib/dist/ulysses.ts`) so attention runs over all S rows for
+   *   H/K heads (meta device only when K > 1).
+   */
   constructor(
     readonly dev: Device,
     readonly name: string,
     readonly cfg: ModelConfig,
     readonly p: AttentionParams,
     window: number,
+    readonly sp = 1,
   ) {
+    this.#replicate = sp > cfg.kvHeads ? sp / cfg.kvHeads : 1;
     this.opts = {
-      heads: cfg.heads,
-      kvHeads: cfg.kvHeads,
+      heads: cfg.heads / sp,
+      kvHeads: Math.max(1, cfg.kvHeads / sp),
       headDim: cfg.headDim,
       scale: cfg.attnScale,
       window,
@@ -76,18 +92,51 @@ export class SelfAttention implements SeqLayer<AttentionSaved> {
     const k = this.#rope(k0, cfg.kvHeads, false, `${name}.k_rot`);
     k0.dispose();
     const v = linearForward(dev, x, p.v.value, p.vBias?.value, { name: `${name}.v` });
+    if (this.sp > 1) return this.#forwardSP(x, q, k, v);
     const { out: o, lse } = attentionForward(dev, q, k, v, this.opts);
     const out = linearForward(dev, o, p.o.value, undefined, { name: `${name}.out` });
     return { out, saved: { x: view(x), q, k, v, o, lse } };
   }
 
+  /** Ulysses: exchange q/k/v to head shards, attend over all S rows, exchange the output back. */
+  #forwardSP(x: Tensor, q: Tensor, k: Tensor, v: Tensor): Forward<AttentionSaved> {
+    const { dev, p, cfg, name, sp } = this;
+    const hd = cfg.headDim;
+    const qg = seqToHeads(dev, q, sp, hd, `${name}.q_a2a`); // (S, H/K·hd)
+    q.dispose();
+    const kg = seqToHeads(dev, k, sp, hd, `${name}.k_a2a`, this.#replicate); // (S, KVl·hd)
+    k.dispose();
+    const vg = seqToHeads(dev, v, sp, hd, `${name}.v_a2a`, this.#replicate);
+    v.dispose();
+    const { out: og, lse } = attentionForward(dev, qg, kg, vg, this.opts); // (S, H/K·hd)
+    const oLocal = headsToSeq(dev, og, sp, `${name}.o_a2a`); // (S/K, H·hd)
+    const out = linearForward(dev, oLocal, p.o.value, undefined, { name: `${name}.out` });
+    return { out, saved: { x: view(x), q: qg, k: kg, v: vg, o: og, lse, oLocal } };
+  }
+
   backward(dy: Tensor, s: AttentionSaved): Tensor {
     const { dev, p, cfg, name } = this;
-    linearBackwardWeight(dev, dy, s.o, p.o.gradFor(dev));
-    const dO = linearBackwardInput(dev, dy, p.o.value, { name: `${name}.do` });
-    const { dq, dk, dv } = attentionBackward(dev, dO, s.q, s.k, s.v, s.o, s.lse, this.opts);
+    linearBackwardWeight(dev, dy, s.oLocal ?? s.o, p.o.gradFor(dev));
+    s.oLocal?.dispose();
+    let dO = linearBackwardInput(dev, dy, p.o.value, { name: `${name}.do` });
+    if (this.sp > 1) {
+      const dOg = seqToHeads(dev, dO, this.sp, cfg.headDim, `${name}.do_a2a`);
+      dO.dispose();
+      dO = dOg;
+    }
+    let { dq, dk, dv } = attentionBackward(dev, dO, s.q, s.k, s.v, s.o, s.lse, this.opts);
     dO.dispose();
     for (const t of [s.q, s.k, s.v, s.o, s.lse]) t.dispose();
+    if (this.sp > 1) {
+      const back = (g: Tensor, what: string, replicate: number) => {
+        const l = headsToSeq(dev, g, this.sp, `${name}.${what}_a2a`, replicate);
+        g.dispose();
+        return l;
+      };
+      dq = back(dq, "dq", 1);
+      dk = back(dk, "dk", this.#replicate);
+      dv = back(dv, "dv", this.#replicate);
+    }
     const dq0 = this.#rope(dq, cfg.heads, true, `${name}.dq`);
     dq.dispose();
     const dk0 = this.#rope(dk, cfg.kvHeads, true, `${name}.dk`);

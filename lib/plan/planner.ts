@@ -5,7 +5,7 @@
  * steps, not extrapolation) the largest S whose step fits a budget.
  */
 
-import { OutOfMemoryError } from "../device/errors.ts";
+import { BindingLimitError, OutOfMemoryError } from "../device/errors.ts";
 import type { FloatCounting } from "../device/dtype.ts";
 import { MetaDevice } from "../device/meta.ts";
 import type { DeviceLimits } from "../device/device.ts";
@@ -15,6 +15,16 @@ import type { ModelConfig } from "../models/config.ts";
 import type { ResolvedChunks } from "../models/model.ts";
 import { describePolicy, type MemoryPolicy } from "../models/policy.ts";
 import { largestTag, runSteps } from "../train/run_steps.ts";
+import {
+  describeParallel,
+  isSingleDevice,
+  normalizeParallel,
+  type ParallelPlan,
+  validateParallel,
+  ZERO3_PREFETCH_LAYERS,
+} from "../models/parallel.ts";
+import { parameterShapes } from "../models/derived.ts";
+import { zeroHostBytes } from "../dist/zero.ts";
 
 /** What to plan. */
 export interface PlanInput {
@@ -41,6 +51,20 @@ export interface PlanInput {
 
 /** Tags whose bytes do not depend on S: weights, their gradients and AdamW's moments. */
 export const FIXED_TAGS = ["weights", "grads", "optimizer"] as const;
+
+/** What a multi-GPU plan's rank is (present only when `policy.parallel` is not one device). */
+export interface RankInfo {
+  /** {@link describeParallel} of the plan. */
+  description: string;
+  /** The parallel settings, defaults filled in. */
+  parallel: Required<ParallelPlan>;
+  /** Tokens this rank runs through embedding, norms, MLP and head: S / K. */
+  tokensPerRank: number;
+  /** Bytes the rank keeps on the host (offloaded optimizer state / parameter partitions). */
+  hostBytes: number;
+  /** ZeRO-3 gathers: layers prefetched ahead of the running one. */
+  prefetchLayers: number;
+}
 
 /** A plan. */
 export interface Plan {
@@ -81,6 +105,38 @@ export interface Plan {
   overheadDriver: string;
   /** The out-of-memory message when it does not fit. */
   error?: string;
+  /** The planned rank of a multi-GPU plan (absent for one device). */
+  rank?: RankInfo;
+}
+
+/**
+ * The rank of a multi-GPU policy (null for one device): checks the plan against the model and
+ * S (S must be a multiple of the SP degree K, as DeepSpeed requires).
+ */
+export function rankOf(
+  input: Pick<PlanInput, "cfg" | "policy" | "dtype">,
+  seq: number,
+): RankInfo | null {
+  if (isSingleDevice(input.policy.parallel)) return null;
+  const parallel = normalizeParallel(input.policy.parallel!);
+  validateParallel(parallel, input.cfg);
+  if (seq % parallel.sp !== 0) {
+    throw new Error(
+      `S = ${seq} must be a multiple of the SP degree ${parallel.sp} (each rank holds S/K tokens); ` +
+        `use S = ${Math.ceil(seq / parallel.sp) * parallel.sp}`,
+    );
+  }
+  return {
+    description: describeParallel(parallel),
+    parallel,
+    tokensPerRank: seq / parallel.sp,
+    hostBytes: zeroHostBytes(
+      parameterShapes(input.cfg).map((p) => p.shape),
+      parallel,
+      input.dtype === "f32" ? 4 : 2,
+    ),
+    prefetchLayers: ZERO3_PREFETCH_LAYERS,
+  };
 }
 
 /** Bytes of {@link FIXED_TAGS} in a breakdown. */
@@ -90,9 +146,13 @@ export function fixedBytes(breakdown: TagBytes): number {
 
 /** Plans one configuration at one sequence length. */
 export async function planStep(input: PlanInput): Promise<Plan> {
+  const rank = rankOf(input, input.seq);
   const dev = new MetaDevice({ floats: input.dtype, limits: input.limits });
   dev.setBudget(input.budget);
-  const tokens = Int32Array.from({ length: input.seq }, (_, i) => (i * 7919) % input.cfg.vocabSize);
+  const tokens = Int32Array.from(
+    { length: rank ? rank.tokensPerRank : input.seq },
+    (_, i) => (i * 7919) % input.cfg.vocabSize,
+  );
   const warnings: string[] = [];
   const policy = describePolicy(input.policy);
   const overhead = input.overhead ?? LAVAPIPE_OVERHEAD;
@@ -123,8 +183,29 @@ export async function planStep(input: PlanInput): Promise<Plan> {
       chunks: r.chunks,
       warnings,
       ...device(),
+      ...(rank ? { rank } : {}),
     };
   } catch (e) {
+    if (e instanceof BindingLimitError) {
+      // a tensor above the limit a kernel may bind (`limits`): the step cannot run at this S
+      const s = dev.allocator.stats();
+      return {
+        policy,
+        seq: input.seq,
+        fits: false,
+        peakBytes: s.peakBytes,
+        breakdown: s.peakBreakdown,
+        peakPhase: s.peakPhase || "other",
+        phasePeaks: s.phasePeaks,
+        largestTag: largestTag(s.peakBreakdown),
+        fixedBytes: fixedBytes(s.peakBreakdown),
+        weightsBytes: s.peakBreakdown.weights ?? 0,
+        warnings,
+        ...device(),
+        error: e.message,
+        ...(rank ? { rank } : {}),
+      };
+    }
     if (!(e instanceof OutOfMemoryError)) throw e;
     const live = Object.values(e.liveByTag).reduce((a, b) => a + b, 0);
     const breakdown = { ...e.liveByTag };
@@ -149,6 +230,7 @@ export async function planStep(input: PlanInput): Promise<Plan> {
       warnings,
       ...device(),
       error: e.message,
+      ...(rank ? { rank } : {}),
     };
   }
 }
@@ -182,18 +264,25 @@ export async function maxSequence(
     plans.set(seq, p);
     return p.fits;
   };
-  const limit = opts.limit ?? 1 << 22;
-  const g = opts.granularity ?? 1;
+  // a rank holds S/K tokens: S moves in steps of K, and the search reaches K times further
+  const sp = isSingleDevice(input.policy.parallel)
+    ? 1
+    : normalizeParallel(input.policy.parallel!).sp;
+  const limit = opts.limit ?? (1 << 22) * sp;
+  const g = Math.max(opts.granularity ?? 1, sp);
+  if (opts.start !== undefined && opts.start % sp !== 0) {
+    throw new Error(`the search start S = ${opts.start} must be a multiple of the SP degree ${sp}`);
+  }
   let lo = 0; // fits (0 = nothing known)
-  let hi = opts.start ?? 1024; // candidate
+  let hi = opts.start ?? Math.ceil(1024 / sp) * sp; // candidate
   while (hi <= limit && await probe(hi)) {
     lo = hi;
     hi *= 2;
   }
   if (hi > limit) return { maxSeq: lo, plan: plans.get(lo) ?? null, probes };
   if (lo === 0) {
-    if (!(await probe(1))) return { maxSeq: 0, plan: null, probes };
-    lo = 1;
+    if (!(await probe(g))) return { maxSeq: 0, plan: null, probes };
+    lo = g;
   }
   while (hi - lo > g) {
     const mid = Math.floor((lo + hi) / 2 / g) * g || lo + 1;

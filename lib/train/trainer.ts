@@ -71,17 +71,26 @@ export class Trainer {
     for (const b of batches) for (const t of b.targets) if (t !== -100) denominator++;
     const stepNo = this.optimizer.step + 1;
     const lossSums = [];
+    const zero = this.model.zero;
     for (let i = 0; i < batches.length; i++) {
       const last = i === batches.length - 1;
-      const onGradReady = this.optimizerInBackward && last
+      const onGradReady = zero
+        ? (p: Parameter) => zero.gradReady(p) // a planned rank: gradients go to ZeRO
+        : this.optimizerInBackward && last
         ? (p: Parameter) => this.optimizer.update(p, stepNo)
         : undefined;
       const r = this.model.lossAndGrads(batches[i], { lossDenominator: denominator, onGradReady });
       lossSums.push(r.lossSum);
     }
     dev.setPhase("optimizer");
-    if (this.optimizerInBackward) this.optimizer.step = stepNo;
-    else this.optimizer.stepAll(this.model.params);
+    if (zero && zero.plan.zero >= 1) {
+      zero.step(this.model.params); // the rank updates its partition
+      this.optimizer.step = stepNo;
+    } else if (this.optimizerInBackward) this.optimizer.step = stepNo;
+    else {
+      zero?.reduceGradients(this.model.params); // plain data parallel: all-reduce buckets
+      this.optimizer.stepAll(this.model.params);
+    }
     let loss = 0;
     for (const ls of lossSums) {
       loss += (await dev.read(ls))[0];

@@ -1,0 +1,208 @@
+/**
+ * `plan … --export deepspeed --out ds.json`: a planned setup as a DeepSpeed config plus a short
+ * launch note (`ds.launch.md` beside it) with the Hugging Face / ArcticTraining settings that
+ * match. This is how a user who outgrows one machine runs the same plan at scale: DeepSpeed is
+ * the distributed engine, the workbench only plans for it. DeepSpeed cannot run here (no CUDA
+ * device), so the config is checked against a schema of DeepSpeed's documented keys
+ * (`deepspeed_schema.ts`) before it is written.
+ */
+
+import type { FloatCounting } from "../device/dtype.ts";
+import type { ModelConfig } from "../models/config.ts";
+import { DEEPSPEED_ZERO_DEFAULTS, normalizeParallel } from "../models/parallel.ts";
+import { describePolicy, type MemoryPolicy, partChunks } from "../models/policy.ts";
+import type { ResolvedChunks } from "../models/model.ts";
+import { DEFAULT_ADAMW } from "../train/adamw.ts";
+import { writeTextAtomic } from "../util/atomic_write.ts";
+import { validateAgainstSchema } from "./deepspeed_schema.ts";
+
+/** What to export. */
+export interface DeepSpeedExportInput {
+  /** The model. */
+  cfg: ModelConfig;
+  /** The policy planned (its `parallel` gives N, ZeRO, SP and the offloads). */
+  policy: MemoryPolicy;
+  /** Float counting of the plan (bf16 → `bf16.enabled`, f16 → `fp16.enabled`). */
+  dtype: FloatCounting;
+  /** The planned S (the whole sequence, all SP ranks together). */
+  seq: number;
+  /** The M each chunked part ran in the plan (null: unchunked). */
+  chunks?: ResolvedChunks;
+}
+
+/** The DeepSpeed config (a JSON object) of a planned setup. */
+export function deepspeedConfig(input: DeepSpeedExportInput): Record<string, unknown> {
+  const p = normalizeParallel(input.policy.parallel ?? { gpus: 1 });
+  const dataParallel = p.gpus / p.sp;
+  const zero: Record<string, unknown> = {
+    stage: p.zero,
+    // DeepSpeed's defaults, written out so the plan's assumptions are visible
+    reduce_bucket_size: DEEPSPEED_ZERO_DEFAULTS.reduceBucketSize,
+    allgather_bucket_size: DEEPSPEED_ZERO_DEFAULTS.allgatherBucketSize,
+    contiguous_gradients: true,
+  };
+  if (p.zero === 3) {
+    zero.stage3_prefetch_bucket_size = DEEPSPEED_ZERO_DEFAULTS.prefetchBucketSize;
+    zero.stage3_param_persistence_threshold = DEEPSPEED_ZERO_DEFAULTS.paramPersistenceThreshold;
+    zero.stage3_max_live_parameters = DEEPSPEED_ZERO_DEFAULTS.maxLiveParameters;
+  }
+  if (p.offloadOptimizer) zero.offload_optimizer = { device: "cpu", pin_memory: true };
+  if (p.offloadParams) zero.offload_param = { device: "cpu", pin_memory: true };
+  const config: Record<string, unknown> = {
+    train_micro_batch_size_per_gpu: 1,
+    gradient_accumulation_steps: 1,
+    train_batch_size: dataParallel,
+    optimizer: {
+      type: "AdamW",
+      params: {
+        lr: DEFAULT_ADAMW.lr,
+        betas: [DEFAULT_ADAMW.beta1, DEFAULT_ADAMW.beta2],
+        eps: DEFAULT_ADAMW.eps,
+        weight_decay: DEFAULT_ADAMW.weightDecay,
+      },
+    },
+    gradient_clipping: DEFAULT_ADAMW.maxGradNorm,
+    zero_optimization: zero,
+  };
+  if (input.dtype === "bf16") config.bf16 = { enabled: true };
+  if (input.dtype === "f16") config.fp16 = { enabled: true };
+  if (input.policy.checkpoint) {
+    config.activation_checkpointing = {
+      partition_activations: false,
+      cpu_checkpointing: input.policy.offload === true,
+      contiguous_memory_optimization: false,
+    };
+  }
+  if (p.sp > 1) {
+    config.sequence_parallel_size = p.sp;
+    if (input.dtype !== "f32") {
+      config.seq_parallel_communication_data_type = input.dtype === "bf16" ? "bf16" : "fp16";
+    }
+  }
+  return config;
+}
+
+/**
+ * Checks a DeepSpeed config: the schema of documented keys, plus DeepSpeed's cross-field
+ * rules the export relies on (`train_batch_size` = micro-batch × accumulation × data-parallel
+ * ranks, where Ulysses divides the world size by `sequence_parallel_size`; `offload_param`
+ * only with stage 3; `offload_optimizer` not with stage 0; bf16 and fp16 not both).
+ * Returns the problems (empty: valid).
+ */
+export function validateDeepSpeedConfig(config: unknown, gpus?: number): string[] {
+  const errs = validateAgainstSchema(config);
+  if (errs.length) return errs;
+  // deno-lint-ignore no-explicit-any
+  const c = config as Record<string, any>;
+  const z = c.zero_optimization;
+  if (z.offload_param && z.stage !== 3) errs.push("zero_optimization.offload_param needs stage 3");
+  if (z.offload_optimizer && z.stage === 0) {
+    errs.push("zero_optimization.offload_optimizer needs stage 1, 2 or 3");
+  }
+  if (c.bf16?.enabled && c.fp16?.enabled) errs.push("bf16 and fp16 cannot both be enabled");
+  if (gpus !== undefined && c.train_batch_size !== undefined) {
+    const sp = c.sequence_parallel_size ?? 1;
+    const want = c.train_micro_batch_size_per_gpu * (c.gradient_accumulation_steps ?? 1) *
+      (gpus / sp);
+    if (c.train_batch_size !== want) {
+      errs.push(
+        `train_batch_size ${c.train_batch_size} ≠ micro-batch × accumulation × (GPUs / SP) = ${want}`,
+      );
+    }
+  }
+  return errs;
+}
+
+/** The launch note (Markdown) that goes beside the config. */
+export function launchNote(input: DeepSpeedExportInput, configName: string): string {
+  const p = normalizeParallel(input.policy.parallel ?? { gpus: 1 });
+  const mlp = input.chunks?.mlp ?? null;
+  const head = input.chunks?.head ?? null;
+  const mlpSetting = partChunks(input.policy, "mlp");
+  const headSetting = partChunks(input.policy, "head");
+  const perRank = input.seq / p.sp;
+  const lines = [
+    `# Launch note: ${input.cfg.name}, S = ${input.seq}, ${describePolicy(input.policy)}`,
+    "",
+    `Planned by \`deno task plan\` on the meta device (one rank's share: ${perRank} tokens per ` +
+    `rank). DeepSpeed cannot run on the machine that wrote this; the config \`${configName}\` ` +
+    "was checked against DeepSpeed's documented keys only.",
+    "",
+    "## DeepSpeed",
+    "",
+    `- \`${configName}\`: ZeRO stage ${p.zero}` +
+    (p.offloadOptimizer ? ", optimizer offloaded to CPU (DeepSpeedCPUAdam)" : "") +
+    (p.offloadParams ? ", parameters offloaded to CPU" : "") +
+    `, micro-batch 1, ${input.dtype}` +
+    (p.sp > 1 ? `, \`sequence_parallel_size: ${p.sp}\`` : "") + ".",
+    `- Launch on ${p.gpus} GPU${p.gpus === 1 ? "" : "s"}: \`deepspeed --num_gpus ${
+      Math.min(p.gpus, 8)
+    }${p.gpus > 8 ? ` --num_nodes ${Math.ceil(p.gpus / 8)} --hostfile hostfile` : ""} ` +
+    `train.py --deepspeed ${configName}\`, with ` +
+    "`PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True` (ALST's setting against fragmentation).",
+    p.sp > 1
+      ? `- Ulysses SP for Hugging Face models: \`UlyssesSPAttentionHF.register_with_transformers(` +
+        `model_name_or_path, core_attn_implementation="flash_attention_2", ` +
+        `sequence_parallel_size=${p.sp}, micro_batch_size=1, seq_length=${input.seq})\` and ` +
+        "`UlyssesSPDataLoaderAdapter` around the data loader (DeepSpeed's ALST tutorial, " +
+        "https://www.deepspeed.ai/tutorials/ulysses-alst-sequence-parallelism/). S must be a " +
+        `multiple of ${p.sp}.`
+      : "- No sequence parallelism (SP 1).",
+    "",
+    "## Hugging Face / ArcticTraining settings that match the plan",
+    "",
+    `- Activation recomputation: ${
+      input.policy.checkpoint ? "on (`model.gradient_checkpointing_enable()`)" : "off"
+    }.`,
+    `- Checkpoint offload: ${
+      input.policy.offload
+        ? "on — ArcticTraining `activation_checkpoint_cpu_offload: true` (for " +
+          "non-reentrant checkpointing, DeepSpeed's " +
+          "`get_checkpoint_hidden_states_offloading_ctx_manager`)"
+        : "off"
+    }.`,
+    `- Tiled MLP: ${
+      mlpSetting === "off"
+        ? "off"
+        : `shards = our MLP M = ${mlp ?? mlpSetting} (\`TiledMLP.apply(mlp_forward, self, x, ` +
+          `num_shards=${mlp ?? "M"}, compute_params)\`; ArcticTraining's \`tiled_mlp_compute: ` +
+          "true` derives ⌈seqlen/hidden⌉ per rank, our `auto` rule too)"
+    }.`,
+    `- Tiled loss: ${
+      headSetting === "off"
+        ? "off"
+        : `loss tiles = our head M = ${
+          head ?? headSetting
+        } (DeepSpeed's \`sequence_tiled_compute\` ` +
+          `/ ArcticTraining's \`TiledFusedLogitsLoss\` with \`num_shards=${head ?? "M"}\`, or ` +
+          "Liger-Kernel's fused linear cross-entropy, `model.type: liger`)"
+    }.`,
+    `- ArcticTraining YAML: \`micro_batch_size: 1\`, \`sequence_parallel_size: ${p.sp}\`, ` +
+    `\`activation_checkpoint_cpu_offload: ${input.policy.offload === true}\`, ` +
+    `\`tiled_mlp_compute: ${mlpSetting !== "off"}\`, \`deepspeed:\` the \`zero_optimization\` ` +
+    `block of \`${configName}\`, \`data.max_length: ${input.seq}\`.`,
+    "",
+  ];
+  return lines.join("\n");
+}
+
+/**
+ * Writes the config (atomically, after validating it) to `path` and the launch note beside it
+ * (`<name>.launch.md`). Returns both paths.
+ */
+export async function writeDeepSpeedExport(
+  path: string,
+  input: DeepSpeedExportInput,
+): Promise<{ config: string; note: string }> {
+  const config = deepspeedConfig(input);
+  const gpus = normalizeParallel(input.policy.parallel ?? { gpus: 1 }).gpus;
+  const errs = validateDeepSpeedConfig(config, gpus);
+  if (errs.length) {
+    throw new Error(`the DeepSpeed export is not valid:\n  ${errs.join("\n  ")}`);
+  }
+  const note = path.replace(/\.json$/i, "") + ".launch.md";
+  const name = path.split("/").pop()!;
+  await writeTextAtomic(path, JSON.stringify(config, null, 2) + "\n");
+  await writeTextAtomic(note, launchNote(input, name));
+  return { config: path, note };
+}
