@@ -1,13 +1,15 @@
 /**
  * `deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M] [--checkpoint]
- *   [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]`
+ *   [--optimizer-in-backward] [--hf-head] [--offload-checkpoints] [--dtype bf16|f16|f32] [--budget 80GiB]
+ *   [--max-seq] [--json]`
  *
  * Memory plan on the meta device: full training steps (forward, backward, AdamW) of the
  * real code without compute. Prints the per-tag breakdown at the peak, the phase of the peak,
  * each phase's peak, the largest tag, and whether fixed memory (weights + gradients + AdamW)
  * dominates; `--max-seq` searches the largest S that fits the budget. `--json` prints one JSON
  * object (`peakBytes`, `breakdown`, `peakPhase`, `phasePeaks`, `largestTag`, `fixedBytes`,
- * `fixedDominates`, …).
+ * `fixedDominates`, `hostPeakBytes` — the offloaded checkpoints' host bytes, outside the
+ * device peak and the budget —, …).
  */
 
 import {
@@ -27,7 +29,8 @@ import { describePolicy } from "../lib/models/policy.ts";
 
 const USAGE =
   `usage: deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
-  [--checkpoint] [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
+  [--checkpoint] [--optimizer-in-backward] [--hf-head] [--offload-checkpoints] [--dtype bf16|f16|f32]
+  [--budget 80GiB] [--max-seq] [--json]
   [--config f.yaml] [--set key=value]...
 
   --hf-head   count the unchunked LM head as Hugging Face transformers allocates it (fp32
@@ -42,9 +45,15 @@ function table(plan: Plan): string {
       (100 * b / plan.peakBytes).toFixed(1).padStart(5)
     }%`;
   });
-  return [...rows, `  ${"total".padEnd(12)} ${formatBytes(plan.peakBytes).padStart(12)}`].join(
-    "\n",
-  );
+  const total = `  ${"total".padEnd(12)} ${formatBytes(plan.peakBytes).padStart(12)}`;
+  const host = plan.hostPeakBytes > 0
+    ? [
+      `  ${"host".padEnd(12)} ${
+        formatBytes(plan.hostPeakBytes).padStart(12)
+      }  (peak, outside the device)`,
+    ]
+    : [];
+  return [...rows, total, ...host].join("\n");
 }
 
 /** The JSON fields explaining the peak. */
@@ -105,6 +114,7 @@ async function main(argv: string[]): Promise<void> {
         seq: r.maxSeq,
         peakBytes: r.plan?.peakBytes ?? 0,
         reservedBytes: r.plan?.reservedBytes ?? 0,
+        hostPeakBytes: r.plan?.hostPeakBytes ?? 0,
         overheadBytes: r.plan?.overheadBytes ?? 0,
         breakdown: r.plan?.breakdown ?? {},
         ...(r.plan ? peakFields(r.plan) : {}),
@@ -143,6 +153,7 @@ async function main(argv: string[]): Promise<void> {
         fits: plan.fits,
         peakBytes: plan.peakBytes,
         reservedBytes: plan.reservedBytes,
+        hostPeakBytes: plan.hostPeakBytes,
         overheadBytes: plan.overheadBytes,
         overheadDriver: plan.overheadDriver,
         pipelines: plan.pipelines,
