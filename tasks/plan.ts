@@ -1,7 +1,7 @@
 /**
  * `deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M] [--checkpoint]
- *   [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
- *   [--gpus N] [--zero 0|1|2|3] [--sp K] [--offload-optimizer] [--offload-params]
+ *   [--optimizer-in-backward] [--hf-head] [--offload-checkpoints] [--dtype bf16|f16|f32] [--budget 80GiB]
+ *   [--max-seq] [--json] [--gpus N] [--zero 0|1|2|3] [--sp K] [--offload-optimizer] [--offload-params]
  *   [--max-binding 4GiB] [--export deepspeed --out ds.json]`
  *
  * With `--gpus` (and the other multi-GPU flags) it plans one rank's real share of the step
@@ -13,7 +13,8 @@
  * each phase's peak, the largest tag, and whether fixed memory (weights + gradients + AdamW)
  * dominates; `--max-seq` searches the largest S that fits the budget. `--json` prints one JSON
  * object (`peakBytes`, `breakdown`, `peakPhase`, `phasePeaks`, `largestTag`, `fixedBytes`,
- * `fixedDominates`, …).
+ * `fixedDominates`, `hostPeakBytes` — the offloaded checkpoints' host bytes, outside the
+ * device peak and the budget —, …).
  */
 
 import {
@@ -35,7 +36,8 @@ import { describePolicy } from "../lib/models/policy.ts";
 
 const USAGE =
   `usage: deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
-  [--checkpoint] [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
+  [--checkpoint] [--optimizer-in-backward] [--hf-head] [--offload-checkpoints] [--dtype bf16|f16|f32]
+  [--budget 80GiB] [--max-seq] [--json]
   [--gpus N] [--zero 0|1|2|3] [--sp K] [--offload-optimizer] [--offload-params] [--max-binding SIZE]
   [--export deepspeed --out ds.json] [--config f.yaml] [--set key=value]...
 
@@ -56,9 +58,15 @@ function table(plan: Plan): string {
       (100 * b / plan.peakBytes).toFixed(1).padStart(5)
     }%`;
   });
-  return [...rows, `  ${"total".padEnd(12)} ${formatBytes(plan.peakBytes).padStart(12)}`].join(
-    "\n",
-  );
+  const total = `  ${"total".padEnd(12)} ${formatBytes(plan.peakBytes).padStart(12)}`;
+  const host = plan.hostPeakBytes > 0
+    ? [
+      `  ${"host".padEnd(12)} ${
+        formatBytes(plan.hostPeakBytes).padStart(12)
+      }  (peak, outside the device)`,
+    ]
+    : [];
+  return [...rows, total, ...host].join("\n");
 }
 
 /** The JSON fields explaining the peak. */
@@ -165,6 +173,7 @@ async function main(argv: string[]): Promise<void> {
         seq: r.maxSeq,
         peakBytes: r.plan?.peakBytes ?? 0,
         reservedBytes: r.plan?.reservedBytes ?? 0,
+        hostPeakBytes: r.plan?.hostPeakBytes ?? 0,
         overheadBytes: r.plan?.overheadBytes ?? 0,
         breakdown: r.plan?.breakdown ?? {},
         ...(r.plan ? peakFields(r.plan) : {}),
@@ -204,6 +213,7 @@ async function main(argv: string[]): Promise<void> {
         fits: plan.fits,
         peakBytes: plan.peakBytes,
         reservedBytes: plan.reservedBytes,
+        hostPeakBytes: plan.hostPeakBytes,
         overheadBytes: plan.overheadBytes,
         overheadDriver: plan.overheadDriver,
         pipelines: plan.pipelines,

@@ -1,14 +1,15 @@
 /**
  * `deno task train <preset> [--seq S] [--steps N] [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
- *   [--checkpoint] [--optimizer-in-backward] [--hf-head] [--device webgpu|meta] [--data repeat|brown]
+ *   [--checkpoint] [--optimizer-in-backward] [--hf-head] [--offload-checkpoints] [--device webgpu|meta]
+ *   [--data repeat|brown]
  *   [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
  *   [--save-every N] [--config f.yaml] [--set key=value]… [--json]`
  * `deno task train --resume DIR [--steps K] [--save DIR] [--save-every N] [policy flags] [--json]`
  *
  * One training run through the step driver (`lib/train/run_steps.ts`). `--json` ends with one
  * JSON line: `{preset, seq, steps, step, totalSteps, policy, losses, history, tokensPerSec,
- * timing, peakBytes, reservedBytes, overheadBytes, rssPeakBytes, peakPhase, breakdown, chunks,
- * …}` (losses and tokens/s are null on the meta device; reserved: the pool's peak; overhead: the
+ * timing, peakBytes, reservedBytes, hostPeakBytes, overheadBytes, rssPeakBytes, peakPhase,
+ * breakdown, chunks, …}` (losses and tokens/s are null on the meta device; reserved: the pool's peak; overhead: the
  * modelled driver bytes; rssPeakBytes: the process's peak resident memory, null off Linux). Checkpoints (`--save`, `--resume`): `lib/checkpoint/checkpoint_dir.ts`
  * (layout, crash safety) and `lib/train/run_settings.ts` (what a resumed run takes from the
  * checkpoint).
@@ -32,8 +33,8 @@ import { savedHistory, trainExtra, trainSettings } from "../lib/train/run_settin
 
 const USAGE =
   `usage: deno task train <preset> [--seq S] [--steps N] [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
-  [--checkpoint] [--optimizer-in-backward] [--hf-head] [--device webgpu|meta] [--data repeat|brown]
-  [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
+  [--checkpoint] [--optimizer-in-backward] [--hf-head] [--offload-checkpoints] [--device webgpu|meta]
+  [--data repeat|brown] [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
   [--save-every N] [--config f.yaml] [--set key=value]... [--json]
        deno task train --resume DIR [--steps K] [--save DIR] [--save-every N] [policy flags] [--json]
 
@@ -82,6 +83,7 @@ async function main(argv: string[]): Promise<void> {
     "checkpoint",
     "optimizer-in-backward",
     "hf-head",
+    "offload-checkpoints",
   ] as const;
   const savedPolicy = savedRun?.extra.policy as MemoryPolicy | undefined;
   if (savedPolicy && !policyFlags.some((f) => values[f] !== undefined)) {
@@ -186,6 +188,12 @@ async function main(argv: string[]): Promise<void> {
       `peak ${formatBytes(run.peakBytes)} in ${run.peakPhase}: ` +
         Object.entries(nonzero).map(([t, b]) => `${t} ${formatBytes(b)}`).join(", "),
     );
+    if (run.hostPeakBytes > 0) {
+      log(
+        `host ${formatBytes(run.hostPeakBytes)} at most (offloaded checkpoints, tag host; ` +
+          `outside the device peak)`,
+      );
+    }
     const t = run.timing;
     log(
       t
@@ -225,6 +233,7 @@ async function main(argv: string[]): Promise<void> {
         timing: run.timing,
         peakBytes: run.peakBytes,
         reservedBytes: run.reservedBytes,
+        hostPeakBytes: run.hostPeakBytes,
         pipelines: dev.pipelineCount,
         overheadBytes: overheadB,
         rssPeakBytes: residentMemory()?.peakRssBytes ?? null,

@@ -191,4 +191,48 @@ Deno.test("policy flags: one parser from flags to a MemoryPolicy", () => {
     /unknown policy "fast".*standard, checkpoint/,
   );
   assert.throws(() => parsePolicy({ "mst-mlp": "0" }), /--mst-mlp: expected "auto", "off" or/);
+  assert.deepEqual(
+    parsePolicy({ policy: "mst", "offload-checkpoints": true }),
+    POLICIES.mstOffload,
+  );
+  assert.deepEqual(parsePolicy({ checkpoint: true, "offload-checkpoints": true }), {
+    checkpoint: true,
+    offload: true,
+  });
+  assert.throws(
+    () => parsePolicy({ mst: "auto", "offload-checkpoints": true }),
+    /--offload-checkpoints .*recomputation is off; add --checkpoint/,
+  );
+});
+
+Deno.test("--offload-checkpoints: plan and train report the host bytes apart from the device peak", async () => {
+  const cfg = getPreset("llama3-tiny");
+  const S = 512;
+  const plan = async (...flags: string[]) => {
+    const args = ["llama3-tiny", "--seq", String(S), "--mst", "--checkpoint", "--json", ...flags];
+    const r = await task(["tasks/plan.ts", ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  };
+  const kept = await plan();
+  const off = await plan("--offload-checkpoints");
+  assert.equal(off.policy, "MsT + recomputation + checkpoint offload");
+  assert.equal(kept.hostPeakBytes, 0);
+  assert.equal(off.hostPeakBytes, cfg.layers * S * cfg.hidden * 4);
+  assert.ok(off.peakBytes < kept.peakBytes, `${off.peakBytes} vs ${kept.peakBytes}`);
+  assert.equal(off.breakdown.host, undefined);
+  // the train task on the meta device gives the same figures
+  const t = await task([
+    "tasks/train.ts",
+    ...["llama3-tiny", "--seq", String(S), "--steps", "2", "--device", "meta", "--json"],
+    ...["--mst", "--checkpoint", "--offload-checkpoints"],
+  ]);
+  assert.equal(t.code, 0, t.stderr);
+  const train = JSON.parse(t.stdout.trim().split("\n").at(-1)!);
+  assert.equal(train.peakBytes, off.peakBytes);
+  assert.equal(train.hostPeakBytes, off.hostPeakBytes);
+  // without recomputation there is nothing to offload: a clear error
+  const bad = await task(["tasks/plan.ts", "llama3-tiny", "--seq", "64", "--offload-checkpoints"]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--offload-checkpoints .*add --checkpoint/);
 });

@@ -1,7 +1,8 @@
 /**
  * MsT is exact: the mini-sequence MLP, the mini-sequence LM-head loss and activation
  * recomputation give the same loss and gradients as the unchunked model (f32 on the GPU),
- * including the cases the reference code gets wrong.
+ * including the cases the reference code gets wrong; checkpoint offload changes nothing, bit
+ * for bit.
  */
 
 import assert from "node:assert/strict";
@@ -192,5 +193,48 @@ Deno.test(
     assert.equal(results[0].loss, results[1].loss);
     assert.ok(normwise(results[0].dy, results[1].dy) < 1e-6, "dy");
     assert.ok(normwise(results[0].dw, results[1].dw) < 1e-6, "dW");
+  },
+);
+
+Deno.test(
+  "checkpoint offload: loss and every gradient equal the run without offload bit for bit",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const weights = randomWeights(SMALL, 6, 0.1);
+    const b1 = randomBatch(SMALL.vocabSize, 29, 41, [3]);
+    const b2 = randomBatch(SMALL.vocabSize, 13, 42);
+    const cases: [MemoryPolicy, Batch[]][] = [
+      [{ mst: { mlp: 3, head: 4 }, checkpoint: true }, [b1]],
+      [{ checkpoint: true }, [b1]],
+      // two micro-batches: each one's checkpoints go out and come back
+      [{ mst: { mlp: 2, head: 3 }, checkpoint: true }, [b1, b2]],
+    ];
+    for (const [policy, batches] of cases) {
+      const marker = dev.allocator.nextId;
+      const kept = await deviceLossAndGrads(dev, SMALL, weights, batches, policy);
+      kept.model.dispose();
+      const hostBefore = dev.allocator.stats().hostBytes;
+      dev.allocator.resetPeak();
+      const off = await deviceLossAndGrads(dev, SMALL, weights, batches, {
+        ...policy,
+        offload: true,
+      });
+      off.model.dispose();
+      dev.allocator.assertNoLeaksSince(marker);
+      const what = JSON.stringify(policy);
+      // each block's (S, d) input was on the host; all of it is freed again
+      const s = dev.allocator.stats();
+      const S = Math.max(...batches.map((b) => b.ids.length));
+      assert.equal(s.hostPeakBytes, SMALL.layers * S * SMALL.hidden * 4, `${what}: host peak`);
+      assert.equal(s.hostBytes, hostBefore, `${what}: host bytes left`);
+      assert.ok(Number.isFinite(kept.loss) && kept.loss > 0);
+      assert.equal(off.loss, kept.loss, `${what}: loss`);
+      for (const [name, g] of kept.grads) {
+        const h = off.grads.get(name)!;
+        const i = g.findIndex((x, j) => !Object.is(x, h[j]));
+        assert.equal(i, -1, `${what}: gradient of ${name} differs at ${i}: ${h[i]} vs ${g[i]}`);
+      }
+    }
   },
 );

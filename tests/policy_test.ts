@@ -14,6 +14,7 @@ Deno.test("describePolicy names the named policies and their variants", () => {
       checkpoint: "recomputation",
       mst: "MsT + recomputation",
       mstOib: "MsT + recomputation + optimizer-in-backward",
+      mstOffload: "MsT + recomputation + checkpoint offload",
       hfStandard: "standard (HF head)",
       hfCheckpoint: "recomputation (HF head)",
     },
@@ -48,7 +49,14 @@ Deno.test("a malformed or unsupported policy is refused with the field and the f
   assert.throws(() => validatePolicy({ mst: { mlp: 0 } }), /mst.mlp must be a positive integer/);
   assert.throws(() => validatePolicy({ mst: { attn: 2 } } as never), /unknown mst part "attn"/);
   assert.throws(() => validatePolicy({ head: "fast" } as never), /head must be "standard" or "hf"/);
-  assert.throws(() => validatePolicy({ offload: true }), /offload is not implemented yet/);
+  // offload moves the recomputation checkpoints: without checkpoint there are none
+  assert.throws(
+    () => validatePolicy({ offload: true }),
+    /offload .*checkpoint \(recomputation\) is off.*checkpoint: true \(--checkpoint\).*--offload-checkpoints/,
+  );
+  assert.throws(() => validatePolicy({ offload: "yes" } as never), /offload must be true or false/);
+  validatePolicy({ checkpoint: true, offload: true });
+  validatePolicy({ checkpoint: false, offload: false });
   // dtype must match how the device counts floats
   const cfg = getPreset("llama3-tiny");
   assert.throws(

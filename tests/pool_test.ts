@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { MetaDevice, Params, WebGPUDevice } from "../lib/device/mod.ts";
+import { MetaDevice, Params, sizeClassOf, WebGPUDevice } from "../lib/device/mod.ts";
 import { getPreset } from "../lib/models/presets.ts";
 import { Model } from "../lib/models/model.ts";
 import { Trainer } from "../lib/train/trainer.ts";
@@ -41,6 +41,7 @@ Deno.test("textures, uniforms and readbacks are reserved per kind, never live", 
     texture: 65536,
     uniform: 256,
     readback: 65536,
+    upload: 0,
   });
   assert.equal(s.reservedBytes, 3 * 65536 + 256);
   assert.equal(s.peakReservedBytes, s.reservedBytes);
@@ -117,7 +118,11 @@ Deno.test(
   async () => {
     const cfg = getPreset("llama3-tiny");
     const ids = Int32Array.from({ length: 200 }, (_, i) => (i * 31) % cfg.vocabSize);
-    const policies = [{}, { checkpoint: true, mst: { mlp: 3, head: 2 } }] as const;
+    const policies = [
+      {},
+      { checkpoint: true, mst: { mlp: 3, head: 2 } },
+      { checkpoint: true, mst: { mlp: 3, head: 2 }, offload: true },
+    ] as const;
     const run = async (dev: WebGPUDevice | MetaDevice, policy: (typeof policies)[number]) => {
       const model = Model.build(dev, cfg, policy, { seed: 1 });
       const trainer = new Trainer(dev, model);
@@ -141,6 +146,11 @@ Deno.test(
         const onGpu = await run(gpu, policy);
         const onMeta = await run(meta, policy);
         assert.ok(onGpu.reservedByKind.texture > 0 && onGpu.reservedByKind.uniform > 0);
+        // offload copies each (S, d) checkpoint out through a readback buffer and back in
+        // through an upload buffer, both pooled
+        const offload = "offload" in policy;
+        assert.equal(onGpu.reservedByKind.upload, offload ? sizeClassOf(200 * cfg.hidden * 4) : 0);
+        if (offload) assert.ok(onGpu.reservedByKind.readback >= sizeClassOf(200 * cfg.hidden * 4));
         assert.deepEqual(onMeta, onGpu);
         gpu.allocator.releaseCached();
         meta.allocator.releaseCached();

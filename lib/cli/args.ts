@@ -91,6 +91,7 @@ export const COMMON_OPTIONS = {
   checkpoint: { type: "boolean" },
   "optimizer-in-backward": { type: "boolean" },
   "hf-head": { type: "boolean" },
+  "offload-checkpoints": { type: "boolean" },
   device: { type: "string" },
   json: { type: "boolean" },
   config: { type: "string" },

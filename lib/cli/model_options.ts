@@ -22,6 +22,7 @@ export interface ModelFlags {
   checkpoint?: boolean;
   "optimizer-in-backward"?: boolean;
   "hf-head"?: boolean;
+  "offload-checkpoints"?: boolean;
 }
 
 /** The resolved model setup of a task. */
@@ -60,7 +61,8 @@ export async function modelSetup(
 /**
  * The memory policy of the flags: `--policy NAME` (one of {@link POLICIES}) as the base, then
  * `--mst [M|auto]` (both parts), `--mst-mlp`, `--mst-head` (M, auto or off), `--checkpoint`,
- * `--optimizer-in-backward` and `--hf-head` on top.
+ * `--optimizer-in-backward`, `--hf-head` and `--offload-checkpoints` (needs recomputation) on
+ * top.
  */
 export function parsePolicy(flags: ModelFlags): MemoryPolicy {
   let base: MemoryPolicy = POLICIES.standard;
@@ -86,7 +88,14 @@ export function parsePolicy(flags: ModelFlags): MemoryPolicy {
     ...(flags.checkpoint ? { checkpoint: true } : {}),
     ...(flags["optimizer-in-backward"] ? { optimizerInBackward: true } : {}),
     ...(flags["hf-head"] ? { head: "hf" as const } : {}),
+    ...(flags["offload-checkpoints"] ? { offload: true } : {}),
   };
+  if (policy.offload && !policy.checkpoint) {
+    throw new Error(
+      "--offload-checkpoints moves the recomputation checkpoints to host memory, but " +
+        "recomputation is off; add --checkpoint (or --policy mst)",
+    );
+  }
   validatePolicy(policy);
   return policy;
 }
@@ -97,4 +106,7 @@ export const POLICY_HELP = `  --policy NAME   a named memory policy as the base:
 }
                   (mst = MsT + recomputation; mstOib adds optimizer-in-backward); flags add to it
   --mst [M|auto]  mini-sequences for the MLP and the head; --mst-mlp / --mst-head set one part
-                  (M, auto or off); an M above S runs S one-row chunks and warns`;
+                  (M, auto or off); an M above S runs S one-row chunks and warns
+  --offload-checkpoints  keep each block's input checkpoint in host memory between its
+                  forward and its recomputation (needs --checkpoint); host bytes are reported
+                  apart (tag host), outside the device peak and budget`;

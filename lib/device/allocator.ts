@@ -10,8 +10,10 @@
  *
  * Every byte the device holds is reserved under one {@link ResourceKind}: storage buffers and
  * textures back tensors (live while a tensor uses them), uniform buffers back the kernels'
- * parameters and readback buffers carry reads to the host (both {@link Allocator.acquire}d
- * by the device, never live). So `reservedBytes` is what the device really holds.
+ * parameters, readback buffers carry reads to the host and upload buffers carry host copies
+ * back (all three {@link Allocator.acquire}d by the device, never live). So `reservedBytes` is
+ * what the device really holds. Bytes the device keeps in host memory (offloaded checkpoints)
+ * are counted apart under {@link HOST_TAG}.
  *
  * The pool never touches the GPU itself: a {@link BufferBackend} creates and destroys the
  * real resources (WebGPU) or nothing (meta), which is why both devices allocate identically.
@@ -40,11 +42,24 @@ export const TAGS = [
 export type Tag = typeof TAGS[number];
 
 /**
- * What a pooled resource is: a storage buffer (tensors), an `rgba32float` texture (staged
- * tensors, see `texture.ts`), a uniform buffer (kernel parameters) or a mappable readback
- * buffer. Resources of different kinds are never reused for one another.
+ * The tag of bytes held in host memory for the device (block checkpoints offloaded by the
+ * `offload` policy, see `host_tensor.ts`). Host bytes lie outside the device: they are not
+ * live bytes, not in the peak or its breakdown, and not checked against the budget; the
+ * allocator counts them apart ({@link MemoryStats.hostBytes}, {@link MemoryStats.hostPeakBytes})
+ * and records their events in the timeline with this tag.
  */
-export const RESOURCE_KINDS = ["storage", "texture", "uniform", "readback"] as const;
+export const HOST_TAG = "host";
+
+/** {@link HOST_TAG}. */
+export type HostTag = typeof HOST_TAG;
+
+/**
+ * What a pooled resource is: a storage buffer (tensors), an `rgba32float` texture (staged
+ * tensors, see `texture.ts`), a uniform buffer (kernel parameters), a mappable readback
+ * buffer (reads, copies to the host) or a mappable upload buffer (host copies brought back,
+ * see `host_tensor.ts`). Resources of different kinds are never reused for one another.
+ */
+export const RESOURCE_KINDS = ["storage", "texture", "uniform", "readback", "upload"] as const;
 
 /** One of {@link RESOURCE_KINDS}. */
 export type ResourceKind = typeof RESOURCE_KINDS[number];
@@ -88,6 +103,18 @@ export interface Block<H = unknown> {
   readonly handle: H;
 }
 
+/** Bytes held in host memory for the device (see {@link HOST_TAG}). */
+export interface HostBlock {
+  /** Allocation id, from the same sequence as device blocks. */
+  readonly id: number;
+  /** Bytes held on the host. */
+  readonly bytes: number;
+  /** Always {@link HOST_TAG}. */
+  readonly tag: HostTag;
+  /** Name shown in reports and leak errors. */
+  readonly name: string;
+}
+
 /** An alloc or free, as recorded in the timeline. */
 export interface MemoryEvent {
   /** Number of the event among all recorded events (0-based, never reset). */
@@ -98,13 +125,13 @@ export interface MemoryEvent {
   id: number;
   /** Accounted bytes of the block. */
   bytes: number;
-  /** Tag of the block (the new tag for `retag`). */
-  tag: Tag;
+  /** Tag of the block (the new tag for `retag`; {@link HOST_TAG} for host bytes). */
+  tag: Tag | HostTag;
   /** Name of the block. */
   name: string;
   /** The allocator's {@link Allocator.phase} when the event happened. */
   phase: string;
-  /** Live bytes right after this event. */
+  /** Live (device) bytes right after this event. */
   liveBytes: number;
 }
 
@@ -131,6 +158,10 @@ export interface MemoryStats {
    * label (a phase entered without allocating counts its live bytes on entry).
    */
   phasePeaks: Record<string, number>;
+  /** Bytes held in host memory now (tag {@link HOST_TAG}; not in `liveBytes`). */
+  hostBytes: number;
+  /** Peak host bytes since creation or the last {@link Allocator.resetPeak}. */
+  hostPeakBytes: number;
   /** Number of allocations since creation. */
   allocations: number;
   /** Allocations and acquisitions served by a cached resource instead of a new one. */
@@ -153,7 +184,7 @@ function zeroTags(): TagBytes {
 }
 
 function zeroKinds(): KindBytes {
-  return { storage: 0, texture: 0, uniform: 0, readback: 0 };
+  return { storage: 0, texture: 0, uniform: 0, readback: 0, upload: 0 };
 }
 
 /** Buffer pool + accounting. One per device. */
@@ -165,8 +196,12 @@ export class Allocator<H = unknown> {
     texture: new Map(),
     uniform: new Map(),
     readback: new Map(),
+    upload: new Map(),
   };
   #live = new Map<number, Block<H>>();
+  #hostLive = new Map<number, HostBlock>();
+  #hostBytes = 0;
+  #hostPeak = 0;
   #nextId = 1;
   #seq = 0;
   #liveBytes = 0;
@@ -266,11 +301,43 @@ export class Allocator<H = unknown> {
   }
 
   /**
-   * A pooled resource of `kind` with at least `bytes` bytes that is not a tensor (a uniform
-   * buffer or a readback buffer): counted in the reserved bytes, not in the live bytes, the
+   * Counts `bytes` held in host memory for the device (tag {@link HOST_TAG}): outside the
+   * live bytes, the peak and the budget; recorded in the timeline. Free with {@link freeHost}.
+   */
+  allocHost(bytes: number, name: string): HostBlock {
+    if (!Number.isFinite(bytes) || bytes < 0) {
+      throw new Error(
+        `cannot hold ${bytes} host bytes for "${name}": size must be finite and >= 0`,
+      );
+    }
+    const block: HostBlock = { id: this.#nextId++, bytes, tag: HOST_TAG, name };
+    this.#hostLive.set(block.id, block);
+    this.#hostBytes += bytes;
+    if (this.#hostBytes > this.#hostPeak) this.#hostPeak = this.#hostBytes;
+    this.#record("alloc", block);
+    return block;
+  }
+
+  /** Stops counting a {@link HostBlock}. Freeing twice is an error. */
+  freeHost(block: HostBlock): void {
+    if (!this.#hostLive.delete(block.id)) {
+      throw new Error(`host copy #${block.id} "${block.name}" was already freed`);
+    }
+    this.#hostBytes -= block.bytes;
+    this.#record("free", block);
+  }
+
+  /** Bytes held in host memory now (see {@link HOST_TAG}). */
+  get hostBytes(): number {
+    return this.#hostBytes;
+  }
+
+  /**
+   * A pooled resource of `kind` with at least `bytes` bytes that is not a tensor (a uniform,
+   * readback or upload buffer): counted in the reserved bytes, not in the live bytes, the
    * peak or the budget. Give it back with {@link release}.
    */
-  acquire(kind: "uniform" | "readback", bytes: number): Resource<H> {
+  acquire(kind: "uniform" | "readback" | "upload", bytes: number): Resource<H> {
     if (!Number.isFinite(bytes) || bytes < 0) {
       throw new Error(`cannot acquire ${bytes} bytes of ${kind}: size must be finite and >= 0`);
     }
@@ -335,6 +402,8 @@ export class Allocator<H = unknown> {
       peakBreakdown: { ...this.#peakBreakdown },
       peakPhase: this.#peakPhase,
       phasePeaks: Object.fromEntries(this.#phasePeaks),
+      hostBytes: this.#hostBytes,
+      hostPeakBytes: this.#hostPeak,
       allocations: this.#allocations,
       poolHits: this.#poolHits,
     };
@@ -356,6 +425,7 @@ export class Allocator<H = unknown> {
     this.#peakReserved = this.#reserved;
     this.#peakBreakdown = { ...this.#liveByTag };
     this.#peakPhase = this.#phase;
+    this.#hostPeak = this.#hostBytes;
     this.#phasePeaks.clear();
     this.#bumpPhasePeak();
   }
@@ -374,10 +444,14 @@ export class Allocator<H = unknown> {
       .map((b) => ({ id: b.id, name: b.name, tag: b.tag, bytes: b.bytes }));
   }
 
-  /** Live allocations whose id is greater than `afterId`, oldest first. */
+  /**
+   * Live allocations whose id is greater than `afterId`, oldest first: device blocks and
+   * host copies ({@link HOST_TAG}) alike, so leak checks cover both.
+   */
   liveSince(afterId: number): LiveTensorInfo[] {
-    return [...this.#live.values()]
+    return [...this.#live.values(), ...this.#hostLive.values()]
       .filter((b) => b.id > afterId)
+      .sort((a, b) => a.id - b.id)
       .map((b) => ({ id: b.id, name: b.name, tag: b.tag, bytes: b.bytes }));
   }
 
@@ -417,12 +491,13 @@ export class Allocator<H = unknown> {
   /** A one-line summary, for logs. */
   summary(): string {
     const s = this.stats();
+    const host = s.hostBytes > 0 ? `, host ${formatBytes(s.hostBytes)}` : "";
     return `live ${formatBytes(s.liveBytes)}, peak ${formatBytes(s.peakBytes)}, reserved ${
       formatBytes(s.reservedBytes)
-    }`;
+    }${host}`;
   }
 
-  #record(kind: MemoryEvent["kind"], b: Block<H>): void {
+  #record(kind: MemoryEvent["kind"], b: Block<H> | HostBlock): void {
     if (!this.#timeline) return;
     this.#timeline.push({
       seq: this.#seq++,

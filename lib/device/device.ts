@@ -20,6 +20,7 @@
 import { Allocator, type Block, type BufferBackend, type Resource, type Tag } from "./allocator.ts";
 import { bytesPerElement, type DType, type FloatCounting, numel } from "./dtype.ts";
 import { BindingLimitError } from "./errors.ts";
+import { HostTensor } from "./host_tensor.ts";
 import { type Params } from "./kernel_source.ts";
 import { ParamsCache, type ParamsEntry } from "./params_cache.ts";
 import { type Storage, Tensor } from "./tensor.ts";
@@ -259,12 +260,63 @@ export abstract class Device<H = unknown> {
    * buffer of the tensor's size.
    */
   async read(t: Tensor): Promise<Float32Array | Int32Array> {
+    return await this.#viaReadback(t, (staging) => this.readVia(t, staging));
+  }
+
+  /**
+   * Copies `t` into host memory: through a pooled `readback` buffer (as {@link read}) into an
+   * array the returned {@link HostTensor} owns, its bytes counted under the allocator's `host`
+   * tag (outside the device's live bytes, peak and budget) from this call until the host
+   * tensor is disposed. `t` stays live: dispose it to free the device copy. On the meta device
+   * the host tensor counts the same bytes and holds no data.
+   */
+  async toHost(t: Tensor, name = `${t.name}.host`): Promise<HostTensor> {
+    t.block; // throws when disposed
+    const block = this.allocator.allocHost(t.bytes, name);
+    let data: Float32Array | Int32Array | null;
+    try {
+      data = await this.#viaReadback(t, (staging) => this.readToHost(t, staging));
+    } catch (e) {
+      this.allocator.freeHost(block);
+      throw e;
+    }
+    return new HostTensor(t.shape, t.dtype, block, data, (b) => this.allocator.freeHost(b));
+  }
+
+  /**
+   * A new device tensor holding a host copy's data (see {@link toHost}), written through a
+   * pooled mappable `upload` buffer of its size. `h` stays counted until disposed.
+   */
+  async fromHost(h: HostTensor, opts: TensorOptions): Promise<Tensor> {
+    const data = h.data; // throws when disposed
+    const t = this.tensor(h.shape, { ...opts, dtype: h.dtype });
+    if (t.bytes !== h.bytes) {
+      t.dispose();
+      throw new Error(
+        `fromHost "${h.name}": the host copy holds ${h.bytes} bytes but the new tensor counts ` +
+          `${t.bytes}; bring it back on the device (and float counting) that made it`,
+      );
+    }
+    const staging = this.allocator.acquire("upload", Math.max(4, Math.ceil(t.bytes / 4) * 4));
+    try {
+      await this.uploadVia(t, data, staging);
+    } catch (e) {
+      this.allocator.discard(staging);
+      t.dispose();
+      throw e;
+    }
+    this.allocator.release(staging);
+    return t;
+  }
+
+  /** Runs `fn` with a pooled readback buffer of `t`'s size (discarded when `fn` fails). */
+  async #viaReadback<T>(t: Tensor, fn: (staging: Resource<H>) => Promise<T>): Promise<T> {
     t.block; // throws when disposed
     this.beforeRead();
     const staging = this.allocator.acquire("readback", Math.max(4, Math.ceil(t.bytes / 4) * 4));
-    let out: Float32Array | Int32Array;
+    let out: T;
     try {
-      out = await this.readVia(t, staging);
+      out = await fn(staging);
     } catch (e) {
       this.allocator.discard(staging);
       throw e;
@@ -272,6 +324,24 @@ export abstract class Device<H = unknown> {
     this.allocator.release(staging);
     return out;
   }
+
+  /** The data of a {@link toHost} copy: {@link readVia} (the meta device keeps none). */
+  protected readToHost(
+    t: Tensor,
+    staging: Resource<H>,
+  ): Promise<Float32Array | Int32Array | null> {
+    return this.readVia(t, staging);
+  }
+
+  /**
+   * Writes `data` (null on the meta device) into `t` through the mappable `staging` buffer;
+   * the buffer is unmapped and free to reuse when this resolves.
+   */
+  protected abstract uploadVia(
+    t: Tensor,
+    data: Float32Array | Int32Array | null,
+    staging: Resource<H>,
+  ): Promise<void>;
 
   /** Throws what must stop a read before it starts (e.g. errors reported asynchronously). */
   protected beforeRead(): void {}

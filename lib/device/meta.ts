@@ -91,6 +91,25 @@ export class MetaDevice extends Device<null> {
     );
   }
 
+  /** No data: the host copy only counts its bytes. */
+  protected override readToHost(
+    t: Tensor,
+    _staging: Resource<null>,
+  ): Promise<Float32Array | Int32Array | null> {
+    t.block;
+    return Promise.resolve(null);
+  }
+
+  /** Checks that `t` is live; nothing is written. */
+  protected override uploadVia(
+    t: Tensor,
+    _data: Float32Array | Int32Array | null,
+    _staging: Resource<null>,
+  ): Promise<void> {
+    t.block;
+    return Promise.resolve();
+  }
+
   /** Resolves at once: there is no pending work. */
   override sync(): Promise<void> {
     return Promise.resolve();

@@ -6,6 +6,7 @@ export * from "./allocator.ts";
 export * from "./device.ts";
 export * from "./dtype.ts";
 export * from "./errors.ts";
+export * from "./host_tensor.ts";
 export * from "./kernel_source.ts";
 export * from "./meta.ts";
 export * from "./overhead.ts";

@@ -8,7 +8,7 @@
  * (validation, out-of-memory, device loss) are raised by the next `read()` or `sync()`.
  *
  * Every GPU resource comes from the allocator's pool (storage buffers, textures, uniform
- * buffers, readback buffers), so the reserved bytes are what the device holds. A dispatch
+ * buffers, readback and upload buffers), so the reserved bytes are what the device holds. A dispatch
  * creates no object in the steady state: parameters are cached by content (`params_cache.ts`),
  * bind groups by pipeline and bound resources, texture views once per texture. Deno frees
  * WebGPU objects only when the garbage collector collects their wrappers, so per-dispatch
@@ -215,6 +215,8 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
           ? GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST
           : kind === "uniform"
           ? GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST
+          : kind === "upload"
+          ? GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC
           : GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
       });
     }
@@ -555,6 +557,33 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     await this.#settle();
     this.#raisePending();
     return t.dtype === "i32" ? new Int32Array(bytes) : new Float32Array(bytes);
+  }
+
+  /**
+   * Maps `staging` for writing (after submitting pending work, which may still copy from this
+   * pooled buffer), fills it with `data`, unmaps it and encodes its copy into `t`. Throws
+   * errors WebGPU reported asynchronously, and {@link DeviceLostError}.
+   */
+  protected override async uploadVia(
+    t: Tensor,
+    data: Float32Array | Int32Array | null,
+    staging: Resource<WebGPUHandle>,
+  ): Promise<void> {
+    this.#check();
+    if (!data || data.length !== t.size) {
+      throw new Error(`upload "${t.name}": ${data?.length ?? 0} values for ${t.size} elements`);
+    }
+    const size = alignedSize(t.bytes);
+    const buf = staging.handle as GPUBuffer;
+    this.#submit();
+    await this.#waitOrLost(buf.mapAsync(GPUMapMode.WRITE, 0, size));
+    const range = buf.getMappedRange(0, size);
+    if (data instanceof Int32Array) new Int32Array(range, 0, data.length).set(data);
+    else new Float32Array(range, 0, data.length).set(data);
+    buf.unmap();
+    this.#endPass();
+    this.#enc().copyBufferToBuffer(buf, 0, t.block.handle as GPUBuffer, 0, size);
+    if (++this.#pending >= this.#batchSize) this.#submit();
   }
 
   /**

@@ -20,12 +20,13 @@
  *
  * `offloadOptimizer` keeps the moments and the gradient partitions on the host (DeepSpeed's
  * `offload_optimizer`, where CPU Adam updates them), `offloadParams` the parameter partitions
- * (`offload_param`). Host bytes are outside the device budget; {@link ZeroRank.hostBytes}
- * counts them. Every byte is counted in the device's float counting (a bf16 plan counts the
+ * (`offload_param`). Host bytes are counted under the allocator's `host` tag, outside the
+ * device's peak and budget ({@link ZeroRank.hostBytes} is this rank's share of them). Every byte is counted in the device's float counting (a bf16 plan counts the
  * moments in bf16, as this workbench trains; DeepSpeed keeps fp32 master weights and moments,
  * which the ALST setups all keep on the host).
  */
 
+import type { HostBlock } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
 import type { Forward, SeqLayer } from "../nn/layer.ts";
@@ -73,6 +74,7 @@ export class ZeroRank {
   /** Prefetch depth of the ZeRO-3 gathers, in layers. */
   readonly prefetchLayers = ZERO3_PREFETCH_LAYERS;
   readonly #persistent: Tensor[] = [];
+  readonly #host: HostBlock[] = [];
   readonly #gathers = new Map<Parameter, number>();
   readonly #elem: number;
 
@@ -104,8 +106,10 @@ export class ZeroRank {
       onHost: boolean,
     ) => {
       if (elements === 0) return;
-      if (onHost) host += elements * this.#elem;
-      else this.#persistent.push(dev.tensor([elements], { tag, name }));
+      if (onHost) {
+        host += elements * this.#elem;
+        this.#host.push(dev.allocator.allocHost(elements * this.#elem, name));
+      } else this.#persistent.push(dev.tensor([elements], { tag, name }));
     };
     if (plan.zero === 3) {
       const shards = params.filter((p) => !p.resident).reduce((a, p) => a + part(p), 0);
@@ -192,6 +196,8 @@ export class ZeroRank {
     this.#gathers.clear();
     for (const t of this.#persistent) t.dispose();
     this.#persistent.length = 0;
+    for (const b of this.#host) this.dev.allocator.freeHost(b);
+    this.#host.length = 0;
   }
 }
 

@@ -5,12 +5,13 @@
  * A {@link MemoryPolicy} wraps parts of the built model without editing layers:
  * `checkpoint` wraps each decoder block with activation recomputation; `mst.mlp` wraps each
  * block's MLP into mini-sequences; `mst.head` swaps the LM-head loss for the chunked one;
- * `head: "hf"` swaps in transformers' unchunked head.
+ * `head: "hf"` swaps in transformers' unchunked head; `offload` (with `checkpoint`) keeps each
+ * block's input checkpoint in host memory between its forward and its recomputation.
  */
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { checkpoint } from "../mst/checkpoint.ts";
+import { checkpoint, type Checkpointed, type CheckpointSaved } from "../mst/checkpoint.ts";
 import { MiniSequence, miniSequence } from "../mst/mini_sequence.ts";
 import { MiniSequenceHeadLoss } from "../mst/mini_sequence_head.ts";
 import { DecoderBlock } from "../nn/decoder_block.ts";
@@ -89,6 +90,8 @@ export class Model {
    * device only); null for a single device.
    */
   readonly zero: ZeroRank | null = null;
+  /** The checkpointed blocks whose inputs go to the host (policy `offload`), else empty. */
+  readonly #offloaded: Checkpointed<unknown>[] = [];
 
   private constructor(
     readonly dev: Device,
@@ -206,7 +209,13 @@ export class Model {
         cfg.postNorms ? norm(pre + "post_feedforward_layernorm.weight") : undefined,
       );
       this.blockParams.push(this.params.filter((p) => p.name.startsWith(pre)));
-      this.blocks.push(policy.checkpoint ? checkpoint(dev, block) : block);
+      if (policy.checkpoint) {
+        const wrapped = checkpoint(dev, block);
+        if (policy.offload) this.#offloaded.push(wrapped);
+        this.blocks.push(wrapped);
+      } else {
+        this.blocks.push(block);
+      }
     }
     if (parallel) {
       this.zero = new ZeroRank(dev, this.params, parallel);
@@ -260,13 +269,18 @@ export class Model {
   /**
    * Forward and backward of one sequence. Returns the summed loss (1) on the device (divide by
    * the denominator on the host) and leaves the parameter gradients accumulated.
-   * Phases "forward" and "backward" are labelled in the memory timeline.
+   * Phases "forward" and "backward" are labelled in the memory timeline. Asynchronous only for
+   * checkpoint offload, which waits for each block's copy to and from the host; otherwise the
+   * work is encoded without waiting for the device.
    */
-  lossAndGrads(batch: Batch, opts: LossOptions = {}): { lossSum: Tensor; denominator: number } {
+  async lossAndGrads(
+    batch: Batch,
+    opts: LossOptions = {},
+  ): Promise<{ lossSum: Tensor; denominator: number }> {
     const cfg = this.cfg;
     const denominator = opts.lossDenominator ?? this.#validTargets(batch);
     const gradScale = denominator > 0 ? 1 / denominator : 0;
-    const f = this.#forward(batch, "forward", gradScale);
+    const f = await this.#forward(batch, "forward", gradScale);
 
     this.dev.setPhase("backward");
     const ready = opts.onGradReady ?? (() => {});
@@ -277,6 +291,8 @@ export class Model {
     dy.dispose();
     ready(this.finalNorm.weight);
     for (let i = this.blocks.length - 1; i >= 0; i--) {
+      // offload: the block's input comes back from the host just before its recomputation
+      await this.#offloaded[i]?.restore(f.blockSaved[i] as CheckpointSaved);
       const next = this.blocks[i].backward(dh, f.blockSaved[i]);
       dh.dispose();
       dh = next;
@@ -295,9 +311,9 @@ export class Model {
    * Forward only (evaluation): the summed loss (1) and the number of valid targets. Saved
    * state is freed block by block; no gradient is touched.
    */
-  loss(batch: Batch): { lossSum: Tensor; denominator: number } {
+  async loss(batch: Batch): Promise<{ lossSum: Tensor; denominator: number }> {
     const denominator = this.#validTargets(batch);
-    const { lossSum } = this.#forward(batch, "eval");
+    const { lossSum } = await this.#forward(batch, "eval");
     this.dev.setPhase("");
     return { lossSum, denominator };
   }
@@ -326,9 +342,10 @@ export class Model {
   /**
    * The forward pass. In phase "forward" (training) it keeps every layer's saved state and
    * the embedding's gradient index, and passes `gradScale` to the head; in phase "eval" it
-   * frees saved state as it goes.
+   * frees saved state as it goes. With offload, each block's checkpoint goes to the host right
+   * after the block's forward.
    */
-  #forward(batch: Batch, phase: "forward" | "eval", gradScale?: number) {
+  async #forward(batch: Batch, phase: "forward" | "eval", gradScale?: number) {
     const dev = this.dev;
     const S = batch.ids.length;
     const train = phase === "forward";
@@ -346,10 +363,11 @@ export class Model {
     this.zero?.release([this.embedding.weight]);
     ids.dispose();
     const blockSaved: unknown[] = [];
-    for (const block of this.blocks) {
+    for (const [i, block] of this.blocks.entries()) {
       const f = block.forward(h);
       h.dispose();
       h = f.out;
+      if (train) await this.#offloaded[i]?.offload(f.saved as CheckpointSaved);
       blockSaved.push(keep(f.saved));
     }
     const fn = this.finalNorm.forward(h);
@@ -371,7 +389,7 @@ export class Model {
     let sum = 0;
     let n = 0;
     for (const b of batches) {
-      const r = this.loss(b);
+      const r = await this.loss(b);
       sum += (await this.dev.read(r.lossSum))[0];
       r.lossSum.dispose();
       n += r.denominator;

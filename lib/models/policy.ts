@@ -49,8 +49,11 @@ export interface MemoryPolicy {
    */
   readonly head?: "standard" | "hf";
   /**
-   * Reserved for host offload of block checkpoints (tag `host`), which later work adds.
-   * `true` is refused by {@link validatePolicy} until then.
+   * Checkpoint offload: keep each decoder block's input checkpoint in host memory between
+   * the block's forward and its recomputation (copied out through a mappable buffer after the
+   * forward, the device copy freed; uploaded back before the recomputation). Host bytes are
+   * counted under the allocator's `host` tag, outside the device's peak and budget. Needs
+   * `checkpoint` (default false).
    */
   readonly offload?: boolean;
   /**
@@ -78,6 +81,7 @@ const freeze = (p: MemoryPolicy): MemoryPolicy =>
  * - `checkpoint`: activation recomputation;
  * - `mst`: MsT (MLP and head, M auto) + recomputation, the paper's MsT;
  * - `mstOib`: `mst` + optimizer-in-backward (the paper's 60K setting);
+ * - `mstOffload`: `mst` + checkpoint offload (block inputs kept in host memory);
  * - `hfStandard`, `hfCheckpoint`: standard and recomputation with transformers' LM head,
  *   the paper's baselines.
  */
@@ -86,6 +90,7 @@ export const POLICIES: Readonly<{
   checkpoint: MemoryPolicy;
   mst: MemoryPolicy;
   mstOib: MemoryPolicy;
+  mstOffload: MemoryPolicy;
   hfStandard: MemoryPolicy;
   hfCheckpoint: MemoryPolicy;
 }> = Object.freeze({
@@ -97,6 +102,7 @@ export const POLICIES: Readonly<{
     mst: { mlp: "auto", head: "auto" },
     optimizerInBackward: true,
   }),
+  mstOffload: freeze({ checkpoint: true, mst: { mlp: "auto", head: "auto" }, offload: true }),
   hfStandard: freeze({ head: "hf" }),
   hfCheckpoint: freeze({ head: "hf", checkpoint: true }),
 });
@@ -112,7 +118,8 @@ export function partChunks(policy: MemoryPolicy, part: "mlp" | "head"): PartChun
 /**
  * A short name, the same everywhere: `"standard"`, `"recomputation"`,
  * `"MsT + recomputation"` (both parts auto), `"MsT(mlp=4, head=off)"`,
- * `"MsT + recomputation + optimizer-in-backward"`, `"standard (HF head)"`, …
+ * `"MsT + recomputation + optimizer-in-backward"`, `"MsT + recomputation + checkpoint offload"`,
+ * `"standard (HF head)"`, …
  *
  * @example
  * ```ts
@@ -131,7 +138,7 @@ export function describePolicy(policy: MemoryPolicy): string {
   }
   if (policy.checkpoint) parts.push("recomputation");
   if (policy.optimizerInBackward) parts.push("optimizer-in-backward");
-  if (policy.offload) parts.push("offload");
+  if (policy.offload) parts.push("checkpoint offload");
   let name = parts.length ? parts.join(" + ") : "standard";
   if (policy.head === "hf" && head === "off") name += " (HF head)";
   if (policy.dtype) name += ` [${policy.dtype}]`;
@@ -141,9 +148,9 @@ export function describePolicy(policy: MemoryPolicy): string {
 }
 
 /**
- * Throws a clear error for a malformed policy (unknown key, bad M, bad head) or one this
- * build cannot run (offload; a dtype the device does not count), naming the field and the
- * accepted values.
+ * Throws a clear error for a malformed policy (unknown key, bad M, bad head, offload without
+ * checkpoint) or one this build cannot run (a dtype the device does not count), naming the
+ * field and the accepted values.
  */
 export function validatePolicy(policy: MemoryPolicy, deviceFloats?: FloatCounting): void {
   for (const k of Object.keys(policy)) {
@@ -171,9 +178,16 @@ export function validatePolicy(policy: MemoryPolicy, deviceFloats?: FloatCountin
       `memory policy: head must be "standard" or "hf", got ${JSON.stringify(policy.head)}`,
     );
   }
-  if (policy.offload) {
+  if (policy.offload !== undefined && typeof policy.offload !== "boolean") {
     throw new Error(
-      "memory policy: offload is not implemented yet; leave it unset (block checkpoints stay on the device)",
+      `memory policy: offload must be true or false, got ${JSON.stringify(policy.offload)}`,
+    );
+  }
+  if (policy.offload && !policy.checkpoint) {
+    throw new Error(
+      "memory policy: offload moves the block checkpoints to the host, but checkpoint " +
+        "(recomputation) is off, so there are none; set checkpoint: true (--checkpoint) with " +
+        "offload: true (--offload-checkpoints), or leave offload unset",
     );
   }
   if (policy.parallel !== undefined) {

@@ -2,17 +2,27 @@
  * Activation recomputation: `checkpoint(layer)` keeps only the layer's input (tagged
  * `checkpoints`) from forward to backward; backward recomputes the forward, then
  * back-propagates through the recomputed saved state.
+ *
+ * Checkpoint offload (policy `offload`): after the forward, {@link Checkpointed.offload} moves
+ * the kept input to host memory (`device.toHost`: a pooled readback buffer, then an array the
+ * runtime owns, counted under the `host` tag) and frees the device copy; before the
+ * recomputation, {@link Checkpointed.restore} uploads it back (`device.fromHost`). Both are
+ * asynchronous (they wait for the device), so the model calls them between layers. The bytes
+ * are copied unchanged, so loss and gradients equal the run without offload bit for bit.
  */
 
 import type { Device } from "../device/device.ts";
+import type { HostTensor } from "../device/host_tensor.ts";
 import type { Tensor } from "../device/tensor.ts";
 import { type Forward, recomputeSaved, type SeqLayer, view } from "../nn/layer.ts";
 import { disposeAll } from "../nn/parameter.ts";
 
-/** Saved state of a checkpointed layer: its input only. */
+/** Saved state of a checkpointed layer: its input only, on the device or on the host. */
 export interface CheckpointSaved {
-  /** The layer input (S, d_in): a view of it, tagged `checkpoints`. */
-  x: Tensor;
+  /** The layer input (S, d_in): a view of it, tagged `checkpoints`; null while offloaded. */
+  x: Tensor | null;
+  /** The input's host copy (S, d_in) while offloaded, else null. */
+  host: HostTensor | null;
 }
 
 /** A layer whose forward is recomputed in backward. */
@@ -34,12 +44,41 @@ export class Checkpointed<S> implements SeqLayer<CheckpointSaved> {
     disposeAll(f.saved);
     const kept = view(x);
     this.dev.retag(kept, "checkpoints");
-    return { out: f.out, saved: { x: kept } };
+    return { out: f.out, saved: { x: kept, host: null } };
+  }
+
+  /**
+   * Moves the kept input to host memory: copies it out (waiting for the device), then frees
+   * its device copy. The device bytes are released once every other view of the input is
+   * disposed too.
+   */
+  async offload(s: CheckpointSaved): Promise<void> {
+    if (!s.x) throw new Error(`${this.name}: the checkpoint is already offloaded`);
+    s.host = await this.dev.toHost(s.x, `${this.inner.name}.checkpoint.host`);
+    s.x.dispose();
+    s.x = null;
+  }
+
+  /** Brings an offloaded input back to the device (tag `checkpoints`) and frees the host copy. */
+  async restore(s: CheckpointSaved): Promise<void> {
+    if (!s.host) return;
+    s.x = await this.dev.fromHost(s.host, {
+      tag: "checkpoints",
+      name: `${this.inner.name}.checkpoint`,
+    });
+    s.host.dispose();
+    s.host = null;
   }
 
   backward(dy: Tensor, s: CheckpointSaved): Tensor {
+    if (!s.x) {
+      throw new Error(
+        `${this.name}: the checkpoint is on the host; await restore(saved) before backward`,
+      );
+    }
     const saved = recomputeSaved(this.inner, s.x);
     s.x.dispose();
+    s.x = null;
     return this.inner.backward(dy, saved);
   }
 }

@@ -95,8 +95,13 @@ export interface Plan {
   chunks?: ResolvedChunks;
   /** Warnings of the run (e.g. an M above S). */
   warnings: string[];
-  /** Peak bytes of the device's pool (tensors' buffers and textures, uniform and readback buffers). */
+  /** Peak bytes of the device's pool (tensors' buffers and textures, uniform, readback and upload buffers). */
   reservedBytes: number;
+  /**
+   * Peak bytes held in host memory (tag `host`: block checkpoints under the `offload` policy;
+   * 0 otherwise). Outside `peakBytes`, `breakdown` and the budget.
+   */
+  hostPeakBytes: number;
   /** Compute pipelines the steps compile. */
   pipelines: number;
   /** The driver's own bytes: {@link PlanInput.overhead} for {@link pipelines} pipelines. */
@@ -160,6 +165,7 @@ export async function planStep(input: PlanInput): Promise<Plan> {
   // last step's reset is the peak of the whole plan.
   const device = () => ({
     reservedBytes: dev.allocator.stats().peakReservedBytes,
+    hostPeakBytes: dev.allocator.stats().hostPeakBytes,
     pipelines: dev.pipelineCount,
     overheadBytes: overheadBytes(overhead, dev.pipelineCount),
     overheadDriver: overhead.driver,

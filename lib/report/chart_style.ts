@@ -18,6 +18,7 @@ export const POLICY_COLORS: Readonly<Record<string, string>> = {
   "MsT": "#72b7b2",
   "MsT + recomputation": "#4c78a8",
   "MsT + recomputation + optimizer-in-backward": "#54a24b",
+  "MsT + recomputation + checkpoint offload": "#17becf",
 };
 
 /** Colours for series without a fixed colour (Tableau 10 minus the fixed ones first). */

@@ -49,7 +49,7 @@ export async function deviceLossAndGrads(
   for (const b of batches) for (const t of b.targets) if (t !== -100) denominator++;
   let loss = 0;
   for (const b of batches) {
-    const r = model.lossAndGrads(b, { lossDenominator: denominator });
+    const r = await model.lossAndGrads(b, { lossDenominator: denominator });
     loss += (await dev.read(r.lossSum))[0];
     r.lossSum.dispose();
   }

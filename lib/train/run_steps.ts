@@ -10,10 +10,11 @@
  *   spread (min / median / max) of those timed steps; `null` on the meta device, which
  *   computes nothing, and when no step follows the warm-up;
  * - the largest step peak, the per-tag breakdown at it, its phase, and the peak of each
- *   phase (`forward`, `backward`, `optimizer`; `other` between phases);
+ *   phase (`forward`, `backward`, `optimizer`; `other` between phases); the peak bytes held
+ *   in host memory (tag `host`, checkpoint offload), which are outside the device's peak;
  * - the mini-sequence counts M actually run per part (after `"auto"` and the cap at S); a
  *   requested M above S is reported through `onWarning`;
- * - leak checks: the tensors a step allocates must be freed by its end (AdamW's moments,
+ * - leak checks: the tensors (and host copies) a step allocates must be freed by its end (AdamW's moments,
  *   created by an optimizer's first step, excepted), and a model the driver built must
  *   leave the device's live bytes where they were. `leaks: "throw"` (default) raises
  *   {@link LeakError}; `"report"` only records the bytes.
@@ -77,6 +78,8 @@ export interface StepRecord {
   peakPhase: string;
   /** Peak bytes the device's pool held during the step (PyTorch's "reserved"). */
   reservedBytes: number;
+  /** Peak bytes held in host memory during the step (tag `host`; outside `peakBytes`). */
+  hostPeakBytes: number;
   /** Live bytes after the step. */
   liveBytes: number;
   /** Bytes allocated by the step and still live after it (0 = no leak). */
@@ -125,6 +128,11 @@ export interface RunStepsResult {
    * emptied pool, so this is the run's own.
    */
   reservedBytes: number;
+  /**
+   * Largest step peak of the bytes held in host memory (tag `host`: block checkpoints under
+   * the `offload` policy, 0 otherwise). Outside `peakBytes`, `breakdown` and any budget.
+   */
+  hostPeakBytes: number;
   /** Tokens / median timed step time; `null` on the meta device or with no timed step. */
   tokensPerSec: number | null;
   /** Min / median / max of the timed steps; `null` when `tokensPerSec` is. */
@@ -288,6 +296,7 @@ export class StepRunner {
       peakBytes: r.peakBytes,
       peakPhase: phaseName(r.peakPhase),
       reservedBytes: r.reservedBytes,
+      hostPeakBytes: r.hostPeakBytes,
       liveBytes: r.liveBytes,
       leakedBytes,
       chunks: this.model.resolvedChunks(),
@@ -337,6 +346,7 @@ export class StepRunner {
       phasePeaks: { ...this.#phasePeaks },
       largestTag: largestTag(this.#breakdown),
       reservedBytes: Math.max(...steps.map((s) => s.reservedBytes)),
+      hostPeakBytes: Math.max(...steps.map((s) => s.hostPeakBytes)),
       tokensPerSec: timing ? tokens / (timing.medianMs / 1000) : null,
       timing,
       chunks: steps[steps.length - 1].chunks,

@@ -25,6 +25,8 @@ export interface StepResult {
   breakdown: TagBytes;
   /** Peak bytes the device's pool held during the step (every resource kind, live or cached). */
   reservedBytes: number;
+  /** Peak bytes held in host memory during the step (tag `host`: offloaded checkpoints). */
+  hostPeakBytes: number;
   /** Live bytes after the step. */
   liveBytes: number;
   /** Wall time of the step, ms (includes waiting for the device). */
@@ -79,7 +81,10 @@ export class Trainer {
         : this.optimizerInBackward && last
         ? (p: Parameter) => this.optimizer.update(p, stepNo)
         : undefined;
-      const r = this.model.lossAndGrads(batches[i], { lossDenominator: denominator, onGradReady });
+      const r = await this.model.lossAndGrads(batches[i], {
+        lossDenominator: denominator,
+        onGradReady,
+      });
       lossSums.push(r.lossSum);
     }
     dev.setPhase("optimizer");
@@ -104,6 +109,7 @@ export class Trainer {
       peakBytes: s.peakBytes,
       breakdown: s.peakBreakdown,
       reservedBytes: s.peakReservedBytes,
+      hostPeakBytes: s.hostPeakBytes,
       liveBytes: s.liveBytes,
       ms: performance.now() - t0,
       peakPhase: s.peakPhase,
