@@ -188,7 +188,34 @@ export {
   type Plan,
   type PlanInput,
   planStep,
+  type RankInfo,
 } from "./lib/plan/planner.ts";
+export { isPartitioned, ZeroGathered, zeroHostBytes, ZeroRank } from "./lib/dist/zero.ts";
+export { allToAll, headsToSeq, seqToHeads } from "./lib/dist/ulysses.ts";
+export {
+  ALST_BUDGET,
+  ALST_PRESET,
+  ALST_SETUPS,
+  alstPolicy,
+  type AlstSetup,
+  TORCH_INT32_BINDING_BYTES,
+} from "./lib/plan/alst.ts";
+export {
+  deepspeedConfig,
+  type DeepSpeedExportInput,
+  launchNote,
+  validateDeepSpeedConfig,
+  writeDeepSpeedExport,
+} from "./lib/plan/deepspeed_export.ts";
+export {
+  DEEPSPEED_ZERO_DEFAULTS,
+  describeParallel,
+  isSingleDevice,
+  type ParallelPlan,
+  validateParallel,
+  ZERO3_PREFETCH_LAYERS,
+  type ZeroStage,
+} from "./lib/models/parallel.ts";
 export {
   explainPlan,
   FIXED_DOMINATES_SHARE,

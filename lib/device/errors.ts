@@ -70,6 +70,7 @@ export class BindingLimitError extends Error {
   /** Always `"BindingLimitError"`. */
   override name = "BindingLimitError";
   /**
+   * Builds the message from the call that broke the limit.
    * @param kernel The kernel.
    * @param tensor The tensor's name.
    * @param bytes The tensor's bytes.
@@ -84,6 +85,27 @@ export class BindingLimitError extends Error {
     super(
       `kernel "${kernel}": tensor "${tensor}" is ${bytes} bytes, above the device's ` +
         `maxStorageBufferBindingSize ${limit}; use mini-sequences (--mst) to keep tensors smaller`,
+    );
+  }
+}
+
+/**
+ * A kernel parameter (a count or an index, e.g. S·d elements) does not fit its 32-bit uniform
+ * field: the kernels index with 32-bit integers, so a step whose tensors hold 2^32 elements or
+ * more cannot run (plans report it as not fitting).
+ */
+export class IndexRangeError extends Error {
+  /** Always `"IndexRangeError"`. */
+  override name = "IndexRangeError";
+  /**
+   * Builds the message from the value.
+   * @param type The field's type.
+   * @param value The value that does not fit.
+   */
+  constructor(readonly type: "u32" | "i32", readonly value: number) {
+    super(
+      `${type} parameter out of range: ${value} (kernels index with 32-bit integers; ` +
+        `use a shorter sequence per device, mini-sequences (--mst) or sequence parallelism (--sp))`,
     );
   }
 }

@@ -6,6 +6,8 @@
  * `{{NAME}}` placeholders filled by {@link fillTemplate}, which fails on a leftover one.
  */
 
+import { IndexRangeError } from "./errors.ts";
+
 const cache = new Map<string, string>();
 
 /** The text of `kernels/<name>.wgsl`. */
@@ -56,7 +58,7 @@ export class Params {
   /** Append an unsigned 32-bit integer. */
   u32(v: number): this {
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-      throw new Error(`u32 parameter out of range: ${v}`);
+      throw new IndexRangeError("u32", v);
     }
     this.#values.push({ type: "u32", v });
     return this;
@@ -64,7 +66,7 @@ export class Params {
   /** Append a signed 32-bit integer. */
   i32(v: number): this {
     if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) {
-      throw new Error(`i32 parameter out of range: ${v}`);
+      throw new IndexRangeError("i32", v);
     }
     this.#values.push({ type: "i32", v });
     return this;

@@ -77,7 +77,10 @@ export function headsToSeq(
   const [rows, cols] = x.shape;
   const out = allToAll(dev, x, [rows / sp, cols * sp], name);
   if (replicate === 1) return out;
-  const summed = dev.tensor([rows / sp, (cols * sp) / replicate], { tag: x.tag, name });
+  const summed = dev.tensor([rows / sp, (cols * sp) / replicate], {
+    tag: x.tag,
+    name: `${name}.sum`,
+  });
   out.dispose();
   return summed;
 }

@@ -72,7 +72,7 @@ export class ZeroRank {
   /** Elements of this rank's partition of every parameter (Σ ⌈numel/N⌉). */
   readonly partitionElements: number;
   /** Prefetch depth of the ZeRO-3 gathers, in layers. */
-  readonly prefetchLayers = ZERO3_PREFETCH_LAYERS;
+  readonly prefetchLayers: number = ZERO3_PREFETCH_LAYERS;
   readonly #persistent: Tensor[] = [];
   readonly #host: HostBlock[] = [];
   readonly #gathers = new Map<Parameter, number>();
@@ -206,6 +206,7 @@ export class ZeroGathered<S> implements SeqLayer<S> {
   readonly name: string;
   readonly rowWise: boolean;
   /**
+   * Wraps `inner` so its parameters are gathered around each of its passes.
    * @param zero The rank's ZeRO state.
    * @param inner The layer (e.g. a checkpointed decoder block).
    * @param params The parameters `inner` uses.

@@ -5,7 +5,7 @@
  * steps, not extrapolation) the largest S whose step fits a budget.
  */
 
-import { BindingLimitError, OutOfMemoryError } from "../device/errors.ts";
+import { BindingLimitError, IndexRangeError, OutOfMemoryError } from "../device/errors.ts";
 import type { FloatCounting } from "../device/dtype.ts";
 import { MetaDevice } from "../device/meta.ts";
 import type { DeviceLimits } from "../device/device.ts";
@@ -112,6 +112,11 @@ export interface Plan {
   error?: string;
   /** The planned rank of a multi-GPU plan (absent for one device). */
   rank?: RankInfo;
+  /**
+   * Why a step that does not fit fails: `memory` (the budget), `binding` (a tensor above the
+   * `limits`' binding size) or `index` (a count past the kernels' 32-bit indices).
+   */
+  failure?: "memory" | "binding" | "index";
 }
 
 /**
@@ -192,8 +197,9 @@ export async function planStep(input: PlanInput): Promise<Plan> {
       ...(rank ? { rank } : {}),
     };
   } catch (e) {
-    if (e instanceof BindingLimitError) {
-      // a tensor above the limit a kernel may bind (`limits`): the step cannot run at this S
+    if (e instanceof BindingLimitError || e instanceof IndexRangeError) {
+      // a tensor above the limit a kernel may bind (`limits`), or a count past the kernels'
+      // 32-bit indices: the step cannot run at this S
       const s = dev.allocator.stats();
       return {
         policy,
@@ -210,6 +216,7 @@ export async function planStep(input: PlanInput): Promise<Plan> {
         ...device(),
         error: e.message,
         ...(rank ? { rank } : {}),
+        failure: e instanceof BindingLimitError ? "binding" as const : "index" as const,
       };
     }
     if (!(e instanceof OutOfMemoryError)) throw e;
@@ -237,6 +244,7 @@ export async function planStep(input: PlanInput): Promise<Plan> {
       ...device(),
       error: e.message,
       ...(rank ? { rank } : {}),
+      failure: "memory",
     };
   }
 }
@@ -249,6 +257,11 @@ export interface MaxSeqResult {
   plan: Plan | null;
   /** Every probe (S, fits), in order. */
   probes: { seq: number; fits: boolean }[];
+  /**
+   * What stopped the search: the failure of the smallest S that does not fit (see
+   * {@link Plan.failure}), or `search limit` when every probe up to the limit fit.
+   */
+  limitedBy: "memory" | "binding" | "index" | "search limit";
 }
 
 /**
@@ -264,12 +277,20 @@ export async function maxSequence(
   }
   const probes: { seq: number; fits: boolean }[] = [];
   const plans = new Map<number, Plan>();
+  let firstFail: Plan | null = null;
   const probe = async (seq: number) => {
     const p = await planStep({ ...input, seq });
     probes.push({ seq, fits: p.fits });
     plans.set(seq, p);
+    if (!p.fits && (!firstFail || seq < firstFail.seq)) firstFail = p;
     return p.fits;
   };
+  const result = (maxSeq: number): MaxSeqResult => ({
+    maxSeq,
+    plan: plans.get(maxSeq) ?? null,
+    probes,
+    limitedBy: (firstFail as Plan | null)?.failure ?? "search limit",
+  });
   // a rank holds S/K tokens: S moves in steps of K, and the search reaches K times further
   const sp = isSingleDevice(input.policy.parallel)
     ? 1
@@ -285,9 +306,9 @@ export async function maxSequence(
     lo = hi;
     hi *= 2;
   }
-  if (hi > limit) return { maxSeq: lo, plan: plans.get(lo) ?? null, probes };
+  if (hi > limit) return result(lo);
   if (lo === 0) {
-    if (!(await probe(g))) return { maxSeq: 0, plan: null, probes };
+    if (!(await probe(g))) return result(0);
     lo = g;
   }
   while (hi - lo > g) {
@@ -296,5 +317,5 @@ export async function maxSequence(
     if (await probe(mid)) lo = mid;
     else hi = mid;
   }
-  return { maxSeq: lo, plan: plans.get(lo) ?? null, probes };
+  return result(lo);
 }
