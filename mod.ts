@@ -193,11 +193,17 @@ export {
 export { isPartitioned, ZeroGathered, zeroHostBytes, ZeroRank } from "./lib/dist/zero.ts";
 export { allToAll, headsToSeq, seqToHeads } from "./lib/dist/ulysses.ts";
 export {
+  ALST_ANCHOR_COLUMNS,
   ALST_BUDGET,
   ALST_PRESET,
   ALST_SETUPS,
+  type AlstAnchor,
+  alstAnchorRow,
   alstPolicy,
   type AlstSetup,
+  type KernelIndex,
+  planAlstAnchor,
+  planLongest,
   TORCH_INT32_BINDING_BYTES,
 } from "./lib/plan/alst.ts";
 export {

@@ -1,7 +1,7 @@
 /**
- * The shipped experiments: all five are listed and load (defaults and `--quick` overrides
- * valid), and cheap variants run end to end in process — max-seq-device, chunk-ablation and
- * families-long on the meta device (memory only), convergence on WebGPU with a few steps at a
+ * The shipped experiments: all are listed and load (defaults and `--quick` overrides
+ * valid), and cheap variants run end to end in process — max-seq-device, chunk-ablation,
+ * families-long and scale-out on the meta device (memory only), convergence on WebGPU with a few steps at a
  * tiny S — checking their key figures against their own records. Also the figure helpers,
  * the `someOf` / `presets` rules and `metricVsSeq`'s highlighted points.
  * (`llama3-long --quick --device meta` runs through the CLI in `experiments_test.ts`.)
@@ -27,7 +27,14 @@ import {
 import { listExperiments } from "../lib/experiments/registry.ts";
 import { resolveExperimentConfig } from "../lib/experiments/config.ts";
 
-const FIVE = ["chunk-ablation", "convergence", "families-long", "llama3-long", "max-seq-device"];
+const SHIPPED = [
+  "chunk-ablation",
+  "convergence",
+  "families-long",
+  "llama3-long",
+  "max-seq-device",
+  "scale-out",
+];
 
 /** Runs an experiment in process into a fresh temporary directory; returns its records. */
 async function run(name: string, device: "webgpu" | "meta", set: string[] = []) {
@@ -51,11 +58,11 @@ async function run(name: string, device: "webgpu" | "meta", set: string[] = []) 
 
 const rowsOf = (rows: readonly MetricRow[], kind: string) => rows.filter((r) => r.kind === kind);
 
-Deno.test("the five experiments are listed, load, and keep to their size", async () => {
+Deno.test("the shipped experiments are listed, load, and keep to their size", async () => {
   const { experiments: all, skipped } = await listExperiments();
   assert.deepEqual(skipped, []);
-  assert.deepEqual(all.map((e) => e.name).filter((n) => FIVE.includes(n)), FIVE);
-  for (const e of all.filter((e) => FIVE.includes(e.name))) {
+  assert.deepEqual(all.map((e) => e.name).filter((n) => SHIPPED.includes(n)), SHIPPED);
+  for (const e of all.filter((e) => SHIPPED.includes(e.name))) {
     assert.ok(e.description.length > 20, e.name);
     assert.ok(e.quick && Object.keys(e.quick).length > 0, `${e.name} has a --quick variant`);
     const lines = (await Deno.readTextFile(new URL(`../experiments/${e.name}.ts`, import.meta.url)))
@@ -104,6 +111,40 @@ Deno.test("chunk-ablation --quick on meta: knees from the records, auto marked",
   }
   const chart = rec.charts.find((c) => c.name === "peak-vs-m")!;
   assert.match(JSON.stringify(chart.spec), /"shape":"diamond"/);
+});
+
+Deno.test("scale-out --quick on meta: max S grows with ZeRO-3 and Ulysses; ALST's points beside ours", async () => {
+  const { rec, figures, html } = await run("scale-out", "meta");
+  const maxSeq = figures.maxSeq as Record<string, Record<string, number>>;
+  const at = (series: string, n: number) => maxSeq[series][String(n)];
+  const [mst, off, z3, sp] = [
+    "MsT + recomputation",
+    "+ checkpoint offload",
+    "+ ZeRO-3",
+    "+ Ulysses SP (K = N)",
+  ];
+  for (const n of [1, 2]) {
+    assert.ok(at(mst, n) > 0 && at(mst, n) < at(off, n), JSON.stringify(maxSeq));
+    assert.ok(at(off, n) <= at(z3, n) && at(z3, n) <= at(sp, n));
+  }
+  assert.equal(at(mst, 2), at(mst, 1), "data parallelism alone does not lengthen a sequence");
+  assert.ok(at(z3, 2) > at(z3, 1) && at(sp, 2) > at(z3, 2));
+  const rows = rowsOf(rec.metrics, "max-seq");
+  assert.equal(rows.length, 4 * 2 + 3);
+  assert.deepEqual(
+    rows.filter((r) => r.alst).map((r) => [r.gpus, r.maxSeq]),
+    [[1, 500000], [8, 3700000], [32, 15000000]],
+  );
+  for (const r of rows.filter((r) => !r.alst)) {
+    assert.ok(
+      (r.maxSeq as number) %
+          (65536 * (String(r.series).includes("Ulysses") ? r.gpus as number : 1)) === 0,
+    );
+    assert.match(String(r.limitedBy), /^(memory|binding|index)$/);
+  }
+  assert.equal(figures.anchorsWithin, null, "--quick skips planning ALST's setups");
+  assert.match(html, /<svg/);
+  assert.deepEqual(rec.charts.map((c) => c.name), ["max-seq-vs-gpus"]);
 });
 
 Deno.test("families-long --quick on meta (one family): the paper's baselines vs MsT", async () => {

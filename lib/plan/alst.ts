@@ -22,6 +22,9 @@
  */
 
 import type { MemoryPolicy } from "../models/policy.ts";
+import type { ModelConfig } from "../models/config.ts";
+import { type FloatCounting, parseBytes } from "../device/dtype.ts";
+import { type MaxSeqResult, maxSequence } from "./planner.ts";
 import { POLICIES } from "../models/policy.ts";
 import type { ParallelPlan } from "../models/parallel.ts";
 
@@ -79,4 +82,91 @@ export const TORCH_INT32_BINDING_BYTES = 2 ** 31 * 2;
  */
 export function alstPolicy(setup: AlstSetup): MemoryPolicy {
   return { ...POLICIES.mstOffload, parallel: setup.parallel };
+}
+
+/** The kernels' index width: `int32` as PyTorch/Triton (ALST), `u32` as this workbench's WGSL. */
+export type KernelIndex = "int32" | "u32";
+
+/**
+ * The longest S of an ALST setup (or any multi-GPU policy) on meta ranks: {@link maxSequence}
+ * in bf16 under `budget` (default {@link ALST_BUDGET}), with int32 kernels modelled as a binding
+ * limit of 2^31 elements ({@link TORCH_INT32_BINDING_BYTES}); `resolution` tokens per rank.
+ */
+export function planLongest(
+  cfg: ModelConfig,
+  policy: MemoryPolicy,
+  opts: { kernels?: KernelIndex; budget?: number; dtype?: FloatCounting; resolution?: number } = {},
+): Promise<MaxSeqResult> {
+  const int32 = (opts.kernels ?? "int32") === "int32";
+  const g = (opts.resolution ?? 1) * (policy.parallel?.sp ?? 1); // the search starts at one step
+  return maxSequence({
+    cfg,
+    policy,
+    dtype: opts.dtype ?? "bf16",
+    budget: opts.budget ?? parseBytes(ALST_BUDGET),
+    ...(int32 ? { limits: { maxStorageBufferBindingSize: TORCH_INT32_BINDING_BYTES } } : {}),
+  }, { granularity: g, start: Math.ceil(1024 / g) * g });
+}
+
+/** An ALST setup planned under both kernel index widths. */
+export interface AlstAnchor {
+  /** The setup. */
+  setup: AlstSetup;
+  /** Longest S with int32 kernels (as ALST's), and what stopped the search. */
+  int32: { maxSeq: number; limitedBy: string };
+  /** Longest S with this workbench's u32 kernels, what stopped it, and its peak by tag. */
+  u32: { maxSeq: number; limitedBy: string; breakdown: Record<string, number> };
+  /** int32 max S / ALST's reported S. */
+  ratio: number;
+  /** True when {@link ratio} lies within [0.75, 1.5] (the acceptance band). */
+  within: boolean;
+}
+
+/** Plans one ALST setup ({@link alstPolicy}) with int32 and with u32 kernels. */
+export async function planAlstAnchor(
+  cfg: ModelConfig,
+  setup: AlstSetup,
+  opts: { budget?: number; dtype?: FloatCounting; resolution?: number } = {},
+): Promise<AlstAnchor> {
+  const i32 = await planLongest(cfg, alstPolicy(setup), { ...opts, kernels: "int32" });
+  const u32 = await planLongest(cfg, alstPolicy(setup), { ...opts, kernels: "u32" });
+  const ratio = i32.maxSeq / setup.reported;
+  return {
+    setup,
+    int32: { maxSeq: i32.maxSeq, limitedBy: i32.limitedBy },
+    u32: { maxSeq: u32.maxSeq, limitedBy: u32.limitedBy, breakdown: { ...u32.plan?.breakdown } },
+    ratio,
+    within: ratio >= 0.75 && ratio <= 1.5,
+  };
+}
+
+/** Columns of {@link alstAnchorRow}. */
+export const ALST_ANCHOR_COLUMNS: readonly string[] = [
+  "setup",
+  "ALST",
+  "int32 kernels",
+  "×",
+  "stopped by",
+  "u32 kernels",
+  "×",
+  "stopped by",
+  "peak at the u32 S (GiB)",
+];
+
+/** One table row of an anchor (ratios to 2 decimals, tags above 10 MiB in GiB). */
+export function alstAnchorRow(a: AlstAnchor): (string | number)[] {
+  const r = (x: number) => Math.round(100 * x / a.setup.reported) / 100;
+  const peak = Object.entries(a.u32.breakdown).filter(([, b]) => b > 10 * 2 ** 20)
+    .map(([t, b]) => `${t} ${(b / 2 ** 30).toFixed(2)}`).join(", ");
+  return [
+    a.setup.name,
+    a.setup.reported,
+    a.int32.maxSeq,
+    r(a.int32.maxSeq),
+    a.int32.limitedBy,
+    a.u32.maxSeq,
+    r(a.u32.maxSeq),
+    a.u32.limitedBy,
+    peak,
+  ];
 }
