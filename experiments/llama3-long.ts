@@ -3,10 +3,11 @@
  *
  * a. Planning (meta device, bf16, 80 GiB): Llama3-8B's longest trainable sequence under the
  *    paper's baselines (standard and recomputation with the Hugging Face head), ours, MsT +
- *    recomputation and MsT + recomputation + optimizer-in-backward, beside the paper's ≈5K /
- *    ≈15K / 60K; and the peak by tag at S=8192.
- * b. llama3-tiny trained on the run's device at increasing S: standard, the HF-head baselines
- *    and MsT (auto) + recomputation: peak and tokens/s vs S, and loss curves that must coincide.
+ *    recomputation (also with checkpoint offload) and MsT + recomputation + optimizer-in-backward,
+ *    beside the paper's ≈5K / ≈15K / 60K; and the peak by tag at S=8192.
+ * b. llama3-tiny trained on the run's device at increasing S: standard, the HF-head baselines,
+ *    MsT (auto) + recomputation with and without checkpoint offload: peak and tokens/s vs S, and
+ *    loss curves that must coincide.
  * c. The memory timeline of one training step (MsT and standard), coloured by phase.
  */
 
@@ -53,12 +54,13 @@ const PLAN = ([
   ["standard", "standard", null, "—"],
   ["checkpoint", "checkpoint", null, "—"],
   ["mst", "mst", null, "—"],
+  ["mstOffload", "mstOffload", null, "—"],
   ["mstOptimizerInBackward", "mstOib", 60000, "60K"],
 ] as const).map(([id, name, paper, paperLabel]) => {
   return { id, label: describePolicy(POLICIES[name]), policy: POLICIES[name], paper, paperLabel };
 });
 /** Trained policies (part b): summary key suffix, policy name; standard is the loss reference. */
-const TRAIN = PLAN.filter((p) => ["standardHf", "checkpointHf", "standard", "mst"].includes(p.id))
+const TRAIN = PLAN.filter((p) => !["checkpoint", "mstOptimizerInBackward"].includes(p.id))
   .map((p) => ({ ...p, key: p.id[0].toUpperCase() + p.id.slice(1) }));
 const fmtDelta = (d: number | null) => d === null ? "—" : d === 0 ? "0" : d.toExponential(2);
 const vsSeq = (y: string, title: string, extra = {}) => metricVsSeq({ title, y, ...extra });
@@ -250,6 +252,7 @@ export default defineExperiment({
         peakReduction: ratio(std.peakBytes, mst.peakBytes),
         ...Object.fromEntries(TRAIN.map((p) => [`tokensPerSec${p.key}`, tokS(big[p.key])])),
         throughputRatioMstOverStandard: ratio(mst.tokensPerSec, std.tokensPerSec, 3),
+        throughputRatioOffloadOverMst: ratio(big.MstOffload.tokensPerSec, mst.tokensPerSec, 3),
         maxAbsDeltaLoss: maxDelta,
       },
       timeline: { seq: tlSeq, mst: timelines[0], standard: timelines[1] },

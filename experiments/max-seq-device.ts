@@ -26,7 +26,7 @@ import {
   stackedPeak,
 } from "../mod.ts";
 
-const IDS = ["standard", "checkpoint", "mst", "mstOib"] as const;
+const IDS = ["standard", "checkpoint", "mst", "mstOib", "mstOffload"] as const;
 const MiB = 2 ** 20;
 
 export default defineExperiment({
@@ -78,8 +78,9 @@ export default defineExperiment({
       } finally {
         probe.destroy(); // frees what the interrupted step left live
       }
-      const planned = search.plan?.peakBytes ?? null;
-      ctx.record({ kind: "max-seq", policy, maxSeq: seq, plannedPeakBytes: planned, fits, oom });
+      const [planned, host] = [search.plan?.peakBytes ?? null, fit.hostPeakBytes]; // host: offload
+      const row = { policy, maxSeq: seq, plannedPeakBytes: planned, fits, oom, hostBytes: host };
+      ctx.record({ kind: "max-seq", ...row });
       for (const [tag, b] of Object.entries(fit.breakdown)) {
         if (b > 0) ctx.record({ kind: "breakdown", policy, seq, tag, bytes: b });
       }
@@ -87,7 +88,7 @@ export default defineExperiment({
       ctx.log(
         `   ${policy}: S_max ${seq}, peak ${peak}; S=${over}: ${oom ? `OOM in ${oom}` : "fits"}`,
       );
-      return { id, policy, seq, peakBytes: fit.peakBytes, fits, over, oom };
+      return { id, policy, seq, peakBytes: fit.peakBytes, host, fits, over, oom };
     });
 
     const order = points.map((p) => p.policy);
@@ -127,12 +128,12 @@ export default defineExperiment({
     });
     ctx.table({
       title: `${cfg.name}: S_max in ${c.budget} (meta bisection), then trained on ${dev.kind}`,
-      columns: ["policy", "S_max", "× standard", "peak (MiB)", "≤ budget", "next S", "OOM there"],
+      columns: ["policy", "S_max", "× standard", "peak, MiB", "≤ budget", "next S", "OOM there"],
       rows: points.map((p) => [
         p.policy,
         p.seq,
         ratio(p.seq, at("standard").seq),
-        round(p.peakBytes / MiB, 3),
+        round(p.peakBytes / MiB, 3) + (p.host ? ` (+ ${round(p.host / MiB, 3)} on host)` : ""),
         p.fits ? "yes" : "NO",
         p.over,
         p.oom ? `yes, in ${p.oom}` : "NO",

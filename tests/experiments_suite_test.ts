@@ -71,16 +71,21 @@ Deno.test("the shipped experiments are listed, load, and keep to their size", as
   }
 });
 
-Deno.test("max-seq-device --quick on meta: S_max per policy confirmed, MsT ≥ 8× standard", async () => {
+Deno.test("max-seq-device --quick on meta: S_max per policy confirmed, MsT ≥ 8× standard, offload longer", async () => {
   const { rec, figures } = await run("max-seq-device", "meta");
   const maxSeq = figures.maxSeq as Record<string, number>;
   assert.ok(maxSeq.standard < maxSeq.checkpoint, JSON.stringify(maxSeq));
   assert.ok(maxSeq.checkpoint < maxSeq.mst && maxSeq.mst <= maxSeq.mstOib);
   assert.equal(figures.maxSeqRatio, round(maxSeq.mst / maxSeq.standard));
   assert.ok((figures.maxSeqRatio as number) >= 8);
+  // checkpoint offload: the block inputs leave the device, so a longer S fits the same budget
+  assert.ok(maxSeq.mstOffload > maxSeq.mst, JSON.stringify(maxSeq));
   assert.equal(figures.confirmed, true);
   const points = rowsOf(rec.metrics, "max-seq");
-  assert.equal(points.length, 4);
+  assert.equal(points.length, 5);
+  const off = points.find((p) => p.policy === "MsT + recomputation + checkpoint offload")!;
+  const tiny = getPreset("llama3-tiny"); // each block's (S, d) f32 input on the host
+  assert.equal(off.hostBytes, tiny.layers * maxSeq.mstOffload * tiny.hidden * 4);
   for (const p of points) {
     assert.equal(p.fits, true);
     assert.match(String(p.oom), /^(forward|backward|optimizer|other) \(\w+\)$/);

@@ -41,10 +41,11 @@ export function maxAbsDelta(
 }
 
 /**
- * The figures of a `runSteps` result as one metric row: policy, peak and its phase,
- * tokens/s, every step's ms with the timed steps' min / median / max, the M run per part,
- * the losses, leaked bytes, and the bytes of each tag at the peak (`<tag>MiB`). Add the
- * row's `kind` and the sweep's own fields (e.g. `seq`).
+ * The figures of a `runSteps` result as one metric row: policy, peak and its phase, the peak
+ * host bytes (offloaded checkpoints, outside the peak), tokens/s, every step's ms with the
+ * timed steps' min / median / max, the M run per part, the losses, leaked bytes, and the bytes
+ * of each tag at the peak (`<tag>MiB`). Add the row's `kind` and the sweep's own fields (e.g.
+ * `seq`).
  */
 export function stepsRow(r: RunStepsResult): MetricRow {
   const tags = Object.entries(r.breakdown).filter(([, b]) => b > 0);
@@ -53,6 +54,7 @@ export function stepsRow(r: RunStepsResult): MetricRow {
     peakBytes: r.peakBytes,
     peakPhase: r.peakPhase,
     reservedBytes: r.reservedBytes,
+    hostPeakBytes: r.hostPeakBytes,
     tokensPerSec: round(r.tokensPerSec, 1),
     stepMs: r.steps.map((s) => Math.round(s.ms)),
     stepMsMin: round(r.timing?.minMs ?? null, 1),
