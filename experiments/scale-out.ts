@@ -139,7 +139,9 @@ export default defineExperiment({
         "and loss, checkpoint offload, micro-batch 1 (ArcticTraining's run-h100-sp{1,8,32}-llama-8b.yml). " +
         "int32 kernels stop a rank where an (S/K, d) tensor reaches 2^31 elements (524,288 tokens at " +
         "d = 4096; ALST's 1-GPU recipe crashes at 555K), before its memory; u32 kernels at 2^32 or at " +
-        "memory. docs/architecture.md (ALST anchors) explains each difference term by term.",
+        "memory. The series keep AdamW on the device (ZeRO-3 on one GPU only adds its buffers); ALST " +
+        "also offloads it, hence its 1-GPU point above them. docs/architecture.md (ALST anchors) " +
+        "explains each difference term by term.",
     );
   },
 });
