@@ -44,6 +44,46 @@ const HD4: u32 = {{HD4}}u;
 const R: u32 = {{R}}u;
 const WG: u32 = {{WG}}u;
 
+// One key's work for query row i: score, softmax probability and the dk, dv updates of
+// dka[r], dva[r]. Called with a literal r (the call site is unrolled), so after inlining every
+// array index is constant and the tiles stay in registers. A function rather than inline code
+// because naga's WGSL compile time grows with the square of a function's size (see
+// attention_fwd.wgsl).
+fn keyRow(
+  r: u32,
+  key: u32,
+  i: u32,
+  lse_i: f32,
+  dsum_i: f32,
+  kr: ptr<function, array<vec4<f32>, R * HD4>>,
+  vr: ptr<function, array<vec4<f32>, R * HD4>>,
+  dka: ptr<function, array<vec4<f32>, R * HD4>>,
+  dva: ptr<function, array<vec4<f32>, R * HD4>>,
+  qi: ptr<function, array<vec4<f32>, HD4>>,
+  doi: ptr<function, array<vec4<f32>, HD4>>,
+) {
+  var sv = vec4<f32>(0.0);
+  var pv = vec4<f32>(0.0);
+  for (var d = 0u; d < HD4; d++) { // @unroll
+    sv = fma((*qi)[d], (*kr)[r * HD4 + d], sv);
+    pv = fma((*doi)[d], (*vr)[r * HD4 + d], pv);
+  }
+  var z = sv.x + sv.y + sv.z + sv.w;
+  var dz = 1.0;
+  if (p.softcap > 0.0) {
+    let t = tanh(z / p.softcap);
+    z = p.softcap * t;
+    dz = 1.0 - t * t;
+  }
+  let ok = key <= i && (p.window == 0u || key + p.window > i);
+  let pij = select(0.0, exp(z - lse_i), ok);
+  let ds = pij * (pv.x + pv.y + pv.z + pv.w - dsum_i) * dz;
+  for (var d = 0u; d < HD4; d++) { // @unroll
+    (*dva)[r * HD4 + d] = fma(vec4<f32>(pij), (*doi)[d], (*dva)[r * HD4 + d]);
+    (*dka)[r * HD4 + d] = fma(vec4<f32>(ds), (*qi)[d], (*dka)[r * HD4 + d]);
+  }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let g = wg.y;
@@ -88,27 +128,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let li_ = lse[h * p.S + i];
       let di = dsum[h * p.S + i];
       for (var r = 0u; r < R; r++) { // @unroll
-        var sv = vec4<f32>(0.0);
-        var pv = vec4<f32>(0.0);
-        for (var d = 0u; d < HD4; d++) { // @unroll
-          sv = fma(qi[d], kr[r * HD4 + d], sv);
-          pv = fma(doi[d], vr[r * HD4 + d], pv);
-        }
-        var z = sv.x + sv.y + sv.z + sv.w;
-        var dz = 1.0;
-        if (p.softcap > 0.0) {
-          let t = tanh(z / p.softcap);
-          z = p.softcap * t;
-          dz = 1.0 - t * t;
-        }
-        let key = key0 + r;
-        let ok = key <= i && (p.window == 0u || key + p.window > i);
-        let pij = select(0.0, exp(z - li_), ok);
-        let ds = pij * (pv.x + pv.y + pv.z + pv.w - di) * dz;
-        for (var d = 0u; d < HD4; d++) { // @unroll
-          dva[r * HD4 + d] = fma(vec4<f32>(pij), doi[d], dva[r * HD4 + d]);
-          dka[r * HD4 + d] = fma(vec4<f32>(ds), qi[d], dka[r * HD4 + d]);
-        }
+        keyRow(r, key0 + r, i, li_, di, &kr, &vr, &dka, &dva, &qi, &doi);
       }
     }
   }

@@ -43,6 +43,43 @@ const HD4: u32 = {{HD4}}u;
 const R: u32 = {{R}}u;
 const WG: u32 = {{WG}}u;
 
+// One query row's work for key j: score, softmax probability and the dq update of acc[r].
+// Called with a literal r (the call site is unrolled), so after inlining every array index is
+// constant and the tiles stay in registers. A function rather than inline code because naga's
+// WGSL compile time grows with the square of a function's size (see attention_fwd.wgsl).
+fn rowKey(
+  r: u32,
+  row: u32,
+  j: u32,
+  qr: ptr<function, array<vec4<f32>, R * HD4>>,
+  dor: ptr<function, array<vec4<f32>, R * HD4>>,
+  acc: ptr<function, array<vec4<f32>, R * HD4>>,
+  lr: ptr<function, array<f32, R>>,
+  dr: ptr<function, array<f32, R>>,
+  kj: ptr<function, array<vec4<f32>, HD4>>,
+  vj: ptr<function, array<vec4<f32>, HD4>>,
+) {
+  var sv = vec4<f32>(0.0);
+  var pv = vec4<f32>(0.0);
+  for (var d = 0u; d < HD4; d++) { // @unroll
+    sv = fma((*qr)[r * HD4 + d], (*kj)[d], sv);
+    pv = fma((*dor)[r * HD4 + d], (*vj)[d], pv);
+  }
+  var z = sv.x + sv.y + sv.z + sv.w;
+  var dz = 1.0;
+  if (p.softcap > 0.0) {
+    let t = tanh(z / p.softcap);
+    z = p.softcap * t;
+    dz = 1.0 - t * t;
+  }
+  let ok = j <= row && (p.window == 0u || j + p.window > row);
+  let pij = select(0.0, exp(z - (*lr)[r]), ok);
+  let ds = pij * (pv.x + pv.y + pv.z + pv.w - (*dr)[r]) * dz;
+  for (var d = 0u; d < HD4; d++) { // @unroll
+    (*acc)[r * HD4 + d] = fma(vec4<f32>(ds), (*kj)[d], (*acc)[r * HD4 + d]);
+  }
+}
+
 @compute @workgroup_size(WG)
 fn main(
   @builtin(workgroup_id) wg: vec3<u32>,
@@ -92,26 +129,7 @@ fn main(
       vj[d] = loadB(kb + d);
     }
     for (var r = 0u; r < R; r++) { // @unroll
-      var sv = vec4<f32>(0.0);
-      var pv = vec4<f32>(0.0);
-      for (var d = 0u; d < HD4; d++) { // @unroll
-        sv = fma(qr[r * HD4 + d], kj[d], sv);
-        pv = fma(dor[r * HD4 + d], vj[d], pv);
-      }
-      var z = sv.x + sv.y + sv.z + sv.w;
-      var dz = 1.0;
-      if (p.softcap > 0.0) {
-        let t = tanh(z / p.softcap);
-        z = p.softcap * t;
-        dz = 1.0 - t * t;
-      }
-      let row = row0 + r;
-      let ok = j <= row && (p.window == 0u || j + p.window > row);
-      let pij = select(0.0, exp(z - lr[r]), ok);
-      let ds = pij * (pv.x + pv.y + pv.z + pv.w - dr[r]) * dz;
-      for (var d = 0u; d < HD4; d++) { // @unroll
-        acc[r * HD4 + d] = fma(vec4<f32>(ds), kj[d], acc[r * HD4 + d]);
-      }
+      rowKey(r, row0 + r, j, &qr, &dor, &acc, &lr, &dr, &kj, &vj);
     }
   }
 

@@ -48,6 +48,68 @@ const FLOOR: f32 = -1.0e30;
 const LOG2E: f32 = 1.4426950408889634;
 const LN2: f32 = 0.6931471805599453;
 
+// One row's work on one key chunk: scores, masks, online-softmax update of m[r], l[r] and
+// acc[r]. Called with a literal r (the call site is unrolled), so after inlining every array
+// index is constant and the tiles stay in registers. It is a function rather than inline code
+// because WGSL compile time in naga grows with the square of a function's size: R copies of
+// this body in `main` cost seconds per pipeline, R calls cost milliseconds.
+fn rowChunk(
+  r: u32,
+  row: u32,
+  j0: u32,
+  jEnd: u32,
+  full: bool,
+  capped: bool,
+  cap2: f32,
+  invCap: f32,
+  qr: ptr<function, array<vec4<f32>, R * HD4>>,
+  acc: ptr<function, array<vec4<f32>, R * HD4>>,
+  m: ptr<function, array<f32, R>>,
+  l: ptr<function, array<f32, R>>,
+  kc: ptr<function, array<vec4<f32>, C * HD4>>,
+  vc: ptr<function, array<vec4<f32>, C * HD4>>,
+) {
+  var s: array<f32, C>;
+  for (var c = 0u; c < C; c++) { // @unroll
+    var dv = vec4<f32>(0.0);
+    for (var d = 0u; d < HD4; d++) { // @unroll
+      dv = fma((*qr)[r * HD4 + d], (*kc)[c * HD4 + d], dv);
+    }
+    s[c] = dv.x + dv.y + dv.z + dv.w;
+  }
+  if (capped) {
+    for (var c = 0u; c < C; c++) { // @unroll
+      s[c] = cap2 * tanh(s[c] * invCap);
+    }
+  }
+  if (!full) {
+    for (var c = 0u; c < C; c++) { // @unroll
+      let j = j0 + c;
+      let ok = j < jEnd && j <= row && (p.window == 0u || j + p.window > row);
+      s[c] = select(NEG, s[c], ok);
+    }
+  }
+  var mx = (*m)[r];
+  for (var c = 0u; c < C; c++) { // @unroll
+    mx = max(mx, s[c]);
+  }
+  let alpha = exp2((*m)[r] - mx);
+  (*m)[r] = mx;
+  var sum = (*l)[r] * alpha;
+  for (var c = 0u; c < C; c++) { // @unroll
+    s[c] = exp2(s[c] - mx);
+    sum += s[c];
+  }
+  (*l)[r] = sum;
+  for (var d = 0u; d < HD4; d++) { // @unroll
+    var a = (*acc)[r * HD4 + d] * alpha;
+    for (var c = 0u; c < C; c++) { // @unroll
+      a = fma(vec4<f32>(s[c]), (*vc)[c * HD4 + d], a);
+    }
+    (*acc)[r * HD4 + d] = a;
+  }
+}
+
 @compute @workgroup_size(WG)
 fn main(
   @builtin(workgroup_id) wg: vec3<u32>,
@@ -104,49 +166,7 @@ fn main(
     }
     let full = j0 >= fullStart && j0 + C <= fullEnd;
     for (var r = 0u; r < R; r++) { // @unroll
-      // Row block r (rows wgRow0 + r·WG ..+ WG−1) sees nothing of this chunk once j0 passes it.
-      {
-        let row = wgRow0 + li * R + r;
-        var s: array<f32, C>;
-        for (var c = 0u; c < C; c++) { // @unroll
-          var dv = vec4<f32>(0.0);
-          for (var d = 0u; d < HD4; d++) { // @unroll
-            dv = fma(qr[r * HD4 + d], kc[c * HD4 + d], dv);
-          }
-          s[c] = dv.x + dv.y + dv.z + dv.w;
-        }
-        if (capped) {
-          for (var c = 0u; c < C; c++) { // @unroll
-            s[c] = cap2 * tanh(s[c] * invCap);
-          }
-        }
-        if (!full) {
-          for (var c = 0u; c < C; c++) { // @unroll
-            let j = j0 + c;
-            let ok = j < jEnd && j <= row && (p.window == 0u || j + p.window > row);
-            s[c] = select(NEG, s[c], ok);
-          }
-        }
-        var mx = m[r];
-        for (var c = 0u; c < C; c++) { // @unroll
-          mx = max(mx, s[c]);
-        }
-        let alpha = exp2(m[r] - mx);
-        m[r] = mx;
-        var sum = l[r] * alpha;
-        for (var c = 0u; c < C; c++) { // @unroll
-          s[c] = exp2(s[c] - mx);
-          sum += s[c];
-        }
-        l[r] = sum;
-        for (var d = 0u; d < HD4; d++) { // @unroll
-          var a = acc[r * HD4 + d] * alpha;
-          for (var c = 0u; c < C; c++) { // @unroll
-            a = fma(vec4<f32>(s[c]), vc[c * HD4 + d], a);
-          }
-          acc[r * HD4 + d] = a;
-        }
-      }
+      rowChunk(r, wgRow0 + li * R + r, j0, jEnd, full, capped, cap2, invCap, &qr, &acc, &m, &l, &kc, &vc);
     }
   }
 
