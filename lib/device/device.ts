@@ -308,7 +308,7 @@ export abstract class Device<H = unknown> {
     if (x === 0 || y === 0 || z === 0) return null;
     const key = this.pipelineKey(call);
     this.#pipelineKeys.add(key);
-    return { key, params: call.params ? this.params.get(key, call.params.bytes()) : null };
+    return { key, params: call.params ? this.params.get(key, call.params) : null };
   }
 
   /**
