@@ -25,10 +25,12 @@ export const TEXTURE_ROW_TEXELS = 1024;
 /** Floats per texture row. */
 export const TEXTURE_ROW_FLOATS = 4 * TEXTURE_ROW_TEXELS;
 /**
- * Most texture rows a staged tensor may use (64 Mi floats). A fixed number, not the
- * adapter's limit, so every device makes the same staging decisions.
+ * Most texture rows a staged tensor may use (8192 rows, 128 MiB): the largest texture height
+ * every WebGPU device supports (`maxTextureDimension2D` 8192 without raised limits; the pool's
+ * size classes above 1 MiB are multiples of 64 rows, so a pooled texture stays within it). A
+ * fixed number, not the adapter's limit, so every device makes the same staging decisions.
  */
-export const MAX_TEXTURE_ROWS = 16384;
+export const MAX_TEXTURE_ROWS = 8192;
 
 /** Whether `t` can be staged as a texture: f32, a multiple of 4 elements, not too large. */
 export function canStageAsTexture(t: Tensor): boolean {
