@@ -15,6 +15,7 @@ import type { ModelConfig } from "../models/config.ts";
 import type { ResolvedChunks } from "../models/model.ts";
 import { describePolicy, type MemoryPolicy } from "../models/policy.ts";
 import { largestTag, runSteps } from "../train/run_steps.ts";
+import { attachHFAccounting, type Framework, type HFPlanFigures } from "./hf_profile.ts";
 
 /** What to plan. */
 export interface PlanInput {
@@ -79,6 +80,13 @@ export interface Plan {
   overheadBytes: number;
   /** The driver the overhead is modelled for. */
   overheadDriver: string;
+  /** Whose allocations were counted (the policy's `framework`; default `"ours"`). */
+  framework: Framework;
+  /**
+   * Under `framework: "hf"`: PyTorch's caching allocator figures and the extra buffers (the
+   * step fits when the allocator's segments stay within the budget).
+   */
+  hf?: HFPlanFigures;
   /** The out-of-memory message when it does not fit. */
   error?: string;
 }
@@ -92,6 +100,8 @@ export function fixedBytes(breakdown: TagBytes): number {
 export async function planStep(input: PlanInput): Promise<Plan> {
   const dev = new MetaDevice({ floats: input.dtype, limits: input.limits });
   dev.setBudget(input.budget);
+  const framework = input.policy.framework ?? "ours";
+  const hf = framework === "hf" ? attachHFAccounting(dev.allocator, input.budget) : null;
   const tokens = Int32Array.from({ length: input.seq }, (_, i) => (i * 7919) % input.cfg.vocabSize);
   const warnings: string[] = [];
   const policy = describePolicy(input.policy);
@@ -103,6 +113,8 @@ export async function planStep(input: PlanInput): Promise<Plan> {
     pipelines: dev.pipelineCount,
     overheadBytes: overheadBytes(overhead, dev.pipelineCount),
     overheadDriver: overhead.driver,
+    framework,
+    ...(hf ? { hf: hf.figures() } : {}),
   });
   try {
     const r = await runSteps(dev, input.cfg, input.policy, { ids: tokens, targets: tokens }, {
