@@ -5,8 +5,8 @@
  * everywhere (command-line output, plans, experiment labels and records).
  *
  * Every field is optional; `{}` is standard training (no recomputation, unchunked MLP and
- * head, AdamW after backward, this workbench's head). The named {@link POLICIES} are the ones
- * the paper compares.
+ * head, AdamW after backward, this workbench's own allocations). The named {@link POLICIES}
+ * are the ones the paper compares.
  */
 
 import type { FloatCounting } from "../device/dtype.ts";

@@ -178,10 +178,14 @@ export class CachingAllocatorModel implements AllocationObserver {
   #peakFrag = 0;
 
   /**
+   * An empty allocator (no segment reserved yet).
    * @param capacity Bytes the allocator may reserve (the GPU's memory net of the CUDA context);
    *   `Infinity` = no limit.
    */
-  constructor(readonly capacity: number) {}
+  constructor(
+    /** Bytes the allocator may reserve. */
+    readonly capacity: number,
+  ) {}
 
   /**
    * Serves request `id` of `bytes` bytes. Returns the block size counted as allocated, or

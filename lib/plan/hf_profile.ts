@@ -74,14 +74,6 @@ export const HF_EXTRAS = {
       "(S, H·hd) transients (and k's, KV heads); in backward the gradients through the same " +
       "products. Nothing is saved: `mul` by cos/sin keeps only cos/sin, shared by the layers.",
   },
-  qkv_grad_contiguous: {
-    source: "transformers LlamaFlashAttention2.forward (`view(...).transpose(1, 2)`); " +
-      "torch autograd ViewBackward0 (`grad.reshape`)",
-    what: "dq (S, H·hd) arrives in the transposed (B, H, S, hd) layout of the RoPE products; " +
-      "the `view` backward before the projection copies it contiguous (dk, dv likewise, KV " +
-      "heads). The forward transposes are views, and `flash_attn_func`'s `maybe_contiguous` " +
-      "copies nothing (last stride 1): no q/k/v copy is saved.",
-  },
   fa2_lse: {
     source: "flash-attn 2 csrc/flash_attn/flash_api.cpp mha_fwd (softmax_lse); " +
       "flash_attn_interface.py FlashAttnFunc.forward (ctx.save_for_backward)",
@@ -143,12 +135,6 @@ export const HF_EXTRAS = {
     what: "`denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)`: two temporaries of " +
       "the parameter's size per update (`Adam([p], foreach=False)` of the optimizer-in-backward " +
       "hooks).",
-  },
-  lm_head_grad_held: {
-    source: "mini-s scripts/benchmark_minis.py (`lm_head.weight.later`, " +
-      "`embed_tokens.weight.recall`)",
-    what: "the optimizer-in-backward hook skips lm_head and steps it after the embedding's " +
-      "gradient: the (V, d) lm_head gradient lives through the whole backward.",
   },
 } as const satisfies Record<string, HFExtraKind>;
 

@@ -3,6 +3,11 @@
  * meta device — the same code as on WebGPU, without compute — and reports the peak bytes
  * and the per-tag breakdown at the peak. `maxSequence` searches (by bisection over whole
  * steps, not extrapolation) the largest S whose step fits a budget.
+ *
+ * Under the Hugging Face profile (`policy.framework: "hf"`) the meta device's allocations also
+ * go through a model of PyTorch's CUDA caching allocator (`caching_allocator.ts`), which decides
+ * whether the step fits (reserved segments within the budget), and the plan reports its figures
+ * and the profile's extra buffers (`hf_profile.ts`).
  */
 
 import { OutOfMemoryError } from "../device/errors.ts";
