@@ -75,7 +75,7 @@ function hfLines(plan: Plan): string[] {
     `PyTorch caching allocator: max_memory_allocated ${
       formatBytes(h.allocatedPeakBytes)
     }, max_memory_reserved ${formatBytes(h.reservedPeakBytes)} (${h.segments} segments, ` +
-    `fragmentation up to ${formatBytes(h.fragmentationBytes)})`,
+    `${formatBytes(h.fragmentationBytes)} more than allocated)`,
     `extra buffers of transformers + PyTorch (docs/architecture.md names their sources):`,
     ...extras,
   ];

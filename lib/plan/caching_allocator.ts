@@ -22,8 +22,9 @@
  *   request fails (PyTorch's "CUDA out of memory").
  *
  * Fragmentation is therefore modelled, not bounded: it is what the best-fit and split rules
- * leave between the allocated blocks of reserved segments (`reserved − allocated`), for the
- * exact sequence of allocations and frees the step makes. Not modelled: several streams,
+ * leave free inside reserved segments (reserved − allocated), for the exact sequence of
+ * allocations and frees the step makes; a request fails when no free piece fits it and no new
+ * segment fits the capacity. Not modelled: several streams,
  * `max_split_size_mb`, `expandable_segments`, `garbage_collection_threshold`, and the CUDA
  * context and kernels' own memory outside the allocator (give the budget net of them).
  */
@@ -88,8 +89,6 @@ export interface CachingStats {
   segmentsAllocated: number;
   /** Times every cached free segment had to be released to make room (`num_alloc_retries`). */
   allocRetries: number;
-  /** Largest `reserved − allocated` seen when a new segment was needed: the fragmentation. */
-  peakFragmentationBytes: number;
 }
 
 /** The free blocks of one pool, ordered by (size, segment, offset) like `BlockComparatorSize`. */
@@ -175,7 +174,6 @@ export class CachingAllocatorModel implements AllocationObserver {
   #requestedBytes = 0;
   #segmentsAllocated = 0;
   #retries = 0;
-  #peakFrag = 0;
 
   /**
    * An empty allocator (no segment reserved yet).
@@ -205,12 +203,10 @@ export class CachingAllocatorModel implements AllocationObserver {
         this.#retries++;
         if (this.#reserved + segSize > this.capacity) return null;
       }
-      this.#peakFrag = Math.max(this.#peakFrag, this.#reserved - this.#allocated);
       const segment: Segment = { id: this.#nextSegment++, size: segSize, small };
       this.#segments.add(segment);
       this.#segmentsAllocated++;
       this.#reserved += segSize;
-      this.#peakReserved = Math.max(this.#peakReserved, this.#reserved);
       block = { segment, offset: 0, size: segSize, allocated: false, prev: null, next: null };
     }
     const remaining = block.size - size;
@@ -234,6 +230,7 @@ export class CachingAllocatorModel implements AllocationObserver {
     this.#requestedBytes += bytes;
     this.#allocated += block.size;
     this.#peakAllocated = Math.max(this.#peakAllocated, this.#allocated);
+    this.#peakReserved = Math.max(this.#peakReserved, this.#reserved);
     return block.size;
   }
 
@@ -286,7 +283,6 @@ export class CachingAllocatorModel implements AllocationObserver {
       requestedBytes: this.#requestedBytes,
       segmentsAllocated: this.#segmentsAllocated,
       allocRetries: this.#retries,
-      peakFragmentationBytes: this.#peakFrag,
     };
   }
 

@@ -255,7 +255,10 @@ export interface HFPlanFigures {
   allocatedPeakBytes: number;
   /** `torch.cuda.max_memory_reserved()`: peak bytes of the segments `cudaMalloc`ed. */
   reservedPeakBytes: number;
-  /** Largest `reserved − allocated` when a new segment was needed (modelled fragmentation). */
+  /**
+   * `max_memory_reserved − max_memory_allocated`: what the peak reservation holds beyond the
+   * peak of blocks (the modelled fragmentation).
+   */
   fragmentationBytes: number;
   /** Segments `cudaMalloc`ed. */
   segments: number;
@@ -283,7 +286,7 @@ export function attachHFAccounting(
       return {
         allocatedPeakBytes: s.peakAllocatedBytes,
         reservedPeakBytes: s.peakReservedBytes,
-        fragmentationBytes: s.peakFragmentationBytes,
+        fragmentationBytes: s.peakReservedBytes - s.peakAllocatedBytes,
         segments: s.segmentsAllocated,
         allocRetries: s.allocRetries,
         extras: extras.report(),
