@@ -195,6 +195,15 @@ export {
   fixedDominates,
   STEP_PHASES,
 } from "./lib/plan/explain.ts";
+export {
+  type ExtraBytes,
+  type Framework,
+  FRAMEWORKS,
+  HF_EXTRAS,
+  type HFExtraKind,
+  type HFPlanFigures,
+} from "./lib/plan/hf_profile.ts";
+export { CachingAllocatorModel, type CachingStats } from "./lib/plan/caching_allocator.ts";
 export { parseDtype } from "./lib/cli/args.ts";
 export {
   referenceLoss,

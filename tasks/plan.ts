@@ -1,13 +1,14 @@
 /**
  * `deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M] [--checkpoint]
- *   [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]`
+ *   [--optimizer-in-backward] [--framework ours|hf] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]`
  *
  * Memory plan on the meta device: full training steps (forward, backward, AdamW) of the
  * real code without compute. Prints the per-tag breakdown at the peak, the phase of the peak,
  * each phase's peak, the largest tag, and whether fixed memory (weights + gradients + AdamW)
  * dominates; `--max-seq` searches the largest S that fits the budget. `--json` prints one JSON
  * object (`peakBytes`, `breakdown`, `peakPhase`, `phasePeaks`, `largestTag`, `fixedBytes`,
- * `fixedDominates`, …).
+ * `fixedDominates`, `framework`, and under `--framework hf` an `hf` object with PyTorch's
+ * allocated / reserved peaks and the extra buffers, …).
  */
 
 import {
@@ -27,12 +28,12 @@ import { describePolicy } from "../lib/models/policy.ts";
 
 const USAGE =
   `usage: deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
-  [--checkpoint] [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
-  [--config f.yaml] [--set key=value]...
+  [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--dtype bf16|f16|f32] [--budget 80GiB]
+  [--max-seq] [--json] [--config f.yaml] [--set key=value]...
 
-  --hf-head   count the unchunked LM head as Hugging Face transformers allocates it (fp32
-              upcast, shifted copy, log-softmax output and fp32 gradients), as in the paper's
-              "standard implementation"
+  --framework hf  plan what Hugging Face transformers + PyTorch would hold (the paper's setup):
+              our tensors plus their extra buffers, through PyTorch's caching allocator model;
+              the step fits when its reserved segments stay within --budget
 ${POLICY_HELP}`;
 
 function table(plan: Plan): string {
@@ -57,7 +58,27 @@ function peakFields(plan: Plan) {
     fixedDominates: fixedDominates(plan),
     ...(plan.chunks ? { chunks: plan.chunks } : {}),
     warnings: plan.warnings,
+    ...(plan.hf ? { hf: plan.hf } : {}),
   };
+}
+
+/** Under `--framework hf`: PyTorch's allocator figures and the largest extra buffers. */
+function hfLines(plan: Plan): string[] {
+  if (!plan.hf) return [];
+  const h = plan.hf;
+  const extras = h.extras.filter((e) => e.maxBytes > 0).map((e) =>
+    `  ${e.kind.padEnd(20)} ${formatBytes(e.atPeakBytes).padStart(12)} at the peak, max ${
+      formatBytes(e.maxBytes)
+    }`
+  );
+  return [
+    `PyTorch caching allocator: max_memory_allocated ${
+      formatBytes(h.allocatedPeakBytes)
+    }, max_memory_reserved ${formatBytes(h.reservedPeakBytes)} (${h.segments} segments, ` +
+    `${formatBytes(h.fragmentationBytes)} more than allocated)`,
+    `extra buffers of transformers + PyTorch (docs/architecture.md names their sources):`,
+    ...extras,
+  ];
 }
 
 /** The pool and the driver beside the live peak: what the device really holds. */
@@ -89,6 +110,7 @@ async function main(argv: string[]): Promise<void> {
     preset: setup.cfg.name,
     dtype,
     policy: describePolicy(setup.policy),
+    framework: setup.policy.framework ?? "ours",
     parameters: parameterCount(setup.cfg),
     budgetBytes: Number.isFinite(budget) ? budget : null,
   };
@@ -127,6 +149,7 @@ async function main(argv: string[]): Promise<void> {
     if (r.plan) {
       console.log(`peak at S=${r.maxSeq}:\n${table(r.plan)}`);
       for (const line of explainPlan(r.plan)) console.log(line);
+      for (const line of hfLines(r.plan)) console.log(line);
       console.log(reservedLine(r.plan));
     }
     return;
@@ -161,6 +184,7 @@ async function main(argv: string[]): Promise<void> {
   );
   console.log(`peak ${formatBytes(plan.peakBytes)}:\n${table(plan)}`);
   for (const line of explainPlan(plan)) console.log(line);
+  for (const line of hfLines(plan)) console.log(line);
   console.log(reservedLine(plan));
   if (plan.error) console.log(plan.error);
 }

@@ -1,6 +1,6 @@
 /**
  * `deno task train <preset> [--seq S] [--steps N] [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
- *   [--checkpoint] [--optimizer-in-backward] [--hf-head] [--device webgpu|meta] [--data repeat|brown]
+ *   [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--device webgpu|meta] [--data repeat|brown]
  *   [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
  *   [--save-every N] [--config f.yaml] [--set key=value]… [--json]`
  * `deno task train --resume DIR [--steps K] [--save DIR] [--save-every N] [policy flags] [--json]`
@@ -32,7 +32,7 @@ import { savedHistory, trainExtra, trainSettings } from "../lib/train/run_settin
 
 const USAGE =
   `usage: deno task train <preset> [--seq S] [--steps N] [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
-  [--checkpoint] [--optimizer-in-backward] [--hf-head] [--device webgpu|meta] [--data repeat|brown]
+  [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--device webgpu|meta] [--data repeat|brown]
   [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
   [--save-every N] [--config f.yaml] [--set key=value]... [--json]
        deno task train --resume DIR [--steps K] [--save DIR] [--save-every N] [policy flags] [--json]
@@ -81,6 +81,7 @@ async function main(argv: string[]): Promise<void> {
     "mst-head",
     "checkpoint",
     "optimizer-in-backward",
+    "framework",
     "hf-head",
   ] as const;
   const savedPolicy = savedRun?.extra.policy as MemoryPolicy | undefined;

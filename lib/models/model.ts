@@ -5,7 +5,8 @@
  * A {@link MemoryPolicy} wraps parts of the built model without editing layers:
  * `checkpoint` wraps each decoder block with activation recomputation; `mst.mlp` wraps each
  * block's MLP into mini-sequences; `mst.head` swaps the LM-head loss for the chunked one;
- * `head: "hf"` swaps in transformers' unchunked head.
+ * `framework: "hf"` builds the Hugging Face profile's layers (`lib/nn/hf_layers.ts`,
+ * `lib/nn/hf_head_loss.ts`): ours plus the buffers transformers + PyTorch allocate.
  */
 
 import type { Device } from "../device/device.ts";
@@ -17,6 +18,13 @@ import { DecoderBlock } from "../nn/decoder_block.ts";
 import { Embedding } from "../nn/embedding.ts";
 import type { SeqLayer } from "../nn/layer.ts";
 import { HFLMHeadLoss } from "../nn/hf_head_loss.ts";
+import {
+  HFMiniSequence,
+  HFMiniSequenceHeadLoss,
+  HFMLP,
+  HFRMSNorm,
+  HFSelfAttention,
+} from "../nn/hf_layers.ts";
 import { type HeadLoss, LMHeadLoss } from "../nn/lm_head_loss.ts";
 import { MLP } from "../nn/mlp.ts";
 import { disposeAll, Parameter } from "../nn/parameter.ts";
@@ -122,7 +130,9 @@ export class Model {
       this.byName.set(name, p);
     }
     const P = (n: string) => this.param(n);
-    const norm = (n: string) => new RMSNorm(dev, n, P(n), cfg.rmsEps, cfg.normUnitOffset);
+    const hf = policy.framework === "hf";
+    const Norm = hf ? HFRMSNorm : RMSNorm;
+    const norm = (n: string) => new Norm(dev, n, P(n), cfg.rmsEps, cfg.normUnitOffset);
     this.embedding = new Embedding(
       dev,
       P("model.embed_tokens.weight"),
@@ -130,7 +140,7 @@ export class Model {
     );
     for (let i = 0; i < cfg.layers; i++) {
       const pre = `model.layers.${i}.`;
-      const attn = new SelfAttention(dev, `${pre}self_attn`, cfg, {
+      const attn = new (hf ? HFSelfAttention : SelfAttention)(dev, `${pre}self_attn`, cfg, {
         q: P(pre + "self_attn.q_proj.weight"),
         k: P(pre + "self_attn.k_proj.weight"),
         v: P(pre + "self_attn.v_proj.weight"),
@@ -139,7 +149,7 @@ export class Model {
         kBias: cfg.qkvBias ? P(pre + "self_attn.k_proj.bias") : undefined,
         vBias: cfg.qkvBias ? P(pre + "self_attn.v_proj.bias") : undefined,
       }, layerWindow(cfg, i));
-      let mlp: SeqLayer = new MLP(
+      let mlp: SeqLayer = new (hf ? HFMLP : MLP)(
         dev,
         `${pre}mlp`,
         P(pre + "mlp.gate_proj.weight"),
@@ -150,14 +160,15 @@ export class Model {
       const mlpChunks = partChunks(policy, "mlp");
       if (mlpChunks !== "off") {
         const elem = dev.floats === "f32" ? 4 : 2;
-        const wrapped = miniSequence(dev, mlp, {
+        const opts = {
           chunks: mlpChunks,
           outFeatures: cfg.hidden,
           widestRow: cfg.intermediate,
           // per chunk row: x, gate, up, h, out, dh, dGate, dUp, dx parts
           bytesPerRow: (4 * cfg.hidden + 6 * cfg.intermediate) * elem,
           rowsPerChunk: cfg.hidden,
-        });
+        };
+        const wrapped = hf ? new HFMiniSequence(dev, mlp, opts) : miniSequence(dev, mlp, opts);
         this.#mstMlps.push(wrapped);
         mlp = wrapped;
       }
@@ -183,8 +194,14 @@ export class Model {
     this.headWeight = cfg.tieEmbeddings ? P("model.embed_tokens.weight") : P("lm_head.weight");
     const head = partChunks(policy, "head");
     this.head = head !== "off"
-      ? new MiniSequenceHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap, head)
-      : policy.head === "hf"
+      ? new (hf ? HFMiniSequenceHeadLoss : MiniSequenceHeadLoss)(
+        dev,
+        "lm_head",
+        this.headWeight,
+        cfg.finalSoftcap,
+        head,
+      )
+      : hf
       ? new HFLMHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap)
       : new LMHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap);
   }

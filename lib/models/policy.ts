@@ -5,12 +5,13 @@
  * everywhere (command-line output, plans, experiment labels and records).
  *
  * Every field is optional; `{}` is standard training (no recomputation, unchunked MLP and
- * head, AdamW after backward, this workbench's head). The named {@link POLICIES} are the ones
- * the paper compares.
+ * head, AdamW after backward, this workbench's own allocations). The named {@link POLICIES}
+ * are the ones the paper compares.
  */
 
 import type { FloatCounting } from "../device/dtype.ts";
 import type { Chunks } from "../mst/chunking.ts";
+import { type Framework, FRAMEWORKS } from "../plan/hf_profile.ts";
 
 /** M for one part: a number of mini-sequences, `"auto"` (see `lib/mst/chunking.ts`), or off. */
 export type PartChunks = Chunks | "off";
@@ -35,12 +36,14 @@ export interface MemoryPolicy {
    */
   readonly optimizerInBackward?: boolean;
   /**
-   * The unchunked head's memory behaviour: this workbench's (`"standard"`: model-dtype logits
-   * and logit gradients) or Hugging Face transformers' (`"hf"`: plus fp32 upcast copies, the
-   * paper's baselines; see `lib/nn/hf_head_loss.ts`). Ignored when `mst.head` chunks the head.
-   * Default `"standard"`.
+   * Whose allocations a step counts: this workbench's runtime (`"ours"`, default) or Hugging
+   * Face transformers + PyTorch's (`"hf"`: our layers plus the extra buffers transformers and
+   * PyTorch allocate — fp32 RMSNorm upcasts, fp32 logits, the saved SiLU output, RoPE and
+   * FlashAttention-2 temporaries, `torch.optim`'s temporaries — see `lib/plan/hf_profile.ts`;
+   * a plan also runs PyTorch's caching allocator model). The paper's baselines. The math is
+   * the same either way.
    */
-  readonly head?: "standard" | "hf";
+  readonly framework?: Framework;
   /**
    * Reserved for host offload of block checkpoints (tag `host`), which later work adds.
    * `true` is refused by {@link validatePolicy} until then.
@@ -54,7 +57,7 @@ export interface MemoryPolicy {
   readonly dtype?: FloatCounting;
 }
 
-const KEYS = ["checkpoint", "mst", "optimizerInBackward", "head", "offload", "dtype"];
+const KEYS = ["checkpoint", "mst", "optimizerInBackward", "framework", "offload", "dtype"];
 
 const freeze = (p: MemoryPolicy): MemoryPolicy =>
   Object.freeze({ ...p, ...(p.mst ? { mst: Object.freeze({ ...p.mst }) } : {}) });
@@ -65,8 +68,8 @@ const freeze = (p: MemoryPolicy): MemoryPolicy =>
  * - `checkpoint`: activation recomputation;
  * - `mst`: MsT (MLP and head, M auto) + recomputation, the paper's MsT;
  * - `mstOib`: `mst` + optimizer-in-backward (the paper's 60K setting);
- * - `hfStandard`, `hfCheckpoint`: standard and recomputation with transformers' LM head,
- *   the paper's baselines.
+ * - `hfStandard`, `hfCheckpoint`: standard and recomputation as transformers + PyTorch run
+ *   them (`framework: "hf"`), the paper's baselines.
  */
 export const POLICIES: Readonly<{
   standard: MemoryPolicy;
@@ -84,8 +87,8 @@ export const POLICIES: Readonly<{
     mst: { mlp: "auto", head: "auto" },
     optimizerInBackward: true,
   }),
-  hfStandard: freeze({ head: "hf" }),
-  hfCheckpoint: freeze({ head: "hf", checkpoint: true }),
+  hfStandard: freeze({ framework: "hf" }),
+  hfCheckpoint: freeze({ framework: "hf", checkpoint: true }),
 });
 
 /** Name of one of the {@link POLICIES}. */
@@ -99,7 +102,7 @@ export function partChunks(policy: MemoryPolicy, part: "mlp" | "head"): PartChun
 /**
  * A short name, the same everywhere: `"standard"`, `"recomputation"`,
  * `"MsT + recomputation"` (both parts auto), `"MsT(mlp=4, head=off)"`,
- * `"MsT + recomputation + optimizer-in-backward"`, `"standard (HF head)"`, …
+ * `"MsT + recomputation + optimizer-in-backward"`, `"standard (HF)"`, …
  *
  * @example
  * ```ts
@@ -120,7 +123,7 @@ export function describePolicy(policy: MemoryPolicy): string {
   if (policy.optimizerInBackward) parts.push("optimizer-in-backward");
   if (policy.offload) parts.push("offload");
   let name = parts.length ? parts.join(" + ") : "standard";
-  if (policy.head === "hf" && head === "off") name += " (HF head)";
+  if (policy.framework === "hf") name += " (HF)";
   if (policy.dtype) name += ` [${policy.dtype}]`;
   return name;
 }
@@ -132,6 +135,12 @@ export function describePolicy(policy: MemoryPolicy): string {
  */
 export function validatePolicy(policy: MemoryPolicy, deviceFloats?: FloatCounting): void {
   for (const k of Object.keys(policy)) {
+    if (k === "head") {
+      throw new Error(
+        `memory policy: "head" was folded into "framework": use framework: "hf" for ` +
+          `transformers' head (and the rest of its allocations), or leave it unset`,
+      );
+    }
     if (!KEYS.includes(k)) {
       throw new Error(`memory policy: unknown field "${k}"; fields are ${KEYS.join(", ")}`);
     }
@@ -151,9 +160,11 @@ export function validatePolicy(policy: MemoryPolicy, deviceFloats?: FloatCountin
       );
     }
   }
-  if (policy.head !== undefined && policy.head !== "standard" && policy.head !== "hf") {
+  if (policy.framework !== undefined && !FRAMEWORKS.includes(policy.framework)) {
     throw new Error(
-      `memory policy: head must be "standard" or "hf", got ${JSON.stringify(policy.head)}`,
+      `memory policy: framework must be one of ${FRAMEWORKS.join(", ")}, got ${
+        JSON.stringify(policy.framework)
+      }`,
     );
   }
   if (policy.offload) {

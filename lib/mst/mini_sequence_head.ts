@@ -74,6 +74,11 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
     readonly fuseBackward = true,
   ) {}
 
+  /** The M this head runs for S rows (after `"auto"` and the cap at S). */
+  chunksFor(S: number): number {
+    return this.#m(S);
+  }
+
   #m(S: number): number {
     const [V, d] = this.weight.shape;
     const elem = this.dev.floats === "f32" ? 4 : 2;

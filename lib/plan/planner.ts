@@ -3,6 +3,11 @@
  * meta device — the same code as on WebGPU, without compute — and reports the peak bytes
  * and the per-tag breakdown at the peak. `maxSequence` searches (by bisection over whole
  * steps, not extrapolation) the largest S whose step fits a budget.
+ *
+ * Under the Hugging Face profile (`policy.framework: "hf"`) the meta device's allocations also
+ * go through a model of PyTorch's CUDA caching allocator (`caching_allocator.ts`), which decides
+ * whether the step fits (reserved segments within the budget), and the plan reports its figures
+ * and the profile's extra buffers (`hf_profile.ts`).
  */
 
 import { OutOfMemoryError } from "../device/errors.ts";
@@ -15,6 +20,7 @@ import type { ModelConfig } from "../models/config.ts";
 import type { ResolvedChunks } from "../models/model.ts";
 import { describePolicy, type MemoryPolicy } from "../models/policy.ts";
 import { largestTag, runSteps } from "../train/run_steps.ts";
+import { attachHFAccounting, type Framework, type HFPlanFigures } from "./hf_profile.ts";
 
 /** What to plan. */
 export interface PlanInput {
@@ -79,6 +85,13 @@ export interface Plan {
   overheadBytes: number;
   /** The driver the overhead is modelled for. */
   overheadDriver: string;
+  /** Whose allocations were counted (the policy's `framework`; default `"ours"`). */
+  framework: Framework;
+  /**
+   * Under `framework: "hf"`: PyTorch's caching allocator figures and the extra buffers (the
+   * step fits when the allocator's segments stay within the budget).
+   */
+  hf?: HFPlanFigures;
   /** The out-of-memory message when it does not fit. */
   error?: string;
 }
@@ -92,6 +105,8 @@ export function fixedBytes(breakdown: TagBytes): number {
 export async function planStep(input: PlanInput): Promise<Plan> {
   const dev = new MetaDevice({ floats: input.dtype, limits: input.limits });
   dev.setBudget(input.budget);
+  const framework = input.policy.framework ?? "ours";
+  const hf = framework === "hf" ? attachHFAccounting(dev.allocator, input.budget) : null;
   const tokens = Int32Array.from({ length: input.seq }, (_, i) => (i * 7919) % input.cfg.vocabSize);
   const warnings: string[] = [];
   const policy = describePolicy(input.policy);
@@ -103,6 +118,8 @@ export async function planStep(input: PlanInput): Promise<Plan> {
     pipelines: dev.pipelineCount,
     overheadBytes: overheadBytes(overhead, dev.pipelineCount),
     overheadDriver: overhead.driver,
+    framework,
+    ...(hf ? { hf: hf.figures() } : {}),
   });
   try {
     const r = await runSteps(dev, input.cfg, input.policy, { ids: tokens, targets: tokens }, {

@@ -8,6 +8,7 @@ import type { TagBytes } from "../device/errors.ts";
 import type { Batch, Model } from "../models/model.ts";
 import type { Parameter } from "../nn/parameter.ts";
 import { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./adamw.ts";
+import { TorchAdamW } from "./torch_adamw.ts";
 
 /** Options of a {@link Trainer}. */
 export interface TrainerOptions {
@@ -54,7 +55,10 @@ export class Trainer {
     const adamw = { ...DEFAULT_ADAMW, ...opts.adamw };
     this.optimizerInBackward = model.policy.optimizerInBackward ?? false;
     if (this.optimizerInBackward) adamw.maxGradNorm = 0;
-    this.optimizer = new AdamW(dev, adamw);
+    // the Hugging Face profile steps with torch.optim's temporaries (same update)
+    this.optimizer = model.policy.framework === "hf"
+      ? new TorchAdamW(dev, adamw)
+      : new AdamW(dev, adamw);
   }
 
   /**
