@@ -2,7 +2,8 @@
  * Mixed-precision (f16) training: the meta device counts exactly what WebGPU f16 allocates
  * (events, peaks, breakdown) for standard and MsT + recomputation steps; the loss falls; dynamic
  * loss scaling skips an overflowing step (no update, gradients freed, scale halved) and grows the
- * scale after clean steps.
+ * scale after clean steps; MsT matches the standard step in f16; f16 checkpoints (f32 masters and
+ * moments) resume exactly in f16 and within f16 tolerance in f32.
  */
 
 import assert from "node:assert/strict";
@@ -15,7 +16,11 @@ import { makeBatches } from "../lib/train/data_source.ts";
 import { LossScaler } from "../lib/train/loss_scaler.ts";
 import { runSteps } from "../lib/train/run_steps.ts";
 import { Trainer } from "../lib/train/trainer.ts";
-import { gpuTest, testDeviceF16 } from "../lib/testing/gpu.ts";
+import { gpuTest, testDevice, testDeviceF16 } from "../lib/testing/gpu.ts";
+import { rng } from "../lib/testing/all_close.ts";
+import { WindowStream } from "../lib/data/batches.ts";
+import { loadRun, saveRun } from "../lib/train/run_io.ts";
+import { loadCheckpoint } from "../lib/checkpoint/checkpoint_dir.ts";
 
 const cfg = getPreset("llama3-tiny");
 
@@ -107,3 +112,75 @@ Deno.test("f16 policies: optimizer-in-backward and the HF head are refused with 
   );
   assert.throws(() => Model.build(dev, cfg, { dtype: "f16", head: "hf" }), /head "hf"/);
 });
+
+Deno.test(
+  "f16: MsT + recomputation gives the standard step's losses within f16 tolerance",
+  gpuTest,
+  async () => {
+    const gpu = await testDeviceF16();
+    const losses = async (policy: MemoryPolicy) =>
+      (await run(gpu, policy, 96, 4)).run.losses as number[];
+    const std = await losses(POLICIES[0][1]);
+    const mst = await losses(POLICIES[1][1]);
+    // Chunked f16 sums round differently; a few f16 ulps of the loss (2^-11 relative each).
+    std.forEach((l, i) => {
+      assert.ok(Math.abs(mst[i] - l) <= 4e-3 * l, `step ${i + 1}: MsT ${mst[i]} vs standard ${l}`);
+    });
+  },
+);
+
+Deno.test(
+  "f16 checkpoints hold f32 masters and moments: resume in f16 exact, in f32 within f16 tolerance",
+  gpuTest,
+  async () => {
+    const dev = await testDeviceF16();
+    const small = { ...cfg, vocabSize: 300 };
+    const r = rng(5);
+    const tokens = Int32Array.from({ length: 4000 }, () => Math.floor(r() * small.vocabSize));
+    const stream = () => new WindowStream(tokens, { seqLen: 48, seed: 3 });
+    const model = Model.build(dev, small, { dtype: "f16" }, { seed: 9 });
+    const trainer = new Trainer(dev, model);
+    const s1 = stream();
+    const straight: number[] = [];
+    const dir = await Deno.makeTempDir();
+    for (let i = 0; i < 5; i++) {
+      const w = s1.next();
+      straight.push((await trainer.step({ ids: w.inputs, targets: w.targets })).loss);
+      if (i === 2) await saveRun(dir, trainer, s1.state() as never);
+    }
+    const masters = await model.readWeights();
+    model.dispose();
+    const state = await loadCheckpoint(dir);
+    for (const [name, t] of state.model) {
+      assert.ok(t.data instanceof Float32Array, `${name} saved as f32`);
+    }
+    const resume = async (d: Device) => {
+      const loaded = await loadRun(d, dir, d.floatType === "f16" ? { dtype: "f16" } : {});
+      const t2 = new Trainer(d, loaded.model);
+      loaded.restoreOptimizer(t2);
+      const s2 = stream();
+      s2.restore(loaded.data as never);
+      const out: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const w = s2.next();
+        out.push((await t2.step({ ids: w.inputs, targets: w.targets })).loss);
+      }
+      const weights = await loaded.model.readWeights();
+      loaded.model.dispose();
+      return { out, weights };
+    };
+    const same = await resume(dev);
+    assert.deepEqual(same.out, straight.slice(3), "f16 → f16 resume is exact");
+    assert.deepEqual(
+      same.weights.get("lm_head.weight")!.data,
+      masters.get("lm_head.weight")!.data,
+      "master weights after the same steps",
+    );
+    const f32 = await resume(await testDevice());
+    f32.out.forEach((l, i) => {
+      const want = straight[3 + i];
+      assert.ok(Math.abs(l - want) <= 5e-3 * want, `f32 resume step ${4 + i}: ${l} vs ${want}`);
+    });
+    await Deno.remove(dir, { recursive: true });
+  },
+);
