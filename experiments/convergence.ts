@@ -4,9 +4,13 @@
  * recomputation, with the validation loss every `evalEvery` steps (the train task's
  * `--eval-every`: `validationBatches` of the data source, `Model.evaluate`). Train and
  * validation curves, wall time, and `maxAbsDeltaLoss`: the largest |Δloss| over all steps.
+ * With `f16` (default) a third run trains standard in mixed precision (`--dtype f16`, on a
+ * second device with f16 storage) from the same weights: its curve beside f32's, and
+ * `maxAbsDeltaLossF16` against the f32 standard run.
  */
 
 import {
+  bool,
   defineExperiment,
   describePolicy,
   getPreset,
@@ -24,8 +28,13 @@ import {
   runSteps,
   Trainer,
 } from "../mod.ts";
+import type { MemoryPolicy } from "../mod.ts";
 
-const IDS = ["standard", "mst"] as const;
+const RUNS: Record<"standard" | "mst" | "f16", MemoryPolicy> = {
+  standard: POLICIES.standard,
+  mst: POLICIES.mst,
+  f16: { ...POLICIES.standard, dtype: "f16" },
+};
 
 export default defineExperiment({
   name: "convergence",
@@ -38,20 +47,24 @@ export default defineExperiment({
     evalBatches: int(4, { min: 1, doc: "validation windows of S tokens" }),
     lr: num(1e-3, { above: 0, doc: "AdamW learning rate" }),
     seed: int(1, { min: 0, doc: "seed of the weights and of the batch order" }),
+    f16: bool(true, { doc: "also train standard in mixed precision f16 (WebGPU: shader-f16)" }),
   },
   quick: { seq: 512, steps: 40, evalEvery: 10 },
   async run(ctx) {
     const c = ctx.config;
-    const dev = await ctx.device();
+    const IDS = c.f16 ? ["standard", "mst", "f16"] as const : ["standard", "mst"] as const;
     const grid = c.presets.flatMap((name) =>
       IDS.map((id) => ({ name, id, label: `${name} ${id}` }))
     );
     const runs = await ctx.sweep("run", grid, async ({ name, id }) => {
+      const dev = id === "f16"
+        ? await ctx.createDevice(ctx.deviceKind, { floats: "f16" })
+        : await ctx.device();
       const cfg = getPreset(name);
-      const policy = describePolicy(POLICIES[id]);
+      const policy = describePolicy(RUNS[id]);
       const data = await makeBatches("brown", cfg, c.seq, c.seed);
       const validation = data.validationBatches!(c.evalBatches);
-      const model = Model.build(dev, cfg, POLICIES[id], { seed: c.seed });
+      const model = Model.build(dev, cfg, RUNS[id], { seed: c.seed });
       const trainer = new Trainer(dev, model, { adamw: { lr: c.lr } });
       const val: (number | null)[] = [];
       const evaluate = async (step: number) => {
@@ -62,7 +75,7 @@ export default defineExperiment({
       const t0 = performance.now();
       try {
         await evaluate(0);
-        const r = await runSteps(dev, cfg, POLICIES[id], data, {
+        const r = await runSteps(dev, cfg, RUNS[id], data, {
           trainer,
           steps: c.steps,
           onStep: async (s) => {
@@ -79,15 +92,24 @@ export default defineExperiment({
     });
 
     const of = (name: string, id: string) => runs.find((r) => r.name === name && r.id === id)!;
-    const [std, mst] = IDS.map((id) => describePolicy(POLICIES[id]));
+    const [std, mst, half] = IDS.map((id) => describePolicy(RUNS[id]));
     const perModel = c.presets.map((name) => {
       const [a, b] = [of(name, "standard"), of(name, "mst")];
-      return { name, a, b, train: maxAbsDelta(a.losses, b.losses), val: maxAbsDelta(a.val, b.val) };
+      const h = c.f16 ? of(name, "f16") : null;
+      return {
+        name,
+        a,
+        b,
+        h,
+        train: maxAbsDelta(a.losses, b.losses),
+        val: maxAbsDelta(a.val, b.val),
+        trainF16: h ? maxAbsDelta(a.losses, h.losses) : null,
+      };
     });
     for (const { name, train } of perModel) {
       const delta = train === null ? "no losses on meta" : `max |Δ| ${train.toExponential(2)}`;
       const title = `${name}, Brown corpus, S=${c.seq}`;
-      const args = { baseline: std, order: [std, mst] };
+      const args = { baseline: std, order: half ? [std, mst, half] : [std, mst] };
       const where = { model: name };
       ctx.chart(
         `train-${name}`,
@@ -108,8 +130,11 @@ export default defineExperiment({
       steps: c.steps,
       maxAbsDeltaLoss,
       maxAbsDeltaValLoss: maxOf(perModel.map((m) => m.val)),
-      models: Object.fromEntries(perModel.map(({ name, a, b, train, val }) => [name, {
+      maxAbsDeltaLossF16: maxOf(perModel.map((m) => m.trainF16)),
+      models: Object.fromEntries(perModel.map(({ name, a, b, h, train, val, trainF16 }) => [name, {
         finalLoss: round(a.losses.at(-1) ?? null, 5),
+        finalLossF16: h ? round(h.losses.at(-1) ?? null, 5) : null,
+        maxAbsDeltaLossF16: trainF16,
         finalValLoss: round(a.val.at(-1) ?? null, 5),
         maxAbsDeltaLoss: train,
         maxAbsDeltaValLoss: val,
@@ -144,7 +169,12 @@ export default defineExperiment({
         `windows in the same order; the validation loss is the mean over ${c.evalBatches} fixed ` +
         `windows of the validation split. MsT is exact, so the curves must coincide: ` +
         `maxAbsDeltaLoss = ${maxAbsDeltaLoss ?? "— (meta device)"} over every step. Wall time ` +
-        `includes the validation passes; the machine's other load makes it noisy.`,
+        `includes the validation passes; the machine's other load makes it noisy.` +
+        (half
+          ? ` The ${half} run (mixed precision: f16 storage, f32 accumulation, f32 master ` +
+            `weights and moments, dynamic loss scaling) differs from f32 by rounding: ` +
+            `maxAbsDeltaLossF16 = ${maxOf(perModel.map((m) => m.trainF16)) ?? "— (meta device)"}.`
+          : ""),
     );
   },
 });

@@ -30,6 +30,8 @@ const USAGE =
   [--checkpoint] [--optimizer-in-backward] [--hf-head] [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
   [--config f.yaml] [--set key=value]...
 
+  --dtype f16 the mixed-precision step of \`train --dtype f16\` (f16 storage; f32 master weights,
+              AdamW moments, rstd, lse and losses); bf16 counts every float as 2 bytes
   --hf-head   count the unchunked LM head as Hugging Face transformers allocates it (fp32
               upcast, shifted copy, log-softmax output and fp32 gradients), as in the paper's
               "standard implementation"

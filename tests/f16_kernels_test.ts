@@ -34,6 +34,7 @@ import { rmsnormBackwardRef, rmsnormForwardRef } from "../lib/reference/rmsnorm.
 import { ropeRef } from "../lib/reference/rope.ts";
 import { assertAllClose, randomArray } from "../lib/testing/all_close.ts";
 import { gpuTest, testDeviceF16 } from "../lib/testing/gpu.ts";
+import { requireHalfFeature } from "../lib/device/webgpu.ts";
 import { assertSameAllocations } from "../lib/testing/meta_parity.ts";
 
 /** Values rounded to f16 (what an f16 tensor holds after an upload). */
@@ -72,6 +73,14 @@ Deno.test("f16 variants: enable f16 on the first line, SF = f16; a non-generic k
   assert.throws(() => halfSource("plain", "@group(0) @binding(0) var<storage> x: array<f32>;"), {
     message: /kernel "plain" has no f16 variant/,
   });
+});
+
+Deno.test("an adapter without shader-f16 is refused with an error naming the feature", () => {
+  assert.throws(() => requireHalfFeature(new Set(["timestamp-query"]), "some GPU"), {
+    name: "WebGPUUnavailableError",
+    message: /adapter feature "shader-f16", which this adapter \(some GPU\) lacks/,
+  });
+  requireHalfFeature(new Set(["shader-f16"]), "lavapipe");
 });
 
 Deno.test("meta f16 device: floats f16 by default, f32 on request, bytes counted as stored", () => {

@@ -188,14 +188,10 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     }
     const wanted: GPUFeatureName[] = [];
     if (opts.floats === "f16") {
-      if (!adapter.features.has("shader-f16")) {
-        throw new WebGPUUnavailableError(
-          `--dtype f16 needs the WebGPU adapter feature "shader-f16", which this adapter ` +
-            `(${adapter.info.description || adapter.info.vendor || "unknown"}) lacks. ` +
-            `Train in f32 (--dtype f32), plan f16 on the meta device (--device meta), or use an ` +
-            `adapter with shader-f16 (Mesa lavapipe has it: ${INSTALL_HINT})`,
-        );
-      }
+      requireHalfFeature(
+        adapter.features,
+        adapter.info.description || adapter.info.vendor || "unknown",
+      );
       wanted.push("shader-f16");
     }
     if (opts.profile && adapter.features.has("timestamp-query")) wanted.push("timestamp-query");
@@ -697,6 +693,23 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     }
     this.#pending = 0;
   }
+}
+
+/**
+ * Throws a {@link WebGPUUnavailableError} naming the feature unless an adapter with
+ * `features` (described as `adapter`) has `shader-f16`, which f16 storage needs.
+ */
+export function requireHalfFeature(
+  features: { has(name: string): boolean },
+  adapter: string,
+): void {
+  if (features.has("shader-f16")) return;
+  throw new WebGPUUnavailableError(
+    `--dtype f16 needs the WebGPU adapter feature "shader-f16", which this adapter ` +
+      `(${adapter}) lacks. Train in f32 (--dtype f32), plan f16 on the meta device ` +
+      `(--device meta --dtype f16), or use an adapter with shader-f16 (Mesa lavapipe has it: ` +
+      `${INSTALL_HINT})`,
+  );
 }
 
 function alignedSize(bytes: number): number {
