@@ -8,6 +8,14 @@
  *
  * On the meta device the norm reads as NaN (no data); it counts as clean there, so a plan
  * allocates exactly what a clean WebGPU step does.
+ *
+ * @example
+ * ```ts
+ * import { LossScaler } from "../../mod.ts";
+ * const s = new LossScaler({ initScale: 1024, growthInterval: 2 });
+ * s.update(Infinity); // overflow: skipped, scale 512
+ * console.log(s.scale, s.skippedSteps); // 512 1
+ * ```
  */
 
 /** Options of a {@link LossScaler}. */
@@ -40,8 +48,11 @@ export class LossScaler {
   cleanSteps = 0;
   /** Steps skipped so far. */
   skippedSteps = 0;
+  /** Clean steps before the scale doubles. */
   readonly growthInterval: number;
+  /** Smallest scale. */
   readonly minScale: number;
+  /** Largest scale. */
   readonly maxScale: number;
 
   /** Throws on a scale that is not a positive power of two or a bad interval. */
