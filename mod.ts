@@ -178,6 +178,7 @@ export {
 } from "./lib/train/run_steps.ts";
 export { type BatchSource, makeBatches } from "./lib/train/data_source.ts";
 export { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./lib/train/adamw.ts";
+export { LossScaler, type LossScalerOptions, type ScalerUpdate } from "./lib/train/loss_scaler.ts";
 export { type LoadedRun, loadRun, saveRun } from "./lib/train/run_io.ts";
 export type { JsonValue } from "./lib/checkpoint/run_state.ts";
 export {

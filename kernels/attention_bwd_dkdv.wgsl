@@ -26,14 +26,15 @@
 //            keep the register tiles in registers).
 // Dispatch:  (ceil(S / (R·WG)), KV, 1).
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 
-@group(0) @binding(0) var<storage, read> k: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> k: array<vec4<SF>>;
+@group(0) @binding(1) var<storage, read> v: array<vec4<SF>>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> dsum: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dk: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> dv: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> dk: array<vec4<SF>>;
+@group(0) @binding(5) var<storage, read_write> dv: array<vec4<SF>>;
 @group(1) @binding(0) var<uniform> p: Params;
 // The template value OPERANDS (lib/ops/attention.ts) declares the two streamed operands here, as textures
 // (@group(2)) or, when too large to stage (or `stage: false`), as storage buffers after the bindings above, and
@@ -109,8 +110,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let key = min(key0 + r, p.S - 1u);
     for (var d = 0u; d < HD4; d++) { // @unroll
       let i = key * kStride + g * HD4 + d;
-      kr[r * HD4 + d] = k[i] * p.scale;
-      vr[r * HD4 + d] = v[i];
+      kr[r * HD4 + d] = vec4<f32>(k[i]) * p.scale;
+      vr[r * HD4 + d] = vec4<f32>(v[i]);
       dka[r * HD4 + d] = vec4<f32>(0.0);
       dva[r * HD4 + d] = vec4<f32>(0.0);
     }
@@ -137,8 +138,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let key = key0 + r;
     if (key < p.S) {
       for (var d = 0u; d < HD4; d++) { // @unroll
-        dk[key * kStride + g * HD4 + d] = dka[r * HD4 + d] * p.scale;
-        dv[key * kStride + g * HD4 + d] = dva[r * HD4 + d];
+        dk[key * kStride + g * HD4 + d] = vec4<SF>(dka[r * HD4 + d] * p.scale);
+        dv[key * kStride + g * HD4 + d] = vec4<SF>(dva[r * HD4 + d]);
       }
     }
   }

@@ -25,13 +25,14 @@
 //            keep the register tiles in registers).
 // Dispatch:  (ceil(S / (R·WG)), H, 1); head h reads kv head floor(h·KV / H).
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 
-@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> o: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> dO: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> q: array<vec4<SF>>;
+@group(0) @binding(1) var<storage, read> o: array<vec4<SF>>;
+@group(0) @binding(2) var<storage, read> dO: array<vec4<SF>>;
 @group(0) @binding(3) var<storage, read> lse: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dq: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> dq: array<vec4<SF>>;
 @group(0) @binding(5) var<storage, read_write> dsum: array<f32>;
 @group(1) @binding(0) var<uniform> p: Params;
 // The template value OPERANDS (lib/ops/attention.ts) declares the two streamed operands here, as textures
@@ -110,10 +111,10 @@ fn main(
     var dd = vec4<f32>(0.0);
     for (var d = 0u; d < HD4; d++) { // @unroll
       let i = row * qStride + h * HD4 + d;
-      qr[r * HD4 + d] = q[i] * p.scale;
-      let x = dO[i];
+      qr[r * HD4 + d] = vec4<f32>(q[i]) * p.scale;
+      let x = vec4<f32>(dO[i]);
       dor[r * HD4 + d] = x;
-      dd = fma(x, o[i], dd);
+      dd = fma(x, vec4<f32>(o[i]), dd);
       acc[r * HD4 + d] = vec4<f32>(0.0);
     }
     dr[r] = dd.x + dd.y + dd.z + dd.w;
@@ -137,7 +138,7 @@ fn main(
     let row = row0 + r;
     if (row < p.S) {
       for (var d = 0u; d < HD4; d++) { // @unroll
-        dq[row * qStride + h * HD4 + d] = acc[r * HD4 + d] * p.scale;
+        dq[row * qStride + h * HD4 + d] = vec4<SF>(acc[r * HD4 + d] * p.scale);
       }
       dsum[h * p.S + row] = dr[r];
     }

@@ -27,10 +27,11 @@
 //            keep the register tiles in registers).
 // Dispatch:  (ceil(S / (R·WG)), H, 1); head h reads kv head floor(h·KV / H).
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 
-@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> q: array<vec4<SF>>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<SF>>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
 @group(1) @binding(0) var<uniform> p: Params;
 // The template value OPERANDS (lib/ops/attention.ts) declares the two streamed operands here, as textures
@@ -147,7 +148,7 @@ fn main(
   for (var r = 0u; r < R; r++) { // @unroll
     let row = min(wgRow0 + li * R + r, p.S - 1u);
     for (var d = 0u; d < HD4; d++) { // @unroll
-      qr[r * HD4 + d] = q[row * qStride + h * HD4 + d] * qScale;
+      qr[r * HD4 + d] = vec4<f32>(q[row * qStride + h * HD4 + d]) * qScale;
       acc[r * HD4 + d] = vec4<f32>(0.0);
     }
     m[r] = FLOOR;
@@ -175,7 +176,7 @@ fn main(
     if (row < p.S) {
       let inv = 1.0 / l[r];
       for (var d = 0u; d < HD4; d++) { // @unroll
-        out[row * qStride + h * HD4 + d] = acc[r * HD4 + d] * inv;
+        out[row * qStride + h * HD4 + d] = vec4<SF>(acc[r * HD4 + d] * inv);
       }
       lse[h * p.S + row] = (m[r] + log2(l[r])) * LN2;
     }

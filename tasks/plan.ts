@@ -34,6 +34,8 @@ const USAGE =
   --framework hf  plan what Hugging Face transformers + PyTorch would hold (the paper's setup):
               our tensors plus their extra buffers, through PyTorch's caching allocator model;
               the step fits when its reserved segments stay within --budget
+  --dtype f16 the mixed-precision step of \`train --dtype f16\` (f16 storage; f32 master weights,
+              AdamW moments, rstd, lse and losses); bf16 counts every float as 2 bytes
 ${POLICY_HELP}`;
 
 function table(plan: Plan): string {

@@ -68,6 +68,11 @@ export interface LossOptions {
   lossDenominator?: number;
   /** Called when a parameter's gradient is complete for this batch (optimizer in backward). */
   onGradReady?: (p: Parameter) => void;
+  /**
+   * Multiply the loss, hence every gradient, by this (mixed precision's loss scale; default
+   * 1). The returned loss sum is not scaled.
+   */
+  lossScale?: number;
 }
 
 /** The model on a device. */
@@ -103,29 +108,38 @@ export class Model {
     checkFitsDevice(dev, cfg);
     const normal = gaussian(opts.seed ?? 0);
     const std = opts.initStd ?? 0.02;
+    // Mixed precision (an f16 device): an f32 master copy (tag optimizer) per parameter, and
+    // the f16 working copy (tag weights) that the layers use, rounded from the same values.
+    const mixed = dev.floatType === "f16";
     for (const { name, shape } of parameterShapes(cfg)) {
       const n = shape.reduce((a, b) => a * b, 1);
       const given = opts.weights?.get(name);
-      let value: Tensor;
+      let data: Float32Array | null = null;
       if (given) {
         if (given.length !== n) {
           throw new Error(
             `weights for "${name}": ${given.length} values, expected ${n} [${shape.join(", ")}]`,
           );
         }
-        value = dev.upload(given, shape, { tag: "weights", name });
-      } else if (dev.kind === "meta") {
-        value = dev.tensor(shape, { tag: "weights", name });
-      } else {
-        const data = new Float32Array(n);
+        data = given;
+      } else if (dev.kind !== "meta") {
+        data = new Float32Array(n);
         if (name.endsWith("norm.weight") || name.endsWith("layernorm.weight")) {
           data.fill(cfg.normUnitOffset ? 0 : 1);
         } else if (!name.endsWith(".bias")) {
           for (let i = 0; i < n; i++) data[i] = normal() * std;
         }
-        value = dev.upload(data, shape, { tag: "weights", name });
       }
+      const master = !mixed
+        ? null
+        : data
+        ? dev.upload(data, shape, { tag: "optimizer", name: `${name}.master`, dtype: "f32" })
+        : dev.tensor(shape, { tag: "optimizer", name: `${name}.master`, dtype: "f32" });
+      const value: Tensor = data
+        ? dev.upload(data, shape, { tag: "weights", name })
+        : dev.tensor(shape, { tag: "weights", name });
       const p = new Parameter(name, value);
+      p.master = master;
       this.params.push(p);
       this.byName.set(name, p);
     }
@@ -244,7 +258,7 @@ export class Model {
   lossAndGrads(batch: Batch, opts: LossOptions = {}): { lossSum: Tensor; denominator: number } {
     const cfg = this.cfg;
     const denominator = opts.lossDenominator ?? this.#validTargets(batch);
-    const gradScale = denominator > 0 ? 1 / denominator : 0;
+    const gradScale = denominator > 0 ? (opts.lossScale ?? 1) / denominator : 0;
     const f = this.#forward(batch, "forward", gradScale);
 
     this.dev.setPhase("backward");
@@ -349,11 +363,11 @@ export class Model {
     return n > 0 ? sum / n : 0;
   }
 
-  /** Reads every weight back (Hugging Face names). */
+  /** Reads every weight back (Hugging Face names; the f32 master weights in mixed precision). */
   async readWeights(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const p of this.params) {
-      out.set(p.name, { shape: [...p.shape], data: await this.dev.readF32(p.value) });
+      out.set(p.name, { shape: [...p.shape], data: await this.dev.readF32(p.master ?? p.value) });
     }
     return out;
   }

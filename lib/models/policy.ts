@@ -172,6 +172,21 @@ export function validatePolicy(policy: MemoryPolicy, deviceFloats?: FloatCountin
       "memory policy: offload is not implemented yet; leave it unset (block checkpoints stay on the device)",
     );
   }
+  const f16 = policy.dtype === "f16" || deviceFloats === "f16";
+  if (f16 && policy.framework === "hf") {
+    throw new Error(
+      `memory policy: framework "hf" (what transformers + PyTorch allocate in bf16 training) is a ` +
+        `planning profile and does not run in mixed precision (f16); use framework "ours" or ` +
+        `--dtype bf16 on the meta device`,
+    );
+  }
+  if (f16 && policy.optimizerInBackward) {
+    throw new Error(
+      `memory policy: optimizerInBackward cannot run in mixed precision (f16): dynamic loss ` +
+        `scaling must see every gradient before any update to skip an overflowing step; drop ` +
+        `optimizer-in-backward or use f32`,
+    );
+  }
   if (policy.dtype !== undefined && deviceFloats !== undefined && policy.dtype !== deviceFloats) {
     throw new Error(
       `memory policy: dtype ${policy.dtype}, but the device counts floats as ${deviceFloats}; ` +

@@ -122,7 +122,7 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
     // one chunk: its losses and dy are the whole ones (no (S) and (S, d) buffers to copy into)
     const losses = whole
       ? null
-      : dev.tensor([S], { tag: "activations", name: `${this.name}.losses` }); // (S)
+      : dev.tensor([S], { tag: "activations", name: `${this.name}.losses`, dtype: "f32" }); // (S) f32
     let lossSum: Tensor | null = null;
     let dy = fused && !whole
       ? dev.tensor([S, d], { tag: "activations", name: `${this.name}.dy` }) // (S, d)
