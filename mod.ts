@@ -178,6 +178,7 @@ export {
 } from "./lib/train/run_steps.ts";
 export { type BatchSource, makeBatches } from "./lib/train/data_source.ts";
 export { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./lib/train/adamw.ts";
+export { LossScaler, type LossScalerOptions, type ScalerUpdate } from "./lib/train/loss_scaler.ts";
 export { type LoadedRun, loadRun, saveRun } from "./lib/train/run_io.ts";
 export type { JsonValue } from "./lib/checkpoint/run_state.ts";
 export {
@@ -228,6 +229,15 @@ export {
   fixedDominates,
   STEP_PHASES,
 } from "./lib/plan/explain.ts";
+export {
+  type ExtraBytes,
+  type Framework,
+  FRAMEWORKS,
+  HF_EXTRAS,
+  type HFExtraKind,
+  type HFPlanFigures,
+} from "./lib/plan/hf_profile.ts";
+export { CachingAllocatorModel, type CachingStats } from "./lib/plan/caching_allocator.ts";
 export { parseDtype } from "./lib/cli/args.ts";
 export {
   referenceLoss,

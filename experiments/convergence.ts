@@ -4,9 +4,11 @@
  * recomputation, with the validation loss every `evalEvery` steps (the train task's
  * `--eval-every`: `validationBatches` of the data source, `Model.evaluate`). Train and
  * validation curves, wall time, and `maxAbsDeltaLoss`: the largest |Δloss| over all steps.
+ * `f16` (default): standard in mixed precision (f16 storage) beside them, `maxAbsDeltaLossF16`.
  */
 
 import {
+  bool,
   defineExperiment,
   describePolicy,
   getPreset,
@@ -25,8 +27,6 @@ import {
   Trainer,
 } from "../mod.ts";
 
-const IDS = ["standard", "mst"] as const;
-
 export default defineExperiment({
   name: "convergence",
   description: "Brown corpus, standard vs MsT + recomputation: the loss curves coincide; wall time",
@@ -38,20 +38,24 @@ export default defineExperiment({
     evalBatches: int(4, { min: 1, doc: "validation windows of S tokens" }),
     lr: num(1e-3, { above: 0, doc: "AdamW learning rate" }),
     seed: int(1, { min: 0, doc: "seed of the weights and of the batch order" }),
+    f16: bool(true, { doc: "also train standard in mixed precision f16 (WebGPU: shader-f16)" }),
   },
   quick: { seq: 512, steps: 40, evalEvery: 10 },
   async run(ctx) {
     const c = ctx.config;
-    const dev = await ctx.device();
+    const RUNS = { standard: POLICIES.standard, mst: POLICIES.mst, f16: { dtype: "f16" as const } };
+    const dev16 = () => ctx.createDevice(ctx.deviceKind, { floats: "f16" });
+    const IDS = c.f16 ? ["standard", "mst", "f16"] as const : ["standard", "mst"] as const;
     const grid = c.presets.flatMap((name) =>
       IDS.map((id) => ({ name, id, label: `${name} ${id}` }))
     );
     const runs = await ctx.sweep("run", grid, async ({ name, id }) => {
+      const dev = await (id === "f16" ? dev16() : ctx.device());
       const cfg = getPreset(name);
-      const policy = describePolicy(POLICIES[id]);
+      const policy = describePolicy(RUNS[id]);
       const data = await makeBatches("brown", cfg, c.seq, c.seed);
       const validation = data.validationBatches!(c.evalBatches);
-      const model = Model.build(dev, cfg, POLICIES[id], { seed: c.seed });
+      const model = Model.build(dev, cfg, RUNS[id], { seed: c.seed });
       const trainer = new Trainer(dev, model, { adamw: { lr: c.lr } });
       const val: (number | null)[] = [];
       const evaluate = async (step: number) => {
@@ -62,7 +66,7 @@ export default defineExperiment({
       const t0 = performance.now();
       try {
         await evaluate(0);
-        const r = await runSteps(dev, cfg, POLICIES[id], data, {
+        const r = await runSteps(dev, cfg, RUNS[id], data, {
           trainer,
           steps: c.steps,
           onStep: async (s) => {
@@ -79,28 +83,21 @@ export default defineExperiment({
     });
 
     const of = (name: string, id: string) => runs.find((r) => r.name === name && r.id === id)!;
-    const [std, mst] = IDS.map((id) => describePolicy(POLICIES[id]));
+    const [std, mst, half] = IDS.map((id) => describePolicy(RUNS[id]));
     const perModel = c.presets.map((name) => {
-      const [a, b] = [of(name, "standard"), of(name, "mst")];
-      return { name, a, b, train: maxAbsDelta(a.losses, b.losses), val: maxAbsDelta(a.val, b.val) };
+      const [a, b, h] = [of(name, "standard"), of(name, "mst"), c.f16 ? of(name, "f16") : null];
+      const [train, val] = [maxAbsDelta(a.losses, b.losses), maxAbsDelta(a.val, b.val)];
+      return { name, a, b, h, train, val, trainF16: h && maxAbsDelta(a.losses, h.losses) };
     });
+    const maxF16 = maxOf(perModel.map((m) => m.trainF16));
     for (const { name, train } of perModel) {
       const delta = train === null ? "no losses on meta" : `max |Δ| ${train.toExponential(2)}`;
       const title = `${name}, Brown corpus, S=${c.seq}`;
-      const args = { baseline: std, order: [std, mst] };
+      const args = { baseline: std, order: half ? [std, mst, half] : [std, mst] };
       const where = { model: name };
-      ctx.chart(
-        `train-${name}`,
-        lossCurves({ title: `${title}: train loss (${delta})`, ...args }),
-        {
-          kind: "train",
-          where,
-        },
-      );
-      ctx.chart(`validation-${name}`, lossCurves({ title: `${title}: validation loss`, ...args }), {
-        kind: "validation",
-        where,
-      });
+      const curves = (what: string) => lossCurves({ title: `${title}: ${what}`, ...args });
+      ctx.chart(`train-${name}`, curves(`train loss (${delta})`), { kind: "train", where });
+      ctx.chart(`validation-${name}`, curves("validation loss"), { kind: "validation", where });
     }
     const maxAbsDeltaLoss = maxOf(perModel.map((m) => m.train));
     ctx.summary({
@@ -108,8 +105,10 @@ export default defineExperiment({
       steps: c.steps,
       maxAbsDeltaLoss,
       maxAbsDeltaValLoss: maxOf(perModel.map((m) => m.val)),
-      models: Object.fromEntries(perModel.map(({ name, a, b, train, val }) => [name, {
+      maxAbsDeltaLossF16: maxF16,
+      models: Object.fromEntries(perModel.map(({ name, a, b, h, train, val }) => [name, {
         finalLoss: round(a.losses.at(-1) ?? null, 5),
+        finalLossF16: round(h?.losses.at(-1) ?? null, 5),
         finalValLoss: round(a.val.at(-1) ?? null, 5),
         maxAbsDeltaLoss: train,
         maxAbsDeltaValLoss: val,
@@ -146,5 +145,6 @@ export default defineExperiment({
         `maxAbsDeltaLoss = ${maxAbsDeltaLoss ?? "— (meta device)"} over every step. Wall time ` +
         `includes the validation passes; the machine's other load makes it noisy.`,
     );
+    if (half) ctx.note(`${half}: max |Δloss| vs f32 ${maxF16 ?? "—"} (f16 rounding).`);
   },
 });

@@ -1,8 +1,8 @@
 /**
  * `deno task exp families-long`: the paper's extension claims (Llama2-7B: 84K with MsT; Qwen2,
  * Mistral, Gemma-2: 12–24× longer context). Per family: max S in 80 GiB (bf16, meta) for the
- * paper's baselines (standard, recomputation; HF head), MsT + recomputation and + optimizer-in-
- * backward; its tiny preset on the device at two S, standard (HF head) vs MsT: loss and peaks.
+ * paper's baselines (standard, recomputation; HF profile), MsT + recomputation and + optimizer-in-
+ * backward; its tiny preset on the device at two S, standard (HF) vs MsT: loss and peaks.
  */
 
 import {
@@ -108,7 +108,7 @@ export default defineExperiment({
     ctx.chart(
       "tiny-peak",
       barsWithReference({
-        title: `Tiny presets on ${dev.kind}: peak, standard (HF head) vs MsT + recomputation`,
+        title: `Tiny presets on ${dev.kind}: peak, standard (HF) vs MsT + recomputation`,
         x: "run",
         y: "peakBytes",
         group: "policy",
@@ -135,7 +135,7 @@ export default defineExperiment({
       ]),
     });
     ctx.table({
-      title: `Tiny presets on ${dev.kind}, ${c.steps} steps: standard (HF head) vs MsT`,
+      title: `Tiny presets on ${dev.kind}, ${c.steps} steps: standard (HF) vs MsT`,
       columns: ["model", "S", "peak standard (MiB)", "peak MsT (MiB)", "÷", "max |Δloss|"],
       rows: trained.map((t) => {
         const delta = t.delta === null ? "— (meta)" : String(+t.delta.toPrecision(3));
@@ -143,7 +143,7 @@ export default defineExperiment({
       }),
     });
     ctx.note(
-      `MsT / standard: MsT + recomputation's max S over standard with the HF head; OiB: ` +
+      `MsT / standard: MsT + recomputation's max S over standard under the HF profile; OiB: ` +
         `optimizer-in-backward. Plans count floats as ${plan.dtype}, live bytes only: upper bounds.`,
     );
   },

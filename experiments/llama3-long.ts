@@ -291,8 +291,9 @@ export default defineExperiment({
       `Planning runs two full training steps of the real code on the meta device, counting every ` +
         `float as ${dtype} and live bytes (PyTorch's "allocated"): without the CUDA context and ` +
         `fragmentation of the paper's A100, these limits are upper bounds. The paper's 60K uses ` +
-        `optimizer-in-backward; its baselines run Hugging Face transformers, whose head keeps fp32 ` +
-        `copies of the S×V logits, as the "(HF head)" policies do. Every trained policy sees the ` +
+        `optimizer-in-backward; its baselines run Hugging Face transformers + PyTorch, whose extra ` +
+        `buffers (fp32 logits and RMSNorm upcasts, …) and caching allocator the "(HF)" policies ` +
+        `count (plan --framework hf). Every trained policy sees the ` +
         `same batches from the same weights; tokens/s: the median step after the warm-up.`,
     );
   },

@@ -5,10 +5,11 @@
 //            @group(1) @binding(0) p : Params { n, alpha }
 // Dispatch:  (ceil(n / 256), 1, 1) — 64 invocations × 4 elements.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { n: u32, alpha: f32 }
 
-@group(0) @binding(0) var<storage, read_write> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(0) var<storage, read_write> a: array<SF>;
+@group(0) @binding(1) var<storage, read> b: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
@@ -17,7 +18,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var j = 0u; j < 4u; j++) {
     let i = base + j;
     if (i < p.n) {
-      a[i] = a[i] + p.alpha * b[i];
+      a[i] = SF(f32(a[i]) + p.alpha * f32(b[i]));
     }
   }
 }

@@ -26,14 +26,15 @@
 //            keep the register tiles in registers).
 // Dispatch:  (ceil(S / (R·WG)), KV, 1).
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 
-@group(0) @binding(0) var<storage, read> k: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> k: array<vec4<SF>>;
+@group(0) @binding(1) var<storage, read> v: array<vec4<SF>>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> dsum: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dk: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> dv: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> dk: array<vec4<SF>>;
+@group(0) @binding(5) var<storage, read_write> dv: array<vec4<SF>>;
 @group(1) @binding(0) var<uniform> p: Params;
 // The template value OPERANDS (lib/ops/attention.ts) declares the two streamed operands here, as textures
 // (@group(2)) or, when too large to stage (or `stage: false`), as storage buffers after the bindings above, and
@@ -43,6 +44,46 @@ struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 const HD4: u32 = {{HD4}}u;
 const R: u32 = {{R}}u;
 const WG: u32 = {{WG}}u;
+
+// One key's work for query row i: score, softmax probability and the dk, dv updates of
+// dka[r], dva[r]. Called with a literal r (the call site is unrolled), so after inlining every
+// array index is constant and the tiles stay in registers. A function rather than inline code
+// because naga's WGSL compile time grows with the square of a function's size (see
+// attention_fwd.wgsl).
+fn keyRow(
+  r: u32,
+  key: u32,
+  i: u32,
+  lse_i: f32,
+  dsum_i: f32,
+  kr: ptr<function, array<vec4<f32>, R * HD4>>,
+  vr: ptr<function, array<vec4<f32>, R * HD4>>,
+  dka: ptr<function, array<vec4<f32>, R * HD4>>,
+  dva: ptr<function, array<vec4<f32>, R * HD4>>,
+  qi: ptr<function, array<vec4<f32>, HD4>>,
+  doi: ptr<function, array<vec4<f32>, HD4>>,
+) {
+  var sv = vec4<f32>(0.0);
+  var pv = vec4<f32>(0.0);
+  for (var d = 0u; d < HD4; d++) { // @unroll
+    sv = fma((*qi)[d], (*kr)[r * HD4 + d], sv);
+    pv = fma((*doi)[d], (*vr)[r * HD4 + d], pv);
+  }
+  var z = sv.x + sv.y + sv.z + sv.w;
+  var dz = 1.0;
+  if (p.softcap > 0.0) {
+    let t = tanh(z / p.softcap);
+    z = p.softcap * t;
+    dz = 1.0 - t * t;
+  }
+  let ok = key <= i && (p.window == 0u || key + p.window > i);
+  let pij = select(0.0, exp(z - lse_i), ok);
+  let ds = pij * (pv.x + pv.y + pv.z + pv.w - dsum_i) * dz;
+  for (var d = 0u; d < HD4; d++) { // @unroll
+    (*dva)[r * HD4 + d] = fma(vec4<f32>(pij), (*doi)[d], (*dva)[r * HD4 + d]);
+    (*dka)[r * HD4 + d] = fma(vec4<f32>(ds), (*qi)[d], (*dka)[r * HD4 + d]);
+  }
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -69,8 +110,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let key = min(key0 + r, p.S - 1u);
     for (var d = 0u; d < HD4; d++) { // @unroll
       let i = key * kStride + g * HD4 + d;
-      kr[r * HD4 + d] = k[i] * p.scale;
-      vr[r * HD4 + d] = v[i];
+      kr[r * HD4 + d] = vec4<f32>(k[i]) * p.scale;
+      vr[r * HD4 + d] = vec4<f32>(v[i]);
       dka[r * HD4 + d] = vec4<f32>(0.0);
       dva[r * HD4 + d] = vec4<f32>(0.0);
     }
@@ -88,27 +129,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let li_ = lse[h * p.S + i];
       let di = dsum[h * p.S + i];
       for (var r = 0u; r < R; r++) { // @unroll
-        var sv = vec4<f32>(0.0);
-        var pv = vec4<f32>(0.0);
-        for (var d = 0u; d < HD4; d++) { // @unroll
-          sv = fma(qi[d], kr[r * HD4 + d], sv);
-          pv = fma(doi[d], vr[r * HD4 + d], pv);
-        }
-        var z = sv.x + sv.y + sv.z + sv.w;
-        var dz = 1.0;
-        if (p.softcap > 0.0) {
-          let t = tanh(z / p.softcap);
-          z = p.softcap * t;
-          dz = 1.0 - t * t;
-        }
-        let key = key0 + r;
-        let ok = key <= i && (p.window == 0u || key + p.window > i);
-        let pij = select(0.0, exp(z - li_), ok);
-        let ds = pij * (pv.x + pv.y + pv.z + pv.w - di) * dz;
-        for (var d = 0u; d < HD4; d++) { // @unroll
-          dva[r * HD4 + d] = fma(vec4<f32>(pij), doi[d], dva[r * HD4 + d]);
-          dka[r * HD4 + d] = fma(vec4<f32>(ds), qi[d], dka[r * HD4 + d]);
-        }
+        keyRow(r, key0 + r, i, li_, di, &kr, &vr, &dka, &dva, &qi, &doi);
       }
     }
   }
@@ -117,8 +138,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let key = key0 + r;
     if (key < p.S) {
       for (var d = 0u; d < HD4; d++) { // @unroll
-        dk[key * kStride + g * HD4 + d] = dka[r * HD4 + d] * p.scale;
-        dv[key * kStride + g * HD4 + d] = dva[r * HD4 + d];
+        dk[key * kStride + g * HD4 + d] = vec4<SF>(dka[r * HD4 + d] * p.scale);
+        dv[key * kStride + g * HD4 + d] = vec4<SF>(dva[r * HD4 + d]);
       }
     }
   }

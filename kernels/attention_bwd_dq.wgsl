@@ -25,13 +25,14 @@
 //            keep the register tiles in registers).
 // Dispatch:  (ceil(S / (R·WG)), H, 1); head h reads kv head floor(h·KV / H).
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 
-@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> o: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> dO: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> q: array<vec4<SF>>;
+@group(0) @binding(1) var<storage, read> o: array<vec4<SF>>;
+@group(0) @binding(2) var<storage, read> dO: array<vec4<SF>>;
 @group(0) @binding(3) var<storage, read> lse: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dq: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> dq: array<vec4<SF>>;
 @group(0) @binding(5) var<storage, read_write> dsum: array<f32>;
 @group(1) @binding(0) var<uniform> p: Params;
 // The template value OPERANDS (lib/ops/attention.ts) declares the two streamed operands here, as textures
@@ -42,6 +43,43 @@ struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 const HD4: u32 = {{HD4}}u;
 const R: u32 = {{R}}u;
 const WG: u32 = {{WG}}u;
+
+// One query row's work for key j: score, softmax probability and the dq update of acc[r].
+// Called with a literal r (the call site is unrolled), so after inlining every array index is
+// constant and the tiles stay in registers. A function rather than inline code because naga's
+// WGSL compile time grows with the square of a function's size (see attention_fwd.wgsl).
+fn rowKey(
+  r: u32,
+  row: u32,
+  j: u32,
+  qr: ptr<function, array<vec4<f32>, R * HD4>>,
+  dor: ptr<function, array<vec4<f32>, R * HD4>>,
+  acc: ptr<function, array<vec4<f32>, R * HD4>>,
+  lr: ptr<function, array<f32, R>>,
+  dr: ptr<function, array<f32, R>>,
+  kj: ptr<function, array<vec4<f32>, HD4>>,
+  vj: ptr<function, array<vec4<f32>, HD4>>,
+) {
+  var sv = vec4<f32>(0.0);
+  var pv = vec4<f32>(0.0);
+  for (var d = 0u; d < HD4; d++) { // @unroll
+    sv = fma((*qr)[r * HD4 + d], (*kj)[d], sv);
+    pv = fma((*dor)[r * HD4 + d], (*vj)[d], pv);
+  }
+  var z = sv.x + sv.y + sv.z + sv.w;
+  var dz = 1.0;
+  if (p.softcap > 0.0) {
+    let t = tanh(z / p.softcap);
+    z = p.softcap * t;
+    dz = 1.0 - t * t;
+  }
+  let ok = j <= row && (p.window == 0u || j + p.window > row);
+  let pij = select(0.0, exp(z - (*lr)[r]), ok);
+  let ds = pij * (pv.x + pv.y + pv.z + pv.w - (*dr)[r]) * dz;
+  for (var d = 0u; d < HD4; d++) { // @unroll
+    (*acc)[r * HD4 + d] = fma(vec4<f32>(ds), (*kj)[d], (*acc)[r * HD4 + d]);
+  }
+}
 
 @compute @workgroup_size(WG)
 fn main(
@@ -73,10 +111,10 @@ fn main(
     var dd = vec4<f32>(0.0);
     for (var d = 0u; d < HD4; d++) { // @unroll
       let i = row * qStride + h * HD4 + d;
-      qr[r * HD4 + d] = q[i] * p.scale;
-      let x = dO[i];
+      qr[r * HD4 + d] = vec4<f32>(q[i]) * p.scale;
+      let x = vec4<f32>(dO[i]);
       dor[r * HD4 + d] = x;
-      dd = fma(x, o[i], dd);
+      dd = fma(x, vec4<f32>(o[i]), dd);
       acc[r * HD4 + d] = vec4<f32>(0.0);
     }
     dr[r] = dd.x + dd.y + dd.z + dd.w;
@@ -92,26 +130,7 @@ fn main(
       vj[d] = loadB(kb + d);
     }
     for (var r = 0u; r < R; r++) { // @unroll
-      var sv = vec4<f32>(0.0);
-      var pv = vec4<f32>(0.0);
-      for (var d = 0u; d < HD4; d++) { // @unroll
-        sv = fma(qr[r * HD4 + d], kj[d], sv);
-        pv = fma(dor[r * HD4 + d], vj[d], pv);
-      }
-      var z = sv.x + sv.y + sv.z + sv.w;
-      var dz = 1.0;
-      if (p.softcap > 0.0) {
-        let t = tanh(z / p.softcap);
-        z = p.softcap * t;
-        dz = 1.0 - t * t;
-      }
-      let row = row0 + r;
-      let ok = j <= row && (p.window == 0u || j + p.window > row);
-      let pij = select(0.0, exp(z - lr[r]), ok);
-      let ds = pij * (pv.x + pv.y + pv.z + pv.w - dr[r]) * dz;
-      for (var d = 0u; d < HD4; d++) { // @unroll
-        acc[r * HD4 + d] = fma(vec4<f32>(ds), kj[d], acc[r * HD4 + d]);
-      }
+      rowKey(r, row0 + r, j, &qr, &dor, &acc, &lr, &dr, &kj, &vj);
     }
   }
 
@@ -119,7 +138,7 @@ fn main(
     let row = row0 + r;
     if (row < p.S) {
       for (var d = 0u; d < HD4; d++) { // @unroll
-        dq[row * qStride + h * HD4 + d] = acc[r * HD4 + d] * p.scale;
+        dq[row * qStride + h * HD4 + d] = vec4<SF>(acc[r * HD4 + d] * p.scale);
       }
       dsum[h * p.S + row] = dr[r];
     }

@@ -27,10 +27,11 @@
 //            keep the register tiles in registers).
 // Dispatch:  (ceil(S / (R·WG)), H, 1); head h reads kv head floor(h·KV / H).
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 
-@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> q: array<vec4<SF>>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<SF>>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
 @group(1) @binding(0) var<uniform> p: Params;
 // The template value OPERANDS (lib/ops/attention.ts) declares the two streamed operands here, as textures
@@ -47,6 +48,68 @@ const NEG: f32 = -3.0e38;
 const FLOOR: f32 = -1.0e30;
 const LOG2E: f32 = 1.4426950408889634;
 const LN2: f32 = 0.6931471805599453;
+
+// One row's work on one key chunk: scores, masks, online-softmax update of m[r], l[r] and
+// acc[r]. Called with a literal r (the call site is unrolled), so after inlining every array
+// index is constant and the tiles stay in registers. It is a function rather than inline code
+// because WGSL compile time in naga grows with the square of a function's size: R copies of
+// this body in `main` cost seconds per pipeline, R calls cost milliseconds.
+fn rowChunk(
+  r: u32,
+  row: u32,
+  j0: u32,
+  jEnd: u32,
+  full: bool,
+  capped: bool,
+  cap2: f32,
+  invCap: f32,
+  qr: ptr<function, array<vec4<f32>, R * HD4>>,
+  acc: ptr<function, array<vec4<f32>, R * HD4>>,
+  m: ptr<function, array<f32, R>>,
+  l: ptr<function, array<f32, R>>,
+  kc: ptr<function, array<vec4<f32>, C * HD4>>,
+  vc: ptr<function, array<vec4<f32>, C * HD4>>,
+) {
+  var s: array<f32, C>;
+  for (var c = 0u; c < C; c++) { // @unroll
+    var dv = vec4<f32>(0.0);
+    for (var d = 0u; d < HD4; d++) { // @unroll
+      dv = fma((*qr)[r * HD4 + d], (*kc)[c * HD4 + d], dv);
+    }
+    s[c] = dv.x + dv.y + dv.z + dv.w;
+  }
+  if (capped) {
+    for (var c = 0u; c < C; c++) { // @unroll
+      s[c] = cap2 * tanh(s[c] * invCap);
+    }
+  }
+  if (!full) {
+    for (var c = 0u; c < C; c++) { // @unroll
+      let j = j0 + c;
+      let ok = j < jEnd && j <= row && (p.window == 0u || j + p.window > row);
+      s[c] = select(NEG, s[c], ok);
+    }
+  }
+  var mx = (*m)[r];
+  for (var c = 0u; c < C; c++) { // @unroll
+    mx = max(mx, s[c]);
+  }
+  let alpha = exp2((*m)[r] - mx);
+  (*m)[r] = mx;
+  var sum = (*l)[r] * alpha;
+  for (var c = 0u; c < C; c++) { // @unroll
+    s[c] = exp2(s[c] - mx);
+    sum += s[c];
+  }
+  (*l)[r] = sum;
+  for (var d = 0u; d < HD4; d++) { // @unroll
+    var a = (*acc)[r * HD4 + d] * alpha;
+    for (var c = 0u; c < C; c++) { // @unroll
+      a = fma(vec4<f32>(s[c]), (*vc)[c * HD4 + d], a);
+    }
+    (*acc)[r * HD4 + d] = a;
+  }
+}
 
 @compute @workgroup_size(WG)
 fn main(
@@ -85,7 +148,7 @@ fn main(
   for (var r = 0u; r < R; r++) { // @unroll
     let row = min(wgRow0 + li * R + r, p.S - 1u);
     for (var d = 0u; d < HD4; d++) { // @unroll
-      qr[r * HD4 + d] = q[row * qStride + h * HD4 + d] * qScale;
+      qr[r * HD4 + d] = vec4<f32>(q[row * qStride + h * HD4 + d]) * qScale;
       acc[r * HD4 + d] = vec4<f32>(0.0);
     }
     m[r] = FLOOR;
@@ -104,49 +167,7 @@ fn main(
     }
     let full = j0 >= fullStart && j0 + C <= fullEnd;
     for (var r = 0u; r < R; r++) { // @unroll
-      // Row block r (rows wgRow0 + r·WG ..+ WG−1) sees nothing of this chunk once j0 passes it.
-      {
-        let row = wgRow0 + li * R + r;
-        var s: array<f32, C>;
-        for (var c = 0u; c < C; c++) { // @unroll
-          var dv = vec4<f32>(0.0);
-          for (var d = 0u; d < HD4; d++) { // @unroll
-            dv = fma(qr[r * HD4 + d], kc[c * HD4 + d], dv);
-          }
-          s[c] = dv.x + dv.y + dv.z + dv.w;
-        }
-        if (capped) {
-          for (var c = 0u; c < C; c++) { // @unroll
-            s[c] = cap2 * tanh(s[c] * invCap);
-          }
-        }
-        if (!full) {
-          for (var c = 0u; c < C; c++) { // @unroll
-            let j = j0 + c;
-            let ok = j < jEnd && j <= row && (p.window == 0u || j + p.window > row);
-            s[c] = select(NEG, s[c], ok);
-          }
-        }
-        var mx = m[r];
-        for (var c = 0u; c < C; c++) { // @unroll
-          mx = max(mx, s[c]);
-        }
-        let alpha = exp2(m[r] - mx);
-        m[r] = mx;
-        var sum = l[r] * alpha;
-        for (var c = 0u; c < C; c++) { // @unroll
-          s[c] = exp2(s[c] - mx);
-          sum += s[c];
-        }
-        l[r] = sum;
-        for (var d = 0u; d < HD4; d++) { // @unroll
-          var a = acc[r * HD4 + d] * alpha;
-          for (var c = 0u; c < C; c++) { // @unroll
-            a = fma(vec4<f32>(s[c]), vc[c * HD4 + d], a);
-          }
-          acc[r * HD4 + d] = a;
-        }
-      }
+      rowChunk(r, wgRow0 + li * R + r, j0, jEnd, full, capped, cap2, invCap, &qr, &acc, &m, &l, &kc, &vc);
     }
   }
 
@@ -155,7 +176,7 @@ fn main(
     if (row < p.S) {
       let inv = 1.0 / l[r];
       for (var d = 0u; d < HD4; d++) { // @unroll
-        out[row * qStride + h * HD4 + d] = acc[r * HD4 + d] * inv;
+        out[row * qStride + h * HD4 + d] = vec4<SF>(acc[r * HD4 + d] * inv);
       }
       lse[h * p.S + row] = (m[r] + log2(l[r])) * LN2;
     }

@@ -9,9 +9,10 @@
 //            @group(1) @binding(0) p       : Params { N, V, softcap, ignore_index, grad_scale, nx }
 // Dispatch:  grid1d(N) — one workgroup of 128 per row; row = wg.y * nx + wg.x.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { N: u32, V: u32, softcap: f32, ignore_index: i32, grad_scale: f32, nx: u32 }
 
-@group(0) @binding(0) var<storage, read_write> buf: array<f32>;
+@group(0) @binding(0) var<storage, read_write> buf: array<SF>;
 @group(0) @binding(1) var<storage, read> targets: array<i32>;
 @group(1) @binding(0) var<uniform> p: Params;
 
@@ -37,7 +38,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var m = LOWEST;
   var s = 0.0;
   for (var v = li; v < p.V; v += WG) {
-    let z = capped(buf[base + v]);
+    let z = capped(f32(buf[base + v]));
     if (z > m) {
       s = s * exp(m - z) + 1.0;
       m = z;
@@ -69,7 +70,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (invalid) {
       g = bitcast<f32>(0x7fc00000u);
     } else if (!ignored) {
-      let z = capped(buf[i]);
+      let z = capped(f32(buf[i]));
       g = exp(z - mx) * inv_sum - select(0.0, 1.0, i32(v) == t);
       if (p.softcap > 0.0) {
         let r = z / p.softcap;
@@ -77,6 +78,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
       g *= p.grad_scale;
     }
-    buf[i] = g;
+    buf[i] = SF(g);
   }
 }

@@ -8,17 +8,18 @@
 // read, so the in-place gradient (grad over the logits' own storage) is race-free.
 //
 // Bindings (declared by the template value BINDINGS, lib/ops/cross_entropy.ts):
-//            logits  : array<vec4<f32>>  (N, V/4)  read (read_write when the gradient is
+//            logits  : array<vec4<SF>>   (N, V/4)  read (read_write when the gradient is
 //                                                   written in place)
 //            targets : array<i32>        (N)
 //            losses  : array<f32>        (N)       written (LOSS)
-//            dlogits : array<vec4<f32>>  (N, V/4)  written (GRAD, out of place)
+//            dlogits : array<vec4<SF>>   (N, V/4)  written (GRAD, out of place)
 //            @group(1) @binding(0) p : Params { N, V4 = V/4, softcap, ignore_index, grad_scale, nx }
 // Template:  BINDINGS (the declarations and ld(i), st(i, v), putLoss(row, v); the unused
 //            ones are empty functions), WG (threads per row),
 //            LOSS, GRAD (true / false).
 // Dispatch:  grid1d(N) — one workgroup of WG threads per row; row = wg.y * nx + wg.x.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { N: u32, V4: u32, softcap: f32, ignore_index: i32, grad_scale: f32, nx: u32 }
 
 @group(1) @binding(0) var<uniform> p: Params;

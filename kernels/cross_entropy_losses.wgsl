@@ -10,9 +10,10 @@
 // Dispatch:  grid1d(N) — one workgroup of 128 per row (threads stride over V, then a tree
 //            reduction of (max, sum) pairs); row = wg.y * nx + wg.x.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { N: u32, V: u32, softcap: f32, ignore_index: i32, nx: u32 }
 
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(0) var<storage, read> logits: array<SF>;
 @group(0) @binding(1) var<storage, read> targets: array<i32>;
 @group(0) @binding(2) var<storage, read_write> losses: array<f32>;
 @group(1) @binding(0) var<uniform> p: Params;
@@ -39,7 +40,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var m = LOWEST;
   var s = 0.0;
   for (var v = li; v < p.V; v += WG) {
-    let z = capped(logits[base + v]);
+    let z = capped(f32(logits[base + v]));
     if (z > m) {
       s = s * exp(m - z) + 1.0;
       m = z;
@@ -67,7 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     } else if (t < 0 || u32(t) >= p.V) {
       losses[row] = bitcast<f32>(0x7fc00000u);
     } else {
-      losses[row] = log(red_s[0]) + red_m[0] - capped(logits[base + u32(t)]);
+      losses[row] = log(red_s[0]) + red_m[0] - capped(f32(logits[base + u32(t)]));
     }
   }
 }

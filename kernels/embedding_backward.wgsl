@@ -10,12 +10,13 @@
 // Dispatch:  grid1d(ceil(V * cb / 256)) — one invocation per (token, 4-column block);
 //            the linear workgroup index is wg.y * nx + wg.x.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { V: u32, d: u32, cb: u32, scale: f32, nx: u32 }
 
 @group(0) @binding(0) var<storage, read> offsets: array<i32>;
 @group(0) @binding(1) var<storage, read> positions: array<i32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dtable: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<SF>;
+@group(0) @binding(3) var<storage, read_write> dtable: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
@@ -36,11 +37,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var k = start; k < end; k++) {
     let row = u32(positions[k]) * p.d + c0;
     for (var j = 0u; j < nc; j++) {
-      acc[j] += dy[row + j];
+      acc[j] += f32(dy[row + j]);
     }
   }
   let base = v * p.d + c0;
   for (var j = 0u; j < nc; j++) {
-    dtable[base + j] += p.scale * acc[j];
+    dtable[base + j] = SF(f32(dtable[base + j]) + p.scale * acc[j]);
   }
 }

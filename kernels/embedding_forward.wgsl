@@ -9,11 +9,12 @@
 // Dispatch:  grid1d(ceil(S*d / 256)) — one invocation per output element; the linear
 //            workgroup index is wg.y * nx + wg.x.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { n: u32, d: u32, V: u32, scale: f32, nx: u32 }
 
 @group(0) @binding(0) var<storage, read> ids: array<i32>;
-@group(0) @binding(1) var<storage, read> table: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> table: array<SF>;
+@group(0) @binding(2) var<storage, read_write> out: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
@@ -26,8 +27,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let c = i - s * p.d;
   let id = ids[s];
   if (id < 0 || u32(id) >= p.V) {
-    out[i] = bitcast<f32>(0x7fc00000u);
+    out[i] = SF(bitcast<f32>(0x7fc00000u));
     return;
   }
-  out[i] = p.scale * table[u32(id) * p.d + c];
+  out[i] = SF(p.scale * f32(table[u32(id) * p.d + c]));
 }

@@ -15,15 +15,16 @@
 // Dispatch:  grid1d(ceil(n / 256)) — one invocation per element; the linear workgroup index
 //            is wg.y * nx + wg.x.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 override ACT: u32 = 0u;
 
 struct Params { n: u32, nx: u32 }
 
-@group(0) @binding(0) var<storage, read> dh: array<f32>;
-@group(0) @binding(1) var<storage, read> gate: array<f32>;
-@group(0) @binding(2) var<storage, read> up: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dgate: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dup: array<f32>;
+@group(0) @binding(0) var<storage, read> dh: array<SF>;
+@group(0) @binding(1) var<storage, read> gate: array<SF>;
+@group(0) @binding(2) var<storage, read> up: array<SF>;
+@group(0) @binding(3) var<storage, read_write> dgate: array<SF>;
+@group(0) @binding(4) var<storage, read_write> dup: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
 const GELU_K = 0.7978845608028654; // √(2/π)
@@ -34,7 +35,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (i >= p.n) {
     return;
   }
-  let x = gate[i];
+  let x = f32(gate[i]);
   var a: f32;
   var da: f32;
   if (ACT == 0u) {
@@ -47,7 +48,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     a = 0.5 * x * (1.0 + t);
     da = 0.5 * (1.0 + t) + 0.5 * xc * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * 0.044715 * xc * xc);
   }
-  let g = dh[i];
-  dgate[i] = g * up[i] * da;
-  dup[i] = g * a;
+  let g = f32(dh[i]);
+  dgate[i] = SF(g * f32(up[i]) * da);
+  dup[i] = SF(g * a);
 }

@@ -11,13 +11,14 @@
 // Dispatch:  grid1d(ceil(n / 256)) — one invocation per element; the linear workgroup index
 //            is wg.y * nx + wg.x.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 override ACT: u32 = 0u;
 
 struct Params { n: u32, nx: u32 }
 
-@group(0) @binding(0) var<storage, read> gate: array<f32>;
-@group(0) @binding(1) var<storage, read> up: array<f32>;
-@group(0) @binding(2) var<storage, read_write> h: array<f32>;
+@group(0) @binding(0) var<storage, read> gate: array<SF>;
+@group(0) @binding(1) var<storage, read> up: array<SF>;
+@group(0) @binding(2) var<storage, read_write> h: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
 const GELU_K = 0.7978845608028654; // √(2/π)
@@ -37,5 +38,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (i >= p.n) {
     return;
   }
-  h[i] = act(gate[i]) * up[i];
+  h[i] = SF(act(f32(gate[i])) * f32(up[i]));
 }

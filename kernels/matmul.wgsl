@@ -16,13 +16,14 @@
 //            n: transposes are strides, so one pipeline serves all four layouts)
 // Dispatch:  (ceil(N / (8·lx)), ceil(M / (8·(8 / lx))), 1), workgroup size 8.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params {
   M: u32, N: u32, K: u32, accumulate: u32, lx: u32, sam: u32, sak: u32, sbk: u32, sbn: u32,
 }
 
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(0) var<storage, read> A: array<SF>;
+@group(0) @binding(1) var<storage, read> B: array<SF>;
+@group(0) @binding(2) var<storage, read_write> C: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
 @compute @workgroup_size(8)
@@ -57,23 +58,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var k = 0u; k < p.K; k++) {
     let ka = k * p.sak;
     let kb = k * p.sbk;
-    let b0 = vec4<f32>(B[kb + rb0], B[kb + rb1], B[kb + rb2], B[kb + rb3]);
-    let b1 = vec4<f32>(B[kb + rb4], B[kb + rb5], B[kb + rb6], B[kb + rb7]);
-    let a0 = vec4<f32>(A[ra0 + ka]);
+    let b0 = vec4<f32>(f32(B[kb + rb0]), f32(B[kb + rb1]), f32(B[kb + rb2]), f32(B[kb + rb3]));
+    let b1 = vec4<f32>(f32(B[kb + rb4]), f32(B[kb + rb5]), f32(B[kb + rb6]), f32(B[kb + rb7]));
+    let a0 = vec4<f32>(f32(A[ra0 + ka]));
     c0_0 = fma(a0, b0, c0_0); c0_1 = fma(a0, b1, c0_1);
-    let a1 = vec4<f32>(A[ra1 + ka]);
+    let a1 = vec4<f32>(f32(A[ra1 + ka]));
     c1_0 = fma(a1, b0, c1_0); c1_1 = fma(a1, b1, c1_1);
-    let a2 = vec4<f32>(A[ra2 + ka]);
+    let a2 = vec4<f32>(f32(A[ra2 + ka]));
     c2_0 = fma(a2, b0, c2_0); c2_1 = fma(a2, b1, c2_1);
-    let a3 = vec4<f32>(A[ra3 + ka]);
+    let a3 = vec4<f32>(f32(A[ra3 + ka]));
     c3_0 = fma(a3, b0, c3_0); c3_1 = fma(a3, b1, c3_1);
-    let a4 = vec4<f32>(A[ra4 + ka]);
+    let a4 = vec4<f32>(f32(A[ra4 + ka]));
     c4_0 = fma(a4, b0, c4_0); c4_1 = fma(a4, b1, c4_1);
-    let a5 = vec4<f32>(A[ra5 + ka]);
+    let a5 = vec4<f32>(f32(A[ra5 + ka]));
     c5_0 = fma(a5, b0, c5_0); c5_1 = fma(a5, b1, c5_1);
-    let a6 = vec4<f32>(A[ra6 + ka]);
+    let a6 = vec4<f32>(f32(A[ra6 + ka]));
     c6_0 = fma(a6, b0, c6_0); c6_1 = fma(a6, b1, c6_1);
-    let a7 = vec4<f32>(A[ra7 + ka]);
+    let a7 = vec4<f32>(f32(A[ra7 + ka]));
     c7_0 = fma(a7, b0, c7_0); c7_1 = fma(a7, b1, c7_1);
   }
   if (m0 + 0u < p.M) {
@@ -124,9 +125,9 @@ fn store4(o: u32, n: u32, v: vec4<f32>) {
     if (n + c < p.N) {
       let i = o + n + c;
       if (p.accumulate != 0u) {
-        C[i] = C[i] + v[c];
+        C[i] = SF(f32(C[i]) + v[c]);
       } else {
-        C[i] = v[c];
+        C[i] = SF(v[c]);
       }
     }
   }

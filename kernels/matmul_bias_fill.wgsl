@@ -6,10 +6,11 @@
 //            @group(1) @binding(0) p    : Params { total = M·N, N, nx }
 // Dispatch:  grid1d(ceil(total / 256)) = (nx, ny, 1); workgroup 64, 4 elements per invocation.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { total: u32, N: u32, nx: u32 }
 
-@group(0) @binding(0) var<storage, read> bias: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read> bias: array<SF>;
+@group(0) @binding(1) var<storage, read_write> out: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
 @compute @workgroup_size(64)

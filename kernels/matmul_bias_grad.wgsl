@@ -5,10 +5,11 @@
 //            @group(1) @binding(0) p  : Params { M, N }
 // Dispatch:  (ceil(N / 64), 1, 1); workgroup 64, one column per invocation (race-free).
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { M: u32, N: u32 }
 
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read_write> db: array<f32>;
+@group(0) @binding(0) var<storage, read> dy: array<SF>;
+@group(0) @binding(1) var<storage, read_write> db: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
@@ -21,10 +22,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var s = vec4<f32>();
   var m = 0u;
   for (; m + 4u <= p.M; m += 4u) {
-    s += vec4<f32>(dy[m * p.N + n], dy[(m + 1u) * p.N + n], dy[(m + 2u) * p.N + n], dy[(m + 3u) * p.N + n]);
+    s += vec4<f32>(f32(dy[m * p.N + n]), f32(dy[(m + 1u) * p.N + n]), f32(dy[(m + 2u) * p.N + n]), f32(dy[(m + 3u) * p.N + n]));
   }
   for (; m < p.M; m++) {
-    s.x += dy[m * p.N + n];
+    s.x += f32(dy[m * p.N + n]);
   }
-  db[n] = db[n] + (s.x + s.y) + (s.z + s.w);
+  db[n] = SF(f32(db[n]) + (s.x + s.y) + (s.z + s.w));
 }

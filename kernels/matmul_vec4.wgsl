@@ -10,24 +10,26 @@
 // Each invocation computes a 16×16 register tile of C and walks K in steps of 4 with
 // 32 vec4 loads per step: on lavapipe every storage (and workgroup) load is a loop over
 // the 8 lanes costing ~10 FMAs per component, so FMAs per load (tile size) set the speed.
-// Rows/columns past the edge are clamped on load and skipped on store.
+// Rows/columns past the edge are clamped on load and skipped on store. Storage is SF (f32, or
+// f16 in the half variant: loads widen, stores narrow; accumulation is f32).
 //
-// Bindings:  @group(0) @binding(0) A : array<vec4<f32>>  (M·K / 4)
-//            @group(0) @binding(1) B : array<vec4<f32>>  (K·N / 4)
-//            @group(0) @binding(2) C : array<vec4<f32>>  (M·N / 4)  read_write
+// Bindings:  @group(0) @binding(0) A : array<vec4<SF>>   (M·K / 4)
+//            @group(0) @binding(1) B : array<vec4<SF>>   (K·N / 4)
+//            @group(0) @binding(2) C : array<vec4<SF>>   (M·N / 4)  read_write
 //            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }
 //            (lx = invocations of a workgroup along N: 1, 2, 4 or 8; the other 8 / lx go along M)
 // Overrides: TRANS_A, TRANS_B (bool).
 // Dispatch:  (ceil(N / (16·lx)), ceil(M / (16·(8 / lx))), 1), workgroup size 8.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 
 struct Params { M: u32, N: u32, K: u32, accumulate: u32, lx: u32 }
 
-@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> A: array<vec4<SF>>;
+@group(0) @binding(1) var<storage, read> B: array<vec4<SF>>;
+@group(0) @binding(2) var<storage, read_write> C: array<vec4<SF>>;
 @group(1) @binding(0) var<uniform> p: Params;
 
 @compute @workgroup_size(8)
@@ -115,22 +117,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var b3_0: vec4<f32>; var b3_1: vec4<f32>; var b3_2: vec4<f32>; var b3_3: vec4<f32>; // B[k + 3, n0 + 4j..]
   for (var k4 = 0u; k4 < K4; k4++) {
     if (TRANS_A) {
-      let t0_0 = A[(k4 * 4u + 0u) * M4 + qa0];
-      let t0_1 = A[(k4 * 4u + 0u) * M4 + qa1];
-      let t0_2 = A[(k4 * 4u + 0u) * M4 + qa2];
-      let t0_3 = A[(k4 * 4u + 0u) * M4 + qa3];
-      let t1_0 = A[(k4 * 4u + 1u) * M4 + qa0];
-      let t1_1 = A[(k4 * 4u + 1u) * M4 + qa1];
-      let t1_2 = A[(k4 * 4u + 1u) * M4 + qa2];
-      let t1_3 = A[(k4 * 4u + 1u) * M4 + qa3];
-      let t2_0 = A[(k4 * 4u + 2u) * M4 + qa0];
-      let t2_1 = A[(k4 * 4u + 2u) * M4 + qa1];
-      let t2_2 = A[(k4 * 4u + 2u) * M4 + qa2];
-      let t2_3 = A[(k4 * 4u + 2u) * M4 + qa3];
-      let t3_0 = A[(k4 * 4u + 3u) * M4 + qa0];
-      let t3_1 = A[(k4 * 4u + 3u) * M4 + qa1];
-      let t3_2 = A[(k4 * 4u + 3u) * M4 + qa2];
-      let t3_3 = A[(k4 * 4u + 3u) * M4 + qa3];
+      let t0_0 = vec4<f32>(A[(k4 * 4u + 0u) * M4 + qa0]);
+      let t0_1 = vec4<f32>(A[(k4 * 4u + 0u) * M4 + qa1]);
+      let t0_2 = vec4<f32>(A[(k4 * 4u + 0u) * M4 + qa2]);
+      let t0_3 = vec4<f32>(A[(k4 * 4u + 0u) * M4 + qa3]);
+      let t1_0 = vec4<f32>(A[(k4 * 4u + 1u) * M4 + qa0]);
+      let t1_1 = vec4<f32>(A[(k4 * 4u + 1u) * M4 + qa1]);
+      let t1_2 = vec4<f32>(A[(k4 * 4u + 1u) * M4 + qa2]);
+      let t1_3 = vec4<f32>(A[(k4 * 4u + 1u) * M4 + qa3]);
+      let t2_0 = vec4<f32>(A[(k4 * 4u + 2u) * M4 + qa0]);
+      let t2_1 = vec4<f32>(A[(k4 * 4u + 2u) * M4 + qa1]);
+      let t2_2 = vec4<f32>(A[(k4 * 4u + 2u) * M4 + qa2]);
+      let t2_3 = vec4<f32>(A[(k4 * 4u + 2u) * M4 + qa3]);
+      let t3_0 = vec4<f32>(A[(k4 * 4u + 3u) * M4 + qa0]);
+      let t3_1 = vec4<f32>(A[(k4 * 4u + 3u) * M4 + qa1]);
+      let t3_2 = vec4<f32>(A[(k4 * 4u + 3u) * M4 + qa2]);
+      let t3_3 = vec4<f32>(A[(k4 * 4u + 3u) * M4 + qa3]);
       a0 = vec4<f32>(t0_0.x, t1_0.x, t2_0.x, t3_0.x);
       a1 = vec4<f32>(t0_0.y, t1_0.y, t2_0.y, t3_0.y);
       a2 = vec4<f32>(t0_0.z, t1_0.z, t2_0.z, t3_0.z);
@@ -148,40 +150,40 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       a14 = vec4<f32>(t0_3.z, t1_3.z, t2_3.z, t3_3.z);
       a15 = vec4<f32>(t0_3.w, t1_3.w, t2_3.w, t3_3.w);
     } else {
-      a0 = A[ra0 + k4];
-      a1 = A[ra1 + k4];
-      a2 = A[ra2 + k4];
-      a3 = A[ra3 + k4];
-      a4 = A[ra4 + k4];
-      a5 = A[ra5 + k4];
-      a6 = A[ra6 + k4];
-      a7 = A[ra7 + k4];
-      a8 = A[ra8 + k4];
-      a9 = A[ra9 + k4];
-      a10 = A[ra10 + k4];
-      a11 = A[ra11 + k4];
-      a12 = A[ra12 + k4];
-      a13 = A[ra13 + k4];
-      a14 = A[ra14 + k4];
-      a15 = A[ra15 + k4];
+      a0 = vec4<f32>(A[ra0 + k4]);
+      a1 = vec4<f32>(A[ra1 + k4]);
+      a2 = vec4<f32>(A[ra2 + k4]);
+      a3 = vec4<f32>(A[ra3 + k4]);
+      a4 = vec4<f32>(A[ra4 + k4]);
+      a5 = vec4<f32>(A[ra5 + k4]);
+      a6 = vec4<f32>(A[ra6 + k4]);
+      a7 = vec4<f32>(A[ra7 + k4]);
+      a8 = vec4<f32>(A[ra8 + k4]);
+      a9 = vec4<f32>(A[ra9 + k4]);
+      a10 = vec4<f32>(A[ra10 + k4]);
+      a11 = vec4<f32>(A[ra11 + k4]);
+      a12 = vec4<f32>(A[ra12 + k4]);
+      a13 = vec4<f32>(A[ra13 + k4]);
+      a14 = vec4<f32>(A[ra14 + k4]);
+      a15 = vec4<f32>(A[ra15 + k4]);
     }
     if (TRANS_B) {
-      let u0 = B[rb0 + k4];
-      let u1 = B[rb1 + k4];
-      let u2 = B[rb2 + k4];
-      let u3 = B[rb3 + k4];
-      let u4 = B[rb4 + k4];
-      let u5 = B[rb5 + k4];
-      let u6 = B[rb6 + k4];
-      let u7 = B[rb7 + k4];
-      let u8 = B[rb8 + k4];
-      let u9 = B[rb9 + k4];
-      let u10 = B[rb10 + k4];
-      let u11 = B[rb11 + k4];
-      let u12 = B[rb12 + k4];
-      let u13 = B[rb13 + k4];
-      let u14 = B[rb14 + k4];
-      let u15 = B[rb15 + k4];
+      let u0 = vec4<f32>(B[rb0 + k4]);
+      let u1 = vec4<f32>(B[rb1 + k4]);
+      let u2 = vec4<f32>(B[rb2 + k4]);
+      let u3 = vec4<f32>(B[rb3 + k4]);
+      let u4 = vec4<f32>(B[rb4 + k4]);
+      let u5 = vec4<f32>(B[rb5 + k4]);
+      let u6 = vec4<f32>(B[rb6 + k4]);
+      let u7 = vec4<f32>(B[rb7 + k4]);
+      let u8 = vec4<f32>(B[rb8 + k4]);
+      let u9 = vec4<f32>(B[rb9 + k4]);
+      let u10 = vec4<f32>(B[rb10 + k4]);
+      let u11 = vec4<f32>(B[rb11 + k4]);
+      let u12 = vec4<f32>(B[rb12 + k4]);
+      let u13 = vec4<f32>(B[rb13 + k4]);
+      let u14 = vec4<f32>(B[rb14 + k4]);
+      let u15 = vec4<f32>(B[rb15 + k4]);
       b0_0 = vec4<f32>(u0.x, u1.x, u2.x, u3.x);
       b0_1 = vec4<f32>(u4.x, u5.x, u6.x, u7.x);
       b0_2 = vec4<f32>(u8.x, u9.x, u10.x, u11.x);
@@ -199,22 +201,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       b3_2 = vec4<f32>(u8.w, u9.w, u10.w, u11.w);
       b3_3 = vec4<f32>(u12.w, u13.w, u14.w, u15.w);
     } else {
-      b0_0 = B[(k4 * 4u + 0u) * N4 + qb0];
-      b0_1 = B[(k4 * 4u + 0u) * N4 + qb1];
-      b0_2 = B[(k4 * 4u + 0u) * N4 + qb2];
-      b0_3 = B[(k4 * 4u + 0u) * N4 + qb3];
-      b1_0 = B[(k4 * 4u + 1u) * N4 + qb0];
-      b1_1 = B[(k4 * 4u + 1u) * N4 + qb1];
-      b1_2 = B[(k4 * 4u + 1u) * N4 + qb2];
-      b1_3 = B[(k4 * 4u + 1u) * N4 + qb3];
-      b2_0 = B[(k4 * 4u + 2u) * N4 + qb0];
-      b2_1 = B[(k4 * 4u + 2u) * N4 + qb1];
-      b2_2 = B[(k4 * 4u + 2u) * N4 + qb2];
-      b2_3 = B[(k4 * 4u + 2u) * N4 + qb3];
-      b3_0 = B[(k4 * 4u + 3u) * N4 + qb0];
-      b3_1 = B[(k4 * 4u + 3u) * N4 + qb1];
-      b3_2 = B[(k4 * 4u + 3u) * N4 + qb2];
-      b3_3 = B[(k4 * 4u + 3u) * N4 + qb3];
+      b0_0 = vec4<f32>(B[(k4 * 4u + 0u) * N4 + qb0]);
+      b0_1 = vec4<f32>(B[(k4 * 4u + 0u) * N4 + qb1]);
+      b0_2 = vec4<f32>(B[(k4 * 4u + 0u) * N4 + qb2]);
+      b0_3 = vec4<f32>(B[(k4 * 4u + 0u) * N4 + qb3]);
+      b1_0 = vec4<f32>(B[(k4 * 4u + 1u) * N4 + qb0]);
+      b1_1 = vec4<f32>(B[(k4 * 4u + 1u) * N4 + qb1]);
+      b1_2 = vec4<f32>(B[(k4 * 4u + 1u) * N4 + qb2]);
+      b1_3 = vec4<f32>(B[(k4 * 4u + 1u) * N4 + qb3]);
+      b2_0 = vec4<f32>(B[(k4 * 4u + 2u) * N4 + qb0]);
+      b2_1 = vec4<f32>(B[(k4 * 4u + 2u) * N4 + qb1]);
+      b2_2 = vec4<f32>(B[(k4 * 4u + 2u) * N4 + qb2]);
+      b2_3 = vec4<f32>(B[(k4 * 4u + 2u) * N4 + qb3]);
+      b3_0 = vec4<f32>(B[(k4 * 4u + 3u) * N4 + qb0]);
+      b3_1 = vec4<f32>(B[(k4 * 4u + 3u) * N4 + qb1]);
+      b3_2 = vec4<f32>(B[(k4 * 4u + 3u) * N4 + qb2]);
+      b3_3 = vec4<f32>(B[(k4 * 4u + 3u) * N4 + qb3]);
     }
     c0_0 = fma(vec4<f32>(a0.x), b0_0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b0_1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b0_2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b0_3, c0_3);
     c0_0 = fma(vec4<f32>(a0.y), b1_0, c0_0); c0_1 = fma(vec4<f32>(a0.y), b1_1, c0_1); c0_2 = fma(vec4<f32>(a0.y), b1_2, c0_2); c0_3 = fma(vec4<f32>(a0.y), b1_3, c0_3);
@@ -399,9 +401,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 fn store(o: u32, n: u32, v: vec4<f32>) {
   if (n < p.N) {
     if (p.accumulate != 0u) {
-      C[o] = C[o] + v;
+      C[o] = vec4<SF>(vec4<f32>(C[o]) + v);
     } else {
-      C[o] = v;
+      C[o] = vec4<SF>(v);
     }
   }
 }

@@ -12,9 +12,10 @@
 // (lib/device/texture.ts: texel i at (i & 1023, i >> 10)); on lavapipe a textureLoad costs
 // a fraction of a storage load (a per-lane loop with bounds checks), so the tile is sized
 // for compile time and registers rather than for FMAs per load.
-// Rows/columns past the edge are clamped on load and skipped on store.
+// Rows/columns past the edge are clamped on load and skipped on store. Storage is SF (f32, or
+// f16 in the half variant: loads widen, stores narrow; accumulation is f32).
 //
-// Bindings:  @group(0) @binding(0) C : array<vec4<f32>>  (M·N / 4)  read_write
+// Bindings:  @group(0) @binding(0) C : array<vec4<SF>>   (M·N / 4)  read_write
 //            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }
 //            @group(2) @binding(0) A_tex : texture_2d<f32>  (M·K / 4 texels)
 //            @group(2) @binding(1) B_tex : texture_2d<f32>  (K·N / 4 texels)
@@ -22,12 +23,13 @@
 // Overrides: TRANS_A, TRANS_B (bool).
 // Dispatch:  (ceil(N / (16·lx)), ceil(M / (16·(8 / lx))), 1), workgroup size 8.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 
 struct Params { M: u32, N: u32, K: u32, accumulate: u32, lx: u32 }
 
-@group(0) @binding(0) var<storage, read_write> C: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read_write> C: array<vec4<SF>>;
 @group(1) @binding(0) var<uniform> p: Params;
 @group(2) @binding(0) var A_tex: texture_2d<f32>;
 @group(2) @binding(1) var B_tex: texture_2d<f32>;
@@ -409,9 +411,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 fn store(o: u32, n: u32, v: vec4<f32>) {
   if (n < p.N) {
     if (p.accumulate != 0u) {
-      C[o] = C[o] + v;
+      C[o] = vec4<SF>(vec4<f32>(C[o]) + v);
     } else {
-      C[o] = v;
+      C[o] = vec4<SF>(v);
     }
   }
 }

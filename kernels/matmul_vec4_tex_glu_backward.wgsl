@@ -12,16 +12,17 @@
 // (lib/device/texture.ts: texel i at (i & 1023, i >> 10)); on lavapipe a textureLoad costs
 // a fraction of a storage load (a per-lane loop with bounds checks), so the tile is sized
 // for compile time and registers rather than for FMAs per load.
-// Rows/columns past the edge are clamped on load and skipped on store.
+// Rows/columns past the edge are clamped on load and skipped on store. Storage is SF (f32, or
+// f16 in the half variant: loads widen, stores narrow; accumulation is f32).
 //
 // Epilogue (glu_backward): C = dh is never stored; with g = gate, u = up at the same
 // (m, n): dGate = dh·u·act'(g), dUp = dh·act(g) (ACT 0: SiLU, 1: tanh-GELU, as
 // kernels/glu_backward.wgsl). accumulate must be 0.
 //
-// Bindings:  @group(0) @binding(0) gate  : array<vec4<f32>>  (M·N / 4)
-//            @group(0) @binding(1) up    : array<vec4<f32>>  (M·N / 4)
-//            @group(0) @binding(2) dgate : array<vec4<f32>>  (M·N / 4)  written
-//            @group(0) @binding(3) dup   : array<vec4<f32>>  (M·N / 4)  written
+// Bindings:  @group(0) @binding(0) gate  : array<vec4<SF>>   (M·N / 4)
+//            @group(0) @binding(1) up    : array<vec4<SF>>   (M·N / 4)
+//            @group(0) @binding(2) dgate : array<vec4<SF>>   (M·N / 4)  written
+//            @group(0) @binding(3) dup   : array<vec4<SF>>   (M·N / 4)  written
 //            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }
 //            @group(2) @binding(0) A_tex : texture_2d<f32>  (M·K / 4 texels)
 //            @group(2) @binding(1) B_tex : texture_2d<f32>  (K·N / 4 texels)
@@ -29,16 +30,17 @@
 // Overrides: TRANS_A, TRANS_B (bool), ACT (u32).
 // Dispatch:  (ceil(N / (16·lx)), ceil(M / (16·(8 / lx))), 1), workgroup size 8.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override ACT: u32 = 0u;
 
 struct Params { M: u32, N: u32, K: u32, accumulate: u32, lx: u32 }
 
-@group(0) @binding(0) var<storage, read> gate: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> up: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> dgate: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> dup: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> gate: array<vec4<SF>>;
+@group(0) @binding(1) var<storage, read> up: array<vec4<SF>>;
+@group(0) @binding(2) var<storage, read_write> dgate: array<vec4<SF>>;
+@group(0) @binding(3) var<storage, read_write> dup: array<vec4<SF>>;
 @group(1) @binding(0) var<uniform> p: Params;
 @group(2) @binding(0) var A_tex: texture_2d<f32>;
 @group(2) @binding(1) var B_tex: texture_2d<f32>;
@@ -421,7 +423,7 @@ const GELU_K = 0.7978845608028654; // √(2/π)
 // dh = v at C[o]: dGate[o] = v·up·act'(gate), dUp[o] = v·act(gate); skipped past the last column.
 fn store(o: u32, n: u32, v: vec4<f32>) {
   if (n < p.N) {
-    let x = gate[o];
+    let x = vec4<f32>(gate[o]);
     var a: vec4<f32>;
     var da: vec4<f32>;
     if (ACT == 0u) {
@@ -434,7 +436,7 @@ fn store(o: u32, n: u32, v: vec4<f32>) {
       a = 0.5 * x * (1.0 + t);
       da = 0.5 * (1.0 + t) + 0.5 * xc * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * 0.044715 * xc * xc);
     }
-    dgate[o] = v * up[o] * da;
-    dup[o] = v * a;
+    dgate[o] = vec4<SF>(v * vec4<f32>(up[o]) * da);
+    dup[o] = vec4<SF>(v * a);
   }
 }

@@ -7,9 +7,10 @@
 //            @group(1) @binding(0) p   : Params { n, chunk, offset, square }
 // Dispatch:  (G, 1, 1) with G = ceil(n / chunk) ≤ 65535 — one workgroup of 256 per chunk.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { n: u32, chunk: u32, offset: u32, square: u32 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<SF>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(1) @binding(0) var<uniform> p: Params;
 
@@ -22,7 +23,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let end = min(p.n, start + p.chunk);
   var acc = 0.0;
   for (var i = start + li; i < end; i += WG) {
-    let v = x[i];
+    let v = f32(x[i]);
     acc += select(v, v * v, p.square != 0u);
   }
   red[li] = acc;

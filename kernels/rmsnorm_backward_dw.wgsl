@@ -8,12 +8,13 @@
 //            @group(1) @binding(0) p    : Params { S, d }
 // Dispatch:  (ceil(d / 64), 1, 1) — one invocation per column.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { S: u32, d: u32 }
 
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read> dy: array<SF>;
+@group(0) @binding(1) var<storage, read> x: array<SF>;
 @group(0) @binding(2) var<storage, read> rstd: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dw: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
@@ -25,7 +26,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var acc = 0.0;
   for (var s = 0u; s < p.S; s++) {
     let i = s * p.d + c;
-    acc += dy[i] * x[i] * rstd[s];
+    acc += f32(dy[i]) * f32(x[i]) * rstd[s];
   }
-  dw[c] += acc;
+  dw[c] = SF(f32(dw[c]) + acc);
 }

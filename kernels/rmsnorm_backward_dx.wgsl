@@ -10,13 +10,14 @@
 //            @group(1) @binding(0) p    : Params { S, d, unit_offset, nx }
 // Dispatch:  grid1d(S) — one workgroup of 64 per row; row = wg.y * nx + wg.x.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { S: u32, d: u32, unit_offset: u32, nx: u32 }
 
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(0) var<storage, read> dy: array<SF>;
+@group(0) @binding(1) var<storage, read> x: array<SF>;
+@group(0) @binding(2) var<storage, read> w: array<SF>;
 @group(0) @binding(3) var<storage, read> rstd: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
 const WG = 64u;
@@ -32,7 +33,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let off = select(0.0, 1.0, p.unit_offset != 0u);
   var acc = 0.0;
   for (var c = li; c < p.d; c += WG) {
-    acc += dy[base + c] * (w[c] + off) * x[base + c];
+    acc += f32(dy[base + c]) * (f32(w[c]) + off) * f32(x[base + c]);
   }
   red[li] = acc;
   workgroupBarrier();
@@ -45,6 +46,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let r = rstd[row];
   let k = r * r * r * red[0] / f32(p.d);
   for (var c = li; c < p.d; c += WG) {
-    dx[base + c] = r * (w[c] + off) * dy[base + c] - x[base + c] * k;
+    dx[base + c] = SF(r * (f32(w[c]) + off) * f32(dy[base + c]) - f32(x[base + c]) * k);
   }
 }

@@ -21,14 +21,15 @@
 // Template:  RESIDUAL (the res binding and its load, or nothing).
 // Dispatch:  (ceil(S / 64) + ceil(d / 64), 1, 1), workgroup size 64.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { S: u32, d4: u32, unit_offset: u32, row_groups: u32 }
 
-@group(0) @binding(0) var<storage, read> dy: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> dy: array<vec4<SF>>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<SF>>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<SF>>;
 @group(0) @binding(3) var<storage, read> rstd: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dx: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<vec4<SF>>;
+@group(0) @binding(5) var<storage, read_write> dw: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 {{RESIDUAL}}
 
@@ -45,9 +46,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var acc = 0.0;
     for (var s = 0u; s < p.S; s++) {
       let i = s * p.d4 + q;
-      acc += dy[i][e] * x[i][e] * rstd[s];
+      acc += f32(dy[i][e]) * f32(x[i][e]) * rstd[s];
     }
-    dw[c] += acc;
+    dw[c] = SF(f32(dw[c]) + acc);
     return;
   }
   let row = wg.x * 64u + li;
@@ -58,11 +59,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let off = vec4<f32>(select(0.0, 1.0, p.unit_offset != 0u));
   var acc = vec4<f32>(0.0);
   for (var c = 0u; c < p.d4; c++) {
-    acc += dy[base + c] * (w[c] + off) * x[base + c];
+    acc += vec4<f32>(dy[base + c]) * (vec4<f32>(w[c]) + off) * vec4<f32>(x[base + c]);
   }
   let r = rstd[row];
   let k = r * r * r * (acc.x + acc.y + acc.z + acc.w) / f32(4u * p.d4);
   for (var c = 0u; c < p.d4; c++) {
-    dx[base + c] = r * (w[c] + off) * dy[base + c] - x[base + c] * k + residual(base + c);
+    dx[base + c] = vec4<SF>(r * (vec4<f32>(w[c]) + off) * vec4<f32>(dy[base + c]) - vec4<f32>(x[base + c]) * k + residual(base + c));
   }
 }

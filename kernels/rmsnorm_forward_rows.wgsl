@@ -10,11 +10,12 @@
 //            @group(1) @binding(0) p    : Params { S, d4 (= d/4), eps, unit_offset, nx }
 // Dispatch:  grid1d(ceil(S / 64)) — 64 rows per workgroup; row = (wg.y * nx + wg.x) * 64 + li.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params { S: u32, d4: u32, eps: f32, unit_offset: u32, nx: u32 }
 
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> x: array<vec4<SF>>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<SF>>;
+@group(0) @binding(2) var<storage, read_write> y: array<vec4<SF>>;
 @group(0) @binding(3) var<storage, read_write> rstd: array<f32>;
 @group(1) @binding(0) var<uniform> p: Params;
 
@@ -27,13 +28,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let base = row * p.d4;
   var acc = vec4<f32>(0.0);
   for (var c = 0u; c < p.d4; c++) {
-    let v = x[base + c];
+    let v = vec4<f32>(x[base + c]);
     acc += v * v;
   }
   let r = 1.0 / sqrt((acc.x + acc.y + acc.z + acc.w) / f32(4u * p.d4) + p.eps);
   let off = select(0.0, 1.0, p.unit_offset != 0u);
   for (var c = 0u; c < p.d4; c++) {
-    y[base + c] = x[base + c] * r * (w[c] + vec4<f32>(off));
+    y[base + c] = vec4<SF>(vec4<f32>(x[base + c]) * r * (vec4<f32>(w[c]) + vec4<f32>(off)));
   }
   rstd[row] = r;
 }

@@ -16,6 +16,7 @@
 // Dispatch:  grid1d(ceil(S · half / 64)) — one invocation per (s, i), looping over heads;
 //            the linear workgroup index is wg.y * nx + wg.x.
 
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 struct Params {
   S: u32,
   H: u32,
@@ -28,8 +29,8 @@ struct Params {
   tab: array<vec4<f32>, {{N4}}>,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<SF>;
+@group(0) @binding(1) var<storage, read_write> out: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
 const TWO_PI = 6.283185307179586;
@@ -59,9 +60,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let row = s * p.H * p.hd;
   for (var h = 0u; h < p.H; h++) {
     let idx = row + h * p.hd + i;
-    let x1 = x[idx];
-    let x2 = x[idx + p.half];
-    out[idx] = x1 * c - x2 * sn;
-    out[idx + p.half] = x2 * c + x1 * sn;
+    let x1 = f32(x[idx]);
+    let x2 = f32(x[idx + p.half]);
+    out[idx] = SF(x1 * c - x2 * sn);
+    out[idx + p.half] = SF(x2 * c + x1 * sn);
   }
 }

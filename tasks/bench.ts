@@ -2,7 +2,7 @@
  * `deno task bench [--json] [--profile] [--only <group>] [--no-peer] [--seqs S,…] [--steps N]
  * [--base <worktree>]`: throughput of our kernels beside TensorFlow.js's WebGPU backend and
  * PyTorch on the CPU, in one process. Groups: matmul, train (training step at S=1024 beside
- * TF.js and PyTorch), attention, scaling (standard vs MsT + recomputation at each of `--seqs`,
+ * TF.js and PyTorch, f32 and mixed-precision f16 rows), attention, scaling (standard vs MsT + recomputation at each of `--seqs`,
  * `--steps` timed steps each, interleaved; `--base` adds another checkout's steps interleaved
  * with ours) — add a `lib/bench/<group>.ts` producing {@link BenchRow}s and list it below.
  *
@@ -32,7 +32,20 @@ let torch: TorchPython | null = null;
 
 const GROUPS: Record<string, Group> = {
   matmul: (dev, tf, log) => benchMatmul(dev, tf, undefined, log),
-  train: (dev, tf, log) => benchTrainStep(dev, tf, log, { torch }),
+  train: async (dev, tf, log) => {
+    // f16 rows on a second device with shader-f16 (skipped, with a note, when the adapter lacks it)
+    let dev16: WebGPUDevice | null = null;
+    try {
+      dev16 = await WebGPUDevice.create({ floats: "f16" });
+    } catch (e) {
+      log(`  f16 rows skipped: ${(e as Error).message}`);
+    }
+    try {
+      return await benchTrainStep(dev, tf, log, { torch, dev16 });
+    } finally {
+      dev16?.destroy();
+    }
+  },
   attention: (dev, tf, log) => benchAttentionRows(dev, tf, log),
   scaling: async (_dev, _tf, log) => {
     const trees: Tree[] = [await loadTree(new URL("..", import.meta.url).pathname, "ours")];

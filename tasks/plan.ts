@@ -1,8 +1,8 @@
 /**
  * `deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M] [--checkpoint]
- *   [--optimizer-in-backward] [--hf-head] [--offload-checkpoints] [--dtype bf16|f16|f32] [--budget 80GiB]
- *   [--max-seq] [--json] [--gpus N] [--zero 0|1|2|3] [--sp K] [--offload-optimizer] [--offload-params]
- *   [--max-binding 4GiB] [--export deepspeed --out ds.json]`
+ *   [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints] [--dtype bf16|f16|f32]
+ *   [--budget 80GiB] [--max-seq] [--json] [--gpus N] [--zero 0|1|2|3] [--sp K] [--offload-optimizer]
+ *   [--offload-params] [--max-binding 4GiB] [--export deepspeed --out ds.json]`
  *
  * With `--gpus` (and the other multi-GPU flags) it plans one rank's real share of the step
  * (ZeRO partitions, Ulysses SP's S/K tokens and all-to-all buffers); `--export deepspeed`
@@ -14,7 +14,8 @@
  * dominates; `--max-seq` searches the largest S that fits the budget. `--json` prints one JSON
  * object (`peakBytes`, `breakdown`, `peakPhase`, `phasePeaks`, `largestTag`, `fixedBytes`,
  * `fixedDominates`, `hostPeakBytes` — the offloaded checkpoints' host bytes, outside the
- * device peak and the budget —, …).
+ * device peak and the budget —, `framework`, and under `--framework hf` an `hf` object with
+ * PyTorch's allocated / reserved peaks and the extra buffers, …).
  */
 
 import {
@@ -36,14 +37,18 @@ import { describePolicy } from "../lib/models/policy.ts";
 
 const USAGE =
   `usage: deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
-  [--checkpoint] [--optimizer-in-backward] [--hf-head] [--offload-checkpoints] [--dtype bf16|f16|f32]
-  [--budget 80GiB] [--max-seq] [--json]
+  [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints]
+  [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
   [--gpus N] [--zero 0|1|2|3] [--sp K] [--offload-optimizer] [--offload-params] [--max-binding SIZE]
   [--export deepspeed --out ds.json] [--config f.yaml] [--set key=value]...
 
-  --hf-head   count the unchunked LM head as Hugging Face transformers allocates it (fp32
-              upcast, shifted copy, log-softmax output and fp32 gradients), as in the paper's
-              "standard implementation"
+  --framework hf  plan what Hugging Face transformers + PyTorch would hold (the paper's setup):
+              our tensors plus their extra buffers, through PyTorch's caching allocator model;
+              the step fits when its reserved segments stay within --budget (one GPU: not with
+              --gpus/--zero/--sp)
+  --dtype f16 the mixed-precision step of \`train --dtype f16\` (f16 storage; f32 master weights,
+              AdamW moments, rstd, lse and losses); bf16 counts every float as 2 bytes; f16
+              combines with --gpus/--sp and --zero 0 only (ZeRO plans run in bf16)
 ${POLICY_HELP}
 ${PARALLEL_HELP}
   --max-binding SIZE  largest tensor a kernel may take (e.g. 4GiB: 2^31 bf16 elements, the
@@ -80,6 +85,7 @@ function peakFields(plan: Plan) {
     ...(plan.chunks ? { chunks: plan.chunks } : {}),
     warnings: plan.warnings,
     ...(plan.rank ? { rank: plan.rank } : {}),
+    ...(plan.hf ? { hf: plan.hf } : {}),
   };
 }
 
@@ -93,6 +99,25 @@ function rankLine(plan: Plan): string[] {
       ? `, ZeRO-3 gathers one layer at a time (prefetch depth ${r.prefetchLayers})`
       : "") +
     (r.hostBytes > 0 ? `; host holds ${formatBytes(r.hostBytes)} (outside the budget)` : ""),
+  ];
+}
+
+/** Under `--framework hf`: PyTorch's allocator figures and the largest extra buffers. */
+function hfLines(plan: Plan): string[] {
+  if (!plan.hf) return [];
+  const h = plan.hf;
+  const extras = h.extras.filter((e) => e.maxBytes > 0).map((e) =>
+    `  ${e.kind.padEnd(20)} ${formatBytes(e.atPeakBytes).padStart(12)} at the peak, max ${
+      formatBytes(e.maxBytes)
+    }`
+  );
+  return [
+    `PyTorch caching allocator: max_memory_allocated ${
+      formatBytes(h.allocatedPeakBytes)
+    }, max_memory_reserved ${formatBytes(h.reservedPeakBytes)} (${h.segments} segments, ` +
+    `${formatBytes(h.fragmentationBytes)} more than allocated)`,
+    `extra buffers of transformers + PyTorch (docs/architecture.md names their sources):`,
+    ...extras,
   ];
 }
 
@@ -156,6 +181,7 @@ async function main(argv: string[]): Promise<void> {
     preset: setup.cfg.name,
     dtype,
     policy: describePolicy(policy),
+    framework: policy.framework ?? "ours",
     parameters: parameterCount(setup.cfg),
     budgetBytes: Number.isFinite(budget) ? budget : null,
   };
@@ -196,6 +222,7 @@ async function main(argv: string[]): Promise<void> {
     if (r.plan) {
       console.log(`peak at S=${r.maxSeq}:\n${table(r.plan)}`);
       for (const line of [...rankLine(r.plan), ...explainPlan(r.plan)]) console.log(line);
+      for (const line of hfLines(r.plan)) console.log(line);
       console.log(reservedLine(r.plan));
     }
     return;
@@ -232,6 +259,7 @@ async function main(argv: string[]): Promise<void> {
   );
   console.log(`peak ${formatBytes(plan.peakBytes)}:\n${table(plan)}`);
   for (const line of [...rankLine(plan), ...explainPlan(plan)]) console.log(line);
+  for (const line of hfLines(plan)) console.log(line);
   console.log(reservedLine(plan));
   if (plan.error) console.log(plan.error);
 }

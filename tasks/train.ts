@@ -1,7 +1,7 @@
 /**
  * `deno task train <preset> [--seq S] [--steps N] [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
- *   [--checkpoint] [--optimizer-in-backward] [--hf-head] [--offload-checkpoints] [--device webgpu|meta]
- *   [--data repeat|brown]
+ *   [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints]
+ *   [--device webgpu|meta] [--dtype f32|f16] [--data repeat|brown]
  *   [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
  *   [--save-every N] [--config f.yaml] [--set key=value]… [--json]`
  * `deno task train --resume DIR [--steps K] [--save DIR] [--save-every N] [policy flags] [--json]`
@@ -15,7 +15,7 @@
  * checkpoint).
  */
 
-import { COMMON_OPTIONS, parseBudget, parseTaskArgs } from "../lib/cli/args.ts";
+import { COMMON_OPTIONS, parseBudget, parseDtype, parseTaskArgs } from "../lib/cli/args.ts";
 import { modelSetup, POLICY_HELP } from "../lib/cli/model_options.ts";
 import { createDevice } from "../lib/device/create.ts";
 import { formatBytes } from "../lib/device/dtype.ts";
@@ -33,11 +33,17 @@ import { savedHistory, trainExtra, trainSettings } from "../lib/train/run_settin
 
 const USAGE =
   `usage: deno task train <preset> [--seq S] [--steps N] [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
-  [--checkpoint] [--optimizer-in-backward] [--hf-head] [--offload-checkpoints] [--device webgpu|meta]
-  [--data repeat|brown] [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
+  [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints]
+  [--device webgpu|meta] [--dtype f32|f16] [--data repeat|brown]
+  [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
   [--save-every N] [--config f.yaml] [--set key=value]... [--json]
        deno task train --resume DIR [--steps K] [--save DIR] [--save-every N] [policy flags] [--json]
 
+  --dtype f16     mixed precision: f16 weights' working copies, activations, checkpoints, logits
+                  and gradients; f32 master weights, AdamW moments, norms' rstd, attention's
+                  lse and losses; dynamic loss scaling (skipped steps are reported). On webgpu
+                  it needs the adapter feature shader-f16; --device meta plans the same bytes
+                  (bf16 on meta: every float counted as 2 bytes)
   --data repeat   one fixed random sequence, repeated (default; the model must overfit it)
   --data brown    the Brown corpus (train split), validation loss on the validation split
   --save DIR      write a checkpoint into DIR at the end (crash-safe: DIR/checkpoint.json
@@ -62,6 +68,7 @@ async function main(argv: string[]): Promise<void> {
     save: { type: "string" },
     "save-every": { type: "string" },
     resume: { type: "string" },
+    dtype: { type: "string" },
   }, USAGE);
   if (values.help) {
     console.log(USAGE);
@@ -82,6 +89,7 @@ async function main(argv: string[]): Promise<void> {
     "mst-head",
     "checkpoint",
     "optimizer-in-backward",
+    "framework",
     "hf-head",
     "offload-checkpoints",
   ] as const;
@@ -90,6 +98,11 @@ async function main(argv: string[]): Promise<void> {
     validatePolicy(savedPolicy);
     setup.policy = savedPolicy; // the saved run's policy unless policy flags are given
   }
+  // --dtype, else the saved run's; f32 leaves the policy's dtype unset (its usual name).
+  const dtype = values.dtype !== undefined ? parseDtype(values.dtype) : savedPolicy?.dtype ?? "f32";
+  const { dtype: _saved, ...policyRest } = setup.policy;
+  setup.policy = dtype === "f32" ? policyRest : { ...policyRest, dtype };
+  validatePolicy(setup.policy);
   const history = savedRun ? savedHistory(savedRun) : { losses: [], valLosses: [] };
   const { seq: S, seed, lr, data: dataKind, totalSteps, evalEvery } = settings;
   const startStep = savedRun?.step ?? 0;
@@ -123,7 +136,13 @@ async function main(argv: string[]): Promise<void> {
   if (saver?.removed.length) {
     log(`removed what an interrupted save left in ${saveDir}: ${saver.removed.join(", ")}`);
   }
-  const dev = await createDevice(values.device ?? "webgpu");
+  const dev = await createDevice(values.device ?? "webgpu", { floats: dtype });
+  if (saved && dtype === "f16") {
+    log(
+      `mixed precision: the loss scaler starts afresh at its initial scale (its state is not ` +
+        `checkpointed); weights and AdamW moments resume exactly from the f32 checkpoint`,
+    );
+  }
   dev.setBudget(parseBudget(values.budget));
   try {
     const { policy } = setup;
@@ -175,7 +194,8 @@ async function main(argv: string[]): Promise<void> {
           `step ${String(r.step).padStart(4)}  loss ${r.loss?.toFixed(4) ?? "n/a (meta)"}  ` +
             `${formatBytes(r.peakBytes)} peak in ${r.peakPhase}` +
             (dev.kind === "meta" ? "" : `  ${(r.tokens / (r.ms / 1000)).toFixed(0)} tok/s`) +
-            (r.warmup ? " (warm-up)" : ""),
+            (r.warmup ? " (warm-up)" : "") +
+            (r.skipped ? `  SKIPPED: inf/NaN gradients at loss scale ${r.lossScale}` : ""),
         );
         if (r.loss !== null) history.losses.push(r.loss);
         await evaluate();
@@ -205,6 +225,13 @@ async function main(argv: string[]): Promise<void> {
         ? "tokens/s: none on the meta device (it computes nothing)"
         : "tokens/s: none (no step after the warm-up step; use --steps 2 or more)",
     );
+    if (trainer.scaler) {
+      log(
+        `mixed precision (f16): ${run.skippedSteps.length} step(s) skipped by loss scaling` +
+          (run.skippedSteps.length ? ` (${run.skippedSteps.join(", ")})` : "") +
+          `; loss scale now ${trainer.scaler.scale}`,
+      );
+    }
     if (run.chunks.mlp !== null || run.chunks.head !== null) {
       log(
         `mini-sequences run: mlp M=${run.chunks.mlp ?? "off"}, head M=${run.chunks.head ?? "off"}`,
@@ -226,6 +253,9 @@ async function main(argv: string[]): Promise<void> {
         step: trainer.optimizer.step,
         totalSteps,
         policy: run.policy,
+        dtype,
+        skippedSteps: run.skippedSteps,
+        lossScale: trainer.scaler?.scale ?? null,
         losses: run.losses,
         valLosses,
         history,

@@ -167,11 +167,27 @@ Deno.test("train: an M above S is run as S chunks, warned about and recorded", a
   assert.equal(j.warnings.length, 1);
 });
 
-Deno.test("--hf-head reproduces the paper's standard (≈5K) and recomputation (≈15K) limits", async () => {
-  const std = await maxSeq8b("--hf-head");
-  const ckpt = await maxSeq8b("--hf-head", "--checkpoint");
-  assert.ok(std > 0.75 * 5000 && std < 1.25 * 5000, `standard with the HF head: ${std}`);
-  assert.ok(ckpt > 0.75 * 15000 && ckpt < 1.25 * 15000, `recomputation with the HF head: ${ckpt}`);
+Deno.test("plan --framework: the JSON names the framework and the extra buffers", async () => {
+  const plan = async (...flags: string[]) => {
+    const r = await task(["tasks/plan.ts", "llama3-tiny", "--seq", "64", "--json", ...flags]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  };
+  const hf = await plan("--framework", "hf", "--dtype", "bf16");
+  assert.equal(hf.framework, "hf");
+  assert.equal(hf.policy, "standard (HF)");
+  assert.ok(hf.hf.allocatedPeakBytes >= hf.peakBytes);
+  const kinds = hf.hf.extras.map((e: { kind: string }) => e.kind);
+  assert.ok(kinds.includes("rmsnorm_upcast") && kinds.includes("logits"), kinds.join(","));
+  assert.match(hf.hf.extras[0].source, /\w+/);
+  const old = await plan("--hf-head", "--dtype", "bf16");
+  assert.equal(old.peakBytes, hf.peakBytes, "--hf-head is --framework hf");
+  const ours = await plan("--framework", "ours");
+  assert.equal(ours.framework, "ours");
+  assert.equal(ours.hf, undefined);
+  const bad = await task(["tasks/plan.ts", "llama3-tiny", "--seq", "64", "--framework", "jax"]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /unknown framework "jax"; frameworks are ours, hf/);
 });
 
 Deno.test("policy flags: one parser from flags to a MemoryPolicy", () => {
@@ -181,7 +197,14 @@ Deno.test("policy flags: one parser from flags to a MemoryPolicy", () => {
     checkpoint: true,
     mst: { mlp: "auto", head: "off" },
   });
+  assert.deepEqual(parsePolicy({ checkpoint: true, framework: "hf" }), POLICIES.hfCheckpoint);
+  // --hf-head is the old name of --framework hf
   assert.deepEqual(parsePolicy({ checkpoint: true, "hf-head": true }), POLICIES.hfCheckpoint);
+  assert.throws(
+    () => parsePolicy({ framework: "torch" }),
+    /--framework: unknown framework "torch"; frameworks are ours, hf/,
+  );
+  assert.throws(() => parsePolicy({ framework: "ours", "hf-head": true }), /contradicts/);
   assert.deepEqual(parsePolicy({ "mst-mlp": "4", "optimizer-in-backward": true }), {
     mst: { mlp: 4 },
     optimizerInBackward: true,

@@ -318,3 +318,27 @@ Deno.test(
     odd.dispose();
   },
 );
+
+Deno.test("params: bytes and content keys, a shared table keyed by identity", () => {
+  const table = Float32Array.from([0.5, -1, 2, 3, 4]);
+  const a = new Params().u32(7).i32(-2).f32(1.5).table(table);
+  const bytes = new DataView(a.bytes());
+  assert.equal(bytes.byteLength, 48); // 3 words padded to 4, then 5 table values padded to 8
+  assert.deepEqual(
+    [bytes.getUint32(0, true), bytes.getInt32(4, true), bytes.getFloat32(8, true)],
+    [7, -2, 1.5],
+  );
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5].map((i) => bytes.getFloat32(16 + 4 * i, true)),
+    [0.5, -1, 2, 3, 4, 0],
+  );
+  const same = new Params().u32(7).i32(-2).f32(1.5).table(table);
+  assert.equal(same.contentKey(), a.contentKey());
+  const copy = new Params().u32(7).i32(-2).f32(1.5).table(table.slice());
+  assert.notEqual(copy.contentKey(), a.contentKey(), "another table object is another block");
+  assert.notEqual(new Params().u32(8).i32(-2).f32(1.5).table(table).contentKey(), a.contentKey());
+  assert.notEqual(new Params().u32(7).contentKey(), new Params().u32(7).u32(0).u32(1).contentKey());
+  assert.throws(() => a.table(table), /table\(\) may be called once/);
+  assert.throws(() => a.u32(1), /table must be the last field/);
+  assert.equal(new Params().bytes().byteLength, 16);
+});

@@ -172,7 +172,7 @@ Deno.test("families-long --quick on meta (one family): the paper's baselines vs 
   assert.match(html, /12–24× longer|84K with MsT/);
 });
 
-Deno.test("convergence on WebGPU (a few steps): standard and MsT losses coincide", async () => {
+Deno.test("convergence on WebGPU (a few steps): standard and MsT losses coincide; f16 beside", async () => {
   const { rec, figures } = await run("convergence", "webgpu", [
     "presets=llama3-tiny",
     "seq=64",
@@ -183,12 +183,18 @@ Deno.test("convergence on WebGPU (a few steps): standard and MsT losses coincide
   const delta = figures.maxAbsDeltaLoss as number;
   assert.ok(typeof delta === "number" && delta <= 1e-4, `maxAbsDeltaLoss ${delta}`);
   const val = rowsOf(rec.metrics, "validation");
-  assert.deepEqual(val.map((r) => r.step), [0, 2, 4, 0, 2, 4]);
+  assert.deepEqual(val.map((r) => r.step), [0, 2, 4, 0, 2, 4, 0, 2, 4]);
   const train = rowsOf(rec.metrics, "train");
-  assert.equal(train.length, 8);
-  const [a, b] = [train.slice(0, 4), train.slice(4)].map((l) => l.map((r) => r.loss as number));
+  assert.equal(train.length, 12);
+  const [a, b, h] = [train.slice(0, 4), train.slice(4, 8), train.slice(8)]
+    .map((l) => l.map((r) => r.loss as number));
   assert.equal(delta, maxAbsDelta(a, b));
   assert.ok(a[3] < a[0], "the loss goes down");
+  // The mixed-precision (f16) curve: the same run up to f16 rounding.
+  assert.equal(train[8].policy, "standard [f16]");
+  const d16 = figures.maxAbsDeltaLossF16 as number;
+  assert.equal(d16, maxAbsDelta(a, h));
+  assert.ok(d16 > 0 && d16 < 0.02 * a[0], `maxAbsDeltaLossF16 ${d16}`);
   assert.deepEqual(rec.charts.map((c) => c.name), ["train-llama3-tiny", "validation-llama3-tiny"]);
 });
 

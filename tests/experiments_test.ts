@@ -602,7 +602,7 @@ Deno.test("deno task exp / report: llama3-long --quick on the meta device, error
     assert.ok(plan.maxSeq.checkpoint > plan.maxSeq.standard);
     const train = rec.summary.figures.train as Record<string, number>;
     assert.ok(train.peakMiBMst < train.peakMiBStandard);
-    // the paper's baselines are trained too: the HF head keeps fp32 copies of the logits
+    // the paper's baselines are trained too: the HF profile keeps fp32 copies of the logits (and more)
     assert.ok(train.peakMiBStandardHf > train.peakMiBStandard);
     assert.ok(train.peakMiBCheckpointHf < train.peakMiBStandardHf);
     assert.deepEqual(
@@ -617,7 +617,7 @@ Deno.test("deno task exp / report: llama3-long --quick on the meta device, error
     assert.equal((html.match(/<svg /g) ?? []).length, 6);
     const md = await Deno.readTextFile(`${dir}/report.md`);
     assert.match(md, /## The paper's numbers beside ours/);
-    assert.match(md, /\| max S, standard \(HF head\) \| ≈5K \| /);
+    assert.match(md, /\| max S, standard \(HF\) \| ≈5K \| /);
     // the transformers-style baselines land near the paper's ≈5K and ≈15K
     assert.ok(plan.maxSeq.standardHf > 4000 && plan.maxSeq.standardHf < 7000);
     assert.ok(plan.maxSeq.checkpointHf > 12000 && plan.maxSeq.checkpointHf < 20000);

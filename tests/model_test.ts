@@ -30,11 +30,17 @@ Deno.test(
 );
 
 Deno.test(
-  "the transformers-style head (memory emulation) computes the same loss and gradients",
+  "the Hugging Face profile (memory emulation) computes the same loss and gradients",
   gpuTest,
   async () => {
     const dev = await testDevice();
     const batch = randomBatch(ODD.vocabSize, 21, 8, [4]);
-    await assertMatchesReference(dev, ODD, randomWeights(ODD, 2), [batch], { head: "hf" });
+    await assertMatchesReference(dev, ODD, randomWeights(ODD, 2), [batch], { framework: "hf" });
+    // its MsT wrappers (mini-s's chunked MLP and head) under recomputation too
+    await assertMatchesReference(dev, ODD, randomWeights(ODD, 3), [batch], {
+      framework: "hf",
+      checkpoint: true,
+      mst: { mlp: 3, head: 4 },
+    });
   },
 );

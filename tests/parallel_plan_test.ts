@@ -186,6 +186,45 @@ Deno.test("impossible combinations fail with what was wrong and how to fix it", 
   );
 });
 
+Deno.test("multi-GPU plans with --framework and --dtype f16: refused naming both, or a mixed-precision rank", async () => {
+  const cfg = getPreset("llama3-tiny");
+  const base = { cfg, budget: Infinity, seq: 128 };
+  // the HF profile is one GPU running transformers; the ranks run our layers as DeepSpeed does
+  await assert.rejects(
+    planStep({
+      ...base,
+      dtype: "bf16",
+      policy: { ...POLICIES.hfCheckpoint, parallel: { gpus: 2, zero: 3 } },
+    }),
+    /framework "hf" \(--framework hf\).*multi-GPU plan \(--gpus\/--zero\/--sp: 2 GPUs, ZeRO-3\)/,
+  );
+  await assert.rejects(
+    planStep({ ...base, dtype: "bf16", policy: { framework: "hf", parallel: { gpus: 2, sp: 2 } } }),
+    /--framework ours with the parallel flags/,
+  );
+  // f16 keeps full f32 masters and checks overflow over whole gradients: not under ZeRO >= 1
+  for (const zero of [1, 2, 3] as const) {
+    await assert.rejects(
+      planStep({ ...base, dtype: "f16", policy: { ...POLICIES.mst, parallel: { gpus: 2, zero } } }),
+      new RegExp(`mixed precision \\(--dtype f16\\) with ZeRO stage ${zero} \\(--zero ${zero}\\)`),
+    );
+  }
+  // ZeRO 0 with Ulysses SP: the rank runs S/K tokens in mixed precision; its f32 masters and
+  // moments (tag optimizer) are the single device's, whole
+  const one = await planStep({ ...base, dtype: "f16", policy: POLICIES.mst });
+  const sp = await planStep({
+    ...base,
+    dtype: "f16",
+    policy: { ...POLICIES.mst, parallel: { gpus: 2, sp: 2 } },
+  });
+  assert.ok(one.fits && sp.fits);
+  assert.equal(sp.rank?.tokensPerRank, 64);
+  const masters = parameterShapes(cfg).reduce((a, p) => a + numel(p.shape), 0) * 4;
+  assert.equal(one.breakdown.optimizer, 3 * masters, "f32 master + two f32 moments");
+  assert.equal(sp.breakdown.optimizer, one.breakdown.optimizer);
+  assert.ok(sp.peakBytes < one.peakBytes, `${sp.peakBytes} vs ${one.peakBytes}`);
+});
+
 Deno.test("--max-seq with ZeRO-3, SP, optimizer and checkpoint offload: S is a multiple of K, the next S up does not fit", async () => {
   const cfg = getPreset("llama3-tiny");
   const policy: MemoryPolicy = {

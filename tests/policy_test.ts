@@ -15,19 +15,22 @@ Deno.test("describePolicy names the named policies and their variants", () => {
       mst: "MsT + recomputation",
       mstOib: "MsT + recomputation + optimizer-in-backward",
       mstOffload: "MsT + recomputation + checkpoint offload",
-      hfStandard: "standard (HF head)",
-      hfCheckpoint: "recomputation (HF head)",
+      hfStandard: "standard (HF)",
+      hfCheckpoint: "recomputation (HF)",
     },
   );
   assert.equal(describePolicy({}), "standard");
-  assert.equal(describePolicy({ head: "standard", mst: { mlp: "off" } }), "standard");
+  assert.equal(describePolicy({ framework: "ours", mst: { mlp: "off" } }), "standard");
   assert.equal(describePolicy({ mst: { mlp: 4 } }), "MsT(mlp=4, head=off)");
   assert.equal(
     describePolicy({ mst: { mlp: "auto", head: 8 }, checkpoint: true }),
     "MsT(mlp=auto, head=8) + recomputation",
   );
-  // a chunked head replaces the HF head, so the name does not mention it
-  assert.equal(describePolicy({ head: "hf", mst: { head: "auto" } }), "MsT(mlp=off, head=auto)");
+  // the HF profile covers every part, chunked ones included
+  assert.equal(
+    describePolicy({ framework: "hf", mst: { head: "auto" } }),
+    "MsT(mlp=off, head=auto) (HF)",
+  );
   assert.equal(describePolicy({ optimizerInBackward: true }), "optimizer-in-backward");
   assert.equal(describePolicy({ ...POLICIES.checkpoint, dtype: "bf16" }), "recomputation [bf16]");
 });
@@ -48,7 +51,12 @@ Deno.test("a malformed or unsupported policy is refused with the field and the f
   );
   assert.throws(() => validatePolicy({ mst: { mlp: 0 } }), /mst.mlp must be a positive integer/);
   assert.throws(() => validatePolicy({ mst: { attn: 2 } } as never), /unknown mst part "attn"/);
-  assert.throws(() => validatePolicy({ head: "fast" } as never), /head must be "standard" or "hf"/);
+  assert.throws(
+    () => validatePolicy({ framework: "torch" } as never),
+    /framework must be one of ours, hf, got "torch"/,
+  );
+  // the old head field was folded into framework
+  assert.throws(() => validatePolicy({ head: "hf" } as never), /use framework: "hf"/);
   // offload moves the recomputation checkpoints: without checkpoint there are none
   assert.throws(
     () => validatePolicy({ offload: true }),

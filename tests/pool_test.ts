@@ -12,6 +12,7 @@ import { planStep } from "../lib/plan/planner.ts";
 import { LAVAPIPE_OVERHEAD, overheadBytes } from "../lib/device/overhead.ts";
 import { parseProcStatus } from "../lib/util/proc_status.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
+import { canStageAsTexture, MAX_TEXTURE_ROWS, TEXTURE_ROW_FLOATS } from "../lib/device/texture.ts";
 
 const KERNEL = `struct P { n: u32, a: f32 }
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
@@ -180,4 +181,27 @@ Deno.test("/proc status parsing: VmRSS and VmHWM in bytes, null when absent", ()
   const text = "Name:\tdeno\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t9\n";
   assert.deepEqual(parseProcStatus(text), { rssBytes: 100 * 2 ** 20, peakRssBytes: 200 * 2 ** 20 });
   assert.equal(parseProcStatus("Name:\tdeno\n"), null);
+});
+
+Deno.test("staging: at most 8192 texture rows, WebGPU's default maxTextureDimension2D", () => {
+  const dev = new MetaDevice();
+  const rowFloats = TEXTURE_ROW_FLOATS;
+  const fits = dev.tensor([MAX_TEXTURE_ROWS * rowFloats], { tag: "activations", name: "fits" });
+  const tooBig = dev.tensor([(MAX_TEXTURE_ROWS + 1) * rowFloats], {
+    tag: "activations",
+    name: "big",
+  });
+  assert.equal(MAX_TEXTURE_ROWS, 8192);
+  assert.ok(canStageAsTexture(fits));
+  assert.ok(!canStageAsTexture(tooBig));
+  const tex = dev.texture(fits);
+  assert.ok(
+    tex.block.sizeClass / (rowFloats * 4) <= 8192,
+    "the pooled texture is within 8192 rows",
+  );
+  tex.dispose();
+  assert.throws(() => dev.texture(tooBig), /cannot stage "big"/);
+  fits.dispose();
+  tooBig.dispose();
+  dev.destroy();
 });

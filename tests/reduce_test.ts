@@ -37,7 +37,7 @@ Deno.test("reduce errors: no tensors, wrong dtype", gpuTest, async () => {
   const dev = await testDevice();
   assert.throws(() => sumSquares(dev, []), /at least one tensor/);
   const i = dev.upload(Int32Array.from([1, 2]), [2], { tag: "data", name: "ids" });
-  assert.throws(() => sum(dev, i), /"ids" must be f32, got i32/);
+  assert.throws(() => sum(dev, i), /"ids" must be f32 or f16, got i32/);
   i.dispose();
 });
 

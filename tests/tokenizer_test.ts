@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { brownSplit, brownSplitText } from "../lib/data/brown.ts";
 import { loadOrBuildReducedBpe, ReducedBpeTokenizer } from "../lib/data/reduced_bpe.ts";
 import { ByteTokenizer } from "../lib/data/tokenizer.ts";
+import { encodeCached } from "../lib/data/corpus.ts";
 
 const V = 2048; // llama3-tiny
 
@@ -104,6 +105,35 @@ Deno.test("reduced BPE: a corrupt cache file is rebuilt and replaced", async () 
     equal(rebuilt.fromCache, false);
     deepEqual(rebuilt.tokenizer.keptTokens, first.tokenizer.keptTokens);
     equal((await loadOrBuildReducedBpe(texts, 512, { cacheDir: dir })).fromCache, true);
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+Deno.test("token cache: the cached stream equals encode; a new tokenizer or text misses; a bad file is rewritten", async () => {
+  const texts = (await brownSplit("validation")).map((d) => d.text);
+  const text = texts.slice(0, 5).join("\n\n");
+  const dir = await mkdtemp(join(tmpdir(), "token-cache-"));
+  try {
+    const bpe = (await loadOrBuildReducedBpe(texts, 512, { cacheDir: dir })).tokenizer;
+    const direct = bpe.encode(text);
+    const first = await encodeCached(bpe, text, dir);
+    deepEqual(Array.from(first), direct);
+    const files = (await readdir(dir)).filter((f) => f.endsWith(".i32"));
+    equal(files.length, 1);
+    // a hit reads the file: corrupt it with a valid length and the hit shows the corruption
+    const poisoned = Int32Array.from(direct, () => 7);
+    await writeFile(join(dir, files[0]), new Uint8Array(poisoned.buffer));
+    deepEqual(Array.from(await encodeCached(bpe, text, dir)), Array.from(poisoned));
+    // another tokenizer (V) or another text is another key
+    const bpe2 = (await loadOrBuildReducedBpe(texts, 600, { cacheDir: dir })).tokenizer;
+    deepEqual(Array.from(await encodeCached(bpe2, text, dir)), bpe2.encode(text));
+    deepEqual(Array.from(await encodeCached(bpe, text + "!", dir)), bpe.encode(text + "!"));
+    equal((await readdir(dir)).filter((f) => f.endsWith(".i32")).length, 3);
+    // a file of the wrong length is ignored and rewritten
+    await writeFile(join(dir, files[0]), new Uint8Array([1, 2, 3]));
+    deepEqual(Array.from(await encodeCached(bpe, text, dir)), direct);
+    deepEqual(Array.from(await encodeCached(bpe, text, dir)), direct);
   } finally {
     await rm(dir, { recursive: true });
   }

@@ -63,8 +63,8 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   const tex = cfg.tex ?? false;
   const glu = cfg.epilogue === "glu_backward";
   if (glu && !tex) throw new Error(`${cfg.name}: the glu_backward epilogue needs tex: true`);
-  const A = (i: string) => tex ? `ldA(${i})` : `A[${i}]`;
-  const B = (i: string) => tex ? `ldB(${i})` : `B[${i}]`;
+  const A = (i: string) => tex ? `ldA(${i})` : `vec4<f32>(A[${i}])`;
+  const B = (i: string) => tex ? `ldB(${i})` : `vec4<f32>(B[${i}])`;
   if (![0, 1, 2, 4, 8].includes(lx)) throw new Error(`lx = ${lx}: need 0, 1, 2, 4 or 8`);
   const LX = lx === 0 ? "p.lx" : `${lx}u`;
   const LY = lx === 0 ? "(8u / p.lx)" : `${8 / lx}u`;
@@ -96,29 +96,30 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     } vec4 loads per step: on lavapipe every storage (and workgroup) load is a loop over`);
     e(`// the 8 lanes costing ~10 FMAs per component, so FMAs per load (tile size) set the speed.`);
   }
-  e(`// Rows/columns past the edge are clamped on load and skipped on store.`);
+  e(`// Rows/columns past the edge are clamped on load and skipped on store. Storage is SF (f32, or`);
+  e(`// f16 in the half variant: loads widen, stores narrow; accumulation is f32).`);
   e(`//`);
   if (glu) {
     e(`// Epilogue (glu_backward): C = dh is never stored; with g = gate, u = up at the same`);
     e(`// (m, n): dGate = dh·u·act'(g), dUp = dh·act(g) (ACT 0: SiLU, 1: tanh-GELU, as`);
     e(`// kernels/glu_backward.wgsl). accumulate must be 0.`);
     e(`//`);
-    e(`// Bindings:  @group(0) @binding(0) gate  : array<vec4<f32>>  (M·N / 4)`);
-    e(`//            @group(0) @binding(1) up    : array<vec4<f32>>  (M·N / 4)`);
-    e(`//            @group(0) @binding(2) dgate : array<vec4<f32>>  (M·N / 4)  written`);
-    e(`//            @group(0) @binding(3) dup   : array<vec4<f32>>  (M·N / 4)  written`);
+    e(`// Bindings:  @group(0) @binding(0) gate  : array<vec4<SF>>   (M·N / 4)`);
+    e(`//            @group(0) @binding(1) up    : array<vec4<SF>>   (M·N / 4)`);
+    e(`//            @group(0) @binding(2) dgate : array<vec4<SF>>   (M·N / 4)  written`);
+    e(`//            @group(0) @binding(3) dup   : array<vec4<SF>>   (M·N / 4)  written`);
     e(`//            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }`);
     e(`//            @group(2) @binding(0) A_tex : texture_2d<f32>  (M·K / 4 texels)`);
     e(`//            @group(2) @binding(1) B_tex : texture_2d<f32>  (K·N / 4 texels)`);
   } else if (tex) {
-    e(`// Bindings:  @group(0) @binding(0) C : array<vec4<f32>>  (M·N / 4)  read_write`);
+    e(`// Bindings:  @group(0) @binding(0) C : array<vec4<SF>>   (M·N / 4)  read_write`);
     e(`//            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }`);
     e(`//            @group(2) @binding(0) A_tex : texture_2d<f32>  (M·K / 4 texels)`);
     e(`//            @group(2) @binding(1) B_tex : texture_2d<f32>  (K·N / 4 texels)`);
   } else {
-    e(`// Bindings:  @group(0) @binding(0) A : array<vec4<f32>>  (M·K / 4)`);
-    e(`//            @group(0) @binding(1) B : array<vec4<f32>>  (K·N / 4)`);
-    e(`//            @group(0) @binding(2) C : array<vec4<f32>>  (M·N / 4)  read_write`);
+    e(`// Bindings:  @group(0) @binding(0) A : array<vec4<SF>>   (M·K / 4)`);
+    e(`//            @group(0) @binding(1) B : array<vec4<SF>>   (K·N / 4)`);
+    e(`//            @group(0) @binding(2) C : array<vec4<SF>>   (M·N / 4)  read_write`);
     e(`//            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }`);
   }
   e(`//            (lx = invocations of a workgroup along N: ${
@@ -127,6 +128,7 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   e(`// Overrides: TRANS_A, TRANS_B (bool)${glu ? ", ACT (u32)" : ""}.`);
   e(`// Dispatch:  (ceil(N / (${tn}·lx)), ceil(M / (${tm}·(8 / lx))), 1), workgroup size 8.`);
   e(``);
+  e(`alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)`);
   e(`override TRANS_A: bool = false;`);
   e(`override TRANS_B: bool = false;`);
   if (glu) e(`override ACT: u32 = 0u;`);
@@ -135,12 +137,12 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   e(``);
   if (tex) {
     if (glu) {
-      e(`@group(0) @binding(0) var<storage, read> gate: array<vec4<f32>>;`);
-      e(`@group(0) @binding(1) var<storage, read> up: array<vec4<f32>>;`);
-      e(`@group(0) @binding(2) var<storage, read_write> dgate: array<vec4<f32>>;`);
-      e(`@group(0) @binding(3) var<storage, read_write> dup: array<vec4<f32>>;`);
+      e(`@group(0) @binding(0) var<storage, read> gate: array<vec4<SF>>;`);
+      e(`@group(0) @binding(1) var<storage, read> up: array<vec4<SF>>;`);
+      e(`@group(0) @binding(2) var<storage, read_write> dgate: array<vec4<SF>>;`);
+      e(`@group(0) @binding(3) var<storage, read_write> dup: array<vec4<SF>>;`);
     } else {
-      e(`@group(0) @binding(0) var<storage, read_write> C: array<vec4<f32>>;`);
+      e(`@group(0) @binding(0) var<storage, read_write> C: array<vec4<SF>>;`);
     }
     e(`@group(1) @binding(0) var<uniform> p: Params;`);
     e(`@group(2) @binding(0) var A_tex: texture_2d<f32>;`);
@@ -154,9 +156,9 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     e(`  return textureLoad(B_tex, vec2<u32>(i & 1023u, i >> 10u), 0);`);
     e(`}`);
   } else {
-    e(`@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;`);
-    e(`@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;`);
-    e(`@group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;`);
+    e(`@group(0) @binding(0) var<storage, read> A: array<vec4<SF>>;`);
+    e(`@group(0) @binding(1) var<storage, read> B: array<vec4<SF>>;`);
+    e(`@group(0) @binding(2) var<storage, read_write> C: array<vec4<SF>>;`);
     e(`@group(1) @binding(0) var<uniform> p: Params;`);
   }
   e(``);
@@ -233,7 +235,7 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     e(`// dh = v at C[o]: dGate[o] = v·up·act'(gate), dUp[o] = v·act(gate); skipped past the last column.`);
     e(`fn store(o: u32, n: u32, v: vec4<f32>) {`);
     e(`  if (n < p.N) {`);
-    e(`    let x = gate[o];`);
+    e(`    let x = vec4<f32>(gate[o]);`);
     e(`    var a: vec4<f32>;`);
     e(`    var da: vec4<f32>;`);
     e(`    if (ACT == 0u) {`);
@@ -246,8 +248,8 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     e(`      a = 0.5 * x * (1.0 + t);`);
     e(`      da = 0.5 * (1.0 + t) + 0.5 * xc * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * 0.044715 * xc * xc);`);
     e(`    }`);
-    e(`    dgate[o] = v * up[o] * da;`);
-    e(`    dup[o] = v * a;`);
+    e(`    dgate[o] = vec4<SF>(v * vec4<f32>(up[o]) * da);`);
+    e(`    dup[o] = vec4<SF>(v * a);`);
     e(`  }`);
     e(`}`);
     return L.join("\n") + "\n";
@@ -256,9 +258,9 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   e(`fn store(o: u32, n: u32, v: vec4<f32>) {`);
   e(`  if (n < p.N) {`);
   e(`    if (p.accumulate != 0u) {`);
-  e(`      C[o] = C[o] + v;`);
+  e(`      C[o] = vec4<SF>(vec4<f32>(C[o]) + v);`);
   e(`    } else {`);
-  e(`      C[o] = v;`);
+  e(`      C[o] = vec4<SF>(v);`);
   e(`    }`);
   e(`  }`);
   e(`}`);

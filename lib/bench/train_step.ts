@@ -1,7 +1,8 @@
 /**
  * Benchmark rows for a whole training step of `llama3-tiny` (forward, backward, AdamW),
- * standard and MsT + recomputation, beside the same model written in TensorFlow.js on the
- * same adapter. Tokens/s is the step driver's: S / median step time after one warm-up step.
+ * standard and MsT + recomputation, in f32 and (on a second, `shader-f16` device) in mixed
+ * precision f16, beside the same model written in TensorFlow.js on the same adapter. Tokens/s is
+ * the step driver's: S / median step time after one warm-up step.
  */
 
 import type { WebGPUDevice } from "../device/webgpu.ts";
@@ -36,10 +37,12 @@ function spread(m: StepMeasurement): string {
   return [t.minMs, t.medianMs, t.maxMs].map((x) => x.toFixed(0)).join("/");
 }
 
-/** Bytes a model keeps between steps: weights and AdamW moments. */
+/** Bytes a model keeps between steps: weights (and f16 masters) and AdamW moments. */
 function residentBytes(m: Model): number {
   let n = 0;
-  for (const p of m.params) n += p.value.bytes + (p.m?.bytes ?? 0) + (p.v?.bytes ?? 0);
+  for (const p of m.params) {
+    n += p.value.bytes + (p.master?.bytes ?? 0) + (p.m?.bytes ?? 0) + (p.v?.bytes ?? 0);
+  }
   return n;
 }
 
@@ -92,25 +95,37 @@ export async function benchTrainStep(
   dev: WebGPUDevice,
   tf: Tf | null,
   log: (s: string) => void,
-  { S = 1024, steps = 6, torch = null }: {
+  { S = 1024, steps = 6, torch = null, dev16 = null }: {
     S?: number;
     steps?: number;
     /** The python with torch for the PyTorch row (null: the row is skipped with a note). */
     torch?: TorchPython | null;
+    /** A mixed-precision device (`floats: "f16"`) for the f16 rows (null: no f16 rows). */
+    dev16?: WebGPUDevice | null;
   } = {},
 ): Promise<BenchRow[]> {
   const cfg = getPreset("llama3-tiny");
   log(`training step: llama3-tiny, S=${S}, ${steps} interleaved timed steps each`);
   const a = await stepper(dev, "llama3-tiny", S, POLICIES.standard);
   const b = await stepper(dev, "llama3-tiny", S, POLICIES.mst);
+  const half = dev16
+    ? [
+      await stepper(dev16, "llama3-tiny", S, { ...POLICIES.standard, dtype: "f16" }),
+      await stepper(dev16, "llama3-tiny", S, { ...POLICIES.mst, dtype: "f16" }),
+    ]
+    : [];
   for (let i = 0; i < steps + 1; i++) { // the first step of each is the warm-up
     await a.step();
     await b.step();
+    for (const h of half) await h.step();
   }
   // each result frees its model: read both resident sizes first
   const [residentA, residentB] = [residentBytes(a.runner.model), residentBytes(b.runner.model)];
+  const resident16 = half.map((h) => residentBytes(h.runner.model));
   const std = a.result(residentB);
   const mst = b.result(residentA);
+  const std16 = half.length ? half[0].result(resident16[1]) : null;
+  const mst16 = half.length ? half[1].result(resident16[0]) : null;
   const [stdName, mstName] = [POLICIES.standard, POLICIES.mst].map(describePolicy);
   const maxDiff = Math.max(...std.losses.map((l, i) => Math.abs(l - mst.losses[i])));
   log(
@@ -134,8 +149,14 @@ export async function benchTrainStep(
   // The pool is shared by the two interleaved models, so each policy's reserved bytes come from
   // its plan on the meta device (the same pool as on WebGPU: tests/pool_test.ts).
   const reserved = async (policy: MemoryPolicy) =>
-    (await planStep({ cfg, policy, seq: S, dtype: "f32", budget: Infinity, steps: 2 }))
-      .reservedBytes;
+    (await planStep({
+      cfg,
+      policy,
+      seq: S,
+      dtype: policy.dtype ?? "f32",
+      budget: Infinity,
+      steps: 2,
+    })).reservedBytes;
   const reservedStd = await reserved(POLICIES.standard);
   const reservedMst = await reserved(POLICIES.mst);
   const row = (name: string, m: StepMeasurement, res: number, extra: string): BenchRow => ({
@@ -164,8 +185,38 @@ export async function benchTrainStep(
         maxDiff.toExponential(1)
       }`,
     ),
+    ...(std16 && mst16 ? await halfRows(std16, mst16, std, mst, reserved, row, log) : []),
     await torchRow(dev, torch, S, std, log),
   ];
+}
+
+/** The f16 rows: tokens/s, peak and losses beside the f32 rows of the same policy. */
+async function halfRows(
+  std16: StepMeasurement,
+  mst16: StepMeasurement,
+  std: StepMeasurement,
+  mst: StepMeasurement,
+  reserved: (p: MemoryPolicy) => Promise<number>,
+  row: (name: string, m: StepMeasurement, res: number, extra: string) => BenchRow,
+  log: (s: string) => void,
+): Promise<BenchRow[]> {
+  const out: BenchRow[] = [];
+  for (
+    const [m, f32, policy] of [[std16, std, POLICIES.standard], [mst16, mst, POLICIES.mst]] as const
+  ) {
+    const p = { ...policy, dtype: "f16" as const };
+    const dLoss = Math.max(...m.losses.map((l, i) => Math.abs(l - f32.losses[i])));
+    const extra = `peak ${(m.peakBytes / f32.peakBytes).toFixed(2)}× f32's, ${
+      (m.tokensPerSec / f32.tokensPerSec).toFixed(2)
+    }× f32's tokens/s, max |Δloss| vs f32 ${dLoss.toExponential(1)}`;
+    log(
+      `  ours ${describePolicy(p)}: ${m.tokensPerSec.toFixed(0)} tokens/s, peak ${
+        formatBytes(m.peakBytes)
+      }; ${extra}`,
+    );
+    out.push(row(`train step (${describePolicy(p)})`, m, await reserved(p), extra));
+  }
+  return out;
 }
 
 /**

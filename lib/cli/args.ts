@@ -90,6 +90,7 @@ export const COMMON_OPTIONS = {
   "mst-head": { type: "string" },
   checkpoint: { type: "boolean" },
   "optimizer-in-backward": { type: "boolean" },
+  framework: { type: "string" },
   "hf-head": { type: "boolean" },
   "offload-checkpoints": { type: "boolean" },
   device: { type: "string" },

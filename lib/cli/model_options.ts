@@ -10,6 +10,21 @@ import {
   validatePolicy,
 } from "../models/policy.ts";
 import { parsePartChunks } from "./args.ts";
+import { type Framework, parseFramework } from "../plan/hf_profile.ts";
+
+/** `--framework NAME`, or `--hf-head` (its old name for `--framework hf`); undefined when neither. */
+function parseFrameworkFlags(flags: ModelFlags): Framework | undefined {
+  const named = flags.framework === undefined ? undefined : parseFramework(flags.framework);
+  if (flags["hf-head"]) {
+    if (named === "ours") {
+      throw new Error(
+        "--hf-head is the old name of --framework hf; it contradicts --framework ours: give one",
+      );
+    }
+    return "hf";
+  }
+  return named;
+}
 
 /** Model-related flags as parsed by `parseTaskArgs`. */
 export interface ModelFlags {
@@ -21,6 +36,7 @@ export interface ModelFlags {
   "mst-head"?: string;
   checkpoint?: boolean;
   "optimizer-in-backward"?: boolean;
+  framework?: string;
   "hf-head"?: boolean;
   "offload-checkpoints"?: boolean;
 }
@@ -61,8 +77,8 @@ export async function modelSetup(
 /**
  * The memory policy of the flags: `--policy NAME` (one of {@link POLICIES}) as the base, then
  * `--mst [M|auto]` (both parts), `--mst-mlp`, `--mst-head` (M, auto or off), `--checkpoint`,
- * `--optimizer-in-backward`, `--hf-head` and `--offload-checkpoints` (needs recomputation) on
- * top.
+ * `--optimizer-in-backward`, `--framework ours|hf` (`--hf-head` is the old name of
+ * `--framework hf`) and `--offload-checkpoints` (needs recomputation) on top.
  */
 export function parsePolicy(flags: ModelFlags): MemoryPolicy {
   let base: MemoryPolicy = POLICIES.standard;
@@ -82,14 +98,15 @@ export function parsePolicy(flags: ModelFlags): MemoryPolicy {
   if (flags["mst-head"] !== undefined) {
     mst.head = parsePartChunks("--mst-head", flags["mst-head"]);
   }
-  const policy: MemoryPolicy = {
+  let policy: MemoryPolicy = {
     ...base,
     ...(Object.keys(mst).length ? { mst } : {}),
     ...(flags.checkpoint ? { checkpoint: true } : {}),
     ...(flags["optimizer-in-backward"] ? { optimizerInBackward: true } : {}),
-    ...(flags["hf-head"] ? { head: "hf" as const } : {}),
     ...(flags["offload-checkpoints"] ? { offload: true } : {}),
   };
+  const framework = parseFrameworkFlags(flags);
+  if (framework) policy = { ...policy, framework };
   if (policy.offload && !policy.checkpoint) {
     throw new Error(
       "--offload-checkpoints moves the recomputation checkpoints to host memory, but " +
@@ -107,6 +124,10 @@ export const POLICY_HELP = `  --policy NAME   a named memory policy as the base:
                   (mst = MsT + recomputation; mstOib adds optimizer-in-backward); flags add to it
   --mst [M|auto]  mini-sequences for the MLP and the head; --mst-mlp / --mst-head set one part
                   (M, auto or off); an M above S runs S one-row chunks and warns
+  --framework ours|hf  whose allocations to count: this workbench's runtime (default) or
+                  Hugging Face transformers + PyTorch (fp32 RMSNorm upcasts and logits, saved SiLU
+                  output, RoPE / FlashAttention-2 / torch.optim temporaries; plans add PyTorch's
+                  caching allocator); --hf-head is its old name for --framework hf
   --offload-checkpoints  keep each block's input checkpoint in host memory between its
                   forward and its recomputation (needs --checkpoint); host bytes are reported
                   apart (tag host), outside the device peak and budget`;

@@ -187,6 +187,18 @@ function zeroKinds(): KindBytes {
   return { storage: 0, texture: 0, uniform: 0, readback: 0, upload: 0 };
 }
 
+/**
+ * Sees every tensor allocation and free of an {@link Allocator} (e.g. a model of another
+ * framework's allocator, `lib/plan/caching_allocator.ts`). `onAlloc` runs after the budget
+ * check and before the block is live; it may throw {@link OutOfMemoryError} to refuse it.
+ */
+export interface AllocationObserver {
+  /** A block is about to become live. */
+  onAlloc(block: Block<unknown>, allocator: Allocator<unknown>): void;
+  /** A live block was freed. */
+  onFree(block: Block<unknown>, allocator: Allocator<unknown>): void;
+}
+
 /** Buffer pool + accounting. One per device. */
 export class Allocator<H = unknown> {
   #backend: BufferBackend<H>;
@@ -217,6 +229,7 @@ export class Allocator<H = unknown> {
   #allocations = 0;
   #poolHits = 0;
   #timeline: MemoryEvent[] | null = null;
+  #observers: AllocationObserver[] = [];
   /** Budget on live bytes; `Infinity` when unset. */
   budget: number = Infinity;
 
@@ -256,6 +269,10 @@ export class Allocator<H = unknown> {
     }
     const kind = opts.kind ?? "storage";
     const sizeClass = sizeClassOf(bytes);
+    if (this.#observers.length) {
+      const probe = { id: this.#nextId, bytes, sizeClass, kind, tag, name, handle: null };
+      for (const o of this.#observers) o.onAlloc(probe, this as Allocator<unknown>);
+    }
     const handle = this.#take(kind, sizeClass, tag);
     const block: Block<H> = { id: this.#nextId++, bytes, sizeClass, kind, tag, name, handle };
     this.#live.set(block.id, block);
@@ -298,6 +315,15 @@ export class Allocator<H = unknown> {
     this.#liveByTag[live.tag] -= live.bytes;
     this.#put(live.kind, live.sizeClass, live.handle);
     this.#record("free", live);
+    for (const o of this.#observers) o.onFree(live, this as Allocator<unknown>);
+  }
+
+  /** Adds an observer of every later tensor allocation and free; returns a remover. */
+  observe(observer: AllocationObserver): () => void {
+    this.#observers.push(observer);
+    return () => {
+      this.#observers = this.#observers.filter((o) => o !== observer);
+    };
   }
 
   /**

@@ -10,7 +10,10 @@ export type DeviceKind = "webgpu" | "meta";
 
 /** Options of {@link createDevice}. */
 export interface CreateDeviceOptions {
-  /** Meta device only: how floats are counted. */
+  /**
+   * How floats are stored: f32, f16 (mixed precision; on WebGPU it needs `shader-f16`) or, on
+   * the meta device only, bf16 counting.
+   */
   floats?: FloatCounting;
   /** WebGPU only: per-kernel timestamps. */
   profile?: boolean;
@@ -22,12 +25,13 @@ export async function createDevice(
   opts: CreateDeviceOptions = {},
 ): Promise<Device> {
   if (kind === "webgpu") {
-    if (opts.floats && opts.floats !== "f32") {
+    if (opts.floats === "bf16") {
       throw new Error(
-        `the webgpu device computes in f32 only; --dtype ${opts.floats} is for --device meta`,
+        `WebGPU has no bf16: --dtype bf16 is for --device meta; train in half precision with ` +
+          `--dtype f16 (mixed precision, needs the adapter feature shader-f16)`,
       );
     }
-    return await WebGPUDevice.create({ profile: opts.profile });
+    return await WebGPUDevice.create({ profile: opts.profile, floats: opts.floats });
   }
   if (kind === "meta") return new MetaDevice({ floats: opts.floats });
   throw new Error(`unknown device "${kind}": use webgpu or meta`);

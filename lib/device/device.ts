@@ -18,10 +18,10 @@
  */
 
 import { Allocator, type Block, type BufferBackend, type Resource, type Tag } from "./allocator.ts";
-import { bytesPerElement, type DType, type FloatCounting, numel } from "./dtype.ts";
+import { bytesPerElement, type DType, type FloatCounting, floatStorage, numel } from "./dtype.ts";
 import { BindingLimitError } from "./errors.ts";
 import { HostTensor } from "./host_tensor.ts";
-import { type Params } from "./kernel_source.ts";
+import { checkBindingTypes, halfSource, kernelSource, type Params } from "./kernel_source.ts";
 import { ParamsCache, type ParamsEntry } from "./params_cache.ts";
 import { type Storage, Tensor } from "./tensor.ts";
 import {
@@ -37,11 +37,12 @@ export interface TensorOptions {
   tag: Tag;
   /** Name shown in reports and errors. */
   name?: string;
-  /** Element type (default f32). */
+  /** Element type (default: the device's float storage, {@link Device.floatType}). */
   dtype?: DType;
   /**
    * Count this float tensor as `countAs` whatever the device's counting — e.g. an fp32
-   * upcast inside a bf16 setup, planned on the meta device. Compute is f32 regardless.
+   * upcast inside a bf16 setup, planned on the meta device. `"f32"` also makes the tensor
+   * f32 on a mixed-precision (`"f16"`) device.
    */
   countAs?: FloatCounting;
 }
@@ -92,8 +93,10 @@ export abstract class Device<H = unknown> {
   abstract readonly kind: "webgpu" | "meta";
   /** Limits that kernels and the `"auto"` chunking respect. */
   abstract readonly limits: DeviceLimits;
-  /** How floating-point elements are counted (always f32 on webgpu). */
+  /** How float tensors are stored or counted: f32, mixed f16 (both devices), bf16 (meta). */
   readonly floats: FloatCounting;
+  /** The storage of float tensors created without a dtype: f16 when `floats` is f16. */
+  readonly floatType: "f32" | "f16";
   /** The allocator behind every tensor of this device: pool, accounting, budget, timeline. */
   readonly allocator: Allocator<H>;
   /** Uniform buffers of kernel parameters, cached by content (the same on both devices). */
@@ -101,6 +104,7 @@ export abstract class Device<H = unknown> {
   #scopes: { id: number; tensors: Set<Tensor> }[] = [];
   #pipelineKeys = new Set<string>();
   #sourceIds = new Map<string, number>();
+  #halfSources = new Map<string, string>();
 
   /**
    * Sets up the allocator over `backend`; `floats` is how float elements are counted;
@@ -109,6 +113,7 @@ export abstract class Device<H = unknown> {
   protected constructor(backend: BufferBackend<H>, floats: FloatCounting, paramsEntries?: number) {
     this.allocator = new Allocator(backend);
     this.floats = floats;
+    this.floatType = floatStorage(floats);
     this.params = new ParamsCache(this.allocator, paramsEntries);
   }
 
@@ -124,7 +129,7 @@ export abstract class Device<H = unknown> {
 
   /** A new tensor whose content is undefined (use {@link zeros} for zeros). */
   tensor(shape: readonly number[], opts: TensorOptions): Tensor {
-    const dtype = opts.dtype ?? "f32";
+    const dtype = opts.dtype ?? (opts.countAs === "f32" ? "f32" : this.floatType);
     const bytes = numel(shape) * bytesPerElement(dtype, opts.countAs ?? this.floats);
     const block = this.allocator.alloc(bytes, opts.tag, opts.name ?? opts.tag);
     const storage: Storage = {
@@ -150,7 +155,7 @@ export abstract class Device<H = unknown> {
     shape: readonly number[],
     opts: TensorOptions,
   ): Tensor {
-    const dtype = opts.dtype ?? (data instanceof Int32Array ? "i32" : "f32");
+    const dtype = opts.dtype ?? (data instanceof Int32Array ? "i32" : this.floatType);
     if (data.length !== numel(shape)) {
       throw new Error(
         `upload "${opts.name ?? opts.tag}": ${data.length} values do not fill shape [${
@@ -159,7 +164,12 @@ export abstract class Device<H = unknown> {
       );
     }
     const t = this.tensor(shape, { ...opts, dtype });
-    this.write(t, dtype === "i32" ? Int32Array.from(data) : Float32Array.from(data));
+    this.write(
+      t,
+      dtype === "i32"
+        ? (data instanceof Int32Array ? data : Int32Array.from(data))
+        : (data instanceof Float32Array ? data : Float32Array.from(data)),
+    );
     return t;
   }
 
@@ -215,14 +225,16 @@ export abstract class Device<H = unknown> {
    * encoded now; dispose the texture once the kernels reading it are dispatched.
    */
   texture(t: Tensor, name = `${t.name}.texture`): TensorTexture {
-    if (!canStageAsTexture(t)) {
+    if (!canStageAsTexture(t) || t.dtype !== this.floatType) {
       throw new Error(
         `cannot stage "${t.name}" [${t.shape.join(", ")}] (${t.dtype}) as a texture: it must be ` +
-          `f32 with a multiple of 4 elements and at most ${MAX_TEXTURE_ROWS * TEXTURE_ROW_FLOATS}`,
+          `${this.floatType} (this device's float storage; the texture format is ` +
+          `${this.floatType === "f16" ? "rgba16float" : "rgba32float"}) with a multiple of 4 ` +
+          `elements and at most ${MAX_TEXTURE_ROWS * TEXTURE_ROW_FLOATS}`,
       );
     }
     const rows = Math.ceil(t.size / TEXTURE_ROW_FLOATS);
-    const bytes = rows * TEXTURE_ROW_FLOATS * bytesPerElement("f32", this.floats);
+    const bytes = rows * TEXTURE_ROW_FLOATS * bytesPerElement(t.dtype, this.floats);
     const block = this.allocator.alloc(bytes, "workspace", name, { kind: "texture" });
     try {
       this.stageTexture(t, block);
@@ -230,7 +242,7 @@ export abstract class Device<H = unknown> {
       this.allocator.free(block);
       throw e;
     }
-    return new TensorTexture(name, rows, block, block.handle, (tex) => {
+    return new TensorTexture(name, rows, t.dtype as "f32" | "f16", block, block.handle, (tex) => {
       this.allocator.free(tex.block as never);
     });
   }
@@ -356,9 +368,9 @@ export abstract class Device<H = unknown> {
   /** Release the device. */
   abstract destroy(): void;
 
-  /** Read a float tensor. */
+  /** Read a float tensor (f16 tensors are widened to f32). */
   async readF32(t: Tensor): Promise<Float32Array> {
-    if (t.dtype !== "f32") throw new Error(`readF32: "${t.name}" is ${t.dtype}, not f32`);
+    if (t.dtype === "i32") throw new Error(`readF32: "${t.name}" is ${t.dtype}, not a float`);
     return await this.read(t) as Float32Array;
   }
 
@@ -372,14 +384,44 @@ export abstract class Device<H = unknown> {
    * workgroup count is 0 (nothing runs). Both devices call this, so the pipelines counted and
    * the uniform buffers reserved are the same on both.
    */
-  protected prepare(call: KernelCall): { key: string; params: PreparedParams<H> | null } | null {
+  protected prepare(
+    call: KernelCall,
+  ): { key: string; source: string; params: PreparedParams<H> | null } | null {
     this.validateCall(call);
     this.validateTextures(call);
+    const { source, half } = this.#resolveSource(call);
     const [x, y = 1, z = 1] = call.workgroups;
     if (x === 0 || y === 0 || z === 0) return null;
-    const key = this.pipelineKey(call);
+    const key = this.pipelineKey(half ? { ...call, source } : call);
     this.#pipelineKeys.add(key);
-    return { key, params: call.params ? this.params.get(key, call.params.bytes()) : null };
+    return {
+      key,
+      source,
+      params: call.params ? this.params.get(key, call.params) : null,
+    };
+  }
+
+  /**
+   * The WGSL a call runs: its source, or the f16 variant of it ({@link halfSource}) when the
+   * tensors bound to its storage-float (`SF`) bindings are f16. Checks every bound tensor's
+   * dtype against its declaration (`array<f32>` needs f32, `array<SF>` the call's storage
+   * float, `array<i32>` i32; textures likewise).
+   */
+  #resolveSource(call: KernelCall): { source: string; half: boolean } {
+    const base = call.source ?? kernelSource(call.kernel);
+    const storage = checkBindingTypes(
+      call.kernel,
+      base,
+      call.bindings.map((t) => ({ name: t.name, dtype: t.dtype })),
+      (call.textures ?? []).map((t) => ({ name: t.name, dtype: t.dtype })),
+    );
+    if (storage !== "f16") return { source: base, half: false };
+    let half = this.#halfSources.get(base);
+    if (half === undefined) {
+      half = halfSource(call.kernel, base);
+      this.#halfSources.set(base, half);
+    }
+    return { source: half, half: true };
   }
 
   /**
@@ -425,6 +467,25 @@ export abstract class Device<H = unknown> {
     }
     src.block;
     dst.block;
+    if (src.dtype !== dst.dtype) {
+      throw new Error(
+        `copy from "${src.name}" (${src.dtype}) to "${dst.name}" (${dst.dtype}): a copy does ` +
+          `not convert; create both tensors with one dtype`,
+      );
+    }
+    // WebGPU copies whole 4-byte words: f16 copies start at even elements and move an even
+    // count, except a copy that ends at the destination's end (the padding absorbs the word).
+    if (
+      src.dtype === "f16" &&
+      (srcOffset % 2 !== 0 || dstOffset % 2 !== 0 ||
+        (count % 2 !== 0 && dstOffset + count !== dst.size))
+    ) {
+      throw new Error(
+        `copy of ${count} f16 elements from "${src.name}"[${srcOffset}..] to ` +
+          `"${dst.name}"[${dstOffset}..]: f16 copies need even offsets and an even count ` +
+          `(WebGPU copies 4-byte words); use an even hidden size`,
+      );
+    }
   }
 
   /** Checks a dispatch's shape of work before encoding it. */

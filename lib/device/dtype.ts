@@ -1,21 +1,35 @@
 /**
  * Element types.
  *
- * Real compute is f32 (WebGPU has no bf16) and token ids are i32. The meta device can
- * *count* floating tensors as f16 or bf16 so the paper's bf16 setups can be planned
- * honestly; that only changes byte counts, never the code path.
+ * Kernels accumulate in f32 (WebGPU has no bf16). Tensors are stored as f32, f16 (half
+ * precision, on devices with `shader-f16`) or i32 (token ids). A device's float setting
+ * ({@link FloatCounting}) decides the storage of float tensors created without an explicit
+ * dtype:
+ *
+ * - `"f32"`: every float tensor is f32;
+ * - `"f16"`: mixed precision, on WebGPU and the meta device alike: float tensors are f16
+ *   unless created as f32 (master weights, AdamW moments, norms' rstd, attention's lse, loss
+ *   statistics; see docs/architecture.md), and are counted at their real size;
+ * - `"bf16"` (meta device only): f32 tensors are *counted* as 2 bytes — a pure-bf16 plan of
+ *   the paper's setups; the code path stays the f32 one.
  */
 
-/** The element type a tensor is created with. */
-export type DType = "f32" | "i32";
+/** The element type a tensor is stored in. */
+export type DType = "f32" | "f16" | "i32";
 
-/** How floating-point elements are counted: the real f32, or the meta device's f16/bf16. */
+/** How a device stores float tensors (see the module doc): f32, mixed f16, or bf16 counting. */
 export type FloatCounting = "f32" | "f16" | "bf16";
 
-/** Bytes of one element for a tensor of `dtype` when floats are counted as `floats`. */
+/** Bytes of one element for a tensor of `dtype` on a device whose floats are `floats`. */
 export function bytesPerElement(dtype: DType, floats: FloatCounting = "f32"): number {
   if (dtype === "i32") return 4;
-  return floats === "f32" ? 4 : 2;
+  if (dtype === "f16") return 2;
+  return floats === "bf16" ? 2 : 4;
+}
+
+/** The storage type of a float tensor created without a dtype on a device with `floats`. */
+export function floatStorage(floats: FloatCounting): "f32" | "f16" {
+  return floats === "f16" ? "f16" : "f32";
 }
 
 /** Number of elements of a shape; rejects negative or fractional dimensions. */

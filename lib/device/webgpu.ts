@@ -37,11 +37,16 @@ export interface WebGPUDeviceOptions {
   profile?: boolean;
   /** Most bind groups kept for reuse (default {@link BIND_GROUP_CACHE_ENTRIES}). */
   bindGroupEntries?: number;
+  /**
+   * Float storage: `"f32"` (default) or `"f16"` (mixed precision: float tensors are f16 unless
+   * created f32; needs the adapter feature `shader-f16`).
+   */
+  floats?: "f32" | "f16";
 }
 
 /** A pooled texture and its one view. */
 export interface PooledTexture {
-  /** The `rgba32float` texture. */
+  /** The `rgba32float` (or, on an f16 device, `rgba16float`) texture. */
   texture: GPUTexture;
   /** Its view, created once. */
   view: GPUTextureView;
@@ -118,6 +123,9 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     totals: Map<string, KernelProfile>;
   } | null = null;
 
+  /** The format of staged textures: `rgba16float` on an f16 device, else `rgba32float`. */
+  readonly textureFormat: "rgba32float" | "rgba16float";
+
   private constructor(gpu: GPUDevice, info: GPUAdapterInfo, opts: WebGPUDeviceOptions) {
     const backend: BufferBackend<WebGPUHandle> = {
       create: (size: number, kind: ResourceKind, tag: Tag | null) =>
@@ -127,7 +135,8 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     const batchSize = opts.batchSize ?? 256;
     // An entry the parameter cache pushes out is rewritten at once: it must not be in use by
     // the batch being recorded, so the cache holds more entries than a batch has dispatches.
-    super(backend, "f32", Math.max(PARAMS_CACHE_ENTRIES, batchSize + 1));
+    super(backend, opts.floats ?? "f32", Math.max(PARAMS_CACHE_ENTRIES, batchSize + 1));
+    this.textureFormat = this.floatType === "f16" ? "rgba16float" : "rgba32float";
     this.gpu = gpu;
     this.adapterInfo = info;
     this.#batchSize = batchSize;
@@ -178,6 +187,13 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
       );
     }
     const wanted: GPUFeatureName[] = [];
+    if (opts.floats === "f16") {
+      requireHalfFeature(
+        adapter.features,
+        adapter.info.description || adapter.info.vendor || "unknown",
+      );
+      wanted.push("shader-f16");
+    }
     if (opts.profile && adapter.features.has("timestamp-query")) wanted.push("timestamp-query");
     const gpu = await adapter.requestDevice({
       requiredFeatures: wanted,
@@ -202,8 +218,8 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     if (kind === "texture") {
       const texture = this.gpu.createTexture({
         label: "pool.texture",
-        size: [TEXTURE_ROW_TEXELS, size / (TEXTURE_ROW_FLOATS * 4)],
-        format: "rgba32float",
+        size: [TEXTURE_ROW_TEXELS, size / (TEXTURE_ROW_FLOATS * this.#floatBytes)],
+        format: this.textureFormat,
         usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
       });
       made = { texture, view: texture.createView() };
@@ -285,10 +301,9 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     return m;
   }
 
-  #pipeline(call: KernelCall, key: string): CachedPipeline {
+  #pipeline(call: KernelCall, key: string, code: string): CachedPipeline {
     let p = this.#pipelines.get(key);
     if (!p) {
-      const code = call.source ?? kernelSource(call.kernel);
       const pipeline = this.gpu.createComputePipeline({
         label: call.kernel,
         layout: "auto",
@@ -377,18 +392,19 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     this.#endPass();
     const enc = this.#enc();
     const buffer = t.block.handle as GPUBuffer;
+    const fb = this.#floatBytes;
     const fullRows = Math.floor(t.size / TEXTURE_ROW_FLOATS);
     const restTexels = (t.size % TEXTURE_ROW_FLOATS) / 4;
     if (fullRows > 0) {
       enc.copyBufferToTexture(
-        { buffer, bytesPerRow: TEXTURE_ROW_FLOATS * 4, rowsPerImage: fullRows },
+        { buffer, bytesPerRow: TEXTURE_ROW_FLOATS * fb, rowsPerImage: fullRows },
         { texture: tex },
         [TEXTURE_ROW_TEXELS, fullRows],
       );
     }
     if (restTexels > 0) {
       enc.copyBufferToTexture(
-        { buffer, offset: fullRows * TEXTURE_ROW_FLOATS * 4 },
+        { buffer, offset: fullRows * TEXTURE_ROW_FLOATS * fb },
         { texture: tex, origin: [0, fullRows] },
         [restTexels, 1],
       );
@@ -405,7 +421,7 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     const prep = this.prepare(call);
     if (!prep) return;
     const [x, y = 1, z = 1] = call.workgroups;
-    const p = this.#pipeline(call, prep.key);
+    const p = this.#pipeline(call, prep.key, prep.source);
     const pipeline = p.pipeline;
     let key = `${p.id}|b`;
     for (const t of call.bindings) {
@@ -487,6 +503,11 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     this.write(t, data);
   }
 
+  /** Bytes of one element of a staged texture (the device's float storage). */
+  get #floatBytes(): number {
+    return this.floatType === "f16" ? 2 : 4;
+  }
+
   /**
    * Writes `data` into `t` through the queue, after submitting pending commands. Throws on a
    * length mismatch.
@@ -499,6 +520,13 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     // Pending commands may still use this pooled buffer's previous content: submit them
     // first so the queue orders the write after them.
     if (this.#pending > 0) this.#submit();
+    if (t.dtype === "f16") {
+      // Narrowed on the host (round to nearest even), padded to whole 4-byte words.
+      const half = new Float16Array(Math.ceil(t.size / 2) * 2);
+      half.set(data);
+      this.gpu.queue.writeBuffer(t.block.handle as GPUBuffer, 0, half);
+      return;
+    }
     this.gpu.queue.writeBuffer(t.block.handle as GPUBuffer, 0, data as Float32Array<ArrayBuffer>);
   }
 
@@ -514,12 +542,16 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     this.checkCopy(src, srcOffset, dst, dstOffset, count);
     if (count === 0) return;
     this.#endPass();
+    const eb = src.dtype === "f16" ? 2 : 4;
+    // An f16 copy ending at the destination's end may round up to a whole word: the pool's
+    // buffers are padded, and nothing else lives in them (checkCopy refused the rest).
+    const bytes = alignedSize(count * eb);
     this.#enc().copyBufferToBuffer(
       src.block.handle as GPUBuffer,
-      srcOffset * 4,
+      srcOffset * eb,
       dst.block.handle as GPUBuffer,
-      dstOffset * 4,
-      count * 4,
+      dstOffset * eb,
+      bytes,
     );
     if (++this.#pending >= this.#batchSize) this.#submit();
   }
@@ -551,12 +583,16 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
       this.#raisePending();
       throw e;
     }
-    const bytes = buf.getMappedRange(0, size).slice(0, t.size * 4);
+    const bytes = buf.getMappedRange(0, size).slice(0, t.bytes);
     buf.unmap();
     await this.#collectProfile();
     await this.#settle();
     this.#raisePending();
-    return t.dtype === "i32" ? new Int32Array(bytes) : new Float32Array(bytes);
+    return t.dtype === "i32"
+      ? new Int32Array(bytes)
+      : t.dtype === "f16"
+      ? Float32Array.from(new Float16Array(bytes))
+      : new Float32Array(bytes);
   }
 
   /**
@@ -579,6 +615,7 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     await this.#waitOrLost(buf.mapAsync(GPUMapMode.WRITE, 0, size));
     const range = buf.getMappedRange(0, size);
     if (data instanceof Int32Array) new Int32Array(range, 0, data.length).set(data);
+    else if (t.dtype === "f16") new Float16Array(range, 0, data.length).set(data); // host copies hold f16 widened
     else new Float32Array(range, 0, data.length).set(data);
     buf.unmap();
     this.#endPass();
@@ -686,6 +723,23 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     }
     this.#pending = 0;
   }
+}
+
+/**
+ * Throws a {@link WebGPUUnavailableError} naming the feature unless an adapter with
+ * `features` (described as `adapter`) has `shader-f16`, which f16 storage needs.
+ */
+export function requireHalfFeature(
+  features: { has(name: string): boolean },
+  adapter: string,
+): void {
+  if (features.has("shader-f16")) return;
+  throw new WebGPUUnavailableError(
+    `--dtype f16 needs the WebGPU adapter feature "shader-f16", which this adapter ` +
+      `(${adapter}) lacks. Train in f32 (--dtype f32), plan f16 on the meta device ` +
+      `(--device meta --dtype f16), or use an adapter with shader-f16 (Mesa lavapipe has it: ` +
+      `${INSTALL_HINT})`,
+  );
 }
 
 function alignedSize(bytes: number): number {

@@ -5,8 +5,11 @@
  * A {@link MemoryPolicy} wraps parts of the built model without editing layers:
  * `checkpoint` wraps each decoder block with activation recomputation; `mst.mlp` wraps each
  * block's MLP into mini-sequences; `mst.head` swaps the LM-head loss for the chunked one;
- * `head: "hf"` swaps in transformers' unchunked head; `offload` (with `checkpoint`) keeps each
- * block's input checkpoint in host memory between its forward and its recomputation.
+ * `framework: "hf"` builds the Hugging Face profile's layers (`lib/nn/hf_layers.ts`,
+ * `lib/nn/hf_head_loss.ts`): ours plus the buffers transformers + PyTorch allocate; `offload`
+ * (with `checkpoint`) keeps each block's input checkpoint in host memory between its forward
+ * and its recomputation; `parallel` builds one rank of a multi-GPU plan (ZeRO partitions and
+ * gathers, Ulysses all-to-alls; meta device only).
  */
 
 import type { Device } from "../device/device.ts";
@@ -18,6 +21,13 @@ import { DecoderBlock } from "../nn/decoder_block.ts";
 import { Embedding } from "../nn/embedding.ts";
 import type { SeqLayer } from "../nn/layer.ts";
 import { HFLMHeadLoss } from "../nn/hf_head_loss.ts";
+import {
+  HFMiniSequence,
+  HFMiniSequenceHeadLoss,
+  HFMLP,
+  HFRMSNorm,
+  HFSelfAttention,
+} from "../nn/hf_layers.ts";
 import { type HeadLoss, LMHeadLoss } from "../nn/lm_head_loss.ts";
 import { MLP } from "../nn/mlp.ts";
 import { disposeAll, Parameter } from "../nn/parameter.ts";
@@ -63,6 +73,11 @@ export interface LossOptions {
   lossDenominator?: number;
   /** Called when a parameter's gradient is complete for this batch (optimizer in backward). */
   onGradReady?: (p: Parameter) => void;
+  /**
+   * Multiply the loss, hence every gradient, by this (mixed precision's loss scale; default
+   * 1). The returned loss sum is not scaled.
+   */
+  lossScale?: number;
 }
 
 /** The model on a device. */
@@ -115,39 +130,50 @@ export class Model {
     }
     const normal = gaussian(opts.seed ?? 0);
     const std = opts.initStd ?? 0.02;
+    // Mixed precision (an f16 device): an f32 master copy (tag optimizer) per parameter, and
+    // the f16 working copy (tag weights) that the layers use, rounded from the same values.
+    const mixed = dev.floatType === "f16";
     for (const { name, shape } of parameterShapes(cfg)) {
       const n = shape.reduce((a, b) => a * b, 1);
       const given = opts.weights?.get(name);
-      let value: Tensor;
+      let data: Float32Array | null = null;
       if (given) {
         if (given.length !== n) {
           throw new Error(
             `weights for "${name}": ${given.length} values, expected ${n} [${shape.join(", ")}]`,
           );
         }
-        value = dev.upload(given, shape, { tag: "weights", name });
+        data = given;
       } else if (parallel && isPartitioned(parallel, shape)) {
         const p = new Parameter(name, null, shape); // ZeRO-3: only the rank's partition
         this.params.push(p);
         this.byName.set(name, p);
         continue;
-      } else if (dev.kind === "meta") {
-        value = dev.tensor(shape, { tag: "weights", name });
-      } else {
-        const data = new Float32Array(n);
+      } else if (dev.kind !== "meta") {
+        data = new Float32Array(n);
         if (name.endsWith("norm.weight") || name.endsWith("layernorm.weight")) {
           data.fill(cfg.normUnitOffset ? 0 : 1);
         } else if (!name.endsWith(".bias")) {
           for (let i = 0; i < n; i++) data[i] = normal() * std;
         }
-        value = dev.upload(data, shape, { tag: "weights", name });
       }
+      const master = !mixed
+        ? null
+        : data
+        ? dev.upload(data, shape, { tag: "optimizer", name: `${name}.master`, dtype: "f32" })
+        : dev.tensor(shape, { tag: "optimizer", name: `${name}.master`, dtype: "f32" });
+      const value: Tensor = data
+        ? dev.upload(data, shape, { tag: "weights", name })
+        : dev.tensor(shape, { tag: "weights", name });
       const p = new Parameter(name, value);
+      p.master = master;
       this.params.push(p);
       this.byName.set(name, p);
     }
     const P = (n: string) => this.param(n);
-    const norm = (n: string) => new RMSNorm(dev, n, P(n), cfg.rmsEps, cfg.normUnitOffset);
+    const hf = policy.framework === "hf";
+    const Norm = hf ? HFRMSNorm : RMSNorm;
+    const norm = (n: string) => new Norm(dev, n, P(n), cfg.rmsEps, cfg.normUnitOffset);
     this.embedding = new Embedding(
       dev,
       P("model.embed_tokens.weight"),
@@ -155,7 +181,7 @@ export class Model {
     );
     for (let i = 0; i < cfg.layers; i++) {
       const pre = `model.layers.${i}.`;
-      const attn = new SelfAttention(
+      const attn = new (hf ? HFSelfAttention : SelfAttention)(
         dev,
         `${pre}self_attn`,
         cfg,
@@ -171,7 +197,7 @@ export class Model {
         layerWindow(cfg, i),
         parallel?.sp ?? 1,
       );
-      let mlp: SeqLayer = new MLP(
+      let mlp: SeqLayer = new (hf ? HFMLP : MLP)(
         dev,
         `${pre}mlp`,
         P(pre + "mlp.gate_proj.weight"),
@@ -182,14 +208,15 @@ export class Model {
       const mlpChunks = partChunks(policy, "mlp");
       if (mlpChunks !== "off") {
         const elem = dev.floats === "f32" ? 4 : 2;
-        const wrapped = miniSequence(dev, mlp, {
+        const opts = {
           chunks: mlpChunks,
           outFeatures: cfg.hidden,
           widestRow: cfg.intermediate,
           // per chunk row: x, gate, up, h, out, dh, dGate, dUp, dx parts
           bytesPerRow: (4 * cfg.hidden + 6 * cfg.intermediate) * elem,
           rowsPerChunk: cfg.hidden,
-        });
+        };
+        const wrapped = hf ? new HFMiniSequence(dev, mlp, opts) : miniSequence(dev, mlp, opts);
         this.#mstMlps.push(wrapped);
         mlp = wrapped;
       }
@@ -230,8 +257,14 @@ export class Model {
     this.headWeight = cfg.tieEmbeddings ? P("model.embed_tokens.weight") : P("lm_head.weight");
     const head = partChunks(policy, "head");
     this.head = head !== "off"
-      ? new MiniSequenceHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap, head)
-      : policy.head === "hf"
+      ? new (hf ? HFMiniSequenceHeadLoss : MiniSequenceHeadLoss)(
+        dev,
+        "lm_head",
+        this.headWeight,
+        cfg.finalSoftcap,
+        head,
+      )
+      : hf
       ? new HFLMHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap)
       : new LMHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap);
   }
@@ -279,7 +312,7 @@ export class Model {
   ): Promise<{ lossSum: Tensor; denominator: number }> {
     const cfg = this.cfg;
     const denominator = opts.lossDenominator ?? this.#validTargets(batch);
-    const gradScale = denominator > 0 ? 1 / denominator : 0;
+    const gradScale = denominator > 0 ? (opts.lossScale ?? 1) / denominator : 0;
     const f = await this.#forward(batch, "forward", gradScale);
 
     this.dev.setPhase("backward");
@@ -397,11 +430,11 @@ export class Model {
     return n > 0 ? sum / n : 0;
   }
 
-  /** Reads every weight back (Hugging Face names). */
+  /** Reads every weight back (Hugging Face names; the f32 master weights in mixed precision). */
   async readWeights(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const p of this.params) {
-      out.set(p.name, { shape: [...p.shape], data: await this.dev.readF32(p.value) });
+      out.set(p.name, { shape: [...p.shape], data: await this.dev.readF32(p.master ?? p.value) });
     }
     return out;
   }

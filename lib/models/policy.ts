@@ -5,8 +5,8 @@
  * everywhere (command-line output, plans, experiment labels and records).
  *
  * Every field is optional; `{}` is standard training (no recomputation, unchunked MLP and
- * head, AdamW after backward, this workbench's head). The named {@link POLICIES} are the ones
- * the paper compares.
+ * head, AdamW after backward, this workbench's own allocations). The named {@link POLICIES}
+ * are the ones the paper compares.
  */
 
 import type { FloatCounting } from "../device/dtype.ts";
@@ -18,6 +18,7 @@ import {
   type ParallelPlan,
   validateParallel,
 } from "./parallel.ts";
+import { type Framework, FRAMEWORKS } from "../plan/hf_profile.ts";
 
 /** M for one part: a number of mini-sequences, `"auto"` (see `lib/mst/chunking.ts`), or off. */
 export type PartChunks = Chunks | "off";
@@ -42,12 +43,14 @@ export interface MemoryPolicy {
    */
   readonly optimizerInBackward?: boolean;
   /**
-   * The unchunked head's memory behaviour: this workbench's (`"standard"`: model-dtype logits
-   * and logit gradients) or Hugging Face transformers' (`"hf"`: plus fp32 upcast copies, the
-   * paper's baselines; see `lib/nn/hf_head_loss.ts`). Ignored when `mst.head` chunks the head.
-   * Default `"standard"`.
+   * Whose allocations a step counts: this workbench's runtime (`"ours"`, default) or Hugging
+   * Face transformers + PyTorch's (`"hf"`: our layers plus the extra buffers transformers and
+   * PyTorch allocate — fp32 RMSNorm upcasts, fp32 logits, the saved SiLU output, RoPE and
+   * FlashAttention-2 temporaries, `torch.optim`'s temporaries — see `lib/plan/hf_profile.ts`;
+   * a plan also runs PyTorch's caching allocator model). The paper's baselines. The math is
+   * the same either way.
    */
-  readonly head?: "standard" | "hf";
+  readonly framework?: Framework;
   /**
    * Checkpoint offload: keep each decoder block's input checkpoint in host memory between
    * the block's forward and its recomputation (copied out through a mappable buffer after the
@@ -70,7 +73,15 @@ export interface MemoryPolicy {
   readonly parallel?: ParallelPlan;
 }
 
-const KEYS = ["checkpoint", "mst", "optimizerInBackward", "head", "offload", "dtype", "parallel"];
+const KEYS = [
+  "checkpoint",
+  "mst",
+  "optimizerInBackward",
+  "framework",
+  "offload",
+  "dtype",
+  "parallel",
+];
 
 const freeze = (p: MemoryPolicy): MemoryPolicy =>
   Object.freeze({ ...p, ...(p.mst ? { mst: Object.freeze({ ...p.mst }) } : {}) });
@@ -82,8 +93,8 @@ const freeze = (p: MemoryPolicy): MemoryPolicy =>
  * - `mst`: MsT (MLP and head, M auto) + recomputation, the paper's MsT;
  * - `mstOib`: `mst` + optimizer-in-backward (the paper's 60K setting);
  * - `mstOffload`: `mst` + checkpoint offload (block inputs kept in host memory);
- * - `hfStandard`, `hfCheckpoint`: standard and recomputation with transformers' LM head,
- *   the paper's baselines.
+ * - `hfStandard`, `hfCheckpoint`: standard and recomputation as transformers + PyTorch run
+ *   them (`framework: "hf"`), the paper's baselines.
  */
 export const POLICIES: Readonly<{
   standard: MemoryPolicy;
@@ -103,8 +114,8 @@ export const POLICIES: Readonly<{
     optimizerInBackward: true,
   }),
   mstOffload: freeze({ checkpoint: true, mst: { mlp: "auto", head: "auto" }, offload: true }),
-  hfStandard: freeze({ head: "hf" }),
-  hfCheckpoint: freeze({ head: "hf", checkpoint: true }),
+  hfStandard: freeze({ framework: "hf" }),
+  hfCheckpoint: freeze({ framework: "hf", checkpoint: true }),
 });
 
 /** Name of one of the {@link POLICIES}. */
@@ -119,7 +130,7 @@ export function partChunks(policy: MemoryPolicy, part: "mlp" | "head"): PartChun
  * A short name, the same everywhere: `"standard"`, `"recomputation"`,
  * `"MsT + recomputation"` (both parts auto), `"MsT(mlp=4, head=off)"`,
  * `"MsT + recomputation + optimizer-in-backward"`, `"MsT + recomputation + checkpoint offload"`,
- * `"standard (HF head)"`, …
+ * `"standard (HF)"`, …
  *
  * @example
  * ```ts
@@ -140,7 +151,7 @@ export function describePolicy(policy: MemoryPolicy): string {
   if (policy.optimizerInBackward) parts.push("optimizer-in-backward");
   if (policy.offload) parts.push("checkpoint offload");
   let name = parts.length ? parts.join(" + ") : "standard";
-  if (policy.head === "hf" && head === "off") name += " (HF head)";
+  if (policy.framework === "hf") name += " (HF)";
   if (policy.dtype) name += ` [${policy.dtype}]`;
   const parallel = describeParallel(policy.parallel);
   if (parallel) name += ` [${parallel}]`;
@@ -148,12 +159,19 @@ export function describePolicy(policy: MemoryPolicy): string {
 }
 
 /**
- * Throws a clear error for a malformed policy (unknown key, bad M, bad head, offload without
- * checkpoint) or one this build cannot run (a dtype the device does not count), naming the
- * field and the accepted values.
+ * Throws a clear error for a malformed policy (unknown key, bad M, bad framework, offload
+ * without checkpoint, a bad parallel plan) or one this build cannot run (a dtype the device
+ * does not count; f16 with framework "hf", optimizer-in-backward or ZeRO ≥ 1; framework "hf" or
+ * optimizer-in-backward with a multi-GPU plan), naming the fields and the accepted values.
  */
 export function validatePolicy(policy: MemoryPolicy, deviceFloats?: FloatCounting): void {
   for (const k of Object.keys(policy)) {
+    if (k === "head") {
+      throw new Error(
+        `memory policy: "head" was folded into "framework": use framework: "hf" for ` +
+          `transformers' head (and the rest of its allocations), or leave it unset`,
+      );
+    }
     if (!KEYS.includes(k)) {
       throw new Error(`memory policy: unknown field "${k}"; fields are ${KEYS.join(", ")}`);
     }
@@ -173,9 +191,11 @@ export function validatePolicy(policy: MemoryPolicy, deviceFloats?: FloatCountin
       );
     }
   }
-  if (policy.head !== undefined && policy.head !== "standard" && policy.head !== "hf") {
+  if (policy.framework !== undefined && !FRAMEWORKS.includes(policy.framework)) {
     throw new Error(
-      `memory policy: head must be "standard" or "hf", got ${JSON.stringify(policy.head)}`,
+      `memory policy: framework must be one of ${FRAMEWORKS.join(", ")}, got ${
+        JSON.stringify(policy.framework)
+      }`,
     );
   }
   if (policy.offload !== undefined && typeof policy.offload !== "boolean") {
@@ -190,9 +210,25 @@ export function validatePolicy(policy: MemoryPolicy, deviceFloats?: FloatCountin
         "offload: true (--offload-checkpoints), or leave offload unset",
     );
   }
+  const f16 = policy.dtype === "f16" || deviceFloats === "f16";
+  if (f16 && policy.framework === "hf") {
+    throw new Error(
+      `memory policy: framework "hf" (what transformers + PyTorch allocate in bf16 training) is a ` +
+        `planning profile and does not run in mixed precision (f16); use framework "ours" or ` +
+        `--dtype bf16 on the meta device`,
+    );
+  }
+  if (f16 && policy.optimizerInBackward) {
+    throw new Error(
+      `memory policy: optimizerInBackward cannot run in mixed precision (f16): dynamic loss ` +
+        `scaling must see every gradient before any update to skip an overflowing step; drop ` +
+        `optimizer-in-backward or use f32`,
+    );
+  }
   if (policy.parallel !== undefined) {
     validateParallel(policy.parallel);
-    if (policy.optimizerInBackward && normalizeParallel(policy.parallel).zero > 0) {
+    const parallel = normalizeParallel(policy.parallel);
+    if (policy.optimizerInBackward && parallel.zero > 0) {
       throw new Error(
         "memory policy: optimizer-in-backward does not combine with ZeRO (DeepSpeed steps the " +
           "sharded optimizer after backward); drop --optimizer-in-backward or use --zero 0",
@@ -201,6 +237,24 @@ export function validatePolicy(policy: MemoryPolicy, deviceFloats?: FloatCountin
     if (!isSingleDevice(policy.parallel) && policy.optimizerInBackward) {
       throw new Error(
         "memory policy: optimizer-in-backward is planned on one device only; drop it for a multi-GPU plan",
+      );
+    }
+    if (!isSingleDevice(policy.parallel) && policy.framework === "hf") {
+      throw new Error(
+        `memory policy: framework "hf" (--framework hf) profiles one GPU running transformers + ` +
+          `PyTorch, and a multi-GPU plan (--gpus/--zero/--sp: ${
+            describeParallel(policy.parallel)
+          }) ` +
+          `runs this workbench's layers as DeepSpeed shards them; use --framework ours with the ` +
+          `parallel flags, or drop them for the HF profile`,
+      );
+    }
+    if (f16 && parallel.zero > 0) {
+      throw new Error(
+        `memory policy: mixed precision (--dtype f16) with ZeRO stage ${parallel.zero} ` +
+          `(--zero ${parallel.zero}): these plans do not partition the f32 master weights or the ` +
+          `loss scaler's overflow check across ranks; plan ZeRO in bf16 (--dtype bf16) or use ` +
+          `--zero 0 with f16`,
       );
     }
   }

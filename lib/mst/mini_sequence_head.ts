@@ -74,6 +74,11 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
     readonly fuseBackward = true,
   ) {}
 
+  /** The M this head runs for S rows (after `"auto"` and the cap at S). */
+  chunksFor(S: number): number {
+    return this.#m(S);
+  }
+
   #m(S: number): number {
     const [V, d] = this.weight.shape;
     const elem = this.dev.floats === "f32" ? 4 : 2;
@@ -117,7 +122,7 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
     // one chunk: its losses and dy are the whole ones (no (S) and (S, d) buffers to copy into)
     const losses = whole
       ? null
-      : dev.tensor([S], { tag: "activations", name: `${this.name}.losses` }); // (S)
+      : dev.tensor([S], { tag: "activations", name: `${this.name}.losses`, dtype: "f32" }); // (S) f32
     let lossSum: Tensor | null = null;
     let dy = fused && !whole
       ? dev.tensor([S, d], { tag: "activations", name: `${this.name}.dy` }) // (S, d)

@@ -21,6 +21,7 @@ import { sum } from "../ops/reduce.ts";
 import { view } from "./layer.ts";
 import type { HeadLoss } from "./lm_head_loss.ts";
 import type { Parameter } from "./parameter.ts";
+import { HF_MARK } from "../plan/hf_profile.ts";
 
 /** Kept between forward and backward, as in transformers. */
 export interface HFHeadSaved {
@@ -40,7 +41,12 @@ export class HFLMHeadLoss implements HeadLoss<HFHeadSaved> {
   ) {}
 
   #f32(shape: readonly number[], name: string): Tensor {
-    return this.dev.tensor(shape, { tag: "logits", name: `${this.name}.${name}`, countAs: "f32" });
+    // named `…hf:logits` so a plan reports them among the HF profile's extra buffers
+    return this.dev.tensor(shape, {
+      tag: "logits",
+      name: `${this.name}.${name}.${HF_MARK}logits`,
+      countAs: "f32",
+    });
   }
 
   forward(y: Tensor, targets: Tensor): { lossSum: Tensor; saved: HFHeadSaved } {

@@ -17,6 +17,11 @@ export class Parameter {
   m: Tensor | null = null;
   /** AdamW second moment (tag `optimizer`); null until the first update. */
   v: Tensor | null = null;
+  /**
+   * Mixed precision: the f32 master weight (tag `optimizer`) that AdamW updates; `value` is
+   * then its f16 working copy, rewritten by every update. Null in f32 training.
+   */
+  master: Tensor | null = null;
   /** Shape of the weight. */
   readonly shape: readonly number[];
   /**
@@ -93,6 +98,8 @@ export class Parameter {
     this.m?.dispose();
     this.v?.dispose();
     this.m = this.v = null;
+    this.master?.dispose();
+    this.master = null;
     this.#value?.dispose();
     this.#value = null;
   }

@@ -19,10 +19,22 @@ export interface AdamWOptions {
    * normSq (1) read on the device (e.g. from `sumSquares` of all gradients).
    */
   clip?: { normSq: Tensor; maxNorm: number };
+  /**
+   * 1 / loss scale (default 1): the gradient (and `clip.normSq`) are of the loss multiplied by
+   * the scale, as in mixed precision with dynamic loss scaling.
+   */
+  invScale?: number;
+  /**
+   * Mixed precision: the f16 working copy of `param` (the f32 master weight), rewritten from
+   * the updated master in the same pass.
+   */
+  work?: Tensor;
 }
 
 const CLIP_BINDING = "@group(0) @binding(4) var<storage, read> norm_sq: array<f32>;";
-const CLIP_SCALE = "return min(1.0, p.max_norm / (sqrt(norm_sq[0]) + 1e-6));";
+const CLIP_SCALE = "return min(1.0, p.max_norm / (sqrt(norm_sq[0]) * p.inv_scale + 1e-6));";
+const workBinding = (b: number) =>
+  `@group(0) @binding(${b}) var<storage, read_write> work: array<SF>;`;
 
 /**
  * One AdamW step in place on `param`, `m` and `v` (all shaped like `param`):
@@ -40,7 +52,18 @@ export function adamwUpdate(
   for (const [t, what] of [[grad, "grad"], [m, "m"], [v, "v"]] as const) {
     expectShape(t, param.shape, `adamwUpdate: ${what} (as param "${param.name}")`);
   }
-  const { lr, beta1, beta2, eps, weightDecay, step, clip } = opts;
+  const { lr, beta1, beta2, eps, weightDecay, step, clip, work } = opts;
+  const invScale = opts.invScale ?? 1;
+  if (!(invScale > 0 && Number.isFinite(invScale))) {
+    throw new Error(`adamwUpdate: invScale must be a finite number > 0, got ${invScale}`);
+  }
+  if (param.dtype !== "f32") {
+    throw new Error(
+      `adamwUpdate: "${param.name}" is ${param.dtype}; the updated weight (the master copy in ` +
+        `mixed precision) and the moments must be f32`,
+    );
+  }
+  if (work) expectShape(work, param.shape, `adamwUpdate: work (as param "${param.name}")`);
   if (!Number.isInteger(step) || step < 1) {
     throw new Error(`adamwUpdate: step must be an integer >= 1, got ${step}`);
   }
@@ -62,10 +85,12 @@ export function adamwUpdate(
     source: fillTemplate(kernelSource("adamw"), {
       CLIP_BINDING: clip ? CLIP_BINDING : "",
       CLIP_SCALE: clip ? CLIP_SCALE : "return 1.0;",
+      WORK_BINDING: work ? workBinding(clip ? 5 : 4) : "",
+      WORK_STORE: work ? "work[i] = SF(pi);" : "",
     }),
-    bindings: clip ? [param, grad, m, v, clip.normSq] : [param, grad, m, v],
+    bindings: [param, grad, m, v, ...(clip ? [clip.normSq] : []), ...(work ? [work] : [])],
     params: new Params().u32(n).f32(1 - lr * weightDecay).f32(beta1).f32(beta2).f32(eps)
-      .f32(lr / bc1).f32(Math.sqrt(bc2)).f32(clip?.maxNorm ?? 0).u32(nx),
+      .f32(lr / bc1).f32(Math.sqrt(bc2)).f32(clip?.maxNorm ?? 0).u32(nx).f32(invScale),
     workgroups: [nx, ny],
   });
 }

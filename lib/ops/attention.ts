@@ -109,10 +109,10 @@ fn loadA(i: u32) -> vec4<f32> { return textureLoad(a_tex, vec2<u32>(i & 1023u, i
 fn loadB(i: u32) -> vec4<f32> { return textureLoad(b_tex, vec2<u32>(i & 1023u, i >> 10u), 0); }`;
     return { wgsl, bindings: [], textures };
   }
-  const wgsl = `@group(0) @binding(${firstBinding}) var<storage, read> a_buf: array<vec4<f32>>;
-@group(0) @binding(${firstBinding + 1}) var<storage, read> b_buf: array<vec4<f32>>;
-fn loadA(i: u32) -> vec4<f32> { return a_buf[i]; }
-fn loadB(i: u32) -> vec4<f32> { return b_buf[i]; }`;
+  const wgsl = `@group(0) @binding(${firstBinding}) var<storage, read> a_buf: array<vec4<SF>>;
+@group(0) @binding(${firstBinding + 1}) var<storage, read> b_buf: array<vec4<SF>>;
+fn loadA(i: u32) -> vec4<f32> { return vec4<f32>(a_buf[i]); }
+fn loadB(i: u32) -> vec4<f32> { return vec4<f32>(b_buf[i]); }`;
   return { wgsl, bindings: [a, b], textures: [] };
 }
 
@@ -154,7 +154,7 @@ function validate(
   expectShape(k, [S, KV * hd], `${op}: k (S, KV·hd)`);
   expectShape(v, [S, KV * hd], `${op}: v (S, KV·hd)`);
   for (const t of [q, k, v]) {
-    if (t.dtype !== "f32") throw new Error(`${op}: "${t.name}" must be f32, got ${t.dtype}`);
+    if (t.dtype === "i32") throw new Error(`${op}: "${t.name}" must be a float, got i32`);
   }
   return { S, H, KV, hd, window, softcap };
 }
@@ -182,7 +182,7 @@ export function attentionForward(
   const tag = opts.tag ?? "activations";
   const name = opts.name ?? "attn";
   const out = dev.tensor([S, H * hd], { tag, name: `${name}.out` }); // (S, H·hd)
-  const lse = dev.tensor([H, S], { tag, name: `${name}.lse` }); // (H, S)
+  const lse = dev.tensor([H, S], { tag, name: `${name}.lse`, dtype: "f32" }); // (H, S) f32 always
   const { R, C, WG } = tiling(hd);
   const kv = streamed(dev, k, v, 3, name, opts.stage ?? true);
   dev.dispatch({
@@ -225,7 +225,7 @@ export function attentionBackward(
   const name = opts.name ?? "attn";
   const p = params(S, H, KV, window, opts);
   const { R, WG } = tiling(hd);
-  const dsum = dev.tensor([H, S], { tag: "workspace", name: `${name}.D` }); // (H, S)
+  const dsum = dev.tensor([H, S], { tag: "workspace", name: `${name}.D`, dtype: "f32" }); // (H, S)
   const dq = dev.tensor([S, H * hd], { tag, name: `${name}.dq` }); // (S, H·hd)
   const dk = dev.tensor([S, KV * hd], { tag, name: `${name}.dk` }); // (S, KV·hd)
   const dv = dev.tensor([S, KV * hd], { tag, name: `${name}.dv` }); // (S, KV·hd)

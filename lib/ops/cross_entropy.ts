@@ -15,9 +15,9 @@ export interface CrossEntropyOptions {
 }
 
 function check(logits: Tensor, targets: Tensor, op: string, softcap: number): [number, number] {
-  if (logits.shape.length !== 2 || logits.dtype !== "f32") {
+  if (logits.shape.length !== 2 || logits.dtype === "i32") {
     throw new Error(
-      `${op}: logits: expected f32 [N, V], got ${logits.dtype} [${logits.shape.join(", ")}]`,
+      `${op}: logits: expected f32 or f16 [N, V], got ${logits.dtype} [${logits.shape.join(", ")}]`,
     );
   }
   const [N, V] = logits.shape;
@@ -50,6 +50,7 @@ export function crossEntropyLosses(
   const losses = dev.tensor([N], {
     tag: opts.tag ?? "activations",
     name: opts.name ?? "ce.losses",
+    dtype: "f32", // loss statistics stay f32 in mixed precision
   }); // (N)
   if (V % 4 === 0) {
     rowPass(dev, logits, targets, { losses }, softcap, opts.ignoreIndex ?? -100, 0);
@@ -120,6 +121,7 @@ export function crossEntropyFused(
   const losses = dev.tensor([N], {
     tag: opts.tag ?? "activations",
     name: opts.name ?? "ce.losses",
+    dtype: "f32", // loss statistics stay f32 in mixed precision
   }); // (N)
   const ignore = opts.ignoreIndex ?? -100;
   if (V % 4 === 0) {
@@ -172,17 +174,17 @@ function rowPass(
   if (source === undefined) {
     const decl = [
       `@group(0) @binding(0) var<storage, ${inPlace ? "read_write" : "read"}> logits: ` +
-      `array<vec4<f32>>;`,
+      `array<vec4<SF>>;`,
       `@group(0) @binding(1) var<storage, read> targets: array<i32>;`,
     ];
     let b = 2;
     if (loss) decl.push(`@group(0) @binding(${b++}) var<storage, read_write> losses: array<f32>;`);
     if (grad && !inPlace) {
-      decl.push(`@group(0) @binding(${b++}) var<storage, read_write> dlogits: array<vec4<f32>>;`);
+      decl.push(`@group(0) @binding(${b++}) var<storage, read_write> dlogits: array<vec4<SF>>;`);
     }
-    decl.push(`fn ld(i: u32) -> vec4<f32> { return logits[i]; }`);
+    decl.push(`fn ld(i: u32) -> vec4<f32> { return vec4<f32>(logits[i]); }`);
     // The kernel calls st / putLoss only under GRAD / LOSS; WGSL still needs them defined.
-    const target = inPlace ? "logits[i] = v;" : grad ? "dlogits[i] = v;" : "";
+    const target = inPlace ? "logits[i] = vec4<SF>(v);" : grad ? "dlogits[i] = vec4<SF>(v);" : "";
     decl.push(`fn st(i: u32, v: vec4<f32>) { ${target} }`);
     decl.push(`fn putLoss(row: u32, v: f32) { ${loss ? "losses[row] = v;" : ""} }`);
     source = fillTemplate(kernelSource("cross_entropy_fused"), {

@@ -68,8 +68,8 @@ export function matmulDims(
       } is (${Kb}, ${N}) from "${b.name}" [${b.shape.join(", ")}]`,
     );
   }
-  if (a.dtype !== "f32" || b.dtype !== "f32") {
-    throw new Error(`${op}: operands must be f32, got ${a.dtype} and ${b.dtype}`);
+  if (a.dtype === "i32" || a.dtype !== b.dtype) {
+    throw new Error(`${op}: operands must be f32 or f16 alike, got ${a.dtype} and ${b.dtype}`);
   }
   return { M, N, K: Ka };
 }
@@ -118,9 +118,11 @@ export function matmul(dev: Device, a: Tensor, b: Tensor, opts: MatmulOptions = 
   }
   if (opts.out) {
     const o = opts.out;
-    if (o.shape.length !== 2 || o.shape[0] !== M || o.shape[1] !== N || o.dtype !== "f32") {
+    if (o.shape.length !== 2 || o.shape[0] !== M || o.shape[1] !== N || o.dtype !== a.dtype) {
       throw new Error(
-        `matmul: out "${o.name}" must be f32 [${M}, ${N}], got ${o.dtype} [${o.shape.join(", ")}]`,
+        `matmul: out "${o.name}" must be ${a.dtype} [${M}, ${N}], got ${o.dtype} [${
+          o.shape.join(", ")
+        }]`,
       );
     }
     if (o === a || o === b || o.id === a.id || o.id === b.id) {

@@ -17,8 +17,8 @@ function split(n: number): { groups: number; chunk: number } {
   return { groups, chunk: Math.max(1, ceilDiv(n, groups)) };
 }
 
-function expectF32(t: Tensor, op: string): void {
-  if (t.dtype !== "f32") throw new Error(`${op}: "${t.name}" must be f32, got ${t.dtype}`);
+function expectFloat(t: Tensor, op: string): void {
+  if (t.dtype === "i32") throw new Error(`${op}: "${t.name}" must be f32 or f16, got i32`);
 }
 
 /**
@@ -32,11 +32,20 @@ function reduceInto(
   opts: { tag?: Tag; name?: string },
   op: string,
 ): Tensor {
-  xs.forEach((x) => expectF32(x, op));
+  xs.forEach((x) => expectFloat(x, op));
   const splits = xs.map((x) => split(x.size));
   const total = splits.reduce((a, s) => a + s.groups, 0);
-  const out = dev.tensor([1], { tag: opts.tag ?? "activations", name: opts.name ?? op }); // (1)
-  const partials = dev.tensor([total], { tag: "workspace", name: `${op}.partials` }); // (P)
+  // Partial sums and the result are f32 whatever the inputs' storage (f32 accumulation).
+  const out = dev.tensor([1], {
+    tag: opts.tag ?? "activations",
+    name: opts.name ?? op,
+    dtype: "f32",
+  }); // (1)
+  const partials = dev.tensor([total], {
+    tag: "workspace",
+    name: `${op}.partials`,
+    dtype: "f32",
+  }); // (P)
   let offset = 0;
   xs.forEach((x, i) => {
     const { groups, chunk } = splits[i];

@@ -41,7 +41,7 @@ export function rmsnormForward(
   const tag = opts.tag ?? "activations";
   const name = opts.name ?? "rmsnorm";
   const y = dev.tensor([S, d], { tag, name }); // (S, d)
-  const rstd = dev.tensor([S], { tag, name: `${name}.rstd` }); // (S)
+  const rstd = dev.tensor([S], { tag, name: `${name}.rstd`, dtype: "f32" }); // (S) f32 always
   if (d % 4 === 0) {
     // One row per invocation with vec4 loads: no workgroup barriers (slow on lavapipe).
     const [nx, ny] = grid1d(ceilDiv(S, 64));
@@ -86,7 +86,7 @@ export function addRmsnormForward(
   const name = opts.name ?? "rmsnorm";
   const sum = dev.tensor([S, d], { tag: opts.sumTag ?? a.tag, name: opts.sumName ?? "add" }); // (S, d)
   const y = dev.tensor([S, d], { tag, name }); // (S, d)
-  const rstd = dev.tensor([S], { tag, name: `${name}.rstd` }); // (S)
+  const rstd = dev.tensor([S], { tag, name: `${name}.rstd`, dtype: "f32" }); // (S) f32 always
   const [nx, ny] = grid1d(ceilDiv(S, 64));
   dev.dispatch({
     kernel: "add_rmsnorm_rows",
@@ -98,8 +98,8 @@ export function addRmsnormForward(
 }
 
 const RESIDUAL = {
-  on: `@group(0) @binding(6) var<storage, read> res: array<vec4<f32>>;
-fn residual(i: u32) -> vec4<f32> { return res[i]; }`,
+  on: `@group(0) @binding(6) var<storage, read> res: array<vec4<SF>>;
+fn residual(i: u32) -> vec4<f32> { return vec4<f32>(res[i]); }`,
   off: `fn residual(i: u32) -> vec4<f32> { return vec4<f32>(0.0); }`,
 };
 

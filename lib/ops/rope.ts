@@ -32,10 +32,55 @@ export interface RopeOptions {
   name?: string;
 }
 
+/** Fractional turns per position bit, by frequency table (computed once per table object: a
+ * table passed as `invFreq` must not be changed afterwards). */
+const turnsTables = new WeakMap<ArrayLike<number>, Float32Array>();
+/** The default frequency tables, by `${hd}:${θ}`. */
+const defaultFreqs = new Map<string, Float64Array>();
+/** The filled rope kernel source, by N4. */
+const ropeSources = new Map<number, string>();
+
+/**
+ * table[j·half + i] = frac(2^j · freq[i] / 2π) for position bit j < POSITION_BITS, rounded to
+ * f32, padded with zeros to n4·4 entries: the turns of the angle each position bit adds.
+ */
+function turnsTable(freq: ArrayLike<number>, n4: number): Float32Array {
+  let table = turnsTables.get(freq);
+  if (!table) {
+    const half = freq.length;
+    table = new Float32Array(n4 * 4);
+    for (let j = 0; j < POSITION_BITS; j++) {
+      for (let i = 0; i < half; i++) {
+        const turns = (2 ** j * freq[i]) / (2 * Math.PI);
+        table[j * half + i] = Math.fround(turns - Math.floor(turns)) % 1;
+      }
+    }
+    turnsTables.set(freq, table);
+  }
+  return table;
+}
+
+function ropeSource(n4: number): string {
+  let src = ropeSources.get(n4);
+  if (src === undefined) {
+    src = fillTemplate(kernelSource("rope"), { N4: n4 });
+    ropeSources.set(n4, src);
+  }
+  return src;
+}
+
 /** The inverse frequencies θ^(−2i/hd), i < hd/2, in f64. */
 export function ropeInvFreq(headDim: number, theta: number): Float64Array {
   const f = new Float64Array(headDim / 2);
   for (let i = 0; i < f.length; i++) f[i] = Math.pow(theta, (-2 * i) / headDim);
+  return f;
+}
+
+/** {@link ropeInvFreq}, one shared table per (hd, θ). */
+function defaultInvFreq(headDim: number, theta: number): Float64Array {
+  const key = `${headDim}:${theta}`;
+  let f = defaultFreqs.get(key);
+  if (!f) defaultFreqs.set(key, f = ropeInvFreq(headDim, theta));
   return f;
 }
 
@@ -68,7 +113,7 @@ export function rope(dev: Device, x: Tensor, opts: RopeOptions): Tensor {
     );
   }
   const half = hd / 2;
-  const freq = opts.invFreq ?? ropeInvFreq(hd, opts.theta);
+  const freq = opts.invFreq ?? defaultInvFreq(hd, opts.theta);
   if (freq.length !== half) {
     throw new Error(`rope: invFreq: expected ${half} frequencies, got ${freq.length}`);
   }
@@ -82,17 +127,10 @@ export function rope(dev: Device, x: Tensor, opts: RopeOptions): Tensor {
   const params = new Params().u32(S).u32(H).u32(hd).u32(half).u32(offset).u32(nbits)
     .f32(opts.inverse ? -1 : 1).u32(nx);
   const n4 = ceilDiv(POSITION_BITS * half, 4);
-  const table = new Float64Array(n4 * 4);
-  for (let j = 0; j < POSITION_BITS; j++) {
-    for (let i = 0; i < half; i++) {
-      const turns = (2 ** j * freq[i]) / (2 * Math.PI);
-      table[j * half + i] = Math.fround(turns - Math.floor(turns)) % 1;
-    }
-  }
-  for (const v of table) params.f32(v);
+  params.table(turnsTable(freq, n4));
   dev.dispatch({
     kernel: "rope",
-    source: fillTemplate(kernelSource("rope"), { N4: n4 }),
+    source: ropeSource(n4),
     bindings: [x, out],
     params,
     workgroups: [nx, ny],

@@ -3,6 +3,11 @@
  * meta device — the same code as on WebGPU, without compute — and reports the peak bytes
  * and the per-tag breakdown at the peak. `maxSequence` searches (by bisection over whole
  * steps, not extrapolation) the largest S whose step fits a budget.
+ *
+ * Under the Hugging Face profile (`policy.framework: "hf"`) the meta device's allocations also
+ * go through a model of PyTorch's CUDA caching allocator (`caching_allocator.ts`), which decides
+ * whether the step fits (reserved segments within the budget), and the plan reports its figures
+ * and the profile's extra buffers (`hf_profile.ts`).
  */
 
 import { BindingLimitError, IndexRangeError, OutOfMemoryError } from "../device/errors.ts";
@@ -25,6 +30,7 @@ import {
 } from "../models/parallel.ts";
 import { parameterShapes } from "../models/derived.ts";
 import { zeroHostBytes } from "../dist/zero.ts";
+import { attachHFAccounting, type Framework, type HFPlanFigures } from "./hf_profile.ts";
 
 /** What to plan. */
 export interface PlanInput {
@@ -108,6 +114,13 @@ export interface Plan {
   overheadBytes: number;
   /** The driver the overhead is modelled for. */
   overheadDriver: string;
+  /** Whose allocations were counted (the policy's `framework`; default `"ours"`). */
+  framework: Framework;
+  /**
+   * Under `framework: "hf"`: PyTorch's caching allocator figures and the extra buffers (the
+   * step fits when the allocator's segments stay within the budget).
+   */
+  hf?: HFPlanFigures;
   /** The out-of-memory message when it does not fit. */
   error?: string;
   /** The planned rank of a multi-GPU plan (absent for one device). */
@@ -159,6 +172,8 @@ export async function planStep(input: PlanInput): Promise<Plan> {
   const rank = rankOf(input, input.seq);
   const dev = new MetaDevice({ floats: input.dtype, limits: input.limits });
   dev.setBudget(input.budget);
+  const framework = input.policy.framework ?? "ours";
+  const hf = framework === "hf" ? attachHFAccounting(dev.allocator, input.budget) : null;
   const tokens = Int32Array.from(
     { length: rank ? rank.tokensPerRank : input.seq },
     (_, i) => (i * 7919) % input.cfg.vocabSize,
@@ -174,6 +189,8 @@ export async function planStep(input: PlanInput): Promise<Plan> {
     pipelines: dev.pipelineCount,
     overheadBytes: overheadBytes(overhead, dev.pipelineCount),
     overheadDriver: overhead.driver,
+    framework,
+    ...(hf ? { hf: hf.figures() } : {}),
   });
   try {
     const r = await runSteps(dev, input.cfg, input.policy, { ids: tokens, targets: tokens }, {

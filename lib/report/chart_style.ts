@@ -12,9 +12,9 @@ export const ROWS = "rows";
 /** Colours of the policies the workbench names; other names get {@link SERIES_PALETTE}. */
 export const POLICY_COLORS: Readonly<Record<string, string>> = {
   "standard": "#e45756",
-  "standard (HF head)": "#ff9d98",
+  "standard (HF)": "#ff9d98",
   "recomputation": "#f58518",
-  "recomputation (HF head)": "#ffbf79",
+  "recomputation (HF)": "#ffbf79",
   "MsT": "#72b7b2",
   "MsT + recomputation": "#4c78a8",
   "MsT + recomputation + optimizer-in-backward": "#54a24b",

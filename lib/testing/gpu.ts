@@ -11,10 +11,16 @@
 import { WebGPUDevice } from "../device/webgpu.ts";
 
 let shared: Promise<WebGPUDevice> | null = null;
+let sharedF16: Promise<WebGPUDevice> | null = null;
 
 /** One WebGPU device per test process (creating devices is slow on lavapipe). */
 export function testDevice(): Promise<WebGPUDevice> {
   return shared ??= WebGPUDevice.create();
+}
+
+/** One mixed-precision (`floats: "f16"`) WebGPU device per test process. */
+export function testDeviceF16(): Promise<WebGPUDevice> {
+  return sharedF16 ??= WebGPUDevice.create({ floats: "f16" });
 }
 
 /** Deno test options for tests that hold the device open across tests. */

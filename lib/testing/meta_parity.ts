@@ -30,7 +30,7 @@ async function trace(dev: Device, run: (dev: Device) => unknown): Promise<Event[
 }
 
 /**
- * Runs `run` on `gpu` and on a fresh {@link MetaDevice} and asserts the same sequence of
+ * Runs `run` on `gpu` and on a fresh {@link MetaDevice} (with the same float storage) and asserts the same sequence of
  * allocations and frees (kind, bytes, tag, name). `run` should dispose what it creates.
  */
 export async function assertSameAllocations(
@@ -38,7 +38,7 @@ export async function assertSameAllocations(
   run: (dev: Device) => unknown,
 ): Promise<void> {
   const onGpu = await trace(gpu, run);
-  const meta = new MetaDevice();
+  const meta = new MetaDevice({ floats: gpu.floats });
   const onMeta = await trace(meta, run);
   assert.deepEqual(onMeta, onGpu, "meta and webgpu allocation sequences differ");
   assert.ok(onGpu.length > 0, "the op allocated nothing: nothing to compare");

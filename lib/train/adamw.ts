@@ -56,13 +56,24 @@ export class AdamW {
     }
   }
 
-  /** Updates one parameter at optimizer step `t` (1-based) and frees its gradient. */
-  update(p: Parameter, t: number, clip?: { normSq: Tensor; maxNorm: number }): void {
+  /**
+   * Updates one parameter at optimizer step `t` (1-based) and frees its gradient. Moments are
+   * f32; with a master weight (mixed precision) the master is updated and the f16 working copy
+   * rewritten. `invScale` undoes a loss scale (the gradient and `clip.normSq` are scaled).
+   */
+  update(
+    p: Parameter,
+    t: number,
+    clip?: { normSq: Tensor; maxNorm: number },
+    invScale = 1,
+  ): void {
     if (!p.grad) return;
     const dev = this.dev;
-    p.m ??= dev.zeros(p.shape, { tag: "optimizer", name: `${p.name}.exp_avg` });
-    p.v ??= dev.zeros(p.shape, { tag: "optimizer", name: `${p.name}.exp_avg_sq` });
-    adamwUpdate(dev, p.value, p.grad, p.m, p.v, {
+    p.m ??= dev.zeros(p.shape, { tag: "optimizer", name: `${p.name}.exp_avg`, dtype: "f32" });
+    p.v ??= dev.zeros(p.shape, { tag: "optimizer", name: `${p.name}.exp_avg_sq`, dtype: "f32" });
+    adamwUpdate(dev, p.master ?? p.value, p.grad, p.m, p.v, {
+      work: p.master ? p.value : undefined,
+      invScale,
       lr: this.opts.lr,
       beta1: this.opts.beta1,
       beta2: this.opts.beta2,
@@ -74,18 +85,23 @@ export class AdamW {
     p.dropGrad();
   }
 
-  /** A full step over all parameters with accumulated gradients (clipped globally). */
-  stepAll(params: readonly Parameter[]): void {
+  /**
+   * A full step over all parameters with accumulated gradients (clipped globally).
+   * `scaled`: gradients of a loss multiplied by `scaled.scale`, with `normSq` their squared
+   * global norm already computed (the loss scaler's overflow check); it is used for clipping
+   * and left to the caller.
+   */
+  stepAll(params: readonly Parameter[], scaled?: { scale: number; normSq: Tensor }): void {
     const t = ++this.step;
     const withGrad = params.filter((p) => p.grad);
     let clip: { normSq: Tensor; maxNorm: number } | undefined;
     if (this.opts.maxGradNorm > 0 && withGrad.length > 0) {
       clip = {
-        normSq: sumSquares(this.dev, withGrad.map((p) => p.grad!)),
+        normSq: scaled?.normSq ?? sumSquares(this.dev, withGrad.map((p) => p.grad!)),
         maxNorm: this.opts.maxGradNorm,
       };
     }
-    for (const p of withGrad) this.update(p, t, clip);
-    clip?.normSq.dispose();
+    for (const p of withGrad) this.update(p, t, clip, 1 / (scaled?.scale ?? 1));
+    if (clip && !scaled) clip.normSq.dispose();
   }
 }

@@ -34,7 +34,8 @@ export async function runState(
   const expAvgSq: TensorMap = new Map();
   for (const p of model.params) {
     const shape = [...p.shape];
-    weights.set(p.name, { shape, data: await dev.readF32(p.value) });
+    // Mixed precision saves the f32 master weights (the f16 working copies are rounded from them).
+    weights.set(p.name, { shape, data: await dev.readF32(p.master ?? p.value) });
     expAvg.set(p.name, {
       shape,
       data: p.m ? await dev.readF32(p.m) : new Float32Array(p.value.size),
@@ -114,8 +115,9 @@ export function runFromState(dev: Device, state: RunState, policy: MemoryPolicy 
         for (const p of model.params) {
           const m = state.optimizer.expAvg.get(p.name)!;
           const v = state.optimizer.expAvgSq.get(p.name)!;
-          p.m = dev.upload(m.data, p.shape, { tag: "optimizer", name: `${p.name}.exp_avg` });
-          p.v = dev.upload(v.data, p.shape, { tag: "optimizer", name: `${p.name}.exp_avg_sq` });
+          const o = { tag: "optimizer", dtype: "f32" } as const;
+          p.m = dev.upload(m.data, p.shape, { ...o, name: `${p.name}.exp_avg` });
+          p.v = dev.upload(v.data, p.shape, { ...o, name: `${p.name}.exp_avg_sq` });
         }
       }
       trainer.optimizer.step = state.optimizer.step;

@@ -86,6 +86,10 @@ export interface StepRecord {
   leakedBytes: number;
   /** The M run per part in this step. */
   chunks: ResolvedChunks;
+  /** Mixed precision: the step overflowed in f16 and was skipped (no update). */
+  skipped: boolean;
+  /** Mixed precision: the loss scale the step used; null in f32. */
+  lossScale: number | null;
 }
 
 /** Spread of the timed step times, ms. */
@@ -133,6 +137,8 @@ export interface RunStepsResult {
    * the `offload` policy, 0 otherwise). Outside `peakBytes`, `breakdown` and any budget.
    */
   hostPeakBytes: number;
+  /** Steps skipped by mixed precision's loss scaling (inf/NaN gradients), by step number. */
+  skippedSteps: number[];
   /** Tokens / median timed step time; `null` on the meta device or with no timed step. */
   tokensPerSec: number | null;
   /** Min / median / max of the timed steps; `null` when `tokensPerSec` is. */
@@ -300,6 +306,8 @@ export class StepRunner {
       liveBytes: r.liveBytes,
       leakedBytes,
       chunks: this.model.resolvedChunks(),
+      skipped: r.skipped,
+      lossScale: r.lossScale,
     };
     this.#records.push(rec);
     if (r.peakBytes > this.#peak) {
@@ -352,6 +360,7 @@ export class StepRunner {
       chunks: steps[steps.length - 1].chunks,
       warnings: [...this.#warnings],
       leakedBytes: steps.reduce((a, s) => a + s.leakedBytes, 0),
+      skippedSteps: steps.filter((s) => s.skipped).map((s) => s.step),
     };
   }
 }

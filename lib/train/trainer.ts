@@ -7,12 +7,17 @@ import type { Device } from "../device/device.ts";
 import type { TagBytes } from "../device/errors.ts";
 import type { Batch, Model } from "../models/model.ts";
 import type { Parameter } from "../nn/parameter.ts";
+import { sumSquares } from "../ops/reduce.ts";
 import { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./adamw.ts";
+import { TorchAdamW } from "./torch_adamw.ts";
+import { LossScaler, type LossScalerOptions } from "./loss_scaler.ts";
 
 /** Options of a {@link Trainer}. */
 export interface TrainerOptions {
   /** AdamW hyper-parameters, over {@link DEFAULT_ADAMW}. */
   adamw?: Partial<AdamWOptions>;
+  /** Dynamic loss scaling of a mixed-precision (f16) model (ignored in f32). */
+  lossScaler?: LossScalerOptions;
 }
 
 /** Figures of one step. */
@@ -33,6 +38,10 @@ export interface StepResult {
   ms: number;
   /** Phase when the peak was reached (`forward`, `backward` or `optimizer`). */
   peakPhase: string;
+  /** Mixed precision: the step overflowed in f16 and was skipped (no update). False in f32. */
+  skipped: boolean;
+  /** Mixed precision: the loss scale the step used; null in f32. */
+  lossScale: number | null;
   /** Peak live bytes within each phase of the step. */
   phasePeaks: Record<string, number>;
 }
@@ -46,6 +55,8 @@ export class Trainer {
    * model's memory policy decides.
    */
   readonly optimizerInBackward: boolean;
+  /** Dynamic loss scaling, when the model is mixed precision (an f16 device); else null. */
+  readonly scaler: LossScaler | null;
   /**
    * A trainer with a new AdamW optimizer for `model`, following the model's memory policy.
    * @param dev The device.
@@ -56,7 +67,18 @@ export class Trainer {
     const adamw = { ...DEFAULT_ADAMW, ...opts.adamw };
     this.optimizerInBackward = model.policy.optimizerInBackward ?? false;
     if (this.optimizerInBackward) adamw.maxGradNorm = 0;
-    this.optimizer = new AdamW(dev, adamw);
+    // the Hugging Face profile steps with torch.optim's temporaries (same update)
+    this.optimizer = model.policy.framework === "hf"
+      ? new TorchAdamW(dev, adamw)
+      : new AdamW(dev, adamw);
+    this.scaler = dev.floatType === "f16" ? new LossScaler(opts.lossScaler) : null;
+    if (this.scaler && this.optimizerInBackward) {
+      throw new Error(
+        "optimizer-in-backward cannot run in mixed precision (f16): dynamic loss scaling must " +
+          "see every gradient before any update to skip an overflowing step; drop " +
+          "--optimizer-in-backward or train in f32",
+      );
+    }
   }
 
   /**
@@ -72,6 +94,7 @@ export class Trainer {
     let denominator = 0;
     for (const b of batches) for (const t of b.targets) if (t !== -100) denominator++;
     const stepNo = this.optimizer.step + 1;
+    const lossScale = this.scaler?.scale ?? 1;
     const lossSums = [];
     const zero = this.model.zero;
     for (let i = 0; i < batches.length; i++) {
@@ -84,17 +107,32 @@ export class Trainer {
       const r = await this.model.lossAndGrads(batches[i], {
         lossDenominator: denominator,
         onGradReady,
+        lossScale,
       });
       lossSums.push(r.lossSum);
     }
     dev.setPhase("optimizer");
+    let skipped = false;
     if (zero && zero.plan.zero >= 1) {
       zero.step(this.model.params); // the rank updates its partition
       this.optimizer.step = stepNo;
     } else if (this.optimizerInBackward) this.optimizer.step = stepNo;
     else {
       zero?.reduceGradients(this.model.params); // plain data parallel: all-reduce buckets
-      this.optimizer.stepAll(this.model.params);
+      if (this.scaler) {
+        // Overflow check: the squared norm of the scaled gradients, accumulated in f32.
+        const withGrad = this.model.params.filter((p) => p.grad);
+        const normSq = sumSquares(dev, withGrad.map((p) => p.grad!), { tag: "workspace" });
+        const value = (await dev.read(normSq))[0];
+        skipped = this.scaler.update(value, dev.kind === "meta").skipped;
+        if (skipped) {
+          // The run's step count still advances (so resume and schedules count iterations); the
+          // next update's bias correction uses that count, a small departure from PyTorch.
+          this.optimizer.step = stepNo;
+          for (const p of withGrad) p.dropGrad();
+        } else this.optimizer.stepAll(this.model.params, { scale: lossScale, normSq });
+        normSq.dispose();
+      } else this.optimizer.stepAll(this.model.params);
     }
     let loss = 0;
     for (const ls of lossSums) {
@@ -114,6 +152,8 @@ export class Trainer {
       ms: performance.now() - t0,
       peakPhase: s.peakPhase,
       phasePeaks: s.phasePeaks,
+      skipped,
+      lossScale: this.scaler ? lossScale : null,
     };
   }
 }
