@@ -596,8 +596,8 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
   }
 
   /**
-   * Maps `staging` for writing (after submitting pending work, which may still copy from this
-   * pooled buffer), fills it with `data`, unmaps it and encodes its copy into `t`. Throws
+   * Maps `staging` for writing (after submitting pending work), fills it with `data`, unmaps it
+   * and submits its copy into `t`. Throws
    * errors WebGPU reported asynchronously, and {@link DeviceLostError}.
    */
   protected override async uploadVia(
@@ -620,7 +620,10 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     buf.unmap();
     this.#endPass();
     this.#enc().copyBufferToBuffer(buf, 0, t.block.handle as GPUBuffer, 0, size);
-    if (++this.#pending >= this.#batchSize) this.#submit();
+    // submitted alone: the next upload through this pooled buffer then waits for this copy
+    // only, not for the work encoded after it
+    this.#pending++;
+    this.#submit();
   }
 
   /**
