@@ -26,8 +26,13 @@ export interface Tree {
   WebGPUDevice: { create(opts?: { profile?: boolean }): Promise<GpuDevice> };
   /** Its `lib/device/meta.ts` `MetaDevice`. */
   MetaDevice: new () => MetaLike;
-  /** Its `Model` (`lib/models/model.ts`). */
-  Model: { build(dev: unknown, cfg: unknown, opts: unknown): ModelLike };
+  /**
+   * Builds its `Model` (`lib/models/model.ts`) with a memory policy and an init seed, whichever
+   * of the two `Model.build` signatures the checkout has: `(dev, cfg, policy, { seed })` since
+   * the policy has its own type (`lib/models/policy.ts`), `(dev, cfg, { seed, ...policy })`
+   * before.
+   */
+  buildModel(dev: unknown, cfg: unknown, policy: object, seed: number): ModelLike;
   /** Its `Trainer` (`lib/train/trainer.ts`). */
   Trainer: new (dev: unknown, model: ModelLike) => {
     step(b: unknown): Promise<{ ms: number; loss: number }>;
@@ -63,11 +68,20 @@ export async function loadTree(root: string, label: string): Promise<Tree> {
     import(url("lib/models/presets.ts")),
     import(url("lib/train/data_source.ts")),
   ]);
+  let separatePolicy = true;
+  try {
+    await Deno.stat(new URL(url("lib/models/policy.ts")));
+  } catch {
+    separatePolicy = false;
+  }
   return {
     label,
     WebGPUDevice: webgpu.WebGPUDevice,
     MetaDevice: meta.MetaDevice,
-    Model: model.Model,
+    buildModel: (dev, cfg, policy, seed) =>
+      separatePolicy
+        ? model.Model.build(dev, cfg, policy, { seed })
+        : model.Model.build(dev, cfg, { seed, ...policy }),
     Trainer: trainer.Trainer,
     getPreset: presets.getPreset,
     makeBatches: data.makeBatches,
@@ -118,7 +132,7 @@ export async function countStep(
   };
   const dev = new Counting();
   const cfg = tree.getPreset("llama3-tiny");
-  const model = tree.Model.build(dev, cfg, { seed: 1, ...POLICIES[policy] });
+  const model = tree.buildModel(dev, cfg, POLICIES[policy], 1);
   const trainer = new tree.Trainer(dev, model);
   const batch = (await tree.makeBatches("repeat", cfg, S, 1)).next();
   await trainer.step(batch); // first step: AdamW moments are created
@@ -145,7 +159,7 @@ async function stepper(
   policy: PolicyName,
 ): Promise<Stepper> {
   const cfg = tree.getPreset("llama3-tiny");
-  const model = tree.Model.build(dev, cfg, { seed: 1, ...POLICIES[policy] });
+  const model = tree.buildModel(dev, cfg, POLICIES[policy], 1);
   const trainer = new tree.Trainer(dev, model);
   const data = await tree.makeBatches("repeat", cfg, S, 1);
   const s: Stepper = {
