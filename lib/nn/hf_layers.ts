@@ -19,13 +19,7 @@ import type { Tensor } from "../device/tensor.ts";
 import { MiniSequence, type MiniSequenceSaved } from "../mst/mini_sequence.ts";
 import { MiniSequenceHeadLoss, type MiniSequenceHeadSaved } from "../mst/mini_sequence_head.ts";
 import { attentionBackward, attentionForward } from "../ops/attention.ts";
-import {
-  biasBackward,
-  linearBackwardInput,
-  linearBackwardInputAccumulate,
-  linearBackwardWeight,
-  linearForward,
-} from "../ops/linear.ts";
+import { linearBackwardInput, linearBackwardWeight, linearForward } from "../ops/linear.ts";
 import { rope } from "../ops/rope.ts";
 import { hfExtra, hfTransients, upcastExcessElements } from "../plan/hf_profile.ts";
 import type { Forward } from "./layer.ts";
@@ -33,7 +27,7 @@ import { view } from "./layer.ts";
 import { MLP, type MLPSaved } from "./mlp.ts";
 import type { Parameter } from "./parameter.ts";
 import { RMSNorm, type RMSNormSaved } from "./rmsnorm.ts";
-import { type AttentionSaved, SelfAttention } from "./self_attention.ts";
+import { type AttentionSaved, qkvProjectionBackward, SelfAttention } from "./self_attention.ts";
 
 /** Extra tensors kept from forward to backward, beside a layer's own saved record. */
 export interface HFExtrasSaved {
@@ -173,21 +167,11 @@ export class HFSelfAttention extends SelfAttention {
     const dk0 = this.#rope(dk, cfg.kvHeads, true, `${name}.dk`);
     done();
     dk.dispose();
-    const pairs: [Tensor, Parameter, Parameter | undefined][] = [
+    return qkvProjectionBackward(dev, s.x, [
       [dq0, p.q, p.qBias],
       [dk0, p.k, p.kBias],
       [dv, p.v, p.vBias],
-    ];
-    let dx: Tensor | null = null;
-    for (const [g, w, b] of pairs) {
-      linearBackwardWeight(dev, g, s.x, w.gradFor(dev));
-      if (b) biasBackward(dev, g, b.gradFor(dev));
-      if (dx === null) dx = linearBackwardInput(dev, g, w.value, { name: `${name}.dx` });
-      else linearBackwardInputAccumulate(dev, g, w.value, dx);
-      g.dispose();
-    }
-    s.x.dispose();
-    return dx!;
+    ], name);
   }
 }
 

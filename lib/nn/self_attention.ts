@@ -48,6 +48,29 @@ export interface AttentionSaved {
 }
 
 /** The attention sublayer (the pre-norm is the block's). */
+/**
+ * Backward of the q/k/v projections of `x` (S, d): for each (gradient g, weight W, bias) the
+ * weight and bias gradients, and dx (S, d) = Σ g·W accumulated in place (no temporary). Disposes
+ * every g and `x`; returns dx.
+ */
+export function qkvProjectionBackward(
+  dev: Device,
+  x: Tensor,
+  pairs: [Tensor, Parameter, Parameter | undefined][],
+  name: string,
+): Tensor {
+  let dx: Tensor | null = null;
+  for (const [g, w, b] of pairs) {
+    linearBackwardWeight(dev, g, x, w.gradFor(dev));
+    if (b) biasBackward(dev, g, b.gradFor(dev));
+    if (dx === null) dx = linearBackwardInput(dev, g, w.value, { name: `${name}.dx` });
+    else linearBackwardInputAccumulate(dev, g, w.value, dx); // dx += g·W, no temporary
+    g.dispose();
+  }
+  x.dispose();
+  return dx!;
+}
+
 export class SelfAttention implements SeqLayer<AttentionSaved> {
   readonly rowWise = false;
   readonly opts: AttentionOptions;
@@ -141,20 +164,10 @@ export class SelfAttention implements SeqLayer<AttentionSaved> {
     dq.dispose();
     const dk0 = this.#rope(dk, cfg.kvHeads, true, `${name}.dk`);
     dk.dispose();
-    const pairs: [Tensor, Parameter, Parameter | undefined][] = [
+    return qkvProjectionBackward(dev, s.x, [
       [dq0, p.q, p.qBias],
       [dk0, p.k, p.kBias],
       [dv, p.v, p.vBias],
-    ];
-    let dx: Tensor | null = null;
-    for (const [g, w, b] of pairs) {
-      linearBackwardWeight(dev, g, s.x, w.gradFor(dev));
-      if (b) biasBackward(dev, g, b.gradFor(dev));
-      if (dx === null) dx = linearBackwardInput(dev, g, w.value, { name: `${name}.dx` });
-      else linearBackwardInputAccumulate(dev, g, w.value, dx); // dx += g·W, no temporary
-      g.dispose();
-    }
-    s.x.dispose();
-    return dx!;
+    ], name);
   }
 }
