@@ -12,6 +12,7 @@ import { planStep } from "../lib/plan/planner.ts";
 import { LAVAPIPE_OVERHEAD, overheadBytes } from "../lib/device/overhead.ts";
 import { parseProcStatus } from "../lib/util/proc_status.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
+import { paramsInStorageSource } from "../lib/device/kernel_source.ts";
 import { canStageAsTexture, MAX_TEXTURE_ROWS, TEXTURE_ROW_FLOATS } from "../lib/device/texture.ts";
 
 const KERNEL = `struct P { n: u32, a: f32 }
@@ -205,3 +206,49 @@ Deno.test("staging: at most 8192 texture rows, WebGPU's default maxTextureDimens
   tooBig.dispose();
   dev.destroy();
 });
+
+Deno.test("every kernel's only uniform is its parameter block, so the storage variant moves just it", () => {
+  const dir = new URL("../kernels/", import.meta.url);
+  for (const entry of Deno.readDirSync(dir)) {
+    if (!entry.name.endsWith(".wgsl")) continue;
+    const source = Deno.readTextFileSync(new URL(entry.name, dir));
+    const uniforms = source.match(/var<uniform>[^;]*;/g) ?? [];
+    assert.ok(
+      uniforms.every((u) => u === "var<uniform> p: Params;"),
+      `${entry.name}: ${uniforms.join(", ")}`,
+    );
+    const moved = paramsInStorageSource(source);
+    assert.ok(!moved.includes("var<uniform>"), entry.name);
+    assert.equal(moved.split("var<storage, read> p: Params;").length - 1, uniforms.length);
+  }
+});
+
+Deno.test(
+  "webgpu: parameter blocks in uniform or storage buffers give the same results; lavapipe uses storage",
+  gpuTest,
+  async () => {
+    const results: number[][] = [];
+    for (const paramsIn of ["uniform", "storage"] as const) {
+      const gpu = await WebGPUDevice.create({ paramsIn });
+      try {
+        assert.equal(gpu.paramsIn, paramsIn);
+        const x = gpu.upload([1, 2, 3], [3], { tag: "activations", name: "x" });
+        gpu.dispatch({
+          kernel: "scale_test",
+          source: KERNEL,
+          bindings: [x],
+          params: new Params().u32(2).f32(3),
+          workgroups: [1],
+        });
+        results.push([...await gpu.read(x)]);
+      } finally {
+        gpu.destroy();
+      }
+    }
+    assert.deepEqual(results, [[3, 6, 3], [3, 6, 3]]); // n = 2 rows scaled by 3
+    const gpu = await testDevice();
+    if (/llvmpipe|lavapipe/i.test(gpu.adapterInfo.description)) {
+      assert.equal(gpu.paramsIn, "storage");
+    }
+  },
+);

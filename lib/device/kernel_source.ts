@@ -67,6 +67,24 @@ function tableId(t: Float32Array): number {
 export const STORAGE_ALIAS = "alias SF = f32;";
 
 /**
+ * A kernel with its parameter block bound as a read-only storage buffer instead of a uniform
+ * buffer: every `var<uniform>` of our kernels is its `Params` block, and WGSL reads both
+ * address spaces alike, so only the declaration changes.
+ *
+ * Why (lavapipe, Mesa 22.3): lavapipe "inlines" uniform-buffer values that steer loops and
+ * branches: it compiles a specialised copy of the shader for each new set of such values it
+ * meets (NIR clone + an LLVM module, several MiB of host memory each, never freed while the
+ * pipeline lives). Our parameter blocks carry row counts and offsets, so MsT's chunk sizes
+ * and every new S made the driver compile more copies: 23 shader compilations for 19
+ * pipelines at S=1024, 35 at S=4096. The driver never inlines storage-buffer values, so with
+ * this variant it compiles exactly one shader per pipeline and its memory no longer grows
+ * with S (docs/architecture.md, "Driver memory on lavapipe").
+ */
+export function paramsInStorageSource(source: string): string {
+  return source.replaceAll("var<uniform>", "var<storage, read>");
+}
+
+/**
  * The f16 variant of a dtype-generic kernel: `enable f16;` on the first line (so compile
  * errors keep their line numbers) and `SF = f16`. Throws when the kernel is not generic.
  */

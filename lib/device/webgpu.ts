@@ -23,7 +23,8 @@ import {
   WebGPUUnavailableError,
   WGSLCompileError,
 } from "./errors.ts";
-import { kernelSource } from "./kernel_source.ts";
+import { kernelSource, paramsInStorageSource } from "./kernel_source.ts";
+import { overheadFor } from "./overhead.ts";
 import { ensureRuntimeDir } from "./runtime_dir.ts";
 import { PARAMS_CACHE_ENTRIES } from "./params_cache.ts";
 import type { Tensor } from "./tensor.ts";
@@ -42,6 +43,12 @@ export interface WebGPUDeviceOptions {
    * created f32; needs the adapter feature `shader-f16`).
    */
   floats?: "f32" | "f16";
+  /**
+   * Where kernels read their parameter blocks: `"uniform"` buffers, or `"storage"` (read-only
+   * storage buffers, {@link paramsInStorageSource}). Default: `"storage"` on lavapipe, whose
+   * uniform inlining compiles a shader copy per new parameter value, else `"uniform"`.
+   */
+  paramsIn?: "uniform" | "storage";
 }
 
 /** A pooled texture and its one view. */
@@ -125,6 +132,8 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
 
   /** The format of staged textures: `rgba16float` on an f16 device, else `rgba32float`. */
   readonly textureFormat: "rgba32float" | "rgba16float";
+  /** Where kernels read their parameter blocks ({@link WebGPUDeviceOptions.paramsIn}). */
+  readonly paramsIn: "uniform" | "storage";
 
   private constructor(gpu: GPUDevice, info: GPUAdapterInfo, opts: WebGPUDeviceOptions) {
     const backend: BufferBackend<WebGPUHandle> = {
@@ -137,6 +146,10 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
     // the batch being recorded, so the cache holds more entries than a batch has dispatches.
     super(backend, opts.floats ?? "f32", Math.max(PARAMS_CACHE_ENTRIES, batchSize + 1));
     this.textureFormat = this.floatType === "f16" ? "rgba16float" : "rgba32float";
+    this.paramsIn = opts.paramsIn ??
+      (overheadFor(info.description || info.vendor || "")?.driver === "lavapipe"
+        ? "storage"
+        : "uniform");
     this.gpu = gpu;
     this.adapterInfo = info;
     this.#batchSize = batchSize;
@@ -230,7 +243,8 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
         usage: kind === "storage"
           ? GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST
           : kind === "uniform"
-          ? GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST
+          ? (this.paramsIn === "storage" ? GPUBufferUsage.STORAGE : GPUBufferUsage.UNIFORM) |
+            GPUBufferUsage.COPY_DST
           : kind === "upload"
           ? GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC
           : GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -287,6 +301,7 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
   }
 
   #module(name: string, code: string): GPUShaderModule {
+    if (this.paramsIn === "storage") code = paramsInStorageSource(code);
     let m = this.#modules.get(code);
     if (!m) {
       m = this.gpu.createShaderModule({ label: name, code });
