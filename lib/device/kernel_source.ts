@@ -66,22 +66,31 @@ function tableId(t: Float32Array): number {
  */
 export const STORAGE_ALIAS = "alias SF = f32;";
 
+/** How our kernels declare their parameter block (the one uniform each may have). */
+export const PARAMS_UNIFORM = "var<uniform> p: Params;";
+
 /**
  * A kernel with its parameter block bound as a read-only storage buffer instead of a uniform
- * buffer: every `var<uniform>` of our kernels is its `Params` block, and WGSL reads both
- * address spaces alike, so only the declaration changes.
+ * buffer: the declaration {@link PARAMS_UNIFORM} becomes a storage binding `p_storage`, copied
+ * into a private `p` at the top of each entry point, so the body reads `p` as before. The copy
+ * matters on lavapipe: a storage load is a per-lane loop with a bounds check, and a kernel that
+ * writes storage could not keep `p.N` in a register across its stores. A source without the
+ * declaration is returned as it is.
  *
  * Why (lavapipe, Mesa 22.3): lavapipe "inlines" uniform-buffer values that steer loops and
  * branches: it compiles a specialised copy of the shader for each new set of such values it
  * meets (NIR clone + an LLVM module, several MiB of host memory each, never freed while the
- * pipeline lives). Our parameter blocks carry row counts and offsets, so MsT's chunk sizes
- * and every new S made the driver compile more copies: 23 shader compilations for 19
- * pipelines at S=1024, 35 at S=4096. The driver never inlines storage-buffer values, so with
- * this variant it compiles exactly one shader per pipeline and its memory no longer grows
- * with S (docs/architecture.md, "Driver memory on lavapipe").
+ * pipeline lives). Our parameter blocks carry row counts, so MsT's chunk sizes and every new S
+ * made the driver compile more copies of the texture matmul: 23 LLVM modules for 19 pipelines
+ * at S=1024, 35 at S=4096. The driver never inlines storage-buffer values, so with this variant
+ * it compiles exactly one shader per pipeline, and its memory no longer grows with S
+ * (docs/architecture.md, "Parameter blocks and lavapipe's uniform inlining").
  */
 export function paramsInStorageSource(source: string): string {
-  return source.replaceAll("var<uniform>", "var<storage, read>");
+  if (!source.includes(PARAMS_UNIFORM)) return source;
+  return source
+    .replace(PARAMS_UNIFORM, "var<storage, read> p_storage: Params;\nvar<private> p: Params;")
+    .replace(/(@compute[^{]*\{)/g, "$1\n  p = p_storage;");
 }
 
 /**

@@ -243,8 +243,8 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
         usage: kind === "storage"
           ? GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST
           : kind === "uniform"
-          ? (this.paramsIn === "storage" ? GPUBufferUsage.STORAGE : GPUBufferUsage.UNIFORM) |
-            GPUBufferUsage.COPY_DST
+          ? GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST |
+            (this.paramsIn === "storage" ? GPUBufferUsage.STORAGE : 0)
           : kind === "upload"
           ? GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC
           : GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
