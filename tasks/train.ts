@@ -137,19 +137,24 @@ async function main(argv: string[]): Promise<void> {
     log(`removed what an interrupted save left in ${saveDir}: ${saver.removed.join(", ")}`);
   }
   const dev = await createDevice(values.device ?? "webgpu", { floats: dtype });
-  if (saved && dtype === "f16") {
-    log(
-      `mixed precision: the loss scaler starts afresh at its initial scale (its state is not ` +
-        `checkpointed); weights and AdamW moments resume exactly from the f32 checkpoint`,
-    );
-  }
   dev.setBudget(parseBudget(values.budget));
   try {
     const { policy } = setup;
     const loaded = saved ? runFromState(dev, saved, policy) : null;
     const model = loaded?.model ?? Model.build(dev, setup.cfg, policy, { seed });
     const trainer = new Trainer(dev, model, { adamw: { lr } });
-    loaded?.restoreOptimizer(trainer);
+    const scalerResume = loaded?.restoreOptimizer(trainer);
+    if (scalerResume === "restored") {
+      log(`mixed precision: loss scale ${trainer.scaler!.scale} restored from the checkpoint`);
+    } else if (scalerResume === "reset") {
+      log(
+        `mixed precision after an f32 run: the loss scaler starts afresh at ${
+          trainer.scaler!.scale
+        }; weights and AdamW moments resume exactly from the f32 checkpoint`,
+      );
+    } else if (scalerResume === "dropped") {
+      log(`f32 after a mixed-precision run: the saved loss scale is not needed and is dropped`);
+    }
     const data = await makeBatches(dataKind, setup.cfg, S, seed);
     if (loaded) data.restore(loaded.data);
     const evalBatches = data.validationBatches?.(settings.evalBatches);

@@ -140,15 +140,22 @@ Deno.test(
     const tokens = Int32Array.from({ length: 4000 }, () => Math.floor(r() * small.vocabSize));
     const stream = () => new WindowStream(tokens, { seqLen: 48, seed: 3 });
     const model = Model.build(dev, small, { dtype: "f16" }, { seed: 9 });
-    const trainer = new Trainer(dev, model);
+    // a scale that grows every 2 clean steps, so the saved scaler state differs from a new one
+    const lossScaler = { initScale: 2 ** 10, growthInterval: 2 };
+    const trainer = new Trainer(dev, model, { lossScaler });
     const s1 = stream();
     const straight: number[] = [];
     const dir = await Deno.makeTempDir();
+    let savedScaler = { scale: 0, cleanSteps: 0 };
     for (let i = 0; i < 5; i++) {
       const w = s1.next();
       straight.push((await trainer.step({ ids: w.inputs, targets: w.targets })).loss);
-      if (i === 2) await saveRun(dir, trainer, s1.state() as never);
+      if (i === 2) {
+        await saveRun(dir, trainer, s1.state() as never);
+        savedScaler = { scale: trainer.scaler!.scale, cleanSteps: trainer.scaler!.cleanSteps };
+      }
     }
+    assert.deepEqual(savedScaler, { scale: 2 ** 11, cleanSteps: 1 });
     const masters = await model.readWeights();
     model.dispose();
     const state = await loadCheckpoint(dir);
@@ -157,8 +164,12 @@ Deno.test(
     }
     const resume = async (d: Device) => {
       const loaded = await loadRun(d, dir, d.floatType === "f16" ? { dtype: "f16" } : {});
-      const t2 = new Trainer(d, loaded.model);
-      loaded.restoreOptimizer(t2);
+      const t2 = new Trainer(d, loaded.model, { lossScaler });
+      const scaler = loaded.restoreOptimizer(t2);
+      assert.equal(scaler, d.floatType === "f16" ? "restored" : "dropped");
+      if (t2.scaler) {
+        assert.deepEqual({ scale: t2.scaler.scale, cleanSteps: t2.scaler.cleanSteps }, savedScaler);
+      }
       const s2 = stream();
       s2.restore(loaded.data as never);
       const out: number[] = [];

@@ -7,7 +7,7 @@ import { getPreset } from "../lib/models/presets.ts";
 import { loadRun, saveRun } from "../lib/train/run_io.ts";
 import { Trainer } from "../lib/train/trainer.ts";
 import { rng } from "../lib/testing/all_close.ts";
-import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
+import { gpuTest, testDevice, testDeviceF16 } from "../lib/testing/gpu.ts";
 
 const cfg = { ...getPreset("llama3-tiny"), vocabSize: 300 };
 const r = rng(5);
@@ -40,7 +40,7 @@ Deno.test(
     const loaded = await loadRun(dev, dir, { checkpoint: true, mst: { mlp: 2, head: 3 } });
     assert.equal(loaded.step, 3);
     const t2 = new Trainer(dev, loaded.model);
-    loaded.restoreOptimizer(t2);
+    assert.equal(loaded.restoreOptimizer(t2), "none"); // f32 → f32: no loss scaler either side
     const s2 = stream();
     s2.restore(loaded.data as never);
     const resumed: number[] = [];
@@ -49,6 +49,13 @@ Deno.test(
       resumed.push((await t2.step({ ids: w.inputs, targets: w.targets })).loss);
     }
     loaded.model.dispose();
+    // f32 → f16: the mixed-precision trainer's scaler starts at its initial scale
+    const dev16 = await testDeviceF16();
+    const as16 = await loadRun(dev16, dir, { dtype: "f16" });
+    const t16 = new Trainer(dev16, as16.model);
+    assert.equal(as16.restoreOptimizer(t16), "reset");
+    assert.equal(t16.scaler!.scale, 2 ** 16);
+    as16.model.dispose();
     await Deno.remove(dir, { recursive: true });
     assert.ok(
       Math.abs(resumed[0] - straight[3]) <= 1e-6 * straight[3],

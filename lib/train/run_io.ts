@@ -47,10 +47,20 @@ export async function runState(
   }
   // rng: nothing random is drawn while training (the initialization is seeded and
   // replaced by the saved weights; the data order is part of the data position)
+  const scaler = trainer.scaler;
+  const lossScaler = scaler
+    ? { scale: scaler.scale, cleanSteps: scaler.cleanSteps, skippedSteps: scaler.skippedSteps }
+    : null;
   return {
     model: weights,
     optimizer: { step: optimizer.step, expAvg, expAvgSq },
-    info: { step: optimizer.step, data, rng: null, config: model.cfg, extra },
+    info: {
+      step: optimizer.step,
+      data,
+      rng: null,
+      config: model.cfg,
+      extra: lossScaler ? { ...extra, lossScaler } : extra,
+    },
   };
 }
 
@@ -80,8 +90,14 @@ export interface LoadedRun {
   data: JsonValue;
   /** Anything else the trainer saved (`{}` when none). */
   extra: { [key: string]: JsonValue };
-  /** Put the saved moments and step into a trainer built on `model`. */
-  restoreOptimizer(trainer: Trainer): void;
+  /**
+   * Put the saved moments and step into a trainer built on `model`, and the saved loss-scaler
+   * state (scale, clean-step count, skipped steps) when both runs are mixed precision.
+   * @returns what happened to the loss scaler: `"restored"`, `"reset"` (an f16 trainer resumed
+   *   from an f32 run: its scaler starts at its initial scale), `"dropped"` (an f32 trainer
+   *   resumed from an f16 run: f32 needs no scaler) or `"none"` (neither run has one).
+   */
+  restoreOptimizer(trainer: Trainer): "restored" | "reset" | "dropped" | "none";
 }
 
 /**
@@ -121,6 +137,13 @@ export function runFromState(dev: Device, state: RunState, policy: MemoryPolicy 
         }
       }
       trainer.optimizer.step = state.optimizer.step;
+      const saved = savedScalerState(state.info.extra?.lossScaler);
+      if (!trainer.scaler) return saved ? "dropped" : "none";
+      if (!saved) return "reset";
+      trainer.scaler.scale = saved.scale;
+      trainer.scaler.cleanSteps = saved.cleanSteps;
+      trainer.scaler.skippedSteps = saved.skippedSteps;
+      return "restored";
     },
   };
 }
@@ -202,4 +225,24 @@ async function sameDir(a: string, b: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The loss-scaler state saved in a run's `extra.lossScaler`, checked; null when absent. */
+function savedScalerState(
+  value: JsonValue | undefined,
+): { scale: number; cleanSteps: number; skippedSteps: number } | null {
+  if (value === undefined || value === null) return null;
+  const o = value as { [key: string]: JsonValue };
+  const { scale, cleanSteps, skippedSteps } = o;
+  if (
+    typeof scale !== "number" || !(scale > 0) || typeof cleanSteps !== "number" ||
+    !Number.isInteger(cleanSteps) || cleanSteps < 0 || typeof skippedSteps !== "number" ||
+    !Number.isInteger(skippedSteps) || skippedSteps < 0
+  ) {
+    throw new Error(
+      `state.json: extra.lossScaler must be {scale > 0, cleanSteps >= 0, skippedSteps >= 0}, ` +
+        `got ${JSON.stringify(value)}; the checkpoint is damaged: resume from another one`,
+    );
+  }
+  return { scale, cleanSteps, skippedSteps };
 }
