@@ -5,7 +5,7 @@
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { downGluBackward, gluForward } from "../ops/glu.ts";
+import { downGluBackward, gluProjectForward } from "../ops/glu.ts";
 import {
   linearBackwardInput,
   linearBackwardInputAccumulate,
@@ -46,10 +46,13 @@ export class MLP implements SeqLayer<MLPSaved> {
   /** The saved record only: the down projection is not needed for backward. */
   recompute(x: Tensor): MLPSaved {
     const dev = this.dev;
-    const gate = linearForward(dev, x, this.gate.value, undefined, { name: `${this.name}.gate` });
-    const up = linearForward(dev, x, this.up.value, undefined, { name: `${this.name}.up` });
-    const h = gluForward(dev, gate, up, { activation: this.activation });
-    return { x: view(x), gate, up, h };
+    // gate, up and h in one pass (matmul epilogue) where the shapes allow
+    const { gate, up, h } = gluProjectForward(dev, x, this.gate.value, this.up.value, {
+      activation: this.activation,
+      keep: true,
+      name: this.name,
+    });
+    return { x: view(x), gate: gate!, up: up!, h };
   }
 
   backward(dy: Tensor, s: MLPSaved): Tensor {

@@ -244,3 +244,74 @@ export function matmulGluBackward(
     tb.dispose();
   }
 }
+
+/**
+ * The `matmul_vec4_tex_glu_forward{,_h}` kernels: gate = a (M, K) · wGateᵀ and up = a · wUpᵀ
+ * (weights (N, K), as Hugging Face stores them) in one pass over a, with h = act(gate)·up
+ * (all (M, N)) written by the epilogue; gate and up are written too when both are given
+ * (`glu_forward`), else only h (`glu_forward_h`). Only for shapes where {@link matmulKernel}
+ * picks `matmul_vec4_tex` for a·wGateᵀ; `lib/ops/glu.ts` falls back to two matmuls and
+ * `gluForward` otherwise.
+ */
+export function matmulGluForward(
+  dev: Device,
+  a: Tensor,
+  wGate: Tensor,
+  wUp: Tensor,
+  h: Tensor,
+  gu: { gate: Tensor; up: Tensor } | null,
+  act: number,
+): void {
+  const { M, N, K } = matmulDims(a, wGate, false, true, "matmulGluForward");
+  matmulDims(a, wUp, false, true, "matmulGluForward (up)");
+  if (wUp.shape[0] !== N) {
+    throw new Error(
+      `matmulGluForward: the up weight "${wUp.name}" [${
+        wUp.shape.join(", ")
+      }] must have the gate weight's shape [${wGate.shape.join(", ")}]`,
+    );
+  }
+  if (matmulKernel(a, wGate, M, N, K) !== "matmul_vec4_tex") {
+    throw new Error(
+      `matmulGluForward: (${M}, ${K})·(${N}, ${K})ᵀ does not qualify for the texture kernel ` +
+        `(K % 4 = 0, N % 4 = 0, both operands stageable); use two matmuls + gluForward`,
+    );
+  }
+  for (const o of gu ? [gu.gate, gu.up, h] : [h]) {
+    if (o.shape.length !== 2 || o.shape[0] !== M || o.shape[1] !== N || o.dtype !== a.dtype) {
+      throw new Error(
+        `matmulGluForward: output "${o.name}" must be ${a.dtype} [${M}, ${N}], got ${o.dtype} [${
+          o.shape.join(", ")
+        }]`,
+      );
+    }
+  }
+  if (M === 0 || N === 0) return;
+  const rowTiles = ceilDiv(M, TEX_TM);
+  const colTiles = ceilDiv(N, TEX_TN / 2); // half the tile's columns are gate, half up
+  const lx = lanesAlongN(rowTiles, colTiles);
+  const workgroups = [ceilDiv(colTiles, lx), ceilDiv(rowTiles, 8 / lx)] as const;
+  if (workgroups[1] > dev.limits.maxComputeWorkgroupsPerDimension) {
+    throw new Error(
+      `matmulGluForward: M = ${M} rows need ${workgroups[1]} workgroups along y, above the ` +
+        `device's ${dev.limits.maxComputeWorkgroupsPerDimension}; split the rows into chunks`,
+    );
+  }
+  const params = new Params().u32(M).u32(N).u32(K).u32(0).u32(lx);
+  const textures = [];
+  try {
+    textures.push(dev.texture(a, "matmul.a.texture"));
+    textures.push(dev.texture(wGate, "matmul.b.texture"));
+    textures.push(dev.texture(wUp, "matmul.b2.texture"));
+    dev.dispatch({
+      kernel: gu ? "matmul_vec4_tex_glu_forward" : "matmul_vec4_tex_glu_forward_h",
+      constants: { TRANS_A: 0, TRANS_B: 1, ACT: act },
+      bindings: gu ? [gu.gate, gu.up, h] : [h],
+      textures,
+      params,
+      workgroups,
+    });
+  } finally {
+    for (const t of textures) t.dispose();
+  }
+}
