@@ -43,6 +43,23 @@ export class MLP implements SeqLayer<MLPSaved> {
     return { out, saved };
   }
 
+  /**
+   * The output alone (the forward of a recomputed MLP): h is formed without storing gate and
+   * up, so the transients are h and the output.
+   */
+  forwardOut(x: Tensor): Tensor {
+    const { h } = gluProjectForward(this.dev, x, this.gate.value, this.up.value, {
+      activation: this.activation,
+      keep: false,
+      name: this.name,
+    });
+    const out = linearForward(this.dev, h, this.down.value, undefined, {
+      name: `${this.name}.out`,
+    });
+    h.dispose();
+    return out;
+  }
+
   /** The saved record only: the down projection is not needed for backward. */
   recompute(x: Tensor): MLPSaved {
     const dev = this.dev;
