@@ -36,8 +36,13 @@ export interface Vec4Config {
    * accumulate gate = A·Wgᵀ, its last tn / 2 up = A·Wuᵀ over the same N columns; the store
    * writes h = act(gate)·up and, in `glu_forward`, gate and up too (for the backward), so one
    * pass replaces two matmuls and the GLU kernel. `glu_forward_h` stores h only.
+   * `"sum2"`: C = A·B + A2·B2 (no transposes, same M, N, K; A2_tex, B2_tex): two products
+   * into one output in one pass (e.g. dx = dGate·Wg + dUp·Wu).
+   * `"pair_rows"`: C = Aᵀ·B and C2 = A2ᵀ·B (TRANS_A only, B not transposed, same shapes;
+   * A2_tex, binding 1 C2): the tile's first tm / 2 rows are C's, the last C2's, so one pass
+   * over B serves both (e.g. the weight gradients dWg += dGateᵀ·x, dWu += dUpᵀ·x).
    */
-  epilogue?: "glu_backward" | "glu_forward" | "glu_forward_h";
+  epilogue?: "glu_backward" | "glu_forward" | "glu_forward_h" | "sum2" | "pair_rows";
 }
 
 /** Register tile (rows × columns of C per invocation) of the texture kernel. */
@@ -65,6 +70,15 @@ export const VEC4_KERNELS: Vec4Config[] = [
     tex: true,
     epilogue: "glu_forward_h",
   },
+  { name: "matmul_vec4_tex_sum2", tm: TEX_TM, tn: TEX_TN, lx: 0, tex: true, epilogue: "sum2" },
+  {
+    name: "matmul_vec4_tex_pair_rows",
+    tm: TEX_TM,
+    tn: TEX_TN,
+    lx: 0,
+    tex: true,
+    epilogue: "pair_rows",
+  },
   {
     name: "matmul_vec4_tex_glu_backward",
     tm: TEX_TM,
@@ -85,7 +99,9 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   const glu = cfg.epilogue === "glu_backward";
   const fwd = cfg.epilogue === "glu_forward" || cfg.epilogue === "glu_forward_h";
   const keepGU = cfg.epilogue === "glu_forward"; // also store gate and up
-  if ((glu || fwd) && !tex) {
+  const sum2 = cfg.epilogue === "sum2";
+  const pair = cfg.epilogue === "pair_rows";
+  if ((glu || fwd || sum2 || pair) && !tex) {
     throw new Error(`${cfg.name}: the ${cfg.epilogue} epilogue needs tex: true`);
   }
   const A = (i: string) => tex ? `ldA(${i})` : `vec4<f32>(A[${i}])`;
@@ -96,6 +112,7 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   if (tm % 4 !== 0 || tn % 4 !== 0) throw new Error(`tile ${tm}×${tn}: need multiples of 4`);
   const qn = tn / 4; // vec4 columns per invocation
   const wn = fwd ? tn / 2 : tn; // output columns per invocation (half gate, half up when fwd)
+  const wm = pair ? tm / 2 : tm; // output rows per invocation (half C, half C2 when pair)
   const qm = tm / 4;
   const L: string[] = [];
   const e = (s: string) => L.push(s);
@@ -125,7 +142,28 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   e(`// Rows/columns past the edge are clamped on load and skipped on store. Storage is SF (f32, or`);
   e(`// f16 in the half variant: loads widen, stores narrow; accumulation is f32).`);
   e(`//`);
-  if (fwd) {
+  if (sum2) {
+    e(`// Two products (sum2): C = A·B + A2·B2 (C += … when accumulate), A, A2 (M, K), B, B2`);
+    e(`// (K, N); TRANS_A and TRANS_B must not be set.`);
+    e(`//`);
+    e(`// Bindings:  @group(0) @binding(0) C : array<vec4<SF>>   (M·N / 4)  read_write`);
+    e(`//            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }`);
+    e(`//            @group(2) @binding(0) A_tex  : texture_2d<f32>  (M·K / 4 texels)`);
+    e(`//            @group(2) @binding(1) B_tex  : texture_2d<f32>  (K·N / 4 texels)`);
+    e(`//            @group(2) @binding(2) A2_tex : texture_2d<f32>  (M·K / 4 texels)`);
+    e(`//            @group(2) @binding(3) B2_tex : texture_2d<f32>  (K·N / 4 texels)`);
+  } else if (pair) {
+    e(`// Row pair (pair_rows): C = Aᵀ·B and C2 = A2ᵀ·B (+= when accumulate), A, A2 stored (K, M),`);
+    e(`// B (K, N); TRANS_A must be set, TRANS_B not. The tile's rows 0..${wm - 1} are C's rows`);
+    e(`// m0.., its rows ${wm}..${tm - 1} C2's same rows.`);
+    e(`//`);
+    e(`// Bindings:  @group(0) @binding(0) C  : array<vec4<SF>>   (M·N / 4)  read_write`);
+    e(`//            @group(0) @binding(1) C2 : array<vec4<SF>>   (M·N / 4)  read_write`);
+    e(`//            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }`);
+    e(`//            @group(2) @binding(0) A_tex  : texture_2d<f32>  (K·M / 4 texels)`);
+    e(`//            @group(2) @binding(1) B_tex  : texture_2d<f32>  (K·N / 4 texels)`);
+    e(`//            @group(2) @binding(2) A2_tex : texture_2d<f32>  (K·M / 4 texels)`);
+  } else if (fwd) {
     e(`// Epilogue (${cfg.epilogue}): B is two weights Wg, Wu, each (N, K) (TRANS_B must be set;`);
     e(`// TRANS_A must not); the tile's columns 0..${wn - 1} accumulate g = A·Wgᵀ and ${wn}..${
       tn - 1
@@ -175,7 +213,7 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     lx === 0 ? "1, 2, 4 or 8" : `must be ${lx}`
   }; the other 8 / lx go along M)`);
   e(`// Overrides: TRANS_A, TRANS_B (bool)${glu || fwd ? ", ACT (u32)" : ""}.`);
-  e(`// Dispatch:  (ceil(N / (${wn}·lx)), ceil(M / (${tm}·(8 / lx))), 1), workgroup size 8.`);
+  e(`// Dispatch:  (ceil(N / (${wn}·lx)), ceil(M / (${wm}·(8 / lx))), 1), workgroup size 8.`);
   e(``);
   e(`alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)`);
   e(`override TRANS_A: bool = false;`);
@@ -193,6 +231,9 @@ export function matmulVec4Source(cfg: Vec4Config): string {
         b = 2;
       }
       e(`@group(0) @binding(${b}) var<storage, read_write> h: array<vec4<SF>>;`);
+    } else if (pair) {
+      e(`@group(0) @binding(0) var<storage, read_write> C: array<vec4<SF>>;`);
+      e(`@group(0) @binding(1) var<storage, read_write> C2: array<vec4<SF>>;`);
     } else if (glu) {
       e(`@group(0) @binding(0) var<storage, read> gate: array<vec4<SF>>;`);
       e(`@group(0) @binding(1) var<storage, read> up: array<vec4<SF>>;`);
@@ -205,6 +246,8 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     e(`@group(2) @binding(0) var A_tex: texture_2d<f32>;`);
     e(`@group(2) @binding(1) var B_tex: texture_2d<f32>;`);
     if (fwd) e(`@group(2) @binding(2) var B2_tex: texture_2d<f32>;`);
+    if (sum2 || pair) e(`@group(2) @binding(2) var A2_tex: texture_2d<f32>;`);
+    if (sum2) e(`@group(2) @binding(3) var B2_tex: texture_2d<f32>;`);
     e(``);
     e(`fn ldA(i: u32) -> vec4<f32> {`);
     e(`  return textureLoad(A_tex, vec2<u32>(i & 1023u, i >> 10u), 0);`);
@@ -213,7 +256,13 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     e(`fn ldB(i: u32) -> vec4<f32> {`);
     e(`  return textureLoad(B_tex, vec2<u32>(i & 1023u, i >> 10u), 0);`);
     e(`}`);
-    if (fwd) {
+    if (sum2 || pair) {
+      e(``);
+      e(`fn ldA2(i: u32) -> vec4<f32> {`);
+      e(`  return textureLoad(A2_tex, vec2<u32>(i & 1023u, i >> 10u), 0);`);
+      e(`}`);
+    }
+    if (fwd || sum2) {
       e(``);
       e(`fn ldB2(i: u32) -> vec4<f32> {`);
       e(`  return textureLoad(B2_tex, vec2<u32>(i & 1023u, i >> 10u), 0);`);
@@ -228,7 +277,7 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   e(``);
   e(`@compute @workgroup_size(8)`);
   e(`fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {`);
-  e(`  let m0 = (wg.y * ${LY} + li / ${LX}) * ${tm}u; // first row of this tile`);
+  e(`  let m0 = (wg.y * ${LY} + li / ${LX}) * ${wm}u; // first row of this tile`);
   e(`  let n0 = (wg.x * ${LX} + li % ${LX}) * ${wn}u; // first column of this tile`);
   e(`  let K4 = p.K / 4u;`);
   e(`  let M4 = p.M / 4u;`);
@@ -246,56 +295,67 @@ export function matmulVec4Source(cfg: Vec4Config): string {
       range(qn).map((j) => `var b${kk}_${j}: vec4<f32>;`).join(" ")
     } // B[k + ${kk}, n0 + 4j..]`);
   }
-  e(`  for (var k4 = 0u; k4 < K4; k4++) {`);
-  e(`    if (TRANS_A) {`);
-  for (const kk of range(4)) {
-    for (const q of range(qm)) {
-      e(`      let t${kk}_${q} = ${A(`(k4 * 4u + ${kk}u) * M4 + qa${q}`)};`);
-    }
-  }
-  for (const r of range(tm)) {
-    const q = Math.floor(r / 4);
-    const c = XYZW[r % 4];
-    e(`      a${r} = vec4<f32>(${range(4).map((kk) => `t${kk}_${q}.${c}`).join(", ")});`);
-  }
-  e(`    } else {`);
-  for (const r of range(tm)) e(`      a${r} = ${A(`ra${r} + k4`)};`);
-  e(`    }`);
-  e(fwd ? `    { // B is always transposed here: Wg and Wu are (N, K)` : `    if (TRANS_B) {`);
-  for (const c of range(tn)) {
-    // fwd: columns wn.. read the second weight at the same rows as columns 0..
-    e(`      let u${c} = ${c < wn ? B(`rb${c} + k4`) : `ldB2(rb${c - wn} + k4)`};`);
-  }
-  for (const kk of range(4)) {
-    for (const j of range(qn)) {
-      e(`      b${kk}_${j} = vec4<f32>(${
-        range(4).map((i) => `u${4 * j + i}.${XYZW[kk]}`).join(", ")
-      });`);
-    }
-  }
-  if (!fwd) {
-    e(`    } else {`);
+  const loop = (A: (i: string) => string, B: (i: string) => string, what: string) => {
+    e(`  for (var k4 = 0u; k4 < K4; k4++) {${what}`);
+    e(`    if (TRANS_A) {`);
     for (const kk of range(4)) {
-      for (const j of range(qn)) {
-        e(`      b${kk}_${j} = ${B(`(k4 * 4u + ${kk}u) * N4 + qb${j}`)};`);
+      for (const q of range(qm)) {
+        // pair: the last qm / 2 row groups read A2 at the rows of the first
+        const ld = pair && q >= qm / 2 ? `ldA2((k4 * 4u + ${kk}u) * M4 + qa${q - qm / 2})` : A(
+          `(k4 * 4u + ${kk}u) * M4 + qa${q}`,
+        );
+        e(`      let t${kk}_${q} = ${ld};`);
       }
     }
-  }
-  e(`    }`);
-  for (const r of range(tm)) {
-    for (const kk of range(4)) {
-      e(`    ${
-        range(qn).map((j) =>
-          `c${r}_${j} = fma(vec4<f32>(a${r}.${XYZW[kk]}), b${kk}_${j}, c${r}_${j});`
-        ).join(" ")
-      }`);
+    for (const r of range(tm)) {
+      const q = Math.floor(r / 4);
+      const c = XYZW[r % 4];
+      e(`      a${r} = vec4<f32>(${range(4).map((kk) => `t${kk}_${q}.${c}`).join(", ")});`);
     }
-  }
-  e(`  }`);
+    e(`    } else {`);
+    for (const r of range(tm)) e(`      a${r} = ${A(`ra${r} + k4`)};`);
+    e(`    }`);
+    e(fwd ? `    { // B is always transposed here: Wg and Wu are (N, K)` : `    if (TRANS_B) {`);
+    for (const c of range(tn)) {
+      // fwd: columns wn.. read the second weight at the same rows as columns 0..
+      e(`      let u${c} = ${c < wn ? B(`rb${c} + k4`) : `ldB2(rb${c - wn} + k4)`};`);
+    }
+    for (const kk of range(4)) {
+      for (const j of range(qn)) {
+        e(`      b${kk}_${j} = vec4<f32>(${
+          range(4).map((i) => `u${4 * j + i}.${XYZW[kk]}`).join(", ")
+        });`);
+      }
+    }
+    if (!fwd) {
+      e(`    } else {`);
+      for (const kk of range(4)) {
+        for (const j of range(qn)) {
+          e(`      b${kk}_${j} = ${B(`(k4 * 4u + ${kk}u) * N4 + qb${j}`)};`);
+        }
+      }
+    }
+    e(`    }`);
+    for (const r of range(tm)) {
+      for (const kk of range(4)) {
+        e(`    ${
+          range(qn).map((j) =>
+            `c${r}_${j} = fma(vec4<f32>(a${r}.${XYZW[kk]}), b${kk}_${j}, c${r}_${j});`
+          ).join(" ")
+        }`);
+      }
+    }
+    e(`  }`);
+  };
+  loop(A, B, "");
+  if (sum2) loop((i) => `ldA2(${i})`, (i) => `ldB2(${i})`, " // + A2·B2");
   for (const r of range(tm)) {
-    e(`  if (m0 + ${r}u < p.M) {`);
-    e(`    let o = (m0 + ${r}u) * N4 + n0 / 4u;`);
-    if (fwd) {
+    const mr = r % wm; // pair: rows wm.. are C2's rows 0..
+    e(`  if (m0 + ${mr}u < p.M) {`);
+    e(`    let o = (m0 + ${mr}u) * N4 + n0 / 4u;`);
+    if (pair && r >= wm) {
+      for (const j of range(qn)) e(`    store2(o + ${j}u, n0 + ${4 * j}u, c${r}_${j});`);
+    } else if (fwd) {
       for (const j of range(qn / 2)) {
         e(`    store(o + ${j}u, n0 + ${4 * j}u, c${r}_${j}, c${r}_${j + qn / 2});`);
       }
@@ -357,6 +417,19 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     e(`  }`);
     e(`}`);
     return L.join("\n") + "\n";
+  }
+  if (pair) {
+    e(`// C2[o] = v, or C2[o] += v when accumulating; skipped past the last column.`);
+    e(`fn store2(o: u32, n: u32, v: vec4<f32>) {`);
+    e(`  if (n < p.N) {`);
+    e(`    if (p.accumulate != 0u) {`);
+    e(`      C2[o] = vec4<SF>(vec4<f32>(C2[o]) + v);`);
+    e(`    } else {`);
+    e(`      C2[o] = vec4<SF>(v);`);
+    e(`    }`);
+    e(`  }`);
+    e(`}`);
+    e(``);
   }
   e(`// C[o] = v, or C[o] += v when accumulating; skipped past the last column.`);
   e(`fn store(o: u32, n: u32, v: vec4<f32>) {`);

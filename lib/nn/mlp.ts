@@ -7,9 +7,9 @@ import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
 import { downGluBackward, gluProjectForward } from "../ops/glu.ts";
 import {
-  linearBackwardInput,
-  linearBackwardInputAccumulate,
+  linearBackwardInputPair,
   linearBackwardWeight,
+  linearBackwardWeightPair,
   linearForward,
 } from "../ops/linear.ts";
 import { type Forward, type SeqLayer, view } from "./layer.ts";
@@ -84,11 +84,12 @@ export class MLP implements SeqLayer<MLPSaved> {
     });
     s.gate.dispose();
     s.up.dispose();
-    linearBackwardWeight(dev, dGate, s.x, this.gate.gradFor(dev));
-    linearBackwardWeight(dev, dUp, s.x, this.up.gradFor(dev));
+    // both weight gradients in one pass over x, dx = dGate·Wg + dUp·Wu in one more
+    linearBackwardWeightPair(dev, dGate, dUp, s.x, this.gate.gradFor(dev), this.up.gradFor(dev));
     s.x.dispose();
-    const dx = linearBackwardInput(dev, dGate, this.gate.value, { name: `${this.name}.dx` });
-    linearBackwardInputAccumulate(dev, dUp, this.up.value, dx); // dx += dUp·Wu
+    const dx = linearBackwardInputPair(dev, dGate, this.gate.value, dUp, this.up.value, {
+      name: `${this.name}.dx`,
+    });
     dGate.dispose();
     dUp.dispose();
     return dx;

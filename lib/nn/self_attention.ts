@@ -12,7 +12,10 @@ import {
   biasBackward,
   linearBackwardInput,
   linearBackwardInputAccumulate,
+  linearBackwardInputPair,
+  linearBackwardInputPairAccumulate,
   linearBackwardWeight,
+  linearBackwardWeightPair,
   linearForward,
 } from "../ops/linear.ts";
 import { rope } from "../ops/rope.ts";
@@ -50,8 +53,9 @@ export interface AttentionSaved {
 /** The attention sublayer (the pre-norm is the block's). */
 /**
  * Backward of the q/k/v projections of `x` (S, d): for each (gradient g, weight W, bias) the
- * weight and bias gradients, and dx (S, d) = Σ g·W accumulated in place (no temporary). Disposes
- * every g and `x`; returns dx.
+ * weight and bias gradients, and dx (S, d) = Σ g·W accumulated in place (no temporary). Two
+ * consecutive projections of the same shape (k and v, or q and k without GQA) go together: one
+ * pass for both weight gradients, one for both dx terms. Disposes every g and `x`; returns dx.
  */
 export function qkvProjectionBackward(
   dev: Device,
@@ -59,8 +63,25 @@ export function qkvProjectionBackward(
   pairs: [Tensor, Parameter, Parameter | undefined][],
   name: string,
 ): Tensor {
+  const same = (a: Tensor, b: Tensor) =>
+    a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
   let dx: Tensor | null = null;
-  for (const [g, w, b] of pairs) {
+  for (let i = 0; i < pairs.length; i++) {
+    const [g, w, b] = pairs[i];
+    const next = pairs[i + 1];
+    if (next && same(next[0], g) && same(next[1].value, w.value)) {
+      const [g2, w2, b2] = next;
+      linearBackwardWeightPair(dev, g, g2, x, w.gradFor(dev), w2.gradFor(dev));
+      if (b) biasBackward(dev, g, b.gradFor(dev));
+      if (b2) biasBackward(dev, g2, b2.gradFor(dev));
+      if (dx === null) {
+        dx = linearBackwardInputPair(dev, g, w.value, g2, w2.value, { name: `${name}.dx` });
+      } else linearBackwardInputPairAccumulate(dev, g, w.value, g2, w2.value, dx);
+      g.dispose();
+      g2.dispose();
+      i++;
+      continue;
+    }
     linearBackwardWeight(dev, g, x, w.gradFor(dev));
     if (b) biasBackward(dev, g, b.gradFor(dev));
     if (dx === null) dx = linearBackwardInput(dev, g, w.value, { name: `${name}.dx` });
