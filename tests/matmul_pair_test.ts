@@ -1,14 +1,19 @@
 /**
- * Two-product matmuls: `matmulSum2` (C = A·B + A2·B2) and `matmulPairRowsAccumulate`
- * (C += Aᵀ·B, C2 += A2ᵀ·B), fused and fallback shapes, f32 vs the f64 reference, f16, errors,
- * meta-device accounting.
+ * Two-product matmuls: `matmulSum2` (C = A·B + A2·B2), `matmulPairRowsAccumulate`
+ * (C += Aᵀ·B, C2 += A2ᵀ·B) and `matmulPairCols` (C = A·Bᵀ, C2 = A·B2ᵀ): fused and fallback
+ * shapes, f32 vs the f64 reference, f16, errors, meta-device accounting.
  */
 
 import assert from "node:assert/strict";
 import type { Device } from "../lib/device/device.ts";
 import type { Tensor } from "../lib/device/tensor.ts";
 import { linearBackwardInputPair, linearBackwardWeightPair } from "../lib/ops/linear.ts";
-import { matmulKernel, matmulPairRowsAccumulate, matmulSum2 } from "../lib/ops/matmul.ts";
+import {
+  matmulKernel,
+  matmulPairCols,
+  matmulPairRowsAccumulate,
+  matmulSum2,
+} from "../lib/ops/matmul.ts";
 import { matmulRef } from "../lib/reference/matmul.ts";
 import { assertAllClose, randomArray } from "../lib/testing/all_close.ts";
 import { gpuTest, testDevice, testDeviceF16 } from "../lib/testing/gpu.ts";
@@ -107,6 +112,23 @@ for (const [M, N, K] of PAIR_SHAPES) {
   );
 }
 
+// y = x·wᵀ, y2 = x·w2ᵀ (k and v of one input): texture kernel, another, fallback (N % 4 ≠ 0)
+for (const [M, N, K] of [[37, 36, 44], [70, 8, 16], [37, 23, 44]]) {
+  Deno.test(`matmulPairCols matches the reference (M=${M}, N=${N}, K=${K})`, gpuTest, async () => {
+    const dev = await testDevice();
+    const [x, w, w2] = [randomArray(M * K, 21), randomArray(N * K, 22), randomArray(N * K, 23)];
+    const xT = up(dev, x, [M, K], "x");
+    const wT = up(dev, w, [N, K], "w");
+    const w2T = up(dev, w2, [N, K], "w2");
+    assert.equal(matmulKernel(xT, wT, M, N, K) === "matmul_vec4_tex", N % 4 === 0);
+    const [y, y2] = matmulPairCols(dev, xT, wT, w2T, { names: ["y", "y2"] });
+    assert.deepEqual([y.name, y2.name], ["y", "y2"]);
+    assertAllClose(await dev.readF32(y), matmulRef(x, transpose(w, N, K), M, N, K), TOL, "y");
+    assertAllClose(await dev.readF32(y2), matmulRef(x, transpose(w2, N, K), M, N, K), TOL, "y2");
+    for (const t of [xT, wT, w2T, y, y2]) t.dispose();
+  });
+}
+
 Deno.test("f16 two-product matmuls match the reference", gpuTest, async () => {
   const dev = await testDeviceF16();
   const half = (x: Float64Array) => Float64Array.from(Float16Array.from(x));
@@ -149,6 +171,22 @@ Deno.test("f16 two-product matmuls match the reference", gpuTest, async () => {
     assertAllClose(await dev.readF32(c2), r2, tol, "f16 C2");
     for (const t of [aT, a2T, bT, c1, c2]) t.dispose();
   }
+  for (const [M, N, K] of [[37, 36, 44], [37, 23, 44]]) {
+    const [x, w, w2] = [
+      half(randomArray(M * K, 24)),
+      half(randomArray(N * K, 25)),
+      half(randomArray(N * K, 26)),
+    ];
+    const xT = up(dev, x, [M, K], "x");
+    const wT = up(dev, w, [N, K], "w");
+    const w2T = up(dev, w2, [N, K], "w2");
+    const tol = { atol: 2 ** -7, rtol: 2 ** -8 };
+    const [y, y2] = matmulPairCols(dev, xT, wT, w2T, { names: ["y", "y2"] });
+    assertAllClose(await dev.readF32(y), matmulRef(x, transpose(w, N, K), M, N, K), tol, "f16 y");
+    const r2 = matmulRef(x, transpose(w2, N, K), M, N, K);
+    assertAllClose(await dev.readF32(y2), r2, tol, "f16 y2");
+    for (const t of [xT, wT, w2T, y, y2]) t.dispose();
+  }
 });
 
 Deno.test("two-product matmuls: shape errors name the operands", gpuTest, async () => {
@@ -169,7 +207,13 @@ Deno.test("two-product matmuls: shape errors name the operands", gpuTest, async 
     () => matmulPairRowsAccumulate(dev, a, a, x, c, cBad),
     /out "cBad" must be f32 \[12, 16\], got f32 \[12, 20\]/,
   );
-  for (const t of [a, b, b2, c, cBad, x]) t.dispose();
+  const w = dev.zeros([16, 12], { tag: "weights", name: "w" });
+  const w2 = dev.zeros([20, 12], { tag: "weights", name: "w2" });
+  assert.throws(
+    () => matmulPairCols(dev, a, w, w2, { names: ["k", "v"] }),
+    /"w2" f32 \[20, 12\] must have the dtype and shape of "w" f32 \[16, 12\]/,
+  );
+  for (const t of [a, b, b2, c, cBad, x, w, w2]) t.dispose();
 });
 
 Deno.test("two-product matmuls allocate the same on meta as on webgpu", gpuTest, async () => {
@@ -183,7 +227,8 @@ Deno.test("two-product matmuls allocate the same on meta as on webgpu", gpuTest,
       const w1 = dv.zeros([44, N], { tag: "grads" });
       const w2 = dv.zeros([44, N], { tag: "grads" });
       matmulPairRowsAccumulate(dv, a, a, x, w1, w2);
-      for (const t of [a, b, c, x, w1, w2]) t.dispose();
+      const [y, y2] = matmulPairCols(dv, x, w1, w2, { names: ["y", "y2"] });
+      for (const t of [a, b, c, x, w1, w2, y, y2]) t.dispose();
     });
   }
 });

@@ -41,8 +41,10 @@ export interface Vec4Config {
    * `"pair_rows"`: C = Aᵀ·B and C2 = A2ᵀ·B (TRANS_A only, B not transposed, same shapes;
    * A2_tex, binding 1 C2): the tile's first tm / 2 rows are C's, the last C2's, so one pass
    * over B serves both (e.g. the weight gradients dWg += dGateᵀ·x, dWu += dUpᵀ·x).
+   * `"pair_cols"`: C = A·Bᵀ and C2 = A·B2ᵀ (TRANS_B only, B, B2 (N, K); binding 1 C2, B2_tex):
+   * the column split of `glu_forward` storing both products (e.g. k and v of one input).
    */
-  epilogue?: "glu_backward" | "glu_forward" | "glu_forward_h" | "sum2" | "pair_rows";
+  epilogue?: "glu_backward" | "glu_forward" | "glu_forward_h" | "sum2" | "pair_rows" | "pair_cols";
 }
 
 /** Register tile (rows × columns of C per invocation) of the texture kernel. */
@@ -69,6 +71,14 @@ export const VEC4_KERNELS: Vec4Config[] = [
     lx: 0,
     tex: true,
     epilogue: "glu_forward_h",
+  },
+  {
+    name: "matmul_vec4_tex_pair_cols",
+    tm: TEX_TM,
+    tn: TEX_TN,
+    lx: 0,
+    tex: true,
+    epilogue: "pair_cols",
   },
   { name: "matmul_vec4_tex_sum2", tm: TEX_TM, tn: TEX_TN, lx: 0, tex: true, epilogue: "sum2" },
   {
@@ -101,7 +111,9 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   const keepGU = cfg.epilogue === "glu_forward"; // also store gate and up
   const sum2 = cfg.epilogue === "sum2";
   const pair = cfg.epilogue === "pair_rows";
-  if ((glu || fwd || sum2 || pair) && !tex) {
+  const cols = cfg.epilogue === "pair_cols";
+  const split = fwd || cols; // B is two weights, the tile's columns split between them
+  if ((glu || split || sum2 || pair) && !tex) {
     throw new Error(`${cfg.name}: the ${cfg.epilogue} epilogue needs tex: true`);
   }
   const A = (i: string) => tex ? `ldA(${i})` : `vec4<f32>(A[${i}])`;
@@ -111,7 +123,7 @@ export function matmulVec4Source(cfg: Vec4Config): string {
   const LY = lx === 0 ? "(8u / p.lx)" : `${8 / lx}u`;
   if (tm % 4 !== 0 || tn % 4 !== 0) throw new Error(`tile ${tm}×${tn}: need multiples of 4`);
   const qn = tn / 4; // vec4 columns per invocation
-  const wn = fwd ? tn / 2 : tn; // output columns per invocation (half gate, half up when fwd)
+  const wn = split ? tn / 2 : tn; // output columns per invocation (half from each weight)
   const wm = pair ? tm / 2 : tm; // output rows per invocation (half C, half C2 when pair)
   const qm = tm / 4;
   const L: string[] = [];
@@ -163,6 +175,19 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     e(`//            @group(2) @binding(0) A_tex  : texture_2d<f32>  (K·M / 4 texels)`);
     e(`//            @group(2) @binding(1) B_tex  : texture_2d<f32>  (K·N / 4 texels)`);
     e(`//            @group(2) @binding(2) A2_tex : texture_2d<f32>  (K·M / 4 texels)`);
+  } else if (cols) {
+    e(`// Column pair (pair_cols): C = A·Bᵀ and C2 = A·B2ᵀ, B, B2 (N, K) (TRANS_B must be set,`);
+    e(`// TRANS_A not, accumulate 0); the tile's columns 0..${wn - 1} accumulate C, ${wn}..${
+      tn - 1
+    } C2`);
+    e(`// over the same ${wn} output columns.`);
+    e(`//`);
+    e(`// Bindings:  @group(0) @binding(0) C  : array<vec4<SF>>   (M·N / 4)  written`);
+    e(`//            @group(0) @binding(1) C2 : array<vec4<SF>>   (M·N / 4)  written`);
+    e(`//            @group(1) @binding(0) p : Params { M, N, K, accumulate, lx }`);
+    e(`//            @group(2) @binding(0) A_tex  : texture_2d<f32>  (M·K / 4 texels)`);
+    e(`//            @group(2) @binding(1) B_tex  : texture_2d<f32>  (N·K / 4 texels)`);
+    e(`//            @group(2) @binding(2) B2_tex : texture_2d<f32>  (N·K / 4 texels)`);
   } else if (fwd) {
     e(`// Epilogue (${cfg.epilogue}): B is two weights Wg, Wu, each (N, K) (TRANS_B must be set;`);
     e(`// TRANS_A must not); the tile's columns 0..${wn - 1} accumulate g = A·Wgᵀ and ${wn}..${
@@ -231,7 +256,7 @@ export function matmulVec4Source(cfg: Vec4Config): string {
         b = 2;
       }
       e(`@group(0) @binding(${b}) var<storage, read_write> h: array<vec4<SF>>;`);
-    } else if (pair) {
+    } else if (pair || cols) {
       e(`@group(0) @binding(0) var<storage, read_write> C: array<vec4<SF>>;`);
       e(`@group(0) @binding(1) var<storage, read_write> C2: array<vec4<SF>>;`);
     } else if (glu) {
@@ -245,7 +270,7 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     e(`@group(1) @binding(0) var<uniform> p: Params;`);
     e(`@group(2) @binding(0) var A_tex: texture_2d<f32>;`);
     e(`@group(2) @binding(1) var B_tex: texture_2d<f32>;`);
-    if (fwd) e(`@group(2) @binding(2) var B2_tex: texture_2d<f32>;`);
+    if (split) e(`@group(2) @binding(2) var B2_tex: texture_2d<f32>;`);
     if (sum2 || pair) e(`@group(2) @binding(2) var A2_tex: texture_2d<f32>;`);
     if (sum2) e(`@group(2) @binding(3) var B2_tex: texture_2d<f32>;`);
     e(``);
@@ -262,7 +287,7 @@ export function matmulVec4Source(cfg: Vec4Config): string {
       e(`  return textureLoad(A2_tex, vec2<u32>(i & 1023u, i >> 10u), 0);`);
       e(`}`);
     }
-    if (fwd || sum2) {
+    if (split || sum2) {
       e(``);
       e(`fn ldB2(i: u32) -> vec4<f32> {`);
       e(`  return textureLoad(B2_tex, vec2<u32>(i & 1023u, i >> 10u), 0);`);
@@ -315,7 +340,11 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     e(`    } else {`);
     for (const r of range(tm)) e(`      a${r} = ${A(`ra${r} + k4`)};`);
     e(`    }`);
-    e(fwd ? `    { // B is always transposed here: Wg and Wu are (N, K)` : `    if (TRANS_B) {`);
+    e(
+      split
+        ? `    { // B is always transposed here: ${fwd ? "Wg and Wu" : "B and B2"} are (N, K)`
+        : `    if (TRANS_B) {`,
+    );
     for (const c of range(tn)) {
       // fwd: columns wn.. read the second weight at the same rows as columns 0..
       e(`      let u${c} = ${c < wn ? B(`rb${c} + k4`) : `ldB2(rb${c - wn} + k4)`};`);
@@ -327,7 +356,7 @@ export function matmulVec4Source(cfg: Vec4Config): string {
         });`);
       }
     }
-    if (!fwd) {
+    if (!split) {
       e(`    } else {`);
       for (const kk of range(4)) {
         for (const j of range(qn)) {
@@ -355,7 +384,7 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     e(`    let o = (m0 + ${mr}u) * N4 + n0 / 4u;`);
     if (pair && r >= wm) {
       for (const j of range(qn)) e(`    store2(o + ${j}u, n0 + ${4 * j}u, c${r}_${j});`);
-    } else if (fwd) {
+    } else if (split) {
       for (const j of range(qn / 2)) {
         e(`    store(o + ${j}u, n0 + ${4 * j}u, c${r}_${j}, c${r}_${j + qn / 2});`);
       }
@@ -414,6 +443,16 @@ export function matmulVec4Source(cfg: Vec4Config): string {
     e(`    }`);
     e(`    dgate[o] = vec4<SF>(v * vec4<f32>(up[o]) * da);`);
     e(`    dup[o] = vec4<SF>(v * a);`);
+    e(`  }`);
+    e(`}`);
+    return L.join("\n") + "\n";
+  }
+  if (cols) {
+    e(`// c at C[o], c2 at C2[o]; skipped past the last column.`);
+    e(`fn store(o: u32, n: u32, c: vec4<f32>, c2: vec4<f32>) {`);
+    e(`  if (n < p.N) {`);
+    e(`    C[o] = vec4<SF>(c);`);
+    e(`    C2[o] = vec4<SF>(c2);`);
     e(`  }`);
     e(`}`);
     return L.join("\n") + "\n";

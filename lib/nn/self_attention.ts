@@ -17,6 +17,7 @@ import {
   linearBackwardWeight,
   linearBackwardWeightPair,
   linearForward,
+  linearForwardPair,
 } from "../ops/linear.ts";
 import { rope } from "../ops/rope.ts";
 import { headsToSeq, seqToHeads } from "../dist/ulysses.ts";
@@ -132,10 +133,15 @@ export class SelfAttention implements SeqLayer<AttentionSaved> {
     const q0 = linearForward(dev, x, p.q.value, p.qBias?.value, { name: `${name}.q` });
     const q = this.#rope(q0, cfg.heads, false, `${name}.q_rot`);
     q0.dispose();
-    const k0 = linearForward(dev, x, p.k.value, p.kBias?.value, { name: `${name}.k` });
+    // k and v in one pass over x (without biases)
+    const [k0, v] = p.kBias || p.vBias
+      ? [
+        linearForward(dev, x, p.k.value, p.kBias?.value, { name: `${name}.k` }),
+        linearForward(dev, x, p.v.value, p.vBias?.value, { name: `${name}.v` }),
+      ]
+      : linearForwardPair(dev, x, p.k.value, p.v.value, { names: [`${name}.k`, `${name}.v`] });
     const k = this.#rope(k0, cfg.kvHeads, false, `${name}.k_rot`);
     k0.dispose();
-    const v = linearForward(dev, x, p.v.value, p.vBias?.value, { name: `${name}.v` });
     if (this.sp > 1) return this.#forwardSP(x, q, k, v);
     const { out: o, lse } = attentionForward(dev, q, k, v, this.opts);
     const out = linearForward(dev, o, p.o.value, undefined, { name: `${name}.out` });

@@ -7,7 +7,7 @@ import type { Tag } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import { Params } from "../device/kernel_source.ts";
 import { expectShape, type Tensor } from "../device/tensor.ts";
-import { matmul, matmulPairRowsAccumulate, matmulSum2 } from "./matmul.ts";
+import { matmul, matmulPairCols, matmulPairRowsAccumulate, matmulSum2 } from "./matmul.ts";
 import { ceilDiv, grid1d } from "./util.ts";
 
 /** Options of the linear ops that allocate an output. */
@@ -53,6 +53,23 @@ export function linearForward(
     });
   }
   return matmul(dev, x, w, { transB: true, out: y, accumulate: true });
+}
+
+/**
+ * y (N, out) = x · wᵀ and y2 = x · w2ᵀ (w, w2 (out, in) alike, no bias): two projections of one
+ * input in one pass ({@link matmulPairCols}). New tensors named `names`.
+ */
+export function linearForwardPair(
+  dev: Device,
+  x: Tensor,
+  w: Tensor,
+  w2: Tensor,
+  opts: { tag?: Tag; names: [string, string] },
+): [Tensor, Tensor] {
+  expect2d(x, "linearForwardPair x");
+  expect2d(w, "linearForwardPair w");
+  expectShape(w, [w.shape[0], x.shape[1]], `linearForwardPair: weight (out, in = ${x.shape[1]})`);
+  return matmulPairCols(dev, x, w, w2, opts);
 }
 
 /** dx (N, in) = dy (N, out) · w (out, in). A new tensor. */

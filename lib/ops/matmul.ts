@@ -445,3 +445,60 @@ export function matmulPairRowsAccumulate(
       workgroups,
     }));
 }
+
+/**
+ * c = a (M, K)·bᵀ and c2 = a·b2ᵀ (b, b2 (N, K), as Hugging Face stores weights): one
+ * `matmul_vec4_tex_pair_cols` pass over a where {@link matmulKernel} picks the texture kernel
+ * for a·bᵀ, else two {@link matmul} calls (both devices take the same branch). Allocates c then
+ * c2 (tag and names from `opts`).
+ */
+export function matmulPairCols(
+  dev: Device,
+  a: Tensor,
+  b: Tensor,
+  b2: Tensor,
+  opts: { tag?: Tag; names: [string, string] },
+): [Tensor, Tensor] {
+  const { M, N, K } = matmulDims(a, b, false, true, "matmulPairCols");
+  if (b2.shape.length !== 2 || b2.shape[0] !== N || b2.shape[1] !== K || b2.dtype !== b.dtype) {
+    throw new Error(
+      `matmulPairCols: "${b2.name}" ${b2.dtype} [${b2.shape.join(", ")}] must have the ` +
+        `dtype and shape of "${b.name}" ${b.dtype} [${b.shape.join(", ")}]`,
+    );
+  }
+  const tag = opts.tag ?? "activations";
+  if (matmulKernel(a, b, M, N, K) !== "matmul_vec4_tex") {
+    return [
+      matmul(dev, a, b, { transB: true, tag, name: opts.names[0] }),
+      matmul(dev, a, b2, { transB: true, tag, name: opts.names[1] }),
+    ];
+  }
+  const c = dev.tensor([M, N], { tag, name: opts.names[0] });
+  const c2 = dev.tensor([M, N], { tag, name: opts.names[1] });
+  if (M === 0 || N === 0) return [c, c2];
+  const rowTiles = ceilDiv(M, TEX_TM);
+  const colTiles = ceilDiv(N, TEX_TN / 2); // half the tile's columns are c's, half c2's
+  const lx = lanesAlongN(rowTiles, colTiles);
+  const workgroups = [ceilDiv(colTiles, lx), ceilDiv(rowTiles, 8 / lx)] as const;
+  if (workgroups[1] > dev.limits.maxComputeWorkgroupsPerDimension) {
+    throw new Error(
+      `matmulPairCols: M = ${M} rows need ${workgroups[1]} workgroups along y, above the ` +
+        `device's ${dev.limits.maxComputeWorkgroupsPerDimension}; split the rows into chunks`,
+    );
+  }
+  const params = new Params().u32(M).u32(N).u32(K).u32(0).u32(lx);
+  withTextures(dev, [
+    [a, "matmul.a.texture"],
+    [b, "matmul.b.texture"],
+    [b2, "matmul.b2.texture"],
+  ], (textures) =>
+    dev.dispatch({
+      kernel: "matmul_vec4_tex_pair_cols",
+      constants: { TRANS_A: 0, TRANS_B: 1 },
+      bindings: [c, c2],
+      textures,
+      params,
+      workgroups,
+    }));
+  return [c, c2];
+}
