@@ -18,7 +18,7 @@ import { adamwUpdate } from "../lib/ops/adamw.ts";
 import { attentionBackward, attentionForward } from "../lib/ops/attention.ts";
 import { crossEntropyBackward, crossEntropyFused } from "../lib/ops/cross_entropy.ts";
 import { embeddingBackward, embeddingForward, embeddingGradIndex } from "../lib/ops/embedding.ts";
-import { gluBackward, gluForward } from "../lib/ops/glu.ts";
+import { gluBackward, gluForward, gluProjectForward } from "../lib/ops/glu.ts";
 import { matmul, matmulKernel } from "../lib/ops/matmul.ts";
 import { sumSquares } from "../lib/ops/reduce.ts";
 import { addRmsnormForward, rmsnormBackward, rmsnormForward } from "../lib/ops/rmsnorm.ts";
@@ -377,6 +377,39 @@ Deno.test("f16 ops allocate the same on a meta f16 device as on WebGPU f16", gpu
     });
     const nw = dev.zeros([64], { tag: "weights", name: "nw" });
     const n = rmsnormForward(dev, x, nw, { eps: 1e-5 });
-    for (const t of [x, w, y, q, f.out, f.lse, nw, n.y, n.rstd]) t.dispose();
+    const g = gluProjectForward(dev, x, w, w, { activation: "silu", keep: true }); // fused
+    const gh = gluProjectForward(dev, x, w, w, { activation: "silu", keep: false });
+    for (const t of [x, w, y, q, f.out, f.lse, nw, n.y, n.rstd, g.h, g.gate!, g.up!, gh.h]) {
+      t.dispose();
+    }
   });
 });
+
+Deno.test(
+  "f16 fused gate/up projection + glu forward matches the reference",
+  gpuTest,
+  async () => {
+    const dev = await testDeviceF16();
+    const S = 37, d = 24;
+    for (const I of [44, 43]) { // fused epilogue; fallback (I % 4 ≠ 0)
+      const x = up16(dev, randomArray(S * d, 61), [S, d], "x");
+      const wg = up16(dev, randomArray(I * d, 62, 0.5), [I, d], "wg");
+      const wu = up16(dev, randomArray(I * d, 63, 0.5), [I, d], "wu");
+      const tr = (w: Float64Array) =>
+        Float64Array.from({ length: I * d }, (_, i) => w[(i % I) * d + Math.floor(i / I)]);
+      // the kernel rounds gate and up to f16 (as stored) before the GLU
+      const gate = half(matmulRef(x.x, tr(wg.x), S, I, d));
+      const up = half(matmulRef(x.x, tr(wu.x), S, I, d));
+      for (const activation of ["silu", "gelu_tanh"] as const) {
+        const r = gluProjectForward(dev, x.t, wg.t, wu.t, { activation, keep: true });
+        assertHalfClose(await read(dev, r.gate!), gate, `gate (I=${I})`);
+        assertHalfClose(await read(dev, r.up!), up, `up (I=${I})`);
+        assertHalfClose(await read(dev, r.h), gluForwardRef(gate, up, activation), `h (I=${I})`);
+        const rh = gluProjectForward(dev, x.t, wg.t, wu.t, { activation, keep: false });
+        assert.deepEqual(await read(dev, rh.h), await read(dev, r.h), "h without gate/up");
+        for (const t of [r.h, r.gate!, r.up!, rh.h]) t.dispose();
+      }
+      for (const t of [x.t, wg.t, wu.t]) t.dispose();
+    }
+  },
+);

@@ -1,7 +1,14 @@
 /** GLU (SiLU, tanh-GELU) forward/backward vs the f64 reference, overflow guards, meta parity. */
 
 import assert from "node:assert/strict";
-import { downGluBackward, type GLUActivation, gluBackward, gluForward } from "../lib/ops/glu.ts";
+import {
+  downGluBackward,
+  type GLUActivation,
+  gluBackward,
+  gluForward,
+  gluProjectForward,
+} from "../lib/ops/glu.ts";
+import { matmul, matmulGluForward } from "../lib/ops/matmul.ts";
 import { gluBackwardRef, gluForwardRef } from "../lib/reference/glu.ts";
 import { matmulRef } from "../lib/reference/matmul.ts";
 import { assertAllClose, finiteDifferences, randomArray } from "../lib/testing/all_close.ts";
@@ -122,3 +129,103 @@ Deno.test(
     }
   },
 );
+
+// gate = x·Wgᵀ, up = x·Wuᵀ and h = act(gate)·up in one pass (matmul epilogue), with and without
+// gate/up stored, and the fallback (I % 4 ≠ 0: two matmuls + gluForward).
+const transpose = (w: Float64Array, rows: number, cols: number) =>
+  Float64Array.from({ length: rows * cols }, (_, i) => w[(i % rows) * cols + Math.floor(i / rows)]);
+
+for (const activation of ACTS) {
+  for (const [S2, d, I2] of [[37, 24, 44], [37, 24, 43], [5, 12, 20], [70, 8, 36]]) {
+    for (const keep of [true, false]) {
+      Deno.test(
+        `gate/up projection + glu forward matches the reference (${activation}, S=${S2}, d=${d}, I=${I2}, keep=${keep})`,
+        gpuTest,
+        async () => {
+          const dev = await testDevice();
+          const x = randomArray(S2 * d, 41);
+          const wg = randomArray(I2 * d, 42, 0.5);
+          const wu = randomArray(I2 * d, 43, 0.5);
+          const up32 = (a: Float64Array, shape: number[]) =>
+            dev.upload(Float32Array.from(a), shape, { tag: "activations" });
+          const [xT, wgT, wuT] = [up32(x, [S2, d]), up32(wg, [I2, d]), up32(wu, [I2, d])];
+          const r = gluProjectForward(dev, xT, wgT, wuT, { activation, keep });
+          const gate = matmulRef(x, transpose(wg, I2, d), S2, I2, d);
+          const up = matmulRef(x, transpose(wu, I2, d), S2, I2, d);
+          const tol = { atol: 1e-5, rtol: 1e-4 };
+          assertAllClose(await dev.readF32(r.h), gluForwardRef(gate, up, activation), tol, "h");
+          assert.equal(r.gate === null, !keep);
+          assert.equal(r.up === null, !keep);
+          if (r.gate && r.up) {
+            assertAllClose(await dev.readF32(r.gate), gate, tol, "gate");
+            assertAllClose(await dev.readF32(r.up), up, tol, "up");
+          }
+          for (const t of [xT, wgT, wuT, r.h, r.gate, r.up]) t?.dispose();
+        },
+      );
+    }
+  }
+}
+
+Deno.test(
+  "the fused gate/up projection equals matmuls + gluForward bit for bit",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const [S2, d, I2] = [37, 24, 44];
+    const xT = dev.upload(Float32Array.from(randomArray(S2 * d, 51)), [S2, d], {
+      tag: "activations",
+    });
+    const wgT = dev.upload(Float32Array.from(randomArray(I2 * d, 52)), [I2, d], { tag: "weights" });
+    const wuT = dev.upload(Float32Array.from(randomArray(I2 * d, 53)), [I2, d], { tag: "weights" });
+    for (const activation of ACTS) {
+      const r = gluProjectForward(dev, xT, wgT, wuT, { activation, keep: true });
+      const g = matmul(dev, xT, wgT, { transB: true });
+      const u = matmul(dev, xT, wuT, { transB: true });
+      const h = gluForward(dev, g, u, { activation });
+      assert.deepEqual(await dev.readF32(r.gate!), await dev.readF32(g), "gate");
+      assert.deepEqual(await dev.readF32(r.up!), await dev.readF32(u), "up");
+      assert.deepEqual(await dev.readF32(r.h), await dev.readF32(h), `h (${activation})`);
+      for (const t of [r.h, r.gate!, r.up!, g, u, h]) t.dispose();
+    }
+    for (const t of [xT, wgT, wuT]) t.dispose();
+  },
+);
+
+Deno.test("gate/up projection errors: shapes, outputs, fallback shapes", gpuTest, async () => {
+  const dev = await testDevice();
+  const x = dev.zeros([8, 12], { tag: "activations" });
+  const wg = dev.zeros([20, 12], { tag: "weights" });
+  const wu = dev.zeros([16, 12], { tag: "weights" });
+  assert.throws(
+    () => gluProjectForward(dev, x, wg, wu, { activation: "silu", keep: true }),
+    /up weight: expected shape \[20, 12\] \(as gate\), got \[16, 12\]/,
+  );
+  const wOdd = dev.zeros([19, 12], { tag: "weights" });
+  const h = dev.zeros([8, 19], { tag: "activations" });
+  assert.throws(
+    () => matmulGluForward(dev, x, wOdd, wOdd, h, null, 0),
+    /does not qualify for the texture kernel/,
+  );
+  const hBad = dev.zeros([8, 16], { tag: "activations" });
+  assert.throws(
+    () => matmulGluForward(dev, x, wg, wg, hBad, null, 0),
+    /output "[^"]*" must be f32 \[8, 20\], got f32 \[8, 16\]/,
+  );
+  for (const t of [x, wg, wu, wOdd, h, hBad]) t.dispose();
+});
+
+Deno.test("gate/up projection allocates the same on meta as on webgpu", gpuTest, async () => {
+  const dev = await testDevice();
+  for (const I2 of [44, 43]) {
+    for (const keep of [true, false]) {
+      await assertSameAllocations(dev, (dv) => {
+        const x = dv.zeros([37, 24], { tag: "activations" });
+        const wg = dv.zeros([I2, 24], { tag: "weights" });
+        const wu = dv.zeros([I2, 24], { tag: "weights" });
+        const r = gluProjectForward(dv, x, wg, wu, { activation: "gelu_tanh", keep });
+        for (const t of [x, wg, wu, r.h, r.gate, r.up]) t?.dispose();
+      });
+    }
+  }
+});

@@ -8,8 +8,7 @@
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { type Forward, recomputeSaved, type SeqLayer, view } from "../nn/layer.ts";
-import { disposeAll } from "../nn/parameter.ts";
+import { type Forward, forwardOutput, recomputeSaved, type SeqLayer, view } from "../nn/layer.ts";
 import { chunkRanges, type Chunks, resolveChunks } from "./chunking.ts";
 
 /** Saved state: the input and the M used in forward. */
@@ -81,11 +80,10 @@ export class MiniSequence<S> implements SeqLayer<MiniSequenceSaved> {
       const n = r1 - r0;
       const xi = dev.tensor([n, dIn], { tag: "activations", name: `${this.inner.name}.x_chunk` });
       dev.copy(x, r0 * dIn, xi, 0, n * dIn);
-      const f = this.inner.forward(xi);
+      const yi = forwardOutput(this.inner, xi); // nothing saved: backward recomputes
       xi.dispose();
-      dev.copy(f.out, 0, out, r0 * this.opts.outFeatures, n * this.opts.outFeatures);
-      f.out.dispose();
-      disposeAll(f.saved);
+      dev.copy(yi, 0, out, r0 * this.opts.outFeatures, n * this.opts.outFeatures);
+      yi.dispose();
     }
     return { out, saved: { x: view(x), M } };
   }

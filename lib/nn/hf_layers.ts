@@ -25,7 +25,7 @@ import { hfExtra, hfTransients, upcastExcessElements } from "../plan/hf_profile.
 import type { Forward } from "./layer.ts";
 import { view } from "./layer.ts";
 import { MLP, type MLPSaved } from "./mlp.ts";
-import type { Parameter } from "./parameter.ts";
+import { disposeAll, type Parameter } from "./parameter.ts";
 import { RMSNorm, type RMSNormSaved } from "./rmsnorm.ts";
 import { type AttentionSaved, qkvProjectionBackward, SelfAttention } from "./self_attention.ts";
 
@@ -179,6 +179,16 @@ export class HFSelfAttention extends SelfAttention {
 export class HFMLP extends MLP {
   #act(x: Tensor): Tensor {
     return hfExtra(this.dev, this.name, "mlp_act", [x.shape[0], this.gate.shape[0]]); // (S, I)
+  }
+
+  /**
+   * PyTorch's forward of a recomputed MLP (no grad) still materialises gate, act and up: the
+   * profile keeps our full forward rather than {@link MLP.forwardOut}'s h-only pass.
+   */
+  override forwardOut(x: Tensor): Tensor {
+    const f = this.forward(x);
+    disposeAll(f.saved);
+    return f.out;
   }
 
   /** Also under `forward`, which takes its saved record from here. */

@@ -10,6 +10,7 @@
  */
 
 import type { Tensor } from "../device/tensor.ts";
+import { disposeAll } from "./parameter.ts";
 
 /** Output and saved record of a forward pass. */
 export interface Forward<S> {
@@ -31,6 +32,12 @@ export interface SeqLayer<S = unknown> {
    * {@link recomputeSaved}.
    */
   recompute?(x: Tensor): S;
+  /**
+   * Forward for the output only, when the caller discards the saved record (the forward pass
+   * of a layer recomputed in backward): may skip storing what only backward reads. Optional;
+   * see {@link forwardOutput}.
+   */
+  forwardOut?(x: Tensor): Tensor;
   /** Backward; frees `saved`, returns dx. */
   backward(dy: Tensor, saved: S): Tensor;
   /** True if each output row depends only on the same input row (safe to split by rows). */
@@ -40,6 +47,14 @@ export interface SeqLayer<S = unknown> {
 /** A new reference to `t`'s storage (released by its own dispose). */
 export function view(t: Tensor): Tensor {
   return t.reshape(t.shape);
+}
+
+/** The output of `layer` at `x` alone, via `forwardOut` when the layer has it. */
+export function forwardOutput<S>(layer: SeqLayer<S>, x: Tensor): Tensor {
+  if (layer.forwardOut) return layer.forwardOut(x);
+  const f = layer.forward(x);
+  disposeAll(f.saved);
+  return f.out;
 }
 
 /** The saved record of `layer` at `x`, via `recompute` when the layer has it. */

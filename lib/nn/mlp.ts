@@ -5,11 +5,11 @@
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { downGluBackward, gluForward } from "../ops/glu.ts";
+import { downGluBackward, gluProjectForward } from "../ops/glu.ts";
 import {
-  linearBackwardInput,
-  linearBackwardInputAccumulate,
+  linearBackwardInputPair,
   linearBackwardWeight,
+  linearBackwardWeightPair,
   linearForward,
 } from "../ops/linear.ts";
 import { type Forward, type SeqLayer, view } from "./layer.ts";
@@ -43,13 +43,33 @@ export class MLP implements SeqLayer<MLPSaved> {
     return { out, saved };
   }
 
+  /**
+   * The output alone (the forward of a recomputed MLP): h is formed without storing gate and
+   * up, so the transients are h and the output.
+   */
+  forwardOut(x: Tensor): Tensor {
+    const { h } = gluProjectForward(this.dev, x, this.gate.value, this.up.value, {
+      activation: this.activation,
+      keep: false,
+      name: this.name,
+    });
+    const out = linearForward(this.dev, h, this.down.value, undefined, {
+      name: `${this.name}.out`,
+    });
+    h.dispose();
+    return out;
+  }
+
   /** The saved record only: the down projection is not needed for backward. */
   recompute(x: Tensor): MLPSaved {
     const dev = this.dev;
-    const gate = linearForward(dev, x, this.gate.value, undefined, { name: `${this.name}.gate` });
-    const up = linearForward(dev, x, this.up.value, undefined, { name: `${this.name}.up` });
-    const h = gluForward(dev, gate, up, { activation: this.activation });
-    return { x: view(x), gate, up, h };
+    // gate, up and h in one pass (matmul epilogue) where the shapes allow
+    const { gate, up, h } = gluProjectForward(dev, x, this.gate.value, this.up.value, {
+      activation: this.activation,
+      keep: true,
+      name: this.name,
+    });
+    return { x: view(x), gate: gate!, up: up!, h };
   }
 
   backward(dy: Tensor, s: MLPSaved): Tensor {
@@ -64,11 +84,12 @@ export class MLP implements SeqLayer<MLPSaved> {
     });
     s.gate.dispose();
     s.up.dispose();
-    linearBackwardWeight(dev, dGate, s.x, this.gate.gradFor(dev));
-    linearBackwardWeight(dev, dUp, s.x, this.up.gradFor(dev));
+    // both weight gradients in one pass over x, dx = dGate·Wg + dUp·Wu in one more
+    linearBackwardWeightPair(dev, dGate, dUp, s.x, this.gate.gradFor(dev), this.up.gradFor(dev));
     s.x.dispose();
-    const dx = linearBackwardInput(dev, dGate, this.gate.value, { name: `${this.name}.dx` });
-    linearBackwardInputAccumulate(dev, dUp, this.up.value, dx); // dx += dUp·Wu
+    const dx = linearBackwardInputPair(dev, dGate, this.gate.value, dUp, this.up.value, {
+      name: `${this.name}.dx`,
+    });
     dGate.dispose();
     dUp.dispose();
     return dx;

@@ -12,8 +12,12 @@ import {
   biasBackward,
   linearBackwardInput,
   linearBackwardInputAccumulate,
+  linearBackwardInputPair,
+  linearBackwardInputPairAccumulate,
   linearBackwardWeight,
+  linearBackwardWeightPair,
   linearForward,
+  linearForwardPair,
 } from "../ops/linear.ts";
 import { rope } from "../ops/rope.ts";
 import { headsToSeq, seqToHeads } from "../dist/ulysses.ts";
@@ -50,8 +54,9 @@ export interface AttentionSaved {
 /** The attention sublayer (the pre-norm is the block's). */
 /**
  * Backward of the q/k/v projections of `x` (S, d): for each (gradient g, weight W, bias) the
- * weight and bias gradients, and dx (S, d) = Σ g·W accumulated in place (no temporary). Disposes
- * every g and `x`; returns dx.
+ * weight and bias gradients, and dx (S, d) = Σ g·W accumulated in place (no temporary). Two
+ * consecutive projections of the same shape (k and v, or q and k without GQA) go together: one
+ * pass for both weight gradients, one for both dx terms. Disposes every g and `x`; returns dx.
  */
 export function qkvProjectionBackward(
   dev: Device,
@@ -59,8 +64,25 @@ export function qkvProjectionBackward(
   pairs: [Tensor, Parameter, Parameter | undefined][],
   name: string,
 ): Tensor {
+  const same = (a: Tensor, b: Tensor) =>
+    a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
   let dx: Tensor | null = null;
-  for (const [g, w, b] of pairs) {
+  for (let i = 0; i < pairs.length; i++) {
+    const [g, w, b] = pairs[i];
+    const next = pairs[i + 1];
+    if (next && same(next[0], g) && same(next[1].value, w.value)) {
+      const [g2, w2, b2] = next;
+      linearBackwardWeightPair(dev, g, g2, x, w.gradFor(dev), w2.gradFor(dev));
+      if (b) biasBackward(dev, g, b.gradFor(dev));
+      if (b2) biasBackward(dev, g2, b2.gradFor(dev));
+      if (dx === null) {
+        dx = linearBackwardInputPair(dev, g, w.value, g2, w2.value, { name: `${name}.dx` });
+      } else linearBackwardInputPairAccumulate(dev, g, w.value, g2, w2.value, dx);
+      g.dispose();
+      g2.dispose();
+      i++;
+      continue;
+    }
     linearBackwardWeight(dev, g, x, w.gradFor(dev));
     if (b) biasBackward(dev, g, b.gradFor(dev));
     if (dx === null) dx = linearBackwardInput(dev, g, w.value, { name: `${name}.dx` });
@@ -111,10 +133,15 @@ export class SelfAttention implements SeqLayer<AttentionSaved> {
     const q0 = linearForward(dev, x, p.q.value, p.qBias?.value, { name: `${name}.q` });
     const q = this.#rope(q0, cfg.heads, false, `${name}.q_rot`);
     q0.dispose();
-    const k0 = linearForward(dev, x, p.k.value, p.kBias?.value, { name: `${name}.k` });
+    // k and v in one pass over x (without biases)
+    const [k0, v] = p.kBias || p.vBias
+      ? [
+        linearForward(dev, x, p.k.value, p.kBias?.value, { name: `${name}.k` }),
+        linearForward(dev, x, p.v.value, p.vBias?.value, { name: `${name}.v` }),
+      ]
+      : linearForwardPair(dev, x, p.k.value, p.v.value, { names: [`${name}.k`, `${name}.v`] });
     const k = this.#rope(k0, cfg.kvHeads, false, `${name}.k_rot`);
     k0.dispose();
-    const v = linearForward(dev, x, p.v.value, p.vBias?.value, { name: `${name}.v` });
     if (this.sp > 1) return this.#forwardSP(x, q, k, v);
     const { out: o, lse } = attentionForward(dev, q, k, v, this.opts);
     const out = linearForward(dev, o, p.o.value, undefined, { name: `${name}.out` });

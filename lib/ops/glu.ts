@@ -4,7 +4,7 @@ import type { Tag } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import { Params } from "../device/kernel_source.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { matmul, matmulDims, matmulGluBackward, matmulKernel } from "./matmul.ts";
+import { matmul, matmulDims, matmulGluBackward, matmulGluForward, matmulKernel } from "./matmul.ts";
 import { ceilDiv, grid1d } from "./util.ts";
 
 /** The gate activation. */
@@ -52,6 +52,50 @@ export function gluForward(
     workgroups: [nx, ny],
   });
   return h;
+}
+
+/** What {@link gluProjectForward} returns: h, and gate and up when kept. */
+export interface GLUProjection {
+  h: Tensor; // (S, I) act(gate)·up
+  gate: Tensor | null; // (S, I) x·Wgᵀ, when kept
+  up: Tensor | null; // (S, I) x·Wuᵀ, when kept
+}
+
+/**
+ * The up half of a gated MLP: gate = x (S, d) · wGateᵀ, up = x · wUpᵀ (weights (I, d)) and
+ * h = act(gate)·up, all (S, I). With `keep`, gate and up are returned too (the backward needs
+ * them); without, only h is stored. One dispatch (`matmul_vec4_tex_glu_forward{,_h}`: both
+ * products in one pass over x, the GLU in the epilogue) where the texture matmul takes the
+ * shapes; otherwise two matmuls and {@link gluForward}, gate and up freed unless kept (both
+ * devices take the same branch: it depends on shapes only). Outputs are allocated gate, up, h
+ * (as the unfused sequence allocates them).
+ */
+export function gluProjectForward(
+  dev: Device,
+  x: Tensor,
+  wGate: Tensor,
+  wUp: Tensor,
+  opts: { activation: GLUActivation; keep: boolean; tag?: Tag; name?: string },
+): GLUProjection {
+  const code = actCode(opts.activation, "gluProjectForward");
+  const { M, N, K } = matmulDims(x, wGate, false, true, "gluProjectForward");
+  expectSameShape(wGate, wUp, "gluProjectForward", "up weight");
+  const tag = opts.tag ?? "activations";
+  const name = opts.name ?? "glu";
+  if (matmulKernel(x, wGate, M, N, K) !== "matmul_vec4_tex") {
+    const gate = matmul(dev, x, wGate, { transB: true, tag, name: `${name}.gate` }); // (S, I)
+    const up = matmul(dev, x, wUp, { transB: true, tag, name: `${name}.up` }); // (S, I)
+    const h = gluForward(dev, gate, up, { activation: opts.activation, tag, name: `${name}.h` });
+    if (opts.keep) return { h, gate, up };
+    gate.dispose();
+    up.dispose();
+    return { h, gate: null, up: null };
+  }
+  const gate = opts.keep ? dev.tensor([M, N], { tag, name: `${name}.gate` }) : null; // (S, I)
+  const up = opts.keep ? dev.tensor([M, N], { tag, name: `${name}.up` }) : null; // (S, I)
+  const h = dev.tensor([M, N], { tag, name: `${name}.h` }); // (S, I)
+  matmulGluForward(dev, x, wGate, wUp, h, gate && up ? { gate, up } : null, code);
+  return { h, gate, up };
 }
 
 /** Backward of {@link gluForward}: dGate = dh·up·act'(gate), dUp = dh·act(gate), both (S, I). */

@@ -7,7 +7,7 @@ import type { Tag } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import { Params } from "../device/kernel_source.ts";
 import { expectShape, type Tensor } from "../device/tensor.ts";
-import { matmul } from "./matmul.ts";
+import { matmul, matmulPairCols, matmulPairRowsAccumulate, matmulSum2 } from "./matmul.ts";
 import { ceilDiv, grid1d } from "./util.ts";
 
 /** Options of the linear ops that allocate an output. */
@@ -55,6 +55,23 @@ export function linearForward(
   return matmul(dev, x, w, { transB: true, out: y, accumulate: true });
 }
 
+/**
+ * y (N, out) = x · wᵀ and y2 = x · w2ᵀ (w, w2 (out, in) alike, no bias): two projections of one
+ * input in one pass ({@link matmulPairCols}). New tensors named `names`.
+ */
+export function linearForwardPair(
+  dev: Device,
+  x: Tensor,
+  w: Tensor,
+  w2: Tensor,
+  opts: { tag?: Tag; names: [string, string] },
+): [Tensor, Tensor] {
+  expect2d(x, "linearForwardPair x");
+  expect2d(w, "linearForwardPair w");
+  expectShape(w, [w.shape[0], x.shape[1]], `linearForwardPair: weight (out, in = ${x.shape[1]})`);
+  return matmulPairCols(dev, x, w, w2, opts);
+}
+
 /** dx (N, in) = dy (N, out) · w (out, in). A new tensor. */
 export function linearBackwardInput(
   dev: Device,
@@ -87,6 +104,69 @@ export function linearBackwardInputAccumulate(
   );
   expectShape(dx, [dy.shape[0], w.shape[1]], "linearBackwardInputAccumulate: dx (N, in)");
   matmul(dev, dy, w, { out: dx, accumulate: true });
+}
+
+/**
+ * dx (N, in) = dy (N, out) · w (out, in) + dy2 · w2 (same shapes): the input gradient of two
+ * projections of one input in one pass ({@link matmulSum2}). A new tensor.
+ */
+export function linearBackwardInputPair(
+  dev: Device,
+  dy: Tensor,
+  w: Tensor,
+  dy2: Tensor,
+  w2: Tensor,
+  opts: LinearOptions = {},
+): Tensor {
+  for (const [t, what] of [[dy, "dy"], [w, "w"], [dy2, "dy2"], [w2, "w2"]] as const) {
+    expect2d(t, `linearBackwardInputPair ${what}`);
+  }
+  expectShape(w, [dy.shape[1], -1], `linearBackwardInputPair: weight (out = ${dy.shape[1]}, in)`);
+  return matmulSum2(dev, dy, w, dy2, w2, {
+    tag: opts.tag ?? "activations",
+    name: opts.name ?? "linear.dx",
+  });
+}
+
+/** dx (N, in) += dy · w + dy2 · w2: {@link linearBackwardInputPair} accumulated into dx. */
+export function linearBackwardInputPairAccumulate(
+  dev: Device,
+  dy: Tensor,
+  w: Tensor,
+  dy2: Tensor,
+  w2: Tensor,
+  dx: Tensor,
+): void {
+  for (const [t, what] of [[dy, "dy"], [w, "w"], [dy2, "dy2"], [w2, "w2"]] as const) {
+    expect2d(t, `linearBackwardInputPairAccumulate ${what}`);
+  }
+  expectShape(dx, [dy.shape[0], w.shape[1]], "linearBackwardInputPairAccumulate: dx (N, in)");
+  matmulSum2(dev, dy, w, dy2, w2, { out: dx, accumulate: true });
+}
+
+/**
+ * dw (out, in) += dyᵀ · x and dw2 += dy2ᵀ · x (dy, dy2 (N, out)): the weight gradients of two
+ * projections of one input x (N, in) in one pass over x ({@link matmulPairRowsAccumulate}).
+ */
+export function linearBackwardWeightPair(
+  dev: Device,
+  dy: Tensor,
+  dy2: Tensor,
+  x: Tensor,
+  dw: Tensor,
+  dw2: Tensor,
+): void {
+  expect2d(dy, "linearBackwardWeightPair dy");
+  expect2d(x, "linearBackwardWeightPair x");
+  expectShape(
+    x,
+    [dy.shape[0], -1],
+    `linearBackwardWeightPair: x (N = ${dy.shape[0]} rows of dy, in)`,
+  );
+  expectShape(dy2, dy.shape, "linearBackwardWeightPair: dy2 (as dy)");
+  expectShape(dw, [dy.shape[1], x.shape[1]], "linearBackwardWeightPair: dw (out, in)");
+  expectShape(dw2, [dy.shape[1], x.shape[1]], "linearBackwardWeightPair: dw2 (out, in)");
+  matmulPairRowsAccumulate(dev, dy, dy2, x, dw, dw2);
 }
 
 /** dw (out, in) += dyᵀ (out, N) · x (N, in). */

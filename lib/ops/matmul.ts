@@ -17,7 +17,7 @@ import type { Tag } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import { Params } from "../device/kernel_source.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { canStageAsTexture } from "../device/texture.ts";
+import { canStageAsTexture, type TensorTexture } from "../device/texture.ts";
 import { TEX_TM, TEX_TN } from "../../kernels/gen/matmul.ts";
 import { ceilDiv } from "./util.ts";
 
@@ -243,4 +243,262 @@ export function matmulGluBackward(
     ta.dispose();
     tb.dispose();
   }
+}
+
+/**
+ * The `matmul_vec4_tex_glu_forward{,_h}` kernels: gate = a (M, K) · wGateᵀ and up = a · wUpᵀ
+ * (weights (N, K), as Hugging Face stores them) in one pass over a, with h = act(gate)·up
+ * (all (M, N)) written by the epilogue; gate and up are written too when both are given
+ * (`glu_forward`), else only h (`glu_forward_h`). Only for shapes where {@link matmulKernel}
+ * picks `matmul_vec4_tex` for a·wGateᵀ; `lib/ops/glu.ts` falls back to two matmuls and
+ * `gluForward` otherwise.
+ */
+export function matmulGluForward(
+  dev: Device,
+  a: Tensor,
+  wGate: Tensor,
+  wUp: Tensor,
+  h: Tensor,
+  gu: { gate: Tensor; up: Tensor } | null,
+  act: number,
+): void {
+  const { M, N, K } = matmulDims(a, wGate, false, true, "matmulGluForward");
+  matmulDims(a, wUp, false, true, "matmulGluForward (up)");
+  if (wUp.shape[0] !== N) {
+    throw new Error(
+      `matmulGluForward: the up weight "${wUp.name}" [${
+        wUp.shape.join(", ")
+      }] must have the gate weight's shape [${wGate.shape.join(", ")}]`,
+    );
+  }
+  if (matmulKernel(a, wGate, M, N, K) !== "matmul_vec4_tex") {
+    throw new Error(
+      `matmulGluForward: (${M}, ${K})·(${N}, ${K})ᵀ does not qualify for the texture kernel ` +
+        `(K % 4 = 0, N % 4 = 0, both operands stageable); use two matmuls + gluForward`,
+    );
+  }
+  for (const o of gu ? [gu.gate, gu.up, h] : [h]) {
+    if (o.shape.length !== 2 || o.shape[0] !== M || o.shape[1] !== N || o.dtype !== a.dtype) {
+      throw new Error(
+        `matmulGluForward: output "${o.name}" must be ${a.dtype} [${M}, ${N}], got ${o.dtype} [${
+          o.shape.join(", ")
+        }]`,
+      );
+    }
+  }
+  if (M === 0 || N === 0) return;
+  const rowTiles = ceilDiv(M, TEX_TM);
+  const colTiles = ceilDiv(N, TEX_TN / 2); // half the tile's columns are gate, half up
+  const lx = lanesAlongN(rowTiles, colTiles);
+  const workgroups = [ceilDiv(colTiles, lx), ceilDiv(rowTiles, 8 / lx)] as const;
+  if (workgroups[1] > dev.limits.maxComputeWorkgroupsPerDimension) {
+    throw new Error(
+      `matmulGluForward: M = ${M} rows need ${workgroups[1]} workgroups along y, above the ` +
+        `device's ${dev.limits.maxComputeWorkgroupsPerDimension}; split the rows into chunks`,
+    );
+  }
+  const params = new Params().u32(M).u32(N).u32(K).u32(0).u32(lx);
+  const textures = [];
+  try {
+    textures.push(dev.texture(a, "matmul.a.texture"));
+    textures.push(dev.texture(wGate, "matmul.b.texture"));
+    textures.push(dev.texture(wUp, "matmul.b2.texture"));
+    dev.dispatch({
+      kernel: gu ? "matmul_vec4_tex_glu_forward" : "matmul_vec4_tex_glu_forward_h",
+      constants: { TRANS_A: 0, TRANS_B: 1, ACT: act },
+      bindings: gu ? [gu.gate, gu.up, h] : [h],
+      textures,
+      params,
+      workgroups,
+    });
+  } finally {
+    for (const t of textures) t.dispose();
+  }
+}
+
+/** Stages `ts` as textures (all freed on failure) and hands them to `use`, then frees them. */
+function withTextures(dev: Device, ts: [Tensor, string][], use: (tex: TensorTexture[]) => void) {
+  const textures: TensorTexture[] = [];
+  try {
+    for (const [t, name] of ts) textures.push(dev.texture(t, name));
+    use(textures);
+  } finally {
+    for (const t of textures) t.dispose();
+  }
+}
+
+function expectOut(o: Tensor, M: number, N: number, dtype: string, op: string): void {
+  if (o.shape.length !== 2 || o.shape[0] !== M || o.shape[1] !== N || o.dtype !== dtype) {
+    throw new Error(
+      `${op}: out "${o.name}" must be ${dtype} [${M}, ${N}], got ${o.dtype} [${
+        o.shape.join(", ")
+      }]`,
+    );
+  }
+}
+
+/**
+ * out (M, N) = a (M, K)·b (K, N) + a2 (M, K)·b2 (K, N) (`+=` with `accumulate`): one
+ * `matmul_vec4_tex_sum2` pass where {@link matmulKernel} picks the texture kernel for both
+ * products, else two {@link matmul} calls, the second accumulating (both devices take the same
+ * branch: it depends on shapes only). Allocates `out` unless given.
+ */
+export function matmulSum2(
+  dev: Device,
+  a: Tensor,
+  b: Tensor,
+  a2: Tensor,
+  b2: Tensor,
+  opts: { out?: Tensor; accumulate?: boolean; tag?: Tag; name?: string } = {},
+): Tensor {
+  const { M, N, K } = matmulDims(a, b, false, false, "matmulSum2");
+  const d2 = matmulDims(a2, b2, false, false, "matmulSum2 (second product)");
+  if (d2.M !== M || d2.N !== N || d2.K !== K) {
+    throw new Error(
+      `matmulSum2: the second product is (${d2.M}, ${d2.K})·(${d2.K}, ${d2.N}), the first ` +
+        `(${M}, ${K})·(${K}, ${N}); both must have the same shapes`,
+    );
+  }
+  if (opts.accumulate && !opts.out) {
+    throw new Error(`matmulSum2: accumulate needs an out tensor (M, N) = (${M}, ${N}) to add into`);
+  }
+  const tex = matmulKernel(a, b, M, N, K) === "matmul_vec4_tex" &&
+    matmulKernel(a2, b2, M, N, K) === "matmul_vec4_tex";
+  if (!tex) {
+    const out = matmul(dev, a, b, opts);
+    return matmul(dev, a2, b2, { out, accumulate: true });
+  }
+  if (opts.out) expectOut(opts.out, M, N, a.dtype, "matmulSum2");
+  const out = opts.out ?? dev.tensor([M, N], {
+    tag: opts.tag ?? "activations",
+    name: opts.name ?? "matmul",
+  });
+  if (M === 0 || N === 0) return out;
+  const rowTiles = ceilDiv(M, TEX_TM);
+  const colTiles = ceilDiv(N, TEX_TN);
+  const lx = lanesAlongN(rowTiles, colTiles);
+  const workgroups = [ceilDiv(colTiles, lx), ceilDiv(rowTiles, 8 / lx)] as const;
+  const params = new Params().u32(M).u32(N).u32(K).u32(opts.accumulate ? 1 : 0).u32(lx);
+  withTextures(dev, [
+    [a, "matmul.a.texture"],
+    [b, "matmul.b.texture"],
+    [a2, "matmul.a2.texture"],
+    [b2, "matmul.b2.texture"],
+  ], (textures) =>
+    dev.dispatch({
+      kernel: "matmul_vec4_tex_sum2",
+      constants: { TRANS_A: 0, TRANS_B: 0 },
+      bindings: [out],
+      textures,
+      params,
+      workgroups,
+    }));
+  return out;
+}
+
+/**
+ * c += aᵀ·b and c2 += a2ᵀ·b (a, a2 stored (K, M), b (K, N), c, c2 (M, N)): one
+ * `matmul_vec4_tex_pair_rows` pass over b where {@link matmulKernel} picks the texture kernel,
+ * else two accumulating {@link matmul} calls (both devices take the same branch). For weight
+ * gradients of two projections of one input.
+ */
+export function matmulPairRowsAccumulate(
+  dev: Device,
+  a: Tensor,
+  a2: Tensor,
+  b: Tensor,
+  c: Tensor,
+  c2: Tensor,
+): void {
+  const { M, N, K } = matmulDims(a, b, true, false, "matmulPairRowsAccumulate");
+  const d2 = matmulDims(a2, b, true, false, "matmulPairRowsAccumulate (second product)");
+  if (d2.M !== M) {
+    throw new Error(
+      `matmulPairRowsAccumulate: "${a2.name}" [${a2.shape.join(", ")}] must have the shape ` +
+        `of "${a.name}" [${a.shape.join(", ")}]`,
+    );
+  }
+  expectOut(c, M, N, a.dtype, "matmulPairRowsAccumulate");
+  expectOut(c2, M, N, a.dtype, "matmulPairRowsAccumulate");
+  if (matmulKernel(a, b, M, N, K, true) !== "matmul_vec4_tex" || !canStageAsTexture(a2)) {
+    matmul(dev, a, b, { transA: true, out: c, accumulate: true });
+    matmul(dev, a2, b, { transA: true, out: c2, accumulate: true });
+    return;
+  }
+  if (M === 0 || N === 0) return;
+  const rowTiles = ceilDiv(M, TEX_TM / 2); // half the tile's rows are c's, half c2's
+  const colTiles = ceilDiv(N, TEX_TN);
+  const lx = lanesAlongN(rowTiles, colTiles);
+  const workgroups = [ceilDiv(colTiles, lx), ceilDiv(rowTiles, 8 / lx)] as const;
+  const params = new Params().u32(M).u32(N).u32(K).u32(1).u32(lx);
+  withTextures(dev, [
+    [a, "matmul.a.texture"],
+    [b, "matmul.b.texture"],
+    [a2, "matmul.a2.texture"],
+  ], (textures) =>
+    dev.dispatch({
+      kernel: "matmul_vec4_tex_pair_rows",
+      constants: { TRANS_A: 1, TRANS_B: 0 },
+      bindings: [c, c2],
+      textures,
+      params,
+      workgroups,
+    }));
+}
+
+/**
+ * c = a (M, K)·bᵀ and c2 = a·b2ᵀ (b, b2 (N, K), as Hugging Face stores weights): one
+ * `matmul_vec4_tex_pair_cols` pass over a where {@link matmulKernel} picks the texture kernel
+ * for a·bᵀ, else two {@link matmul} calls (both devices take the same branch). Allocates c then
+ * c2 (tag and names from `opts`).
+ */
+export function matmulPairCols(
+  dev: Device,
+  a: Tensor,
+  b: Tensor,
+  b2: Tensor,
+  opts: { tag?: Tag; names: [string, string] },
+): [Tensor, Tensor] {
+  const { M, N, K } = matmulDims(a, b, false, true, "matmulPairCols");
+  if (b2.shape.length !== 2 || b2.shape[0] !== N || b2.shape[1] !== K || b2.dtype !== b.dtype) {
+    throw new Error(
+      `matmulPairCols: "${b2.name}" ${b2.dtype} [${b2.shape.join(", ")}] must have the ` +
+        `dtype and shape of "${b.name}" ${b.dtype} [${b.shape.join(", ")}]`,
+    );
+  }
+  const tag = opts.tag ?? "activations";
+  if (matmulKernel(a, b, M, N, K) !== "matmul_vec4_tex") {
+    return [
+      matmul(dev, a, b, { transB: true, tag, name: opts.names[0] }),
+      matmul(dev, a, b2, { transB: true, tag, name: opts.names[1] }),
+    ];
+  }
+  const c = dev.tensor([M, N], { tag, name: opts.names[0] });
+  const c2 = dev.tensor([M, N], { tag, name: opts.names[1] });
+  if (M === 0 || N === 0) return [c, c2];
+  const rowTiles = ceilDiv(M, TEX_TM);
+  const colTiles = ceilDiv(N, TEX_TN / 2); // half the tile's columns are c's, half c2's
+  const lx = lanesAlongN(rowTiles, colTiles);
+  const workgroups = [ceilDiv(colTiles, lx), ceilDiv(rowTiles, 8 / lx)] as const;
+  if (workgroups[1] > dev.limits.maxComputeWorkgroupsPerDimension) {
+    throw new Error(
+      `matmulPairCols: M = ${M} rows need ${workgroups[1]} workgroups along y, above the ` +
+        `device's ${dev.limits.maxComputeWorkgroupsPerDimension}; split the rows into chunks`,
+    );
+  }
+  const params = new Params().u32(M).u32(N).u32(K).u32(0).u32(lx);
+  withTextures(dev, [
+    [a, "matmul.a.texture"],
+    [b, "matmul.b.texture"],
+    [b2, "matmul.b2.texture"],
+  ], (textures) =>
+    dev.dispatch({
+      kernel: "matmul_vec4_tex_pair_cols",
+      constants: { TRANS_A: 0, TRANS_B: 1 },
+      bindings: [c, c2],
+      textures,
+      params,
+      workgroups,
+    }));
+  return [c, c2];
 }
