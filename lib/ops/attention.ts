@@ -69,8 +69,10 @@ interface Tiling {
  * forward; B=2 in the backward runs as fast as B=4 and compiles in half the time (B=8 is
  * slower in both).
  */
-function tiling(hd: number): Tiling {
-  const R = Math.max(1, Math.min(32, Math.floor(512 / hd)));
+function tiling(hd: number, o: AttentionOptions): Tiling {
+  // With a soft-cap (a tanh per score) LLVM took ~30× longer to compile R=32 than without.
+  const maxR = (o.softcap ?? 0) > 0 ? 8 : 32;
+  const R = Math.max(1, Math.min(maxR, Math.floor(512 / hd)));
   return { R, C: 4, B: 2, WG: 8 };
 }
 
@@ -196,7 +198,7 @@ export function attentionForward(
   const name = opts.name ?? "attn";
   const out = dev.tensor([S, H * hd], { tag, name: `${name}.out` }); // (S, H·hd)
   const lse = dev.tensor([H, S], { tag, name: `${name}.lse`, dtype: "f32" }); // (H, S) f32 always
-  const { R, C, WG } = tiling(hd);
+  const { R, C, WG } = tiling(hd, opts);
   const kv = streamed(dev, k, v, 3, name, opts.stage ?? true);
   dev.dispatch({
     kernel: "attention_fwd",
@@ -237,7 +239,7 @@ export function attentionBackward(
   const tag = opts.tag ?? "activations";
   const name = opts.name ?? "attn";
   const p = params(S, H, KV, window, opts);
-  const { R, B, WG } = tiling(hd);
+  const { R, B, WG } = tiling(hd, opts);
   const dsum = dev.tensor([H, S], { tag: "workspace", name: `${name}.D`, dtype: "f32" }); // (H, S)
   const dq = dev.tensor([S, H * hd], { tag, name: `${name}.dq` }); // (S, H·hd)
   const dk = dev.tensor([S, KV * hd], { tag, name: `${name}.dk` }); // (S, KV·hd)
