@@ -21,7 +21,8 @@
 //            @group(2) @binding(1) b_tex : texture_2d<f32>   dO (S, H·hd) staged
 //            (A tensor too large to stage is bound as storage instead, at @group(0)
 //            @binding(6) and (7).)
-// Template:  HD4 = hd / 4, R = keys per invocation, WG = workgroup size.
+// Template:  HD4 = hd / 4, R = keys per invocation, Q = query rows per chunk,
+//            WG = workgroup size, CAPPED / WINDOWED = 1 with a soft-cap / window.
 //            Loops marked `// @unroll` are unrolled by lib/ops/unroll.ts (constant indices
 //            keep the register tiles in registers).
 // Dispatch:  (ceil(S / (R·WG)), KV, 1).
@@ -43,61 +44,115 @@ struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 
 const HD4: u32 = {{HD4}}u;
 const R: u32 = {{R}}u;
+const Q: u32 = {{Q}}u;
 const WG: u32 = {{WG}}u;
+// Compile-time feature flags (1 when the dispatch has a soft-cap / a sliding window): lavapipe
+// executes both sides of an `if` under a mask, so a runtime test would not skip the tanh.
+const CAPPED: bool = {{CAPPED}} != 0u;
+const WINDOWED: bool = {{WINDOWED}} != 0u;
 
-// One key's work for query row i: score, softmax probability and the dk, dv updates of
-// dka[r], dva[r]. Called with a literal r (the call site is unrolled), so after inlining every
-// array index is constant and the tiles stay in registers. A function rather than inline code
-// because naga's WGSL compile time grows with the square of a function's size (see
-// attention_fwd.wgsl).
-fn keyRow(
+// One key's work on a query chunk [i0, i0 + Q): scores, softmax probabilities and the dk, dv
+// updates of dka[r], dva[r]. The Q terms are summed in registers before dka[r] / dva[r] are
+// read and written once per chunk: on lavapipe the register tiles live in (spilled) stack
+// memory, and one read-modify-write per query row made the kernel ~2× slower. Called with a
+// literal r (the call site is unrolled), so after inlining every array index is constant and
+// the tiles stay in registers. A function rather than inline code because naga's WGSL compile
+// time grows with the square of a function's size (see attention_fwd.wgsl).
+fn keyChunk(
   r: u32,
   key: u32,
-  i: u32,
-  lse_i: f32,
-  dsum_i: f32,
+  i0: u32,
+  masked: bool,
+  lq: ptr<function, array<f32, Q>>,
+  dq: ptr<function, array<f32, Q>>,
   kr: ptr<function, array<vec4<f32>, R * HD4>>,
   vr: ptr<function, array<vec4<f32>, R * HD4>>,
   dka: ptr<function, array<vec4<f32>, R * HD4>>,
   dva: ptr<function, array<vec4<f32>, R * HD4>>,
-  qi: ptr<function, array<vec4<f32>, HD4>>,
-  doi: ptr<function, array<vec4<f32>, HD4>>,
+  qc: ptr<function, array<vec4<f32>, Q * HD4>>,
+  doc: ptr<function, array<vec4<f32>, Q * HD4>>,
 ) {
-  var sv = vec4<f32>(0.0);
-  var pv = vec4<f32>(0.0);
-  for (var d = 0u; d < HD4; d++) { // @unroll
-    sv = fma((*qi)[d], (*kr)[r * HD4 + d], sv);
-    pv = fma((*doi)[d], (*vr)[r * HD4 + d], pv);
+  var pq: array<f32, Q>;
+  var ds: array<f32, Q>;
+  for (var c = 0u; c < Q; c++) { // @unroll
+    var sv = vec4<f32>(0.0);
+    var pv = vec4<f32>(0.0);
+    for (var d = 0u; d < HD4; d++) { // @unroll
+      sv = fma((*qc)[c * HD4 + d], (*kr)[r * HD4 + d], sv);
+      pv = fma((*doc)[c * HD4 + d], (*vr)[r * HD4 + d], pv);
+    }
+    var z = sv.x + sv.y + sv.z + sv.w;
+    var dz = 1.0;
+    if (CAPPED) {
+      let t = tanh(z / p.softcap);
+      z = p.softcap * t;
+      dz = 1.0 - t * t;
+    }
+    var pij = exp(z - (*lq)[c]);
+    if (masked) {
+      let i = i0 + c;
+      pij = select(0.0, pij, key <= i && i < p.S && (!WINDOWED || key + p.window > i));
+    }
+    var x = pij * (pv.x + pv.y + pv.z + pv.w - (*dq)[c]);
+    if (CAPPED) {
+      x *= dz;
+    }
+    pq[c] = pij;
+    ds[c] = x;
   }
-  var z = sv.x + sv.y + sv.z + sv.w;
-  var dz = 1.0;
-  if (p.softcap > 0.0) {
-    let t = tanh(z / p.softcap);
-    z = p.softcap * t;
-    dz = 1.0 - t * t;
-  }
-  let ok = key <= i && (p.window == 0u || key + p.window > i);
-  let pij = select(0.0, exp(z - lse_i), ok);
-  let ds = pij * (pv.x + pv.y + pv.z + pv.w - dsum_i) * dz;
   for (var d = 0u; d < HD4; d++) { // @unroll
-    (*dva)[r * HD4 + d] = fma(vec4<f32>(pij), (*doi)[d], (*dva)[r * HD4 + d]);
-    (*dka)[r * HD4 + d] = fma(vec4<f32>(ds), (*qi)[d], (*dka)[r * HD4 + d]);
+    var a = (*dva)[r * HD4 + d];
+    var b = (*dka)[r * HD4 + d];
+    for (var c = 0u; c < Q; c++) { // @unroll
+      a = fma(vec4<f32>(pq[c]), (*doc)[c * HD4 + d], a);
+      b = fma(vec4<f32>(ds[c]), (*qc)[c * HD4 + d], b);
+    }
+    (*dva)[r * HD4 + d] = a;
+    (*dka)[r * HD4 + d] = b;
+  }
+}
+
+// Query chunk [i0, i0 + Q) of head h for all R keys of this invocation: the chunk's q and dO
+// rows are loaded once (clamped to the sequence; rows past its end are masked) and reused by
+// every key. `masked` (a literal at each call site) adds the causal, window and end masks;
+// chunks that see every key of the workgroup skip them.
+fn queryChunk(
+  i0: u32,
+  h: u32,
+  masked: bool,
+  key0: u32,
+  kr: ptr<function, array<vec4<f32>, R * HD4>>,
+  vr: ptr<function, array<vec4<f32>, R * HD4>>,
+  dka: ptr<function, array<vec4<f32>, R * HD4>>,
+  dva: ptr<function, array<vec4<f32>, R * HD4>>,
+) {
+  var qc: array<vec4<f32>, Q * HD4>;
+  var doc: array<vec4<f32>, Q * HD4>;
+  var lq: array<f32, Q>;
+  var dq: array<f32, Q>;
+  for (var c = 0u; c < Q; c++) { // @unroll
+    let i = min(i0 + c, p.S - 1u);
+    let qb = i * p.H * HD4 + h * HD4;
+    for (var d = 0u; d < HD4; d++) { // @unroll
+      qc[c * HD4 + d] = loadA(qb + d);
+      doc[c * HD4 + d] = loadB(qb + d);
+    }
+    lq[c] = lse[h * p.S + i];
+    dq[c] = dsum[h * p.S + i];
+  }
+  for (var r = 0u; r < R; r++) { // @unroll
+    keyChunk(r, key0 + r, i0, masked, &lq, &dq, kr, vr, dka, dva, &qc, &doc);
   }
 }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let g = wg.y;
-  let qStride = p.H * HD4;
   let kStride = p.KV * HD4;
   let wgKey0 = wg.x * R * WG;
   let key0 = wgKey0 + li * R;
   // Uniform query range: every row that may see a key of this workgroup.
   let lastKey = min(p.S, wgKey0 + R * WG) - 1u;
-  var iEnd = p.S;
-  if (p.window > 0u) {
-    iEnd = min(p.S, lastKey + p.window);
-  }
   // Query heads of kv head g: ceil(g·H / KV) .. ceil((g+1)·H / KV) − 1.
   let hLo = (g * p.H + p.KV - 1u) / p.KV;
   let hHi = ((g + 1u) * p.H + p.KV - 1u) / p.KV;
@@ -118,18 +173,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 
   for (var h = hLo; h < hHi; h++) {
-    for (var i = wgKey0; i < iEnd; i++) {
-      let qb = i * qStride + h * HD4;
-      var qi: array<vec4<f32>, HD4>;
-      var doi: array<vec4<f32>, HD4>;
-      for (var d = 0u; d < HD4; d++) { // @unroll
-        qi[d] = loadA(qb + d);
-        doi[d] = loadB(qb + d);
+    if (WINDOWED) {
+      // Sliding window (rare): every chunk masked.
+      let iEnd = min(p.S, lastKey + p.window);
+      for (var i0 = wgKey0; i0 < iEnd; i0 += Q) {
+        queryChunk(i0, h, true, key0, &kr, &vr, &dka, &dva);
       }
-      let li_ = lse[h * p.S + i];
-      let di = dsum[h * p.S + i];
-      for (var r = 0u; r < R; r++) { // @unroll
-        keyRow(r, key0 + r, i, li_, di, &kr, &vr, &dka, &dva, &qi, &doi);
+    } else {
+      // Rows [wgKey0, lastKey) see only part of the workgroup's keys: masked, in nDiag
+      // chunks up to uStart. Whole chunks of rows from there on see all of them: unmasked,
+      // up to uEnd. One more masked chunk takes the rest [uEnd, S) (empty when uEnd = S).
+      // Loops are real branches on lavapipe, so the masks cost nothing on unmasked chunks.
+      let nDiag = (lastKey - wgKey0 + Q - 1u) / Q;
+      let uStart = wgKey0 + nDiag * Q;
+      let uEnd = select(uStart, uStart + (p.S - uStart) / Q * Q, uStart < p.S);
+      for (var n = 0u; n <= nDiag; n++) {
+        queryChunk(select(wgKey0 + n * Q, uEnd, n == nDiag), h, true, key0, &kr, &vr, &dka, &dva);
+      }
+      for (var i0 = uStart; i0 < uEnd; i0 += Q) {
+        queryChunk(i0, h, false, key0, &kr, &vr, &dka, &dva);
       }
     }
   }

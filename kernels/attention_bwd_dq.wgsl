@@ -20,7 +20,8 @@
 //            @group(2) @binding(1) b_tex : texture_2d<f32>   v (S, KV·hd) staged
 //            (A tensor too large to stage is bound as storage instead, at @group(0)
 //            @binding(6) and (7).)
-// Template:  HD4 = hd / 4, R = query rows per invocation, WG = workgroup size.
+// Template:  HD4 = hd / 4, R = query rows per invocation, C = keys per chunk,
+//            WG = workgroup size, CAPPED / WINDOWED = 1 with a soft-cap / window.
 //            Loops marked `// @unroll` are unrolled by lib/ops/unroll.ts (constant indices
 //            keep the register tiles in registers).
 // Dispatch:  (ceil(S / (R·WG)), H, 1); head h reads kv head floor(h·KV / H).
@@ -42,42 +43,94 @@ struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 
 const HD4: u32 = {{HD4}}u;
 const R: u32 = {{R}}u;
+const C: u32 = {{C}}u;
 const WG: u32 = {{WG}}u;
+// Compile-time feature flags (1 when the dispatch has a soft-cap / a sliding window): lavapipe
+// executes both sides of an `if` under a mask, so a runtime test would not skip the tanh.
+const CAPPED: bool = {{CAPPED}} != 0u;
+const WINDOWED: bool = {{WINDOWED}} != 0u;
 
-// One query row's work for key j: score, softmax probability and the dq update of acc[r].
-// Called with a literal r (the call site is unrolled), so after inlining every array index is
-// constant and the tiles stay in registers. A function rather than inline code because naga's
-// WGSL compile time grows with the square of a function's size (see attention_fwd.wgsl).
-fn rowKey(
+// One query row's work on a key chunk [j0, j0 + C): scores, softmax probabilities and the dq
+// update of acc[r]. The C terms are summed in registers before acc[r] is read and written once
+// per chunk: on lavapipe the register tiles live in (spilled) stack memory, and one
+// read-modify-write of acc per key made the kernel ~2× slower. Called with a literal r (the
+// call site is unrolled), so after inlining every array index is constant and the tiles stay
+// in registers. A function rather than inline code because naga's WGSL compile time grows
+// with the square of a function's size (see attention_fwd.wgsl).
+fn rowChunk(
   r: u32,
   row: u32,
-  j: u32,
+  j0: u32,
+  masked: bool,
   qr: ptr<function, array<vec4<f32>, R * HD4>>,
   dor: ptr<function, array<vec4<f32>, R * HD4>>,
   acc: ptr<function, array<vec4<f32>, R * HD4>>,
   lr: ptr<function, array<f32, R>>,
   dr: ptr<function, array<f32, R>>,
-  kj: ptr<function, array<vec4<f32>, HD4>>,
-  vj: ptr<function, array<vec4<f32>, HD4>>,
+  kc: ptr<function, array<vec4<f32>, C * HD4>>,
+  vc: ptr<function, array<vec4<f32>, C * HD4>>,
 ) {
-  var sv = vec4<f32>(0.0);
-  var pv = vec4<f32>(0.0);
-  for (var d = 0u; d < HD4; d++) { // @unroll
-    sv = fma((*qr)[r * HD4 + d], (*kj)[d], sv);
-    pv = fma((*dor)[r * HD4 + d], (*vj)[d], pv);
+  var ds: array<f32, C>;
+  for (var c = 0u; c < C; c++) { // @unroll
+    var sv = vec4<f32>(0.0);
+    var pv = vec4<f32>(0.0);
+    for (var d = 0u; d < HD4; d++) { // @unroll
+      sv = fma((*qr)[r * HD4 + d], (*kc)[c * HD4 + d], sv);
+      pv = fma((*dor)[r * HD4 + d], (*vc)[c * HD4 + d], pv);
+    }
+    var z = sv.x + sv.y + sv.z + sv.w;
+    var dz = 1.0;
+    if (CAPPED) {
+      let t = tanh(z / p.softcap);
+      z = p.softcap * t;
+      dz = 1.0 - t * t;
+    }
+    var pij = exp(z - (*lr)[r]);
+    if (masked) {
+      let j = j0 + c;
+      pij = select(0.0, pij, j <= row && (!WINDOWED || j + p.window > row));
+    }
+    var x = pij * (pv.x + pv.y + pv.z + pv.w - (*dr)[r]);
+    if (CAPPED) {
+      x *= dz;
+    }
+    ds[c] = x;
   }
-  var z = sv.x + sv.y + sv.z + sv.w;
-  var dz = 1.0;
-  if (p.softcap > 0.0) {
-    let t = tanh(z / p.softcap);
-    z = p.softcap * t;
-    dz = 1.0 - t * t;
-  }
-  let ok = j <= row && (p.window == 0u || j + p.window > row);
-  let pij = select(0.0, exp(z - (*lr)[r]), ok);
-  let ds = pij * (pv.x + pv.y + pv.z + pv.w - (*dr)[r]) * dz;
   for (var d = 0u; d < HD4; d++) { // @unroll
-    (*acc)[r * HD4 + d] = fma(vec4<f32>(ds), (*kj)[d], (*acc)[r * HD4 + d]);
+    var a = (*acc)[r * HD4 + d];
+    for (var c = 0u; c < C; c++) { // @unroll
+      a = fma(vec4<f32>(ds[c]), (*kc)[c * HD4 + d], a);
+    }
+    (*acc)[r * HD4 + d] = a;
+  }
+}
+
+// Key chunk [j0, j0 + C) for all R rows of this invocation: the chunk's k and v rows are
+// loaded once (clamped to the sequence; keys past a row are masked) and reused by every row.
+// `masked` (a literal at each call site) adds the causal and window masks; chunks visible to
+// every row of the workgroup skip them.
+fn keyChunk(
+  j0: u32,
+  masked: bool,
+  row0: u32,
+  g: u32,
+  qr: ptr<function, array<vec4<f32>, R * HD4>>,
+  dor: ptr<function, array<vec4<f32>, R * HD4>>,
+  acc: ptr<function, array<vec4<f32>, R * HD4>>,
+  lr: ptr<function, array<f32, R>>,
+  dr: ptr<function, array<f32, R>>,
+) {
+  var kc: array<vec4<f32>, C * HD4>;
+  var vc: array<vec4<f32>, C * HD4>;
+  for (var c = 0u; c < C; c++) { // @unroll
+    let kb = min(j0 + c, p.S - 1u) * p.KV * HD4 + g * HD4;
+    for (var d = 0u; d < HD4; d++) { // @unroll
+      kc[c * HD4 + d] = loadA(kb + d);
+      vc[c * HD4 + d] = loadB(kb + d);
+    }
+  }
+  for (var r = 0u; r < R; r++) { // @unroll
+    rowChunk(r, row0 + r, j0, masked, qr, dor, acc, lr, dr, &kc, &vc);
   }
 }
 
@@ -90,16 +143,11 @@ fn main(
   let h = wg.y;
   let g = h * p.KV / p.H;
   let qStride = p.H * HD4;
-  let kStride = p.KV * HD4;
   // Row blocks in reverse: the last rows see the most keys, so they start first and the
   // short blocks fill the cores at the end (causal work grows with the row index).
   let wgRow0 = (nwg.x - 1u - wg.x) * R * WG;
   let row0 = wgRow0 + li * R;
   let jEnd = min(p.S, wgRow0 + R * WG);
-  var jStart = 0u;
-  if (p.window > 0u && wgRow0 + 1u > p.window) {
-    jStart = wgRow0 + 1u - p.window;
-  }
 
   var qr: array<vec4<f32>, R * HD4>;
   var dor: array<vec4<f32>, R * HD4>;
@@ -121,16 +169,25 @@ fn main(
     lr[r] = lse[h * p.S + row];
   }
 
-  for (var j = jStart; j < jEnd; j++) {
-    let kb = j * kStride + g * HD4;
-    var kj: array<vec4<f32>, HD4>;
-    var vj: array<vec4<f32>, HD4>;
-    for (var d = 0u; d < HD4; d++) { // @unroll
-      kj[d] = loadA(kb + d);
-      vj[d] = loadB(kb + d);
+  if (WINDOWED) {
+    // Sliding window (rare): every key masked.
+    var jStart = 0u;
+    if (wgRow0 + 1u > p.window) {
+      jStart = wgRow0 + 1u - p.window;
     }
-    for (var r = 0u; r < R; r++) { // @unroll
-      rowKey(r, row0 + r, j, &qr, &dor, &acc, &lr, &dr, &kj, &vj);
+    for (var j0 = jStart; j0 < jEnd; j0 += C) {
+      keyChunk(j0, true, row0, g, &qr, &dor, &acc, &lr, &dr);
+    }
+  } else {
+    // Keys [0, wgRow0] are visible to every row of the workgroup: whole chunks of them run
+    // unmasked; the rest (the diagonal block) is masked. Loops are real branches on
+    // lavapipe, so the masks cost nothing on the unmasked chunks.
+    let fullEnd = (wgRow0 + 1u) / C * C;
+    for (var j0 = 0u; j0 < fullEnd; j0 += C) {
+      keyChunk(j0, false, row0, g, &qr, &dor, &acc, &lr, &dr);
+    }
+    for (var j0 = fullEnd; j0 < jEnd; j0 += C) {
+      keyChunk(j0, true, row0, g, &qr, &dor, &acc, &lr, &dr);
     }
   }
 

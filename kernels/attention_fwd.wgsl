@@ -43,6 +43,10 @@ const HD4: u32 = {{HD4}}u;
 const R: u32 = {{R}}u;
 const C: u32 = {{C}}u;
 const WG: u32 = {{WG}}u;
+// Compile-time feature flags (1 when the dispatch has a soft-cap / a sliding window): lavapipe
+// executes both sides of an `if` under a mask, so a runtime test would not skip the tanh.
+const CAPPED: bool = {{CAPPED}} != 0u;
+const WINDOWED: bool = {{WINDOWED}} != 0u;
 // Masked scores; the running max starts at FLOOR, so exp2(NEG − max) is exactly 0.
 const NEG: f32 = -3.0e38;
 const FLOOR: f32 = -1.0e30;
@@ -59,8 +63,7 @@ fn rowChunk(
   row: u32,
   j0: u32,
   jEnd: u32,
-  full: bool,
-  capped: bool,
+  masked: bool,
   cap2: f32,
   invCap: f32,
   qr: ptr<function, array<vec4<f32>, R * HD4>>,
@@ -78,15 +81,15 @@ fn rowChunk(
     }
     s[c] = dv.x + dv.y + dv.z + dv.w;
   }
-  if (capped) {
+  if (CAPPED) {
     for (var c = 0u; c < C; c++) { // @unroll
       s[c] = cap2 * tanh(s[c] * invCap);
     }
   }
-  if (!full) {
+  if (masked) {
     for (var c = 0u; c < C; c++) { // @unroll
       let j = j0 + c;
-      let ok = j < jEnd && j <= row && (p.window == 0u || j + p.window > row);
+      let ok = j < jEnd && j <= row && (!WINDOWED || j + p.window > row);
       s[c] = select(NEG, s[c], ok);
     }
   }
@@ -111,6 +114,37 @@ fn rowChunk(
   }
 }
 
+// One key chunk [j0, j0 + C) for all R rows of this invocation: the chunk's k and v rows are
+// loaded once and reused by every row. `masked` (a literal at each call site) adds the causal,
+// window and end-of-sequence masks; chunks visible to every row of the workgroup skip them.
+fn keyChunk(
+  j0: u32,
+  masked: bool,
+  row0: u32,
+  jEnd: u32,
+  g: u32,
+  cap2: f32,
+  invCap: f32,
+  qr: ptr<function, array<vec4<f32>, R * HD4>>,
+  acc: ptr<function, array<vec4<f32>, R * HD4>>,
+  m: ptr<function, array<f32, R>>,
+  l: ptr<function, array<f32, R>>,
+) {
+  let kStride = p.KV * HD4;
+  var kc: array<vec4<f32>, C * HD4>;
+  var vc: array<vec4<f32>, C * HD4>;
+  for (var c = 0u; c < C; c++) { // @unroll
+    let kb = min(j0 + c, p.S - 1u) * kStride + g * HD4;
+    for (var d = 0u; d < HD4; d++) { // @unroll
+      kc[c * HD4 + d] = loadA(kb + d);
+      vc[c * HD4 + d] = loadB(kb + d);
+    }
+  }
+  for (var r = 0u; r < R; r++) { // @unroll
+    rowChunk(r, row0 + r, j0, jEnd, masked, cap2, invCap, qr, acc, m, l, &kc, &vc);
+  }
+}
+
 @compute @workgroup_size(WG)
 fn main(
   @builtin(workgroup_id) wg: vec3<u32>,
@@ -120,24 +154,17 @@ fn main(
   let h = wg.y;
   let g = h * p.KV / p.H;
   let qStride = p.H * HD4;
-  let kStride = p.KV * HD4;
   // Row blocks in reverse: the last rows see the most keys, so they start first and the
   // short blocks fill the cores at the end (causal work grows with the row index).
   let wgRow0 = (nwg.x - 1u - wg.x) * R * WG;
+  let row0 = wgRow0 + li * R;
   // Uniform key range [jStart, jEnd): every key some row of this workgroup may see.
   let jEnd = min(p.S, wgRow0 + R * WG);
   var jStart = 0u;
-  if (p.window > 0u && wgRow0 + 1u > p.window) {
+  if (WINDOWED && wgRow0 + 1u > p.window) {
     jStart = wgRow0 + 1u - p.window;
   }
-  // Keys [fullStart, fullEnd) are visible to every row of the workgroup (no mask needed).
-  let fullEnd = wgRow0 + 1u;
-  var fullStart = 0u;
-  if (p.window > 0u) {
-    fullStart = max(jEnd, p.window) - p.window;
-  }
-  let capped = p.softcap > 0.0;
-  let qScale = select(p.scale * LOG2E, p.scale, capped);
+  let qScale = select(p.scale * LOG2E, p.scale, CAPPED);
   let cap2 = p.softcap * LOG2E;
   let invCap = 1.0 / max(p.softcap, 1e-30);
 
@@ -146,7 +173,7 @@ fn main(
   var m: array<f32, R>;
   var l: array<f32, R>;
   for (var r = 0u; r < R; r++) { // @unroll
-    let row = min(wgRow0 + li * R + r, p.S - 1u);
+    let row = min(row0 + r, p.S - 1u);
     for (var d = 0u; d < HD4; d++) { // @unroll
       qr[r * HD4 + d] = vec4<f32>(q[row * qStride + h * HD4 + d]) * qScale;
       acc[r * HD4 + d] = vec4<f32>(0.0);
@@ -155,24 +182,26 @@ fn main(
     l[r] = 0.0;
   }
 
-  for (var j0 = jStart; j0 < jEnd; j0 += C) {
-    var kc: array<vec4<f32>, C * HD4>;
-    var vc: array<vec4<f32>, C * HD4>;
-    for (var c = 0u; c < C; c++) { // @unroll
-      let kb = min(j0 + c, p.S - 1u) * kStride + g * HD4;
-      for (var d = 0u; d < HD4; d++) { // @unroll
-        kc[c * HD4 + d] = loadA(kb + d);
-        vc[c * HD4 + d] = loadB(kb + d);
-      }
+  if (WINDOWED) {
+    // Sliding window (rare): every chunk masked.
+    for (var j0 = jStart; j0 < jEnd; j0 += C) {
+      keyChunk(j0, true, row0, jEnd, g, cap2, invCap, &qr, &acc, &m, &l);
     }
-    let full = j0 >= fullStart && j0 + C <= fullEnd;
-    for (var r = 0u; r < R; r++) { // @unroll
-      rowChunk(r, wgRow0 + li * R + r, j0, jEnd, full, capped, cap2, invCap, &qr, &acc, &m, &l, &kc, &vc);
+  } else {
+    // Keys [0, wgRow0] are visible to every row of the workgroup: whole chunks of them run
+    // unmasked; the rest (the diagonal block) is masked. Loops are real branches on
+    // lavapipe, so the masks cost nothing on the unmasked chunks.
+    let fullEnd = (wgRow0 + 1u) / C * C;
+    for (var j0 = 0u; j0 < fullEnd; j0 += C) {
+      keyChunk(j0, false, row0, jEnd, g, cap2, invCap, &qr, &acc, &m, &l);
+    }
+    for (var j0 = fullEnd; j0 < jEnd; j0 += C) {
+      keyChunk(j0, true, row0, jEnd, g, cap2, invCap, &qr, &acc, &m, &l);
     }
   }
 
   for (var r = 0u; r < R; r++) { // @unroll
-    let row = wgRow0 + li * R + r;
+    let row = row0 + r;
     if (row < p.S) {
       let inv = 1.0 / l[r];
       for (var d = 0u; d < HD4; d++) { // @unroll
