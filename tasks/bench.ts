@@ -97,9 +97,11 @@ log(`device: ${dev.adapterInfo.description}`);
 const rows: BenchRow[] = [];
 for (const n of names) rows.push(...await GROUPS[n](dev, tf, log));
 console.log(formatTable(rows));
-if (values.profile) {
+const profiled = values.profile ? dev.profileReport() : [];
+if (profiled.length > 0) {
+  // the shared device's kernels (the scaling group profiles its own steps, logged above)
   console.log("\nper-kernel GPU time (timestamp queries):");
-  for (const p of dev.profileReport()) {
+  for (const p of profiled) {
     console.log(
       `  ${p.kernel.padEnd(24)} ${String(p.calls).padStart(5)} calls  ${p.ms.toFixed(1)} ms`,
     );

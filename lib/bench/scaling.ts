@@ -226,7 +226,11 @@ export async function benchScaling(
       }
       const shares = new Map<string, number>();
       if (opts.profile) {
-        for (const tree of opts.trees) shares.set(tree.label, await attentionShare(tree, S));
+        for (const tree of opts.trees) {
+          const { share, top } = await profiledStep(tree, S);
+          shares.set(tree.label, share);
+          log(`  profile, standard step (${tree.label}): ${top}`);
+        }
       }
       rows.push(...await rowsAt(S, steppers, opts.trees, shares, log));
     }
@@ -236,8 +240,11 @@ export async function benchScaling(
   return rows;
 }
 
-/** Share of the attention kernels in one profiled standard step's GPU time. */
-async function attentionShare(tree: Tree, S: number): Promise<number> {
+/**
+ * One profiled standard step: the attention kernels' share of its GPU time, and its six
+ * costliest kernels as text (`name ms (share)`, by GPU time).
+ */
+async function profiledStep(tree: Tree, S: number): Promise<{ share: number; top: string }> {
   const dev = await tree.WebGPUDevice.create({ profile: true });
   try {
     const s = await stepper(tree, dev, S, "standard");
@@ -248,7 +255,10 @@ async function attentionShare(tree: Tree, S: number): Promise<number> {
     const rep = dev.profileReport();
     const total = rep.reduce((a, p) => a + p.ms, 0);
     const attn = rep.filter((p) => ATTENTION.test(p.kernel)).reduce((a, p) => a + p.ms, 0);
-    return total > 0 ? attn / total : NaN;
+    const top = [...rep].sort((a, b) => b.ms - a.ms).slice(0, 6)
+      .map((p) => `${p.kernel} ${p.ms.toFixed(0)} ms (${(100 * p.ms / total).toFixed(0)}%)`)
+      .join(", ");
+    return { share: total > 0 ? attn / total : NaN, top };
   } finally {
     dev.destroy();
   }
