@@ -144,13 +144,18 @@ export {
   type PolicyName,
   validatePolicy,
 } from "./lib/models/policy.ts";
-export type { Forward, SeqLayer } from "./lib/nn/layer.ts";
+export { type Forward, isKeepingLayer, type KeepingLayer, type SeqLayer } from "./lib/nn/layer.ts";
 export type { Parameter } from "./lib/nn/parameter.ts";
 export type { Embedding } from "./lib/nn/embedding.ts";
 export type { EmbeddingGradIndex } from "./lib/ops/embedding.ts";
 export type { RMSNorm, RMSNormSaved } from "./lib/nn/rmsnorm.ts";
 export type { HeadLoss } from "./lib/nn/lm_head_loss.ts";
-export { checkpoint, Checkpointed, type CheckpointSaved } from "./lib/mst/checkpoint.ts";
+export {
+  checkpoint,
+  Checkpointed,
+  type CheckpointOptions,
+  type CheckpointSaved,
+} from "./lib/mst/checkpoint.ts";
 export {
   MiniSequence,
   miniSequence,

@@ -1,6 +1,6 @@
 /**
  * `deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M] [--checkpoint]
- *   [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints] [--dtype bf16|f16|f32]
+ *   [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints] [--keep-attention] [--dtype bf16|f16|f32]
  *   [--budget 80GiB] [--max-seq] [--json] [--gpus N] [--zero 0|1|2|3] [--sp K] [--offload-optimizer]
  *   [--offload-params] [--max-binding 4GiB] [--export deepspeed --out ds.json]`
  *
@@ -37,7 +37,7 @@ import { describePolicy } from "../lib/models/policy.ts";
 
 const USAGE =
   `usage: deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
-  [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints]
+  [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints] [--keep-attention]
   [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
   [--gpus N] [--zero 0|1|2|3] [--sp K] [--offload-optimizer] [--offload-params] [--max-binding SIZE]
   [--export deepspeed --out ds.json] [--config f.yaml] [--set key=value]...

@@ -1,6 +1,6 @@
 /**
  * `deno task train <preset> [--seq S] [--steps N] [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
- *   [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints]
+ *   [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints] [--keep-attention]
  *   [--device webgpu|meta] [--dtype f32|f16] [--data repeat|brown]
  *   [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
  *   [--save-every N] [--config f.yaml] [--set key=value]… [--json]`
@@ -33,7 +33,7 @@ import { savedHistory, trainExtra, trainSettings } from "../lib/train/run_settin
 
 const USAGE =
   `usage: deno task train <preset> [--seq S] [--steps N] [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
-  [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints]
+  [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints] [--keep-attention]
   [--device webgpu|meta] [--dtype f32|f16] [--data repeat|brown]
   [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
   [--save-every N] [--config f.yaml] [--set key=value]... [--json]
@@ -92,6 +92,7 @@ async function main(argv: string[]): Promise<void> {
     "framework",
     "hf-head",
     "offload-checkpoints",
+    "keep-attention",
   ] as const;
   const savedPolicy = savedRun?.extra.policy as MemoryPolicy | undefined;
   if (savedPolicy && !policyFlags.some((f) => values[f] !== undefined)) {

@@ -209,6 +209,14 @@ Deno.test("policy flags: one parser from flags to a MemoryPolicy", () => {
     mst: { mlp: 4 },
     optimizerInBackward: true,
   });
+  assert.deepEqual(parsePolicy({ policy: "mst", "keep-attention": true }), {
+    ...POLICIES.mst,
+    keepAttention: true,
+  });
+  assert.throws(
+    () => parsePolicy({ "keep-attention": true }),
+    /--keep-attention .*recomputation is off; add --checkpoint \(or --policy mst\)/,
+  );
   assert.throws(
     () => parsePolicy({ policy: "fast" }),
     /unknown policy "fast".*standard, checkpoint/,

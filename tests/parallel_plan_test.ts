@@ -288,6 +288,17 @@ Deno.test("--export deepspeed: ALST's setups give valid configs; broken ones are
   assert.match(broken((c) => c.train_batch_size = 8), /train_batch_size 8 ≠ .* = 1/);
   assert.match(broken((c) => delete c.train_micro_batch_size_per_gpu), /required key missing/);
   assert.match(broken((c) => c.bf16.enabled = "yes"), /bf16.enabled: expected true or false/);
+  // selective recomputation has no transformers / DeepSpeed counterpart: refused, not exported
+  assert.throws(
+    () =>
+      deepspeedConfig({
+        cfg,
+        policy: { ...alstPolicy(ALST_SETUPS[1]), keepAttention: true },
+        dtype: "bf16",
+        seq: 8192,
+      }),
+    /--keep-attention: the exported run recomputes whole layers.*plan without --keep-attention/,
+  );
 
   const dir = await Deno.makeTempDir();
   try {

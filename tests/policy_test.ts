@@ -32,6 +32,10 @@ Deno.test("describePolicy names the named policies and their variants", () => {
     "MsT(mlp=off, head=auto) (HF)",
   );
   assert.equal(describePolicy({ optimizerInBackward: true }), "optimizer-in-backward");
+  assert.equal(
+    describePolicy({ checkpoint: true, keepAttention: true, mst: { mlp: "auto", head: "auto" } }),
+    "MsT + recomputation (attention kept)",
+  );
   assert.equal(describePolicy({ ...POLICIES.checkpoint, dtype: "bf16" }), "recomputation [bf16]");
 });
 
@@ -65,6 +69,24 @@ Deno.test("a malformed or unsupported policy is refused with the field and the f
   assert.throws(() => validatePolicy({ offload: "yes" } as never), /offload must be true or false/);
   validatePolicy({ checkpoint: true, offload: true });
   validatePolicy({ checkpoint: false, offload: false });
+  // selective recomputation: needs recomputation, ours only, not with offload
+  assert.throws(
+    () => validatePolicy({ keepAttention: true }),
+    /keepAttention .*checkpoint \(recomputation\) is off.*--keep-attention/,
+  );
+  assert.throws(
+    () => validatePolicy({ keepAttention: 1 } as never),
+    /keepAttention must be true or false, got 1/,
+  );
+  assert.throws(
+    () => validatePolicy({ checkpoint: true, keepAttention: true, framework: "hf" }),
+    /transformers' gradient checkpointing .* no selective mode/,
+  );
+  assert.throws(
+    () => validatePolicy({ checkpoint: true, keepAttention: true, offload: true }),
+    /choose one of --keep-attention and --offload-checkpoints/,
+  );
+  validatePolicy({ checkpoint: true, keepAttention: true, mst: { mlp: "auto", head: "auto" } });
   // dtype must match how the device counts floats
   const cfg = getPreset("llama3-tiny");
   assert.throws(

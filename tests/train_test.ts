@@ -124,3 +124,24 @@ Deno.test(
     assert.ok(g.run.peakBytes < kept.run.peakBytes, `${g.run.peakBytes} vs ${kept.run.peakBytes}`);
   },
 );
+
+Deno.test(
+  "selective recomputation: meta = webgpu (peaks, events), same losses as full recomputation",
+  gpuTest,
+  async () => {
+    const S = 96;
+    const policy: MemoryPolicy = { ...POLICIES.mst, keepAttention: true };
+    const gpu = await testDevice();
+    const g = await run(gpu, S, 3, policy);
+    const full = await run(gpu, S, 3, POLICIES.mst);
+    const m = await run(new MetaDevice(), S, 3, policy);
+    assert.deepEqual(g.run.losses, full.run.losses, "bit for bit");
+    assert.deepEqual(m.results.map((r) => r.peakBytes), g.results.map((r) => r.peakBytes));
+    assert.deepEqual(m.run.breakdown, g.run.breakdown);
+    assert.deepEqual(m.run.phasePeaks, g.run.phasePeaks);
+    const shape = (ev: typeof g.events) =>
+      ev.map((e) => `${e.kind} ${e.name} ${e.tag} ${e.bytes} ${e.phase} ${e.liveBytes}`);
+    assert.deepEqual(shape(m.events), shape(g.events));
+    assert.ok(g.run.peakBytes > full.run.peakBytes, "keeping attention costs memory");
+  },
+);

@@ -1,7 +1,8 @@
 /**
- * The `scaling` group of `deno task bench`: llama3-tiny training steps at several S, standard
- * and MsT (auto) + recomputation, timed interleaved, with the MsT / standard step-time ratio
- * per S, dispatches per step and bytes bound per step of both policies.
+ * The `scaling` group of `deno task bench`: llama3-tiny training steps at several S, standard,
+ * MsT (auto) + recomputation and MsT + selective recomputation (attention kept, when the
+ * checkout has it), timed interleaved, with the MsT / standard step-time ratios per S, and
+ * dispatches, bytes bound and peak live bytes per step of each policy.
  *
  * With `--base <worktree>` the same steps of another checkout of this repository (e.g. the
  * commit a change starts from) run in the same process, interleaved with ours (base standard,
@@ -41,6 +42,8 @@ export interface Tree {
   getPreset(name: string): unknown;
   /** Its `makeBatches`. */
   makeBatches(kind: string, cfg: unknown, S: number, seed: number): Promise<{ next(): unknown }>;
+  /** The bench policies this checkout can run (an older one lacks selective recomputation). */
+  policies: PolicyName[];
 }
 
 interface GpuDevice {
@@ -55,6 +58,7 @@ interface ModelLike {
 interface MetaLike {
   dispatch(call: unknown): void;
   copy(...args: unknown[]): void;
+  allocator: { peakBytes: number; resetPeak(): void };
 }
 
 /** Loads the modules the scaling group uses from a checkout at `root` (a path). */
@@ -74,6 +78,14 @@ export async function loadTree(root: string, label: string): Promise<Tree> {
   } catch {
     separatePolicy = false;
   }
+  const policies: PolicyName[] = ["standard", "MsT+checkpoint"];
+  if (separatePolicy) {
+    const { validatePolicy } = await import(url("lib/models/policy.ts"));
+    try {
+      validatePolicy(POLICIES["MsT+selective"]);
+      policies.push("MsT+selective");
+    } catch { /* a checkout without keepAttention */ }
+  }
   return {
     label,
     WebGPUDevice: webgpu.WebGPUDevice,
@@ -85,22 +97,31 @@ export async function loadTree(root: string, label: string): Promise<Tree> {
     Trainer: trainer.Trainer,
     getPreset: presets.getPreset,
     makeBatches: data.makeBatches,
+    policies,
   };
 }
 
-/** The two policies compared. */
+/**
+ * The policies compared: standard, MsT + full recomputation (the paper's), and MsT + selective
+ * recomputation (each block keeps its attention output, so the recomputation skips the
+ * attention kernel; `keepAttention`).
+ */
 export const POLICIES = {
   standard: {},
   "MsT+checkpoint": { checkpoint: true, mst: { mlp: "auto", head: "auto" } },
+  "MsT+selective": { checkpoint: true, keepAttention: true, mst: { mlp: "auto", head: "auto" } },
 } as const;
 type PolicyName = keyof typeof POLICIES;
 
-/** Dispatches and bytes of one training step of `tree` at S, counted on its meta device. */
+/**
+ * Dispatches, bytes and peak live bytes of one training step of `tree` at S, counted on its
+ * meta device.
+ */
 export async function countStep(
   tree: Tree,
   S: number,
   policy: PolicyName,
-): Promise<{ dispatches: number; bytes: number }> {
+): Promise<{ dispatches: number; bytes: number; peak: number }> {
   let dispatches = 0;
   let bytes = 0;
   const Base = tree.MetaDevice as unknown as new () => Record<string, unknown>;
@@ -137,9 +158,11 @@ export async function countStep(
   const batch = (await tree.makeBatches("repeat", cfg, S, 1)).next();
   await trainer.step(batch); // first step: AdamW moments are created
   [dispatches, bytes] = [0, 0];
+  (dev as MetaLike).allocator.resetPeak();
   await trainer.step(batch);
+  const peak = (dev as MetaLike).allocator.peakBytes;
   model.dispose();
-  return { dispatches, bytes };
+  return { dispatches, bytes, peak };
 }
 
 interface Stepper {
@@ -206,6 +229,7 @@ export async function benchScaling(
     // Warm-up at a short S: every pipeline compiles here, not in a timed (or a long) step.
     for (const policy of Object.keys(POLICIES) as PolicyName[]) {
       for (let i = 0; i < opts.trees.length; i++) {
+        if (!opts.trees[i].policies.includes(policy)) continue;
         const s = await stepper(opts.trees[i], devs[i], 128, policy);
         await s.step(false);
         s.dispose();
@@ -216,6 +240,7 @@ export async function benchScaling(
       const steppers: Stepper[] = [];
       for (const policy of Object.keys(POLICIES) as PolicyName[]) {
         for (let i = opts.trees.length - 1; i >= 0; i--) {
+          if (!opts.trees[i].policies.includes(policy)) continue;
           steppers.push(await stepper(opts.trees[i], devs[i], S, policy));
         }
       }
@@ -276,16 +301,17 @@ async function rowsAt(
     steppers.find((s) => s.tree === tree && s.policy === policy)!;
   for (const tree of trees) {
     const std = find(tree, "standard");
-    const mst = find(tree, "MsT+checkpoint");
-    const dl = Math.max(...std.losses.map((l, i) => Math.abs(l - mst.losses[i])));
-    for (const s of [std, mst]) {
+    for (const policy of tree.policies) {
+      const s = find(tree, policy);
       const ms = median(s.ms);
       const counted = await countStep(tree, S, s.policy);
       const notes = [
         `${(s.dispatches / s.ms.length).toFixed(0)} dispatches/step`,
         `${(counted.bytes / 2 ** 20).toFixed(0)} MiB bound/step`,
+        `peak ${(counted.peak / 2 ** 20).toFixed(1)} MiB`,
       ];
-      if (s === mst) {
+      if (s !== std) {
+        const dl = Math.max(...std.losses.map((l, i) => Math.abs(l - s.losses[i])));
         notes.push(
           `${(ms / median(std.ms)).toFixed(2)}× the standard step, max |Δloss| ${
             dl.toExponential(1)

@@ -93,6 +93,7 @@ export const COMMON_OPTIONS = {
   framework: { type: "string" },
   "hf-head": { type: "boolean" },
   "offload-checkpoints": { type: "boolean" },
+  "keep-attention": { type: "boolean" },
   device: { type: "string" },
   json: { type: "boolean" },
   config: { type: "string" },

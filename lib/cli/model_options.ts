@@ -39,6 +39,7 @@ export interface ModelFlags {
   framework?: string;
   "hf-head"?: boolean;
   "offload-checkpoints"?: boolean;
+  "keep-attention"?: boolean;
 }
 
 /** The resolved model setup of a task. */
@@ -78,7 +79,8 @@ export async function modelSetup(
  * The memory policy of the flags: `--policy NAME` (one of {@link POLICIES}) as the base, then
  * `--mst [M|auto]` (both parts), `--mst-mlp`, `--mst-head` (M, auto or off), `--checkpoint`,
  * `--optimizer-in-backward`, `--framework ours|hf` (`--hf-head` is the old name of
- * `--framework hf`) and `--offload-checkpoints` (needs recomputation) on top.
+ * `--framework hf`), `--offload-checkpoints` and `--keep-attention` (both need recomputation)
+ * on top.
  */
 export function parsePolicy(flags: ModelFlags): MemoryPolicy {
   let base: MemoryPolicy = POLICIES.standard;
@@ -104,12 +106,19 @@ export function parsePolicy(flags: ModelFlags): MemoryPolicy {
     ...(flags.checkpoint ? { checkpoint: true } : {}),
     ...(flags["optimizer-in-backward"] ? { optimizerInBackward: true } : {}),
     ...(flags["offload-checkpoints"] ? { offload: true } : {}),
+    ...(flags["keep-attention"] ? { keepAttention: true } : {}),
   };
   const framework = parseFrameworkFlags(flags);
   if (framework) policy = { ...policy, framework };
   if (policy.offload && !policy.checkpoint) {
     throw new Error(
       "--offload-checkpoints moves the recomputation checkpoints to host memory, but " +
+        "recomputation is off; add --checkpoint (or --policy mst)",
+    );
+  }
+  if (policy.keepAttention && !policy.checkpoint) {
+    throw new Error(
+      "--keep-attention keeps each block's attention output through recomputation, but " +
         "recomputation is off; add --checkpoint (or --policy mst)",
     );
   }
@@ -130,4 +139,7 @@ export const POLICY_HELP = `  --policy NAME   a named memory policy as the base:
                   caching allocator); --hf-head is its old name for --framework hf
   --offload-checkpoints  keep each block's input checkpoint in host memory between its
                   forward and its recomputation (needs --checkpoint); host bytes are reported
-                  apart (tag host), outside the device peak and budget`;
+                  apart (tag host), outside the device peak and budget
+  --keep-attention  selective recomputation (needs --checkpoint): each block also keeps its
+                  attention output and softmax statistics, so backward skips the attention
+                  kernel; more checkpoint memory, less recomputation time at long S`;

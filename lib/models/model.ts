@@ -237,7 +237,7 @@ export class Model {
       );
       this.blockParams.push(this.params.filter((p) => p.name.startsWith(pre)));
       if (policy.checkpoint) {
-        const wrapped = checkpoint(dev, block);
+        const wrapped = checkpoint(dev, block, { keep: policy.keepAttention === true });
         if (policy.offload) this.#offloaded.push(wrapped);
         this.blocks.push(wrapped);
       } else {

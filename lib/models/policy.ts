@@ -35,6 +35,16 @@ export interface MstParts {
 export interface MemoryPolicy {
   /** Activation recomputation per decoder block: keep only its input (default false). */
   readonly checkpoint?: boolean;
+  /**
+   * Selective recomputation: with `checkpoint`, each decoder block also keeps its attention
+   * output and softmax statistics ((S, H·hd) in the activation dtype + (H, S) f32, tagged
+   * `checkpoints`), so the recomputation redoes the norms, projections, rotary embedding and
+   * MLP but not the attention kernel, whose cost grows as S². Megatron-LM's
+   * `--recompute-modules` without core attention, in effect. Loss and gradients equal full
+   * recomputation bit for bit. Needs `checkpoint`; not with `framework: "hf"` or `offload`
+   * (default false).
+   */
+  readonly keepAttention?: boolean;
   /** Mini-sequence wrappers (MsT) per part (default: both off). */
   readonly mst?: MstParts;
   /**
@@ -81,6 +91,7 @@ const KEYS = [
   "offload",
   "dtype",
   "parallel",
+  "keepAttention",
 ];
 
 const freeze = (p: MemoryPolicy): MemoryPolicy =>
@@ -147,7 +158,9 @@ export function describePolicy(policy: MemoryPolicy): string {
   if (mlp !== "off" || head !== "off") {
     parts.push(mlp === "auto" && head === "auto" ? "MsT" : `MsT(mlp=${mlp}, head=${head})`);
   }
-  if (policy.checkpoint) parts.push("recomputation");
+  if (policy.checkpoint) {
+    parts.push(policy.keepAttention ? "recomputation (attention kept)" : "recomputation");
+  }
   if (policy.optimizerInBackward) parts.push("optimizer-in-backward");
   if (policy.offload) parts.push("checkpoint offload");
   let name = parts.length ? parts.join(" + ") : "standard";
@@ -208,6 +221,34 @@ export function validatePolicy(policy: MemoryPolicy, deviceFloats?: FloatCountin
       "memory policy: offload moves the block checkpoints to the host, but checkpoint " +
         "(recomputation) is off, so there are none; set checkpoint: true (--checkpoint) with " +
         "offload: true (--offload-checkpoints), or leave offload unset",
+    );
+  }
+  if (policy.keepAttention !== undefined && typeof policy.keepAttention !== "boolean") {
+    throw new Error(
+      `memory policy: keepAttention must be true or false, got ${
+        JSON.stringify(policy.keepAttention)
+      }`,
+    );
+  }
+  if (policy.keepAttention && !policy.checkpoint) {
+    throw new Error(
+      "memory policy: keepAttention keeps the attention output through recomputation, but " +
+        "checkpoint (recomputation) is off; set checkpoint: true (--checkpoint) with " +
+        "keepAttention: true (--keep-attention), or leave keepAttention unset",
+    );
+  }
+  if (policy.keepAttention && policy.framework === "hf") {
+    throw new Error(
+      `memory policy: keepAttention with framework "hf": transformers' gradient checkpointing ` +
+        `recomputes whole layers and has no selective mode; use framework "ours" for selective ` +
+        `recomputation, or drop keepAttention for the HF profile`,
+    );
+  }
+  if (policy.keepAttention && policy.offload) {
+    throw new Error(
+      "memory policy: keepAttention with offload: checkpoint offload moves only the block " +
+        "inputs to the host, and the kept attention outputs would stay on the device unnoticed; " +
+        "choose one of --keep-attention and --offload-checkpoints",
     );
   }
   const f16 = policy.dtype === "f16" || deviceFloats === "f16";

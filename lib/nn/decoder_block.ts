@@ -8,9 +8,9 @@
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
 import { add } from "../ops/add.ts";
-import { type Forward, recomputeSaved, type SeqLayer } from "./layer.ts";
+import { type Forward, type KeepingLayer, recomputeSaved, type SeqLayer, view } from "./layer.ts";
 import type { RMSNorm, RMSNormSaved } from "./rmsnorm.ts";
-import type { AttentionSaved, SelfAttention } from "./self_attention.ts";
+import type { AttentionKept, AttentionSaved, SelfAttention } from "./self_attention.ts";
 
 /** What a block keeps for backward. */
 export interface BlockSaved {
@@ -23,7 +23,7 @@ export interface BlockSaved {
 }
 
 /** One decoder layer. */
-export class DecoderBlock implements SeqLayer<BlockSaved> {
+export class DecoderBlock implements KeepingLayer<BlockSaved, AttentionKept> {
   readonly rowWise = false;
   constructor(
     readonly dev: Device,
@@ -48,10 +48,38 @@ export class DecoderBlock implements SeqLayer<BlockSaved> {
     return this.#run(h, false).saved;
   }
 
-  #run(h: Tensor, withOutput: boolean): { out: Tensor | null; saved: BlockSaved } {
+  /**
+   * Forward, keeping the attention output and statistics (views) for selective
+   * recomputation.
+   */
+  forwardKeeping(h: Tensor): Forward<BlockSaved> & { kept: AttentionKept } {
+    const f = this.forward(h);
+    const a = f.saved.attn;
+    const kept = {
+      o: view(a.o),
+      lse: view(a.lse),
+      ...(a.oLocal ? { oLocal: view(a.oLocal) } : {}),
+    };
+    return { ...f, kept };
+  }
+
+  /** The saved record, reusing the kept attention state (skips the attention kernel). */
+  recomputeKeeping(h: Tensor, kept: AttentionKept): BlockSaved {
+    return this.#run(h, false, kept).saved;
+  }
+
+  keptTensors(kept: AttentionKept): Tensor[] {
+    return [kept.o, kept.lse, ...(kept.oLocal ? [kept.oLocal] : [])];
+  }
+
+  #run(
+    h: Tensor,
+    withOutput: boolean,
+    kept?: AttentionKept,
+  ): { out: Tensor | null; saved: BlockSaved } {
     const dev = this.dev;
     const n1 = this.inputNorm.forward(h);
-    const at = this.attention.forward(n1.out);
+    const at = this.attention.forward(n1.out, kept);
     n1.out.dispose();
     let r = at.out;
     let postAttn: RMSNormSaved | undefined;

@@ -44,6 +44,28 @@ export interface SeqLayer<S = unknown> {
   readonly rowWise: boolean;
 }
 
+/**
+ * A layer that can keep part of its saved record through recomputation (selective
+ * recomputation): `forwardKeeping` also returns `kept` — new references to the tensors worth
+ * keeping (costly to recompute, cheap to hold) — and `recomputeKeeping(x, kept)` rebuilds the
+ * saved record from the input and `kept` without recomputing them. `recomputeKeeping` takes
+ * over `kept` (the saved record holds it; backward frees it).
+ */
+export interface KeepingLayer<S, K> extends SeqLayer<S> {
+  /** Forward, plus what to keep until backward. */
+  forwardKeeping(x: Tensor): Forward<S> & { kept: K };
+  /** The saved record from the input and the kept tensors (taken over). */
+  recomputeKeeping(x: Tensor, kept: K): S;
+  /** Every tensor of a kept record (for accounting tags and disposal). */
+  keptTensors(kept: K): Tensor[];
+}
+
+/** True when `layer` implements {@link KeepingLayer}. */
+export function isKeepingLayer<S>(layer: SeqLayer<S>): layer is KeepingLayer<S, unknown> {
+  const l = layer as Partial<KeepingLayer<S, unknown>>;
+  return typeof l.forwardKeeping === "function" && typeof l.recomputeKeeping === "function";
+}
+
 /** A new reference to `t`'s storage (released by its own dispose). */
 export function view(t: Tensor): Tensor {
   return t.reshape(t.shape);

@@ -51,7 +51,17 @@ export interface AttentionSaved {
   oLocal?: Tensor;
 }
 
-/** The attention sublayer (the pre-norm is the block's). */
+/**
+ * What selective recomputation keeps of an attention layer's saved record: the attention
+ * output and softmax statistics, so the recomputation skips the attention kernel (the
+ * O(S²) part) and redoes only the projections and rotary embedding.
+ */
+export interface AttentionKept {
+  o: Tensor; // (S, H·hd) (head-sharded under Ulysses SP, as in AttentionSaved)
+  lse: Tensor; // (H, S)
+  oLocal?: Tensor; // Ulysses SP only: (S/K, H·hd)
+}
+
 /**
  * Backward of the q/k/v projections of `x` (S, d): for each (gradient g, weight W, bias) the
  * weight and bias gradients, and dx (S, d) = Σ g·W accumulated in place (no temporary). Two
@@ -93,6 +103,7 @@ export function qkvProjectionBackward(
   return dx!;
 }
 
+/** The attention sublayer (the pre-norm is the block's). */
 export class SelfAttention implements SeqLayer<AttentionSaved> {
   readonly rowWise = false;
   readonly opts: AttentionOptions;
@@ -128,7 +139,12 @@ export class SelfAttention implements SeqLayer<AttentionSaved> {
     return rope(this.dev, x, { heads, headDim: c.headDim, theta: c.ropeTheta, inverse, name });
   }
 
-  forward(x: Tensor): Forward<AttentionSaved> {
+  /**
+   * Forward. With `kept` (selective recomputation: the output and statistics of an earlier
+   * forward at the same input), the attention kernel is skipped and `kept` is taken over into
+   * the saved record.
+   */
+  forward(x: Tensor, kept?: AttentionKept): Forward<AttentionSaved> {
     const { dev, p, cfg, name } = this;
     const q0 = linearForward(dev, x, p.q.value, p.qBias?.value, { name: `${name}.q` });
     const q = this.#rope(q0, cfg.heads, false, `${name}.q_rot`);
@@ -142,14 +158,22 @@ export class SelfAttention implements SeqLayer<AttentionSaved> {
       : linearForwardPair(dev, x, p.k.value, p.v.value, { names: [`${name}.k`, `${name}.v`] });
     const k = this.#rope(k0, cfg.kvHeads, false, `${name}.k_rot`);
     k0.dispose();
-    if (this.sp > 1) return this.#forwardSP(x, q, k, v);
-    const { out: o, lse } = attentionForward(dev, q, k, v, this.opts);
+    if (this.sp > 1) return this.#forwardSP(x, q, k, v, kept);
+    const { out: o, lse } = kept
+      ? { out: kept.o, lse: kept.lse }
+      : attentionForward(dev, q, k, v, this.opts);
     const out = linearForward(dev, o, p.o.value, undefined, { name: `${name}.out` });
     return { out, saved: { x: view(x), q, k, v, o, lse } };
   }
 
   /** Ulysses: exchange q/k/v to head shards, attend over all S rows, exchange the output back. */
-  #forwardSP(x: Tensor, q: Tensor, k: Tensor, v: Tensor): Forward<AttentionSaved> {
+  #forwardSP(
+    x: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    kept?: AttentionKept,
+  ): Forward<AttentionSaved> {
     const { dev, p, cfg, name, sp } = this;
     const hd = cfg.headDim;
     const qg = seqToHeads(dev, q, sp, hd, `${name}.q_a2a`); // (S, H/K·hd)
@@ -158,8 +182,13 @@ export class SelfAttention implements SeqLayer<AttentionSaved> {
     k.dispose();
     const vg = seqToHeads(dev, v, sp, hd, `${name}.v_a2a`, this.#replicate);
     v.dispose();
-    const { out: og, lse } = attentionForward(dev, qg, kg, vg, this.opts); // (S, H/K·hd)
-    const oLocal = headsToSeq(dev, og, sp, `${name}.o_a2a`); // (S/K, H·hd)
+    if (kept && !kept.oLocal) {
+      throw new Error(`${name}: kept attention state lacks oLocal under Ulysses SP`);
+    }
+    const { out: og, lse } = kept // (S, H/K·hd)
+      ? { out: kept.o, lse: kept.lse }
+      : attentionForward(dev, qg, kg, vg, this.opts);
+    const oLocal = kept?.oLocal ?? headsToSeq(dev, og, sp, `${name}.o_a2a`); // (S/K, H·hd)
     const out = linearForward(dev, oLocal, p.o.value, undefined, { name: `${name}.out` });
     return { out, saved: { x: view(x), q: qg, k: kg, v: vg, o: og, lse, oLocal } };
   }

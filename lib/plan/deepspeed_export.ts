@@ -32,6 +32,13 @@ export interface DeepSpeedExportInput {
 
 /** The DeepSpeed config (a JSON object) of a planned setup. */
 export function deepspeedConfig(input: DeepSpeedExportInput): Record<string, unknown> {
+  if (input.policy.keepAttention) {
+    throw new Error(
+      "--export deepspeed with --keep-attention: the exported run recomputes whole layers " +
+        "(transformers' gradient checkpointing has no selective mode), so it would not hold what " +
+        "this plan counts; plan without --keep-attention to export",
+    );
+  }
   const p = normalizeParallel(input.policy.parallel ?? { gpus: 1 });
   const dataParallel = p.gpus / p.sp;
   const zero: Record<string, unknown> = {
