@@ -15,6 +15,7 @@ Deno.test("describePolicy names the named policies and their variants", () => {
       mst: "MsT + recomputation",
       mstOib: "MsT + recomputation + optimizer-in-backward",
       mstOffload: "MsT + recomputation + checkpoint offload",
+      mstKeepAttention: "MsT + recomputation (attention kept)",
       hfStandard: "standard (HF)",
       hfCheckpoint: "recomputation (HF)",
     },

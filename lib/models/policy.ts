@@ -104,6 +104,7 @@ const freeze = (p: MemoryPolicy): MemoryPolicy =>
  * - `mst`: MsT (MLP and head, M auto) + recomputation, the paper's MsT;
  * - `mstOib`: `mst` + optimizer-in-backward (the paper's 60K setting);
  * - `mstOffload`: `mst` + checkpoint offload (block inputs kept in host memory);
+ * - `mstKeepAttention`: `mst` with selective recomputation (attention output kept);
  * - `hfStandard`, `hfCheckpoint`: standard and recomputation as transformers + PyTorch run
  *   them (`framework: "hf"`), the paper's baselines.
  */
@@ -113,6 +114,7 @@ export const POLICIES: Readonly<{
   mst: MemoryPolicy;
   mstOib: MemoryPolicy;
   mstOffload: MemoryPolicy;
+  mstKeepAttention: MemoryPolicy;
   hfStandard: MemoryPolicy;
   hfCheckpoint: MemoryPolicy;
 }> = Object.freeze({
@@ -125,6 +127,11 @@ export const POLICIES: Readonly<{
     optimizerInBackward: true,
   }),
   mstOffload: freeze({ checkpoint: true, mst: { mlp: "auto", head: "auto" }, offload: true }),
+  mstKeepAttention: freeze({
+    checkpoint: true,
+    mst: { mlp: "auto", head: "auto" },
+    keepAttention: true,
+  }),
   hfStandard: freeze({ framework: "hf" }),
   hfCheckpoint: freeze({ framework: "hf", checkpoint: true }),
 });
