@@ -1,7 +1,17 @@
-/** AdamW vs the f64 reference over several steps, with and without clipping; meta parity. */
+/**
+ * AdamW vs the f64 reference over several steps, with and without clipping; the multi-tensor
+ * kernel on mixed odd sizes (k = 1 and the device's most), equal to the one-tensor kernel;
+ * meta parity.
+ */
 
 import assert from "node:assert/strict";
-import { adamwUpdate } from "../lib/ops/adamw.ts";
+import { MetaDevice } from "../lib/device/meta.ts";
+import {
+  adamwGroupSize,
+  adamwUpdate,
+  adamwUpdateMulti,
+  MAX_ADAMW_GROUP,
+} from "../lib/ops/adamw.ts";
 import { sumSquares } from "../lib/ops/reduce.ts";
 import { adamwRef } from "../lib/reference/adamw.ts";
 import { sumSquaresRef } from "../lib/reference/reduce.ts";
@@ -71,5 +81,122 @@ Deno.test("adamw allocates the same on meta as on webgpu", gpuTest, async () => 
     adamwUpdate(dv, p, g, m, v, { ...hp, step: 1, clip: { normSq, maxNorm: 1 } });
     adamwUpdate(dv, p, g, m, v, { ...hp, step: 2 });
     for (const t of [p, g, m, v, normSq]) t.dispose();
+  });
+});
+
+Deno.test("adamw group sizes follow the device's storage-binding limit", () => {
+  const of = (n: number) => new MetaDevice({ limits: { maxStorageBuffersPerShaderStage: n } });
+  const size = (dev: MetaDevice, clip: boolean, work: boolean) =>
+    adamwGroupSize(dev, { clip, work });
+  assert.equal(size(new MetaDevice(), true, true), MAX_ADAMW_GROUP, "no limit: the cap");
+  // lavapipe's 32, less the parameter block: 4 bindings per tensor (5 with the working copy)
+  assert.deepEqual([size(of(32), false, false), size(of(32), true, false)], [7, 7]);
+  assert.deepEqual([size(of(32), false, true), size(of(32), true, true)], [6, 6]);
+  assert.deepEqual([size(of(8), true, false), size(of(8), true, true)], [1, 1], "default 8");
+});
+
+/** Sizes mixed in one group: a single element, below, at and past the workgroup of 256. */
+const SIZES = [1, 3, 257, 1000, 256, 255, 513, 64, 2, 4097];
+
+for (const [maxNorm, scale] of [[undefined, 1], [2, 1], [1000, 256]] as const) {
+  Deno.test(
+    `multi-tensor adamw (k = 1 and k = max) matches the reference and the one-tensor kernel ` +
+      `(clip ${maxNorm ?? "off"}, loss scale ${scale})`,
+    gpuTest,
+    async () => {
+      const dev = await testDevice();
+      const most = adamwGroupSize(dev, { clip: maxNorm !== undefined, work: false });
+      assert.ok(most > 1 && most <= SIZES.length, `lavapipe groups ${most} tensors`);
+      for (const k of [1, most]) {
+        const sizes = SIZES.slice(0, k);
+        const refs = sizes.map((n, j) => ({
+          p: Float64Array.from(Float32Array.from(randomArray(n, 100 + j))),
+          m: new Float64Array(n),
+          v: new Float64Array(n),
+          wd: j % 2 === 0 ? hp.weightDecay : 0,
+        }));
+        const make = () =>
+          refs.map((r) => ({
+            p: dev.upload(Float32Array.from(r.p), [r.p.length], { tag: "weights" }),
+            m: dev.zeros([r.p.length], { tag: "optimizer" }),
+            v: dev.zeros([r.p.length], { tag: "optimizer" }),
+          }));
+        const [multi, single] = [make(), make()];
+        for (let step = 1; step <= 3; step++) {
+          // gradients of a loss scaled by `scale` (a power of two: exact in f32)
+          const gs = sizes.map((n, j) =>
+            Float64Array.from(Float32Array.from(randomArray(n, 10 * step + j, 0.5)))
+          );
+          const gTs = gs.map((g) =>
+            dev.upload(Float32Array.from(g, (x) => x * scale), [g.length], { tag: "grads" })
+          );
+          const normSq = maxNorm === undefined ? undefined : sumSquares(dev, gTs);
+          const clip = normSq ? { normSq, maxNorm: maxNorm! } : undefined;
+          const opts = { ...hp, step, clip, invScale: 1 / scale };
+          adamwUpdateMulti(
+            dev,
+            multi.map((t, j) => ({ param: t.p, grad: gTs[j], ...t, weightDecay: refs[j].wd })),
+            opts,
+          );
+          single.forEach((t, j) =>
+            adamwUpdate(dev, t.p, gTs[j], t.m, t.v, { ...opts, weightDecay: refs[j].wd })
+          );
+          const refClip = maxNorm === undefined ? undefined : {
+            normSq: sumSquaresRef(gs),
+            maxNorm,
+          };
+          refs.forEach((r, j) =>
+            adamwRef(r.p, gs[j], r.m, r.v, { ...hp, weightDecay: r.wd, step, clip: refClip })
+          );
+          for (const t of [...gTs, normSq]) t?.dispose();
+        }
+        const tol = { atol: 1e-6, rtol: 1e-5 };
+        for (let j = 0; j < k; j++) {
+          const what = `k ${k}, tensor ${j} (${sizes[j]} elements)`;
+          const p = await dev.readF32(multi[j].p);
+          assertAllClose(p, refs[j].p, tol, `param of ${what}`);
+          assertAllClose(await dev.readF32(multi[j].m), refs[j].m, tol, `m of ${what}`);
+          assertAllClose(await dev.readF32(multi[j].v), refs[j].v, { atol: 1e-9, rtol: 1e-5 }, `v`);
+          assert.deepEqual(p, await dev.readF32(single[j].p), `${what}: as the one-tensor kernel`);
+        }
+        for (const t of [...multi, ...single]) for (const x of [t.p, t.m, t.v]) x.dispose();
+      }
+    },
+  );
+}
+
+Deno.test("multi-tensor adamw errors say what was wrong", gpuTest, async () => {
+  const dev = await testDevice();
+  const t = (name: string) => dev.zeros([5], { tag: "weights", name });
+  const one = () => ({ param: t("w"), grad: t("g"), m: t("m"), v: t("v"), weightDecay: 0 });
+  const most = adamwGroupSize(dev, { clip: false, work: false });
+  const many = Array.from({ length: most + 1 }, one);
+  assert.throws(() => adamwUpdateMulti(dev, [], { ...hp, step: 1 }), /at least one tensor/);
+  assert.throws(
+    () => adamwUpdateMulti(dev, many, { ...hp, step: 1 }),
+    new RegExp(`${most + 1} tensors, but one dispatch takes at most ${most}`),
+  );
+  const withWork = { ...many[1], work: t("work") };
+  assert.throws(
+    () => adamwUpdateMulti(dev, [many[0], withWork], { ...hp, step: 1 }),
+    /"w" has a working copy, unlike "w"|lacks a working copy/,
+  );
+  for (const x of [...many, withWork]) for (const y of [x.param, x.grad, x.m, x.v]) y.dispose();
+  withWork.work.dispose();
+});
+
+Deno.test("multi-tensor adamw allocates the same on meta as on webgpu", gpuTest, async () => {
+  const dev = await testDevice();
+  await assertSameAllocations(dev, (dv) => {
+    const ts = [37 * 24, 5, 300].map((n) => {
+      const [param, grad, m, v] = ["p", "g", "m", "v"].map((name) =>
+        dv.zeros([n], { tag: "weights", name })
+      );
+      return { param, grad, m, v, weightDecay: 0.1 };
+    });
+    const normSq = sumSquares(dv, ts.map((t) => t.grad));
+    adamwUpdateMulti(dv, ts, { ...hp, step: 1, clip: { normSq, maxNorm: 1 } });
+    for (const t of ts) for (const x of [t.param, t.grad, t.m, t.v]) x.dispose();
+    normSq.dispose();
   });
 });

@@ -1,0 +1,57 @@
+// AdamW over K tensors in one dispatch: the multi-tensor form of adamw.wgsl, with the same
+// update of each element (PyTorch semantics; see adamw.wgsl for the formulas). Tensor j's
+// elements are covered by the workgroups w ∈ [end_{j−1}, end_j) (end_{−1} = 0), 256 elements
+// each: every invocation updates at most one element of one tensor, and a workgroup never
+// straddles two tensors, so the branch that picks the tensor is uniform within a workgroup.
+// The tensors are statically unrolled (no dynamic binding index): lib/ops/adamw.ts generates
+// TENSOR_FIELDS (n_j, end_j, decay_j of each tensor), BINDINGS and TENSORS (the
+// branch of each tensor); CLIP_BINDING and CLIP_SCALE are as in adamw.wgsl.
+//
+// Bindings (B = 4, or 5 with working copies; j = 0..K−1):
+//            @group(0) @binding(B·j)     param_j : array<f32>  (n_j)   read_write
+//            @group(0) @binding(B·j + 1) grad_j  : array<SF>   (n_j)
+//            @group(0) @binding(B·j + 2) m_j     : array<f32>  (n_j)   read_write
+//            @group(0) @binding(B·j + 3) v_j     : array<f32>  (n_j)   read_write
+//            @group(0) @binding(B·j + 4) work_j  : array<SF>   (n_j)   written; mixed precision
+//            @group(0) @binding(B·K)     norm_sq : array<f32>  (1)     only when clipping
+//            @group(1) @binding(0) p : Params { beta1, beta2, eps, step_size, bc2_sqrt,
+//                                               max_norm, nx, inv_scale, then per tensor
+//                                               n_j, end_j, decay_j = 1 − lr·wd_j }
+// Dispatch:  grid1d(end_{K−1}); the linear workgroup index is w = wg.y * nx + wg.x.
+
+alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
+
+struct Params {
+  beta1: f32,
+  beta2: f32,
+  eps: f32,
+  step_size: f32,
+  bc2_sqrt: f32,
+  max_norm: f32,
+  nx: u32,
+  inv_scale: f32,
+{{TENSOR_FIELDS}}
+}
+
+{{BINDINGS}}
+{{CLIP_BINDING}}
+@group(1) @binding(0) var<uniform> p: Params;
+
+fn clip_scale() -> f32 {
+  {{CLIP_SCALE}}
+}
+
+// The updated (param, m, v) of one element with gradient `grad` (as read from storage).
+fn adamw(param: f32, grad: f32, m: f32, v: f32, decay: f32) -> vec3<f32> {
+  let g = grad * p.inv_scale * clip_scale();
+  let mi = p.beta1 * m + (1.0 - p.beta1) * g;
+  let vi = p.beta2 * v + (1.0 - p.beta2) * g * g;
+  let denom = sqrt(vi) / p.bc2_sqrt + p.eps;
+  return vec3<f32>(param * decay - p.step_size * mi / denom, mi, vi);
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let w = wg.y * p.nx + wg.x;
+{{TENSORS}}
+}
