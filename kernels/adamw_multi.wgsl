@@ -1,11 +1,13 @@
 // AdamW over K tensors in one dispatch: the multi-tensor form of adamw.wgsl, with the same
-// update of each element (PyTorch semantics; see adamw.wgsl for the formulas). Tensor j's
-// elements are covered by the workgroups w ∈ [end_{j−1}, end_j) (end_{−1} = 0), 256 elements
-// each: every invocation updates at most one element of one tensor, and a workgroup never
-// straddles two tensors, so the branch that picks the tensor is uniform within a workgroup.
-// The tensors are statically unrolled (no dynamic binding index): lib/ops/adamw.ts generates
-// TENSOR_FIELDS (n_j, end_j, decay_j of each tensor), BINDINGS and TENSORS (the
-// branch of each tensor); CLIP_BINDING and CLIP_SCALE are as in adamw.wgsl.
+// update of each element (PyTorch semantics; see adamw.wgsl for the formulas). Invocation i
+// updates element i of every tensor j with i < n_j, so the dispatch covers the largest tensor
+// and the caller groups tensors of similar sizes (lib/ops/adamw.ts, adamwGroups): lavapipe runs
+// an `if` under a mask, so a tensor's branch costs about the same in invocations past its end.
+// (Giving each tensor its own run of workgroups instead made every invocation evaluate all K
+// branches, ~2× slower than K separate dispatches.) The tensors are statically unrolled (no
+// dynamic binding index): lib/ops/adamw.ts generates TENSOR_FIELDS (n_j, decay_j of each
+// tensor), BINDINGS and TENSORS (the branch of each tensor); CLIP_BINDING and CLIP_SCALE are
+// as in adamw.wgsl.
 //
 // Bindings (B = 4, or 5 with working copies; j = 0..K−1):
 //            @group(0) @binding(B·j)     param_j : array<f32>  (n_j)   read_write
@@ -16,8 +18,8 @@
 //            @group(0) @binding(B·K)     norm_sq : array<f32>  (1)     only when clipping
 //            @group(1) @binding(0) p : Params { beta1, beta2, eps, step_size, bc2_sqrt,
 //                                               max_norm, nx, inv_scale, then per tensor
-//                                               n_j, end_j, decay_j = 1 − lr·wd_j }
-// Dispatch:  grid1d(end_{K−1}); the linear workgroup index is w = wg.y * nx + wg.x.
+//                                               n_j, decay_j = 1 − lr·wd_j }
+// Dispatch:  grid1d(ceil(max_j n_j / 256)); the element is i = (wg.y * nx + wg.x) * 256 + li.
 
 alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
 
@@ -52,6 +54,6 @@ fn adamw(param: f32, grad: f32, m: f32, v: f32, decay: f32) -> vec3<f32> {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let w = wg.y * p.nx + wg.x;
+  let i = (wg.y * p.nx + wg.x) * 256u + li;
 {{TENSORS}}
 }

@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { MetaDevice } from "../lib/device/meta.ts";
 import {
+  ADAMW_GROUP_WASTE,
+  adamwGroups,
   adamwGroupSize,
   adamwUpdate,
   adamwUpdateMulti,
@@ -93,6 +95,41 @@ Deno.test("adamw group sizes follow the device's storage-binding limit", () => {
   assert.deepEqual([size(of(32), false, false), size(of(32), true, false)], [7, 7]);
   assert.deepEqual([size(of(32), false, true), size(of(32), true, true)], [6, 6]);
   assert.deepEqual([size(of(8), true, false), size(of(8), true, true)], [1, 1], "default 8");
+});
+
+Deno.test("adamw groups: similar sizes together, keys apart, at most `most` per group", () => {
+  const t = (size: number, key = "f32") => ({ size, key });
+  // sorted by size: same-shape weights of different layers group; two 2048s take the 4096s
+  // (4096 masked slots, at the bound), the 11264s stay apart from both neighbours
+  const sizes = [4096, 64, 2048, 64, 4096, 2048, 64, 11264, 11264, 11264, 262144, 262144];
+  assert.deepEqual(adamwGroups(sizes.map((n) => t(n)), 7), [
+    [1, 3, 6],
+    [2, 5, 0, 4],
+    [7, 8, 9],
+    [10, 11],
+  ]);
+  assert.deepEqual(adamwGroups(sizes.map((n) => t(n)), 2), [
+    [1, 3],
+    [6, 2],
+    [5, 0],
+    [4],
+    [7, 8],
+    [9],
+    [10, 11],
+  ]);
+  assert.deepEqual(adamwGroups(sizes.map((n) => t(n)), 1).length, sizes.length);
+  // four 2048s would mask 4 × 2048 slots for a 4096: apart (llama3-tiny's k/v and q/o)
+  assert.deepEqual(adamwGroups([2048, 2048, 2048, 2048, 4096].map((n) => t(n)), 7), [
+    [0, 1, 2, 3],
+    [4],
+  ]);
+  // small tensors of any size share a dispatch while the masked slots stay under the bound
+  assert.deepEqual(adamwGroups([1, 3, 257, 1000].map((n) => t(n)), 16), [[0, 1, 2, 3]]);
+  assert.deepEqual(adamwGroups([t(1000), t(1000, "f16"), t(1000)], 16), [[1], [0, 2]]);
+  const spread = adamwGroups([t(10), t(ADAMW_GROUP_WASTE + 11)], 16);
+  assert.deepEqual(spread, [[0], [1]], "one masked slot past the bound splits");
+  assert.deepEqual(adamwGroups([t(10), t(ADAMW_GROUP_WASTE + 10)], 16), [[0, 1]]);
+  assert.deepEqual(adamwGroups([], 4), []);
 });
 
 /** Sizes mixed in one group: a single element, below, at and past the workgroup of 256. */

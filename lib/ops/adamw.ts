@@ -135,6 +135,50 @@ export function adamwGroupSize(dev: Device, opts: { clip: boolean; work: boolean
   return Math.max(1, Math.min(MAX_ADAMW_GROUP, Math.floor(free / (opts.work ? 5 : 4))));
 }
 
+/**
+ * Masked elements a group may carry: the kernel runs max(n_j) invocations, and an invocation past
+ * a smaller tensor's end still evaluates that tensor's branch under a mask (lavapipe predicates
+ * `if`s), so a group wastes Σ_j (max − n_j) element slots: at most this many, or an eighth of the
+ * group's elements.
+ */
+export const ADAMW_GROUP_WASTE = 4096;
+
+/**
+ * Groups for {@link adamwUpdateMulti}: indices into `tensors` (each `{size, key}`), only equal
+ * keys together (e.g. gradient storage and working copy), at most `most` per group. Tensors are
+ * sorted by size (stable) and packed greedily while the masked slots stay within
+ * {@link ADAMW_GROUP_WASTE}, so same-shape weights of different layers share a dispatch.
+ */
+export function adamwGroups(
+  tensors: readonly { size: number; key: string }[],
+  most: number,
+): number[][] {
+  const order = tensors.map((_, i) => i).sort((a, b) => {
+    const [x, y] = [tensors[a], tensors[b]];
+    return x.key < y.key ? -1 : x.key > y.key ? 1 : x.size - y.size || a - b;
+  });
+  const groups: number[][] = [];
+  let cur: number[] = [];
+  let max = 0;
+  let sum = 0;
+  let waste = 0;
+  for (const i of order) {
+    const { size, key } = tensors[i];
+    const w = waste + cur.length * (size - max);
+    const fits = cur.length > 0 && cur.length < most && tensors[cur[0]].key === key &&
+      w <= Math.max(ADAMW_GROUP_WASTE, (sum + size) / 8);
+    if (fits) [waste, sum] = [w, sum + size];
+    else {
+      if (cur.length > 0) groups.push(cur);
+      [cur, waste, sum] = [[], 0, size];
+    }
+    cur.push(i);
+    max = size;
+  }
+  if (cur.length > 0) groups.push(cur);
+  return groups;
+}
+
 const multiSources = new Map<string, string>();
 
 /** The WGSL of the K-tensor kernel (cached). */
@@ -147,7 +191,7 @@ function multiSource(k: number, clip: boolean, work: boolean): string {
   const bindings: string[] = [];
   const branches: string[] = [];
   for (let j = 0; j < k; j++) {
-    fields.push(`  n_${j}: u32,\n  end_${j}: u32,\n  decay_${j}: f32,`);
+    fields.push(`  n_${j}: u32,\n  decay_${j}: f32,`);
     const decl = (o: number, access: string, name: string, elem: string) =>
       `@group(0) @binding(${b * j + o}) var<storage, ${access}> ${name}_${j}: array<${elem}>;`;
     bindings.push(
@@ -157,19 +201,15 @@ function multiSource(k: number, clip: boolean, work: boolean): string {
       decl(3, "read_write", "v", "f32"),
       ...(work ? [decl(4, "read_write", "work", "SF")] : []),
     );
-    const start = j === 0 ? "0u" : `p.end_${j - 1}`;
     branches.push(
-      `  ${j === 0 ? "" : "} else "}if (w < p.end_${j}) {
-    let i = (w - ${start}) * 256u + li;
-    if (i < p.n_${j}) {
-      let r = adamw(param_${j}[i], f32(grad_${j}[i]), m_${j}[i], v_${j}[i], p.decay_${j});
-      m_${j}[i] = r.y;
-      v_${j}[i] = r.z;
-      param_${j}[i] = r.x;${work ? `\n      work_${j}[i] = SF(r.x);` : ""}
-    }`,
+      `  if (i < p.n_${j}) {
+    let r = adamw(param_${j}[i], f32(grad_${j}[i]), m_${j}[i], v_${j}[i], p.decay_${j});
+    m_${j}[i] = r.y;
+    v_${j}[i] = r.z;
+    param_${j}[i] = r.x;${work ? `\n    work_${j}[i] = SF(r.x);` : ""}
+  }`,
     );
   }
-  branches.push("  }");
   src = fillTemplate(kernelSource("adamw_multi"), {
     TENSOR_FIELDS: fields.join("\n"),
     BINDINGS: bindings.join("\n"),
@@ -185,9 +225,11 @@ function multiSource(k: number, clip: boolean, work: boolean): string {
 
 /**
  * The AdamW step of {@link adamwUpdate} on several tensors in one dispatch (the same update of
- * every element; each tensor with its own weight decay). All tensors have working copies or
- * none; their gradients share one storage type. Throws when there are more tensors than
- * {@link adamwGroupSize} allows on `dev`.
+ * every element; each tensor with its own weight decay): invocation i updates element i of every
+ * tensor longer than i, so the dispatch covers the largest tensor and tensors of similar sizes
+ * belong together ({@link adamwGroups}). All tensors have working copies or none; their gradients
+ * share one storage type. Throws when there are more tensors than {@link adamwGroupSize} allows
+ * on `dev`.
  */
 export function adamwUpdateMulti(
   dev: Device,
@@ -216,12 +258,10 @@ export function adamwUpdateMulti(
         `split them into groups of adamwGroupSize(dev, …)`,
     );
   }
-  let end = 0;
-  const ends = tensors.map((t) => end += ceilDiv(t.param.size, 256));
-  const [nx, ny] = grid1d(end);
+  const [nx, ny] = grid1d(ceilDiv(Math.max(...tensors.map((t) => t.param.size)), 256));
   const params = new Params().f32(beta1).f32(beta2).f32(eps).f32(lr / bc1).f32(Math.sqrt(bc2))
     .f32(clip?.maxNorm ?? 0).u32(nx).f32(opts.invScale ?? 1);
-  tensors.forEach((t, j) => params.u32(t.param.size).u32(ends[j]).f32(1 - lr * t.weightDecay));
+  for (const t of tensors) params.u32(t.param.size).f32(1 - lr * t.weightDecay);
   dev.dispatch({
     kernel: "adamw_multi",
     source: multiSource(k, !!clip, work),

@@ -6,7 +6,7 @@
  * Weight decay applies to matrices only (norm weights and biases are not decayed).
  * Global clipping needs every gradient at once, so it is off in optimizer-in-backward mode.
  *
- * A full step updates consecutive parameters in groups, one dispatch per group
+ * A full step updates parameters of similar sizes in groups, one dispatch per group
  * ({@link adamwUpdateMulti}; as many tensors as the device's storage-binding limit allows), with
  * the same update of every element as the one-parameter kernel. A step that still has to create
  * moments (the first) updates one parameter at a time instead, so each parameter's moments are
@@ -17,7 +17,7 @@
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
 import type { Parameter } from "../nn/parameter.ts";
-import { adamwGroupSize, adamwUpdate, adamwUpdateMulti } from "../ops/adamw.ts";
+import { adamwGroups, adamwGroupSize, adamwUpdate, adamwUpdateMulti } from "../ops/adamw.ts";
 import { sumSquares } from "../ops/reduce.ts";
 
 /** Hyper-parameters. */
@@ -115,9 +115,9 @@ export class AdamW {
   }
 
   /**
-   * Updates parameters whose moments exist, consecutive ones in one dispatch (same gradient
-   * storage, all with or all without a working copy, at most {@link adamwGroupSize}), then
-   * frees their gradients in order.
+   * Updates parameters whose moments exist: tensors of similar sizes (same gradient storage, all
+   * with or all without a working copy, at most {@link adamwGroupSize}) in one dispatch each
+   * ({@link adamwGroups}), then frees the gradients in the parameters' order.
    */
   #grouped(
     params: readonly Parameter[],
@@ -127,29 +127,38 @@ export class AdamW {
   ): void {
     const o = this.opts;
     const hp = { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, step: t, clip, invScale };
-    const kind = (p: Parameter) => `${p.grad!.dtype}/${p.master !== null}`;
-    for (let i = 0; i < params.length;) {
-      const most = adamwGroupSize(this.dev, { clip: !!clip, work: params[i].master !== null });
-      let j = i + 1;
-      while (j < params.length && j - i < most && kind(params[j]) === kind(params[i])) j++;
-      const group = params.slice(i, j);
-      if (group.length === 1) this.update(group[0], t, clip, invScale);
-      else {
-        adamwUpdateMulti(
-          this.dev,
-          group.map((p) => ({
-            param: p.master ?? p.value,
-            grad: p.grad!,
-            m: p.m!,
-            v: p.v!,
-            work: p.master ? p.value : undefined,
-            weightDecay: p.shape.length >= 2 ? o.weightDecay : 0,
-          })),
-          hp,
-        );
-        for (const p of group) p.dropGrad();
+    const c = !!clip;
+    const most = Math.min(
+      adamwGroupSize(this.dev, { clip: c, work: false }),
+      adamwGroupSize(this.dev, { clip: c, work: params.some((p) => p.master) }),
+    );
+    const keys = params.map((p) => ({
+      size: (p.master ?? p.value).size,
+      key: `${p.grad!.dtype}/${p.master !== null}`,
+    }));
+    for (const g of adamwGroups(keys, most)) {
+      if (g.length === 1) {
+        const p = params[g[0]];
+        adamwUpdate(this.dev, p.master ?? p.value, p.grad!, p.m!, p.v!, {
+          ...hp,
+          work: p.master ? p.value : undefined,
+          weightDecay: p.shape.length >= 2 ? o.weightDecay : 0,
+        });
+        continue;
       }
-      i = j;
+      adamwUpdateMulti(
+        this.dev,
+        g.map((i) => params[i]).map((p) => ({
+          param: p.master ?? p.value,
+          grad: p.grad!,
+          m: p.m!,
+          v: p.v!,
+          work: p.master ? p.value : undefined,
+          weightDecay: p.shape.length >= 2 ? o.weightDecay : 0,
+        })),
+        hp,
+      );
     }
+    for (const p of params) p.dropGrad();
   }
 }
