@@ -134,18 +134,24 @@ Deno.test("adamw groups: similar sizes together, keys apart, at most `most` per 
 
 /** Sizes mixed in one group: a single element, below, at and past the workgroup of 256. */
 const SIZES = [1, 3, 257, 1000, 256, 255, 513, 64, 2, 4097];
+/** Multiples of 4 only: the kernel's vec4 variant. */
+const SIZES4 = [4, 12, 1028, 1000, 256, 64, 4096, 8, 260, 516];
 
 for (const [maxNorm, scale] of [[undefined, 1], [2, 1], [1000, 256]] as const) {
   Deno.test(
-    `multi-tensor adamw (k = 1 and k = max) matches the reference and the one-tensor kernel ` +
+    `multi-tensor adamw (k = 1 and k = max; odd sizes and vec4 units) matches the reference and ` +
+      `the one-tensor kernel ` +
       `(clip ${maxNorm ?? "off"}, loss scale ${scale})`,
     gpuTest,
     async () => {
       const dev = await testDevice();
       const most = adamwGroupSize(dev, { clip: maxNorm !== undefined, work: false });
       assert.ok(most > 1 && most <= SIZES.length, `lavapipe groups ${most} tensors`);
-      for (const k of [1, most]) {
-        const sizes = SIZES.slice(0, k);
+      for (
+        const [k, sizes] of [1, most].flatMap((k) =>
+          [SIZES, SIZES4].map((s) => [k, s.slice(0, k)] as const)
+        )
+      ) {
         const refs = sizes.map((n, j) => ({
           p: Float64Array.from(Float32Array.from(randomArray(n, 100 + j))),
           m: new Float64Array(n),
@@ -189,7 +195,7 @@ for (const [maxNorm, scale] of [[undefined, 1], [2, 1], [1000, 256]] as const) {
         }
         const tol = { atol: 1e-6, rtol: 1e-5 };
         for (let j = 0; j < k; j++) {
-          const what = `k ${k}, tensor ${j} (${sizes[j]} elements)`;
+          const what = `k ${k}, tensor ${j} of [${sizes}]`;
           const p = await dev.readF32(multi[j].p);
           assertAllClose(p, refs[j].p, tol, `param of ${what}`);
           assertAllClose(await dev.readF32(multi[j].m), refs[j].m, tol, `m of ${what}`);

@@ -182,8 +182,8 @@ export function adamwGroups(
 const multiSources = new Map<string, string>();
 
 /** The WGSL of the K-tensor kernel (cached). */
-function multiSource(k: number, clip: boolean, work: boolean): string {
-  const key = `${k}/${clip}/${work}`;
+function multiSource(k: number, clip: boolean, work: boolean, vec4: boolean): string {
+  const key = `${k}/${clip}/${work}/${vec4}`;
   let src = multiSources.get(key);
   if (src !== undefined) return src;
   const b = work ? 5 : 4;
@@ -194,19 +194,20 @@ function multiSource(k: number, clip: boolean, work: boolean): string {
     fields.push(`  n_${j}: u32,\n  decay_${j}: f32,`);
     const decl = (o: number, access: string, name: string, elem: string) =>
       `@group(0) @binding(${b * j + o}) var<storage, ${access}> ${name}_${j}: array<${elem}>;`;
+    const [f, sf] = vec4 ? ["vec4<f32>", "vec4<SF>"] : ["f32", "SF"];
     bindings.push(
-      decl(0, "read_write", "param", "f32"),
-      decl(1, "read", "grad", "SF"),
-      decl(2, "read_write", "m", "f32"),
-      decl(3, "read_write", "v", "f32"),
-      ...(work ? [decl(4, "read_write", "work", "SF")] : []),
+      decl(0, "read_write", "param", f),
+      decl(1, "read", "grad", sf),
+      decl(2, "read_write", "m", f),
+      decl(3, "read_write", "v", f),
+      ...(work ? [decl(4, "read_write", "work", sf)] : []),
     );
     branches.push(
       `  if (i < p.n_${j}) {
-    let r = adamw(param_${j}[i], f32(grad_${j}[i]), m_${j}[i], v_${j}[i], p.decay_${j});
-    m_${j}[i] = r.y;
-    v_${j}[i] = r.z;
-    param_${j}[i] = r.x;${work ? `\n    work_${j}[i] = SF(r.x);` : ""}
+    let r = adamw(param_${j}[i], VF(grad_${j}[i]), m_${j}[i], v_${j}[i], p.decay_${j});
+    m_${j}[i] = r.m;
+    v_${j}[i] = r.v;
+    param_${j}[i] = r.param;${work ? `\n    work_${j}[i] = ${sf}(r.param);` : ""}
   }`,
     );
   }
@@ -218,6 +219,7 @@ function multiSource(k: number, clip: boolean, work: boolean): string {
       : "",
     CLIP_SCALE: clip ? CLIP_SCALE : "return 1.0;",
     TENSORS: branches.join("\n"),
+    VEC: vec4 ? "alias VF = vec4<f32>;" : "alias VF = f32;",
   });
   multiSources.set(key, src);
   return src;
@@ -258,13 +260,15 @@ export function adamwUpdateMulti(
         `split them into groups of adamwGroupSize(dev, …)`,
     );
   }
-  const [nx, ny] = grid1d(ceilDiv(Math.max(...tensors.map((t) => t.param.size)), 256));
+  // vec4 work units when every size allows (the kernel then counts vec4s)
+  const w = tensors.every((t) => t.param.size % 4 === 0) ? 4 : 1;
+  const [nx, ny] = grid1d(ceilDiv(Math.max(...tensors.map((t) => t.param.size / w)), 256));
   const params = new Params().f32(beta1).f32(beta2).f32(eps).f32(lr / bc1).f32(Math.sqrt(bc2))
     .f32(clip?.maxNorm ?? 0).u32(nx).f32(opts.invScale ?? 1);
-  for (const t of tensors) params.u32(t.param.size).f32(1 - lr * t.weightDecay);
+  for (const t of tensors) params.u32(t.param.size / w).f32(1 - lr * t.weightDecay);
   dev.dispatch({
     kernel: "adamw_multi",
-    source: multiSource(k, !!clip, work),
+    source: multiSource(k, !!clip, work, w === 4),
     bindings: [
       ...tensors.flatMap((t) => [t.param, t.grad, t.m, t.v, ...(work ? [t.work!] : [])]),
       ...(clip ? [clip.normSq] : []),

@@ -132,10 +132,11 @@ export class AdamW {
       adamwGroupSize(this.dev, { clip: c, work: false }),
       adamwGroupSize(this.dev, { clip: c, work: params.some((p) => p.master) }),
     );
-    const keys = params.map((p) => ({
-      size: (p.master ?? p.value).size,
-      key: `${p.grad!.dtype}/${p.master !== null}`,
-    }));
+    // one gradient storage, working copies or none, sizes all multiples of 4 (vec4) or not
+    const keys = params.map((p) => {
+      const size = (p.master ?? p.value).size;
+      return { size, key: `${p.grad!.dtype}/${p.master !== null}/${size % 4 === 0}` };
+    });
     for (const g of adamwGroups(keys, most)) {
       if (g.length === 1) {
         const p = params[g[0]];
