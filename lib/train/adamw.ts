@@ -127,11 +127,12 @@ export class AdamW {
   ): void {
     const o = this.opts;
     const hp = { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, step: t, clip, invScale };
-    const c = !!clip;
-    const most = Math.min(
-      adamwGroupSize(this.dev, { clip: c, work: false }),
-      adamwGroupSize(this.dev, { clip: c, work: params.some((p) => p.master) }),
-    );
+    // groups with working copies take fewer tensors; one bound for all is simpler and as good
+    // (in mixed precision every parameter has one)
+    const most = adamwGroupSize(this.dev, {
+      clip: !!clip,
+      work: params.some((p) => p.master !== null),
+    });
     // one gradient storage, working copies or none, sizes all multiples of 4 (vec4) or not
     const keys = params.map((p) => {
       const size = (p.master ?? p.value).size;
