@@ -1,11 +1,15 @@
 /**
  * AdamW vs the f64 reference over several steps, with and without clipping; the multi-tensor
  * kernel on mixed odd sizes (k = 1 and the device's most), equal to the one-tensor kernel;
- * meta parity.
+ * meta parity; in training, groups follow the device's storage-binding limit and leave the
+ * allocations unchanged.
  */
 
 import assert from "node:assert/strict";
+import type { MemoryEvent } from "../lib/device/allocator.ts";
 import { MetaDevice } from "../lib/device/meta.ts";
+import { Model } from "../lib/models/model.ts";
+import { getPreset } from "../lib/models/presets.ts";
 import {
   ADAMW_GROUP_WASTE,
   adamwGroups,
@@ -17,6 +21,8 @@ import {
 import { sumSquares } from "../lib/ops/reduce.ts";
 import { adamwRef } from "../lib/reference/adamw.ts";
 import { sumSquaresRef } from "../lib/reference/reduce.ts";
+import { makeBatches } from "../lib/train/data_source.ts";
+import { runSteps } from "../lib/train/run_steps.ts";
 import { assertAllClose, randomArray } from "../lib/testing/all_close.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
 import { assertSameAllocations } from "../lib/testing/meta_parity.ts";
@@ -243,3 +249,42 @@ Deno.test("multi-tensor adamw allocates the same on meta as on webgpu", gpuTest,
     normSq.dispose();
   });
 });
+
+Deno.test(
+  "training: a full step groups parameters by the storage-binding limit; events and peaks do not depend on it",
+  async () => {
+    const cfg = getPreset("llama3-tiny");
+    const model = Model.build(new MetaDevice(), cfg);
+    const P = model.params.length;
+    model.dispose();
+    let first: { events: MemoryEvent[]; peaks: number[] } | null = null;
+    const totals: number[][] = []; // dispatches so far after each step
+    for (const limit of [8, 32, Infinity]) {
+      const dev = new MetaDevice({ limits: { maxStorageBuffersPerShaderStage: limit } });
+      const after: number[] = [];
+      const data = await makeBatches("repeat", cfg, 64, 1);
+      dev.allocator.startTimeline();
+      const r = await runSteps(dev, cfg, {}, data, {
+        steps: 3,
+        init: { seed: 1 },
+        onStep: () => void after.push(dev.dispatches),
+      });
+      const m = { events: dev.allocator.stopTimeline(), peaks: r.steps.map((x) => x.peakBytes) };
+      first ??= m;
+      assert.deepEqual(m.events, first.events, `limit ${limit}: the same allocations and frees`);
+      assert.deepEqual(m.peaks, first.peaks);
+      totals.push(after);
+    }
+    const [d8, d32, dInf] = totals.map((t) => [t[0], t[1] - t[0], t[2] - t[1]]);
+    // the squared norm's first stage reads 6 (limit 8), 30 (32) or 32 (no limit) gradients per
+    // dispatch; step 1 creates the moments one parameter at a time, later steps group AdamW by
+    // size: 1 parameter per dispatch at limit 8; at 32 (7 per dispatch) and with no limit, five
+    // groups: the 5 norms, k/v, q/o, the 6 MLP matrices, embedding and head
+    const c = (k: number) => Math.ceil(P / k);
+    assert.equal(P, 5 + 4 + 4 + 6 + 2, "llama3-tiny's parameters");
+    assert.equal(d8[0] - d32[0], c(6) - c(30), "step 1");
+    assert.equal(d8[1] - d32[1], P - 5 + c(6) - c(30), "step 2, limit 8 vs 32");
+    assert.equal(d32[1] - dInf[1], c(30) - c(32), "step 2, limit 32 vs none");
+    assert.equal(d32[2], d32[1], "step 3 as step 2");
+  },
+);
