@@ -14,7 +14,7 @@ import { halfSource } from "../lib/device/kernel_source.ts";
 import { MetaDevice } from "../lib/device/meta.ts";
 import type { Tensor } from "../lib/device/tensor.ts";
 import { add } from "../lib/ops/add.ts";
-import { adamwUpdate } from "../lib/ops/adamw.ts";
+import { adamwGroupSize, adamwUpdate, adamwUpdateMulti } from "../lib/ops/adamw.ts";
 import { attentionBackward, attentionForward } from "../lib/ops/attention.ts";
 import { crossEntropyBackward, crossEntropyFused } from "../lib/ops/cross_entropy.ts";
 import { embeddingBackward, embeddingForward, embeddingGradIndex } from "../lib/ops/embedding.ts";
@@ -359,6 +359,49 @@ Deno.test(
     assertAllClose(await read(dev, m), mr, { atol: 1e-7, rtol: 1e-4 }, "m (f32)");
     assertHalfClose(await read(dev, work), p, "working copy (f16)");
     for (const t of [master, grad.t, m, v, work, normSq]) t.dispose();
+  },
+);
+
+Deno.test(
+  "f16 multi-tensor AdamW: f32 masters and moments, f16 gradients, f16 working copies",
+  gpuTest,
+  async () => {
+    const dev = await testDeviceF16();
+    const scale = 1024;
+    const k = adamwGroupSize(dev, { clip: true, work: true });
+    assert.ok(k > 1, `lavapipe groups ${k} tensors with working copies`);
+    // odd sizes (f32 units) and multiples of 4 (the vec4 variant: vec4<f16> gradients)
+    for (const all of [[1, 3, 257, 1000, 255, 513, 2, 64], [4, 12, 1028, 1000, 256, 64, 8, 260]]) {
+      const sizes = all.slice(0, k);
+      const ts = sizes.map((n, j) => {
+        const p0 = randomArray(n, 50 + j);
+        const grad = up16(dev, randomArray(n, 70 + j).map((x) => x * scale), [n], "grad");
+        return {
+          p0,
+          gx: grad.x.map((x) => x / scale),
+          param: dev.upload(Float32Array.from(p0), [n], { tag: "optimizer", dtype: "f32" }),
+          grad: grad.t,
+          m: dev.zeros([n], { tag: "optimizer", dtype: "f32" }),
+          v: dev.zeros([n], { tag: "optimizer", dtype: "f32" }),
+          work: dev.tensor([n], { tag: "weights", name: "work" }),
+          weightDecay: j % 2 ? 0 : 0.1,
+        };
+      });
+      const normSq = sumSquares(dev, ts.map((t) => t.grad));
+      const opts = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, step: 1 };
+      adamwUpdateMulti(dev, ts, { ...opts, invScale: 1 / scale, clip: { normSq, maxNorm: 1 } });
+      const clip = { normSq: sumSquaresRef(ts.map((t) => t.gx)), maxNorm: 1 };
+      for (const [j, t] of ts.entries()) {
+        const p = Float64Array.from(t.p0);
+        const mr = new Float64Array(sizes[j]);
+        adamwRef(p, t.gx, mr, new Float64Array(sizes[j]), { ...opts, ...t, clip });
+        assertAllClose(await read(dev, t.param), p, { atol: 1e-6, rtol: 1e-5 }, `master ${j}`);
+        assertAllClose(await read(dev, t.m), mr, { atol: 1e-7, rtol: 1e-4 }, `m ${j}`);
+        assertHalfClose(await read(dev, t.work), p, `working copy ${j} (f16)`);
+      }
+      for (const t of ts) for (const x of [t.param, t.grad, t.m, t.v, t.work]) x.dispose();
+      normSq.dispose();
+    }
   },
 );
 

@@ -75,6 +75,8 @@ export interface DeviceLimits {
   maxBufferSize: number;
   /** Most workgroups a dispatch may have in each dimension. */
   maxComputeWorkgroupsPerDimension: number;
+  /** Most storage buffers one kernel may bind (WebGPU's default is 8; lavapipe gives 32). */
+  maxStorageBuffersPerShaderStage: number;
 }
 
 /** A dispatch's cached parameter block and whether it was just created (must be written). */
@@ -120,6 +122,17 @@ export abstract class Device<H = unknown> {
   /** Distinct compute pipelines (kernel source + entry point + constants) dispatched so far. */
   get pipelineCount(): number {
     return this.#pipelineKeys.size;
+  }
+
+  /**
+   * Storage buffers one kernel may bind for tensors: `maxStorageBuffersPerShaderStage` less
+   * one for the parameter block, which is a storage buffer where kernels read their
+   * parameters from storage (lavapipe). The one is kept aside on every device, so a meta
+   * device given a WebGPU device's limits plans the same dispatches (multi-tensor kernels
+   * size their groups from this).
+   */
+  get tensorBindingsPerKernel(): number {
+    return this.limits.maxStorageBuffersPerShaderStage - 1;
   }
 
   /** Parameter blocks held by the cache now. */

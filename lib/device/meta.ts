@@ -17,8 +17,9 @@ export interface MetaDeviceOptions {
   /** How floating-point elements are counted (default f32). */
   floats?: FloatCounting;
   /**
-   * Device limits to plan for. Default: no binding-size limit (a datacenter GPU); pass a
-   * WebGPU device's `limits` to mirror it exactly.
+   * Device limits to plan for. Default: no binding-size or binding-count limit (a datacenter
+   * GPU; multi-tensor kernels then cap their groups themselves); pass a WebGPU device's
+   * `limits` to mirror its dispatches exactly.
    */
   limits?: Partial<DeviceLimits>;
   /** Entries of the parameter cache (default as on WebGPU); mirror a WebGPU device's. */
@@ -41,6 +42,7 @@ export class MetaDevice extends Device<null> {
       maxStorageBufferBindingSize: Infinity,
       maxBufferSize: Infinity,
       maxComputeWorkgroupsPerDimension: Infinity,
+      maxStorageBuffersPerShaderStage: Infinity,
       ...opts.limits,
     };
   }

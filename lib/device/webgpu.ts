@@ -158,6 +158,7 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
       maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
       maxBufferSize: gpu.limits.maxBufferSize,
       maxComputeWorkgroupsPerDimension: gpu.limits.maxComputeWorkgroupsPerDimension,
+      maxStorageBuffersPerShaderStage: gpu.limits.maxStorageBuffersPerShaderStage,
     };
     gpu.lost.then((info) => {
       if (!this.#destroyed) this.#lost = info;

@@ -5,12 +5,19 @@
  *
  * Weight decay applies to matrices only (norm weights and biases are not decayed).
  * Global clipping needs every gradient at once, so it is off in optimizer-in-backward mode.
+ *
+ * A full step updates parameters of similar sizes in groups, one dispatch per group
+ * ({@link adamwUpdateMulti}; as many tensors as the device's storage-binding limit allows), with
+ * the same update of every element as the one-parameter kernel. A step that still has to create
+ * moments (the first) updates one parameter at a time instead, so each parameter's moments are
+ * allocated just before its gradient is freed, as before: the allocation sequence and the peak
+ * do not depend on the group size, hence not on the device's limits.
  */
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
 import type { Parameter } from "../nn/parameter.ts";
-import { adamwUpdate } from "../ops/adamw.ts";
+import { adamwGroups, adamwGroupSize, adamwUpdate, adamwUpdateMulti } from "../ops/adamw.ts";
 import { sumSquares } from "../ops/reduce.ts";
 
 /** Hyper-parameters. */
@@ -101,7 +108,59 @@ export class AdamW {
         maxNorm: this.opts.maxGradNorm,
       };
     }
-    for (const p of withGrad) this.update(p, t, clip, 1 / (scaled?.scale ?? 1));
+    const invScale = 1 / (scaled?.scale ?? 1);
+    if (withGrad.every((p) => p.m && p.v)) this.#grouped(withGrad, t, clip, invScale);
+    else for (const p of withGrad) this.update(p, t, clip, invScale);
     if (clip && !scaled) clip.normSq.dispose();
+  }
+
+  /**
+   * Updates parameters whose moments exist: tensors of similar sizes (same gradient storage, all
+   * with or all without a working copy, at most {@link adamwGroupSize}) in one dispatch each
+   * ({@link adamwGroups}), then frees the gradients in the parameters' order.
+   */
+  #grouped(
+    params: readonly Parameter[],
+    t: number,
+    clip: { normSq: Tensor; maxNorm: number } | undefined,
+    invScale: number,
+  ): void {
+    const o = this.opts;
+    const hp = { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, step: t, clip, invScale };
+    // groups with working copies take fewer tensors; one bound for all is simpler and as good
+    // (in mixed precision every parameter has one)
+    const most = adamwGroupSize(this.dev, {
+      clip: !!clip,
+      work: params.some((p) => p.master !== null),
+    });
+    // one gradient storage, working copies or none, sizes all multiples of 4 (vec4) or not
+    const keys = params.map((p) => {
+      const size = (p.master ?? p.value).size;
+      return { size, key: `${p.grad!.dtype}/${p.master !== null}/${size % 4 === 0}` };
+    });
+    for (const g of adamwGroups(keys, most)) {
+      if (g.length === 1) {
+        const p = params[g[0]];
+        adamwUpdate(this.dev, p.master ?? p.value, p.grad!, p.m!, p.v!, {
+          ...hp,
+          work: p.master ? p.value : undefined,
+          weightDecay: p.shape.length >= 2 ? o.weightDecay : 0,
+        });
+        continue;
+      }
+      adamwUpdateMulti(
+        this.dev,
+        g.map((i) => params[i]).map((p) => ({
+          param: p.master ?? p.value,
+          grad: p.grad!,
+          m: p.m!,
+          v: p.v!,
+          work: p.master ? p.value : undefined,
+          weightDecay: p.shape.length >= 2 ? o.weightDecay : 0,
+        })),
+        hp,
+      );
+    }
+    for (const p of params) p.dropGrad();
   }
 }
