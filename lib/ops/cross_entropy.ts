@@ -145,8 +145,18 @@ export function crossEntropyFused(
   return losses;
 }
 
-/** Most logit texels (vec4) each thread of `cross_entropy_fused` holds in registers. */
+/**
+ * Most logit texels (vec4) each thread of `cross_entropy_fused` holds in registers; with a
+ * soft-cap {@link CE_REGISTER_TEXELS_CAPPED}, as each unrolled tanh slows LLVM's compile. Cold
+ * compiles on lavapipe (Mesa's shader cache off, V=2048): 1.2 s with K = 32 (0.3 s for the
+ * previous streaming kernel); with a soft-cap 0.9 s (K = 8), 2.0 s (K = 32).
+ */
 export const CE_REGISTER_TEXELS = 32;
+/**
+ * See {@link CE_REGISTER_TEXELS}. Soft-capped fused runs (N=1024, V=2048, lavapipe): K = 8, 16,
+ * 32 at 50, 43, 37 ms of CPU.
+ */
+export const CE_REGISTER_TEXELS_CAPPED = 16;
 /** Most threads per row of `cross_entropy_fused` (beyond L·K texels, the rest is streamed). */
 export const CE_MAX_THREADS = 256;
 /** Fewest threads per row, and threads per workgroup that rows are packed into. */
@@ -155,19 +165,24 @@ const CE_WORKGROUP = 64;
 
 /**
  * The shape of a `cross_entropy_fused` dispatch for rows of V/4 = `v4` texels: `threads` (L)
- * per row, the smallest power of two with which `texels` (K ≤ {@link CE_REGISTER_TEXELS})
- * registers per thread hold the whole row (at most {@link CE_MAX_THREADS}; larger rows stream
- * their tail), and `rows` (R) rows per workgroup of up to 64 threads.
+ * per row, the smallest power of two with which `texels` (K ≤ {@link CE_REGISTER_TEXELS}, or
+ * {@link CE_REGISTER_TEXELS_CAPPED} when `capped`) registers per thread hold the whole row (at
+ * most {@link CE_MAX_THREADS}; larger rows stream their tail), and `rows` (R) rows per
+ * workgroup of up to 64 threads.
  *
  * Measured on lavapipe (N=1024, V=2048, fused in place, process CPU time, interleaved): the row
  * held in registers (one read of the logits instead of two) halves the kernel's time (48 → 23
  * ms); 8, 16 and 32 threads per row run at 22, 24 and 28 ms. 16 threads hold 32 texels each at
  * V=2048, a register budget real GPUs still run well.
  */
-export function crossEntropyShape(v4: number): { threads: number; texels: number; rows: number } {
+export function crossEntropyShape(
+  v4: number,
+  capped = false,
+): { threads: number; texels: number; rows: number } {
+  const most = capped ? CE_REGISTER_TEXELS_CAPPED : CE_REGISTER_TEXELS;
   let threads = CE_MIN_THREADS;
-  while (threads < CE_MAX_THREADS && threads * CE_REGISTER_TEXELS < v4) threads *= 2;
-  const texels = Math.max(1, Math.min(CE_REGISTER_TEXELS, Math.ceil(v4 / threads)));
+  while (threads < CE_MAX_THREADS && threads * most < v4) threads *= 2;
+  const texels = Math.max(1, Math.min(most, Math.ceil(v4 / threads)));
   return { threads, texels, rows: Math.max(1, CE_WORKGROUP / threads) };
 }
 
@@ -191,7 +206,7 @@ function rowPass(
   const grad = out.dlogits !== undefined;
   const inPlace = out.dlogits === "inPlace";
   const capped = softcap > 0;
-  const { threads, texels, rows } = crossEntropyShape(V / 4);
+  const { threads, texels, rows } = crossEntropyShape(V / 4, capped);
   const tail = threads * texels < V / 4;
   const key = `${loss}${grad}${inPlace}${capped}|${threads}|${texels}|${rows}|${tail}`;
   let source = fusedSources.get(key);
