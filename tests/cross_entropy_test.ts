@@ -2,9 +2,13 @@
 
 import assert from "node:assert/strict";
 import {
+  CE_MAX_THREADS,
+  CE_REGISTER_TEXELS,
+  CE_REGISTER_TEXELS_CAPPED,
   crossEntropyBackward,
   crossEntropyFused,
   crossEntropyLosses,
+  crossEntropyShape,
 } from "../lib/ops/cross_entropy.ts";
 import { crossEntropyBackwardRef, crossEntropyLossesRef } from "../lib/reference/cross_entropy.ts";
 import { assertAllClose, finiteDifferences, randomArray, rng } from "../lib/testing/all_close.ts";
@@ -37,11 +41,34 @@ const CASES = [
   { N: 37, V: 101, softcap: 30, scale: 40 },
   { N: 5, V: 3001, softcap: 0, scale: 20 },
   { N: 5, V: 3001, softcap: 10, scale: 20 },
-  // V % 4 = 0: the vec4 kernel (cross_entropy_fused), V/4 not a multiple of its 32 threads
+  // V % 4 = 0: the vec4 kernel (cross_entropy_fused): rows held in registers, V/4 not a
+  // multiple of the threads per row, N not a multiple of the rows per workgroup
   { N: 37, V: 148, softcap: 0, scale: 3 },
   { N: 37, V: 148, softcap: 30, scale: 40 },
   { N: 5, V: 3004, softcap: 0, scale: 20 },
+  { N: 70, V: 2048, softcap: 0, scale: 20 },
+  { N: 9, V: 2048, softcap: 30, scale: 40 },
+  // V/4 beyond the registers of 256 threads: the tail of each row is streamed
+  { N: 3, V: 33000, softcap: 0, scale: 20 },
+  { N: 3, V: 33000, softcap: 10, scale: 20 },
 ];
+
+Deno.test("cross-entropy shape: whole rows in registers up to 256 threads, then a streamed tail", () => {
+  const budgets: [boolean, number][] = [[false, CE_REGISTER_TEXELS], [
+    true,
+    CE_REGISTER_TEXELS_CAPPED,
+  ]];
+  for (const [capped, most] of budgets) {
+    for (const v4 of [1, 37, 512, 751, 256 * most]) {
+      const { threads, texels, rows } = crossEntropyShape(v4, capped);
+      assert.ok(threads * texels >= v4 && texels <= most, `V/4 = ${v4} ${capped}`);
+      assert.ok(threads * rows <= 256 && (threads & (threads - 1)) === 0, `V/4 = ${v4}`);
+    }
+    // the streamed-tail cases above
+    const big = crossEntropyShape(33000 / 4, capped);
+    assert.ok(big.threads === CE_MAX_THREADS && big.threads * big.texels < 33000 / 4);
+  }
+});
 
 for (const { N, V, softcap, scale } of CASES) {
   Deno.test(

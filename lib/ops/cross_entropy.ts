@@ -4,6 +4,7 @@ import type { Tag } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import { fillTemplate, kernelSource, Params } from "../device/kernel_source.ts";
 import type { Tensor } from "../device/tensor.ts";
+import { unrollLoops } from "./unroll.ts";
 import { grid1d } from "./util.ts";
 
 /** Options shared by the forward and the backward. */
@@ -145,10 +146,45 @@ export function crossEntropyFused(
 }
 
 /**
- * Threads per row of `cross_entropy_fused`. Measured on lavapipe (N=1024, V=2048): 8, 16 and 32
- * run alike, 64 is 1.2× and 128 1.6× slower (barrier rounds); 32 keeps real GPUs busy.
+ * Most logit texels (vec4) each thread of `cross_entropy_fused` holds in registers; with a
+ * soft-cap {@link CE_REGISTER_TEXELS_CAPPED}, as each unrolled tanh slows LLVM's compile. Cold
+ * compiles on lavapipe (Mesa's shader cache off, V=2048): 1.2 s with K = 32 (0.3 s for the
+ * previous streaming kernel); with a soft-cap 0.9 s (K = 8), 2.0 s (K = 32).
  */
-export const CE_THREADS = 32;
+export const CE_REGISTER_TEXELS = 32;
+/**
+ * See {@link CE_REGISTER_TEXELS}. Soft-capped fused runs (N=1024, V=2048, lavapipe): K = 8, 16,
+ * 32 at 50, 43, 37 ms of CPU.
+ */
+export const CE_REGISTER_TEXELS_CAPPED = 16;
+/** Most threads per row of `cross_entropy_fused` (beyond L·K texels, the rest is streamed). */
+export const CE_MAX_THREADS = 256;
+/** Fewest threads per row, and threads per workgroup that rows are packed into. */
+const CE_MIN_THREADS = 8;
+const CE_WORKGROUP = 64;
+
+/**
+ * The shape of a `cross_entropy_fused` dispatch for rows of V/4 = `v4` texels: `threads` (L)
+ * per row, the smallest power of two with which `texels` (K ≤ {@link CE_REGISTER_TEXELS}, or
+ * {@link CE_REGISTER_TEXELS_CAPPED} when `capped`) registers per thread hold the whole row (at
+ * most {@link CE_MAX_THREADS}; larger rows stream their tail), and `rows` (R) rows per
+ * workgroup of up to 64 threads.
+ *
+ * Measured on lavapipe (N=1024, V=2048, fused in place, process CPU time, interleaved): the row
+ * held in registers (one read of the logits instead of two) halves the kernel's time (48 → 23
+ * ms); 8, 16 and 32 threads per row run at 22, 24 and 28 ms. 16 threads hold 32 texels each at
+ * V=2048, a register budget real GPUs still run well.
+ */
+export function crossEntropyShape(
+  v4: number,
+  capped = false,
+): { threads: number; texels: number; rows: number } {
+  const most = capped ? CE_REGISTER_TEXELS_CAPPED : CE_REGISTER_TEXELS;
+  let threads = CE_MIN_THREADS;
+  while (threads < CE_MAX_THREADS && threads * most < v4) threads *= 2;
+  const texels = Math.max(1, Math.min(most, Math.ceil(v4 / threads)));
+  return { threads, texels, rows: Math.max(1, CE_WORKGROUP / threads) };
+}
 
 const fusedSources = new Map<string, string>();
 
@@ -169,7 +205,10 @@ function rowPass(
   const loss = out.losses !== undefined;
   const grad = out.dlogits !== undefined;
   const inPlace = out.dlogits === "inPlace";
-  const key = `${loss}${grad}${inPlace}`;
+  const capped = softcap > 0;
+  const { threads, texels, rows } = crossEntropyShape(V / 4, capped);
+  const tail = threads * texels < V / 4;
+  const key = `${loss}${grad}${inPlace}${capped}|${threads}|${texels}|${rows}|${tail}`;
   let source = fusedSources.get(key);
   if (source === undefined) {
     const decl = [
@@ -187,18 +226,25 @@ function rowPass(
     const target = inPlace ? "logits[i] = vec4<SF>(v);" : grad ? "dlogits[i] = vec4<SF>(v);" : "";
     decl.push(`fn st(i: u32, v: vec4<f32>) { ${target} }`);
     decl.push(`fn putLoss(row: u32, v: f32) { ${loss ? "losses[row] = v;" : ""} }`);
-    source = fillTemplate(kernelSource("cross_entropy_fused"), {
-      BINDINGS: decl.join("\n"),
-      WG: CE_THREADS,
-      LOSS: String(loss),
-      GRAD: String(grad),
-    });
+    source = unrollLoops(
+      fillTemplate(kernelSource("cross_entropy_fused"), {
+        BINDINGS: decl.join("\n"),
+        L: threads,
+        R: rows,
+        K: texels,
+        LOSS: String(loss),
+        GRAD: String(grad),
+        CAPPED: String(capped),
+        TAIL: String(tail),
+      }),
+      { K: texels },
+    );
     fusedSources.set(key, source);
   }
   const bindings = [logits, targets];
   if (out.losses) bindings.push(out.losses);
   if (out.dlogits && out.dlogits !== "inPlace") bindings.push(out.dlogits);
-  const [nx, ny] = grid1d(N);
+  const [nx, ny] = grid1d(Math.ceil(N / rows));
   dev.dispatch({
     kernel: "cross_entropy_fused",
     source,
