@@ -28,7 +28,7 @@ type Group = (
   log: (s: string) => void,
 ) => Promise<BenchRow[]>;
 
-let torch: TorchPython | null = null;
+let torch: TorchPython | null | "off" = null;
 
 const GROUPS: Record<string, Group> = {
   matmul: (dev, tf, log) => benchMatmul(dev, tf, undefined, log),
@@ -91,7 +91,7 @@ for (const n of names) {
 }
 const dev = await WebGPUDevice.create({ profile: values.profile });
 const tf = values["no-peer"] ? null : await createTfjsPeer();
-torch = values["no-peer"] ? null : await findTorchPython();
+torch = values["no-peer"] ? "off" : await findTorchPython();
 const log = values.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
 log(`device: ${dev.adapterInfo.description}`);
 const rows: BenchRow[] = [];

@@ -98,8 +98,11 @@ export async function benchTrainStep(
   { S = 1024, steps = 6, torch = null, dev16 = null }: {
     S?: number;
     steps?: number;
-    /** The python with torch for the PyTorch row (null: the row is skipped with a note). */
-    torch?: TorchPython | null;
+    /**
+     * The python with torch for the PyTorch row; null: the row is skipped with a note that no
+     * python3 has torch; `"off"`: skipped because peers are off (`--no-peer`).
+     */
+    torch?: TorchPython | null | "off";
     /** A mixed-precision device (`floats: "f16"`) for the f16 rows (null: no f16 rows). */
     dev16?: WebGPUDevice | null;
   } = {},
@@ -226,15 +229,18 @@ async function halfRows(
  */
 async function torchRow(
   dev: WebGPUDevice,
-  torch: TorchPython | null,
+  torch: TorchPython | null | "off",
   S: number,
   std: StepMeasurement,
   log: (s: string) => void,
 ): Promise<BenchRow> {
   const name = "train step (PyTorch CPU peer)";
   const shape = `llama3-tiny S=${S}`;
-  if (!torch) {
-    log("  PyTorch: skipped (no python3 with torch; Debian: apt-get install python3-torch)");
+  if (!torch || torch === "off") {
+    const why = torch === "off"
+      ? "--no-peer"
+      : "no python3 with torch (Debian: apt-get install python3-torch)";
+    log(`  PyTorch: skipped (${why})`);
     return {
       name,
       shape,
@@ -243,7 +249,7 @@ async function torchRow(
       unit: "tokens/s",
       peer: null,
       ratio: null,
-      note: "skipped: no python3 with torch (Debian: apt-get install python3-torch)",
+      note: `skipped: ${why}`,
     };
   }
   const cfg = getPreset("llama3-tiny");
