@@ -251,22 +251,34 @@ Deno.test(
       [{ mst: { mlp: 3, head: 4 }, checkpoint: true }, [b1]],
       [{ checkpoint: true }, [b1, b2]],
     ];
-    for (const [policy, batches] of cases) {
+    // Gemma-2: soft-capped, windowed attention and post-norms around the kept output
+    const gemma = getPreset("gemma2-tiny");
+    const gemmaCase = {
+      cfg: gemma,
+      weights: randomWeights(gemma, 8, 0.1),
+      policy: { mst: { mlp: 2, head: 2 }, checkpoint: true } as MemoryPolicy,
+      batches: [randomBatch(gemma.vocabSize, 37, 45, [2])],
+    };
+    const all = [
+      ...cases.map(([policy, batches]) => ({ cfg: SMALL, weights, policy, batches })),
+      gemmaCase,
+    ];
+    for (const { cfg, weights, policy, batches } of all) {
       const marker = dev.allocator.nextId;
       const d0 = dev.dispatches;
-      const full = await deviceLossAndGrads(dev, SMALL, weights, batches, policy);
+      const full = await deviceLossAndGrads(dev, cfg, weights, batches, policy);
       const d1 = dev.dispatches;
       full.model.dispose();
-      const sel = await deviceLossAndGrads(dev, SMALL, weights, batches, {
+      const sel = await deviceLossAndGrads(dev, cfg, weights, batches, {
         ...policy,
         keepAttention: true,
       });
       const d2 = dev.dispatches;
       sel.model.dispose();
       dev.allocator.assertNoLeaksSince(marker);
-      const what = JSON.stringify(policy);
+      const what = `${cfg.name} ${JSON.stringify(policy)}`;
       // the recomputation skips exactly one attention forward per block and micro-batch
-      assert.equal(d1 - d0 - (d2 - d1), SMALL.layers * batches.length, `${what}: dispatches`);
+      assert.equal(d1 - d0 - (d2 - d1), cfg.layers * batches.length, `${what}: dispatches`);
       assert.ok(Number.isFinite(full.loss) && full.loss > 0);
       assert.equal(sel.loss, full.loss, `${what}: loss`);
       for (const [name, g] of full.grads) {
