@@ -365,3 +365,33 @@ Deno.test("plan CLI: --gpus/--zero/--sp/--offload-optimizer --export deepspeed, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Ulysses SP with selective recomputation: each rank keeps its head-sharded O and lse once", async () => {
+  const cfg = getPreset("llama3-tiny"); // 4 heads, head dim 16, 2 layers
+  const K = 2;
+  const local = 64;
+  const S = local * K;
+  const keptAtBackward = async (policy: MemoryPolicy) => {
+    const dev = new MetaDevice();
+    dev.allocator.startTimeline();
+    const ids = Int32Array.from({ length: local }, (_, i) => i);
+    await runSteps(dev, cfg, { ...policy, parallel: { gpus: K, sp: K } }, { ids, targets: ids }, {
+      steps: 1,
+    });
+    const events = dev.allocator.stopTimeline();
+    const live = new Map<number, { tag: string; bytes: number }>();
+    for (const e of events.slice(0, events.findIndex((e) => e.phase === "backward"))) {
+      if (e.kind === "alloc") live.set(e.id, { tag: e.tag, bytes: e.bytes });
+      else if (e.kind === "free") live.delete(e.id);
+      else live.get(e.id)!.tag = e.tag;
+    }
+    return [...live.values()].filter((x) => x.tag === "checkpoints")
+      .reduce((a, x) => a + x.bytes, 0);
+  };
+  const full = await keptAtBackward(POLICIES.mst);
+  const selective = await keptAtBackward(POLICIES.mstKeepAttention);
+  assert.equal(full, cfg.layers * local * cfg.hidden * 4); // the rank's block inputs
+  // + O over all S rows for H/K heads, and its lse (H/K, S) f32, per block
+  const hK = cfg.heads / K;
+  assert.equal(selective - full, cfg.layers * (S * hK * cfg.headDim * 4 + hK * S * 4));
+});

@@ -55,12 +55,7 @@ export class DecoderBlock implements KeepingLayer<BlockSaved, AttentionKept> {
   forwardKeeping(h: Tensor): Forward<BlockSaved> & { kept: AttentionKept } {
     const f = this.forward(h);
     const a = f.saved.attn;
-    const kept = {
-      o: view(a.o),
-      lse: view(a.lse),
-      ...(a.oLocal ? { oLocal: view(a.oLocal) } : {}),
-    };
-    return { ...f, kept };
+    return { ...f, kept: { o: view(a.o), lse: view(a.lse) } };
   }
 
   /** The saved record, reusing the kept attention state (skips the attention kernel). */
@@ -69,7 +64,7 @@ export class DecoderBlock implements KeepingLayer<BlockSaved, AttentionKept> {
   }
 
   keptTensors(kept: AttentionKept): Tensor[] {
-    return [kept.o, kept.lse, ...(kept.oLocal ? [kept.oLocal] : [])];
+    return [kept.o, kept.lse];
   }
 
   #run(

@@ -54,12 +54,13 @@ export interface AttentionSaved {
 /**
  * What selective recomputation keeps of an attention layer's saved record: the attention
  * output and softmax statistics, so the recomputation skips the attention kernel (the
- * O(S²) part) and redoes only the projections and rotary embedding.
+ * O(S²) part) and redoes only the projections and rotary embedding. Under Ulysses SP the
+ * head-sharded output is kept and the recomputation redoes its all-to-all back to the rank's
+ * rows (communication, not the S² compute), rather than keeping both layouts.
  */
 export interface AttentionKept {
-  o: Tensor; // (S, H·hd) (head-sharded under Ulysses SP, as in AttentionSaved)
+  o: Tensor; // (S, H·hd) (head-sharded under Ulysses SP: (S, H/K·hd), as in AttentionSaved)
   lse: Tensor; // (H, S)
-  oLocal?: Tensor; // Ulysses SP only: (S/K, H·hd)
 }
 
 /**
@@ -182,13 +183,10 @@ export class SelfAttention implements SeqLayer<AttentionSaved> {
     k.dispose();
     const vg = seqToHeads(dev, v, sp, hd, `${name}.v_a2a`, this.#replicate);
     v.dispose();
-    if (kept && !kept.oLocal) {
-      throw new Error(`${name}: kept attention state lacks oLocal under Ulysses SP`);
-    }
     const { out: og, lse } = kept // (S, H/K·hd)
       ? { out: kept.o, lse: kept.lse }
       : attentionForward(dev, qg, kg, vg, this.opts);
-    const oLocal = kept?.oLocal ?? headsToSeq(dev, og, sp, `${name}.o_a2a`); // (S/K, H·hd)
+    const oLocal = headsToSeq(dev, og, sp, `${name}.o_a2a`); // (S/K, H·hd)
     const out = linearForward(dev, oLocal, p.o.value, undefined, { name: `${name}.out` });
     return { out, saved: { x: view(x), q: qg, k: kg, v: vg, o: og, lse, oLocal } };
   }
