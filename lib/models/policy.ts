@@ -39,8 +39,9 @@ export interface MemoryPolicy {
    * Selective recomputation: with `checkpoint`, each decoder block also keeps its attention
    * output and softmax statistics ((S, H·hd) in the activation dtype + (H, S) f32, tagged
    * `checkpoints`), so the recomputation redoes the norms, projections, rotary embedding and
-   * MLP but not the attention kernel, whose cost grows as S². Megatron-LM's
-   * `--recompute-modules` without core attention, in effect. Loss and gradients equal full
+   * MLP but not the attention kernel, whose cost grows as S² (the opposite choice from
+   * Megatron-Core's default selective recomputation, which recomputes only the attention
+   * core). Loss and gradients equal full
    * recomputation bit for bit. Needs `checkpoint`; not with `framework: "hf"` or `offload`
    * (default false).
    */
