@@ -134,7 +134,8 @@ function storageDecls(source: string): Map<number, { name: string; elem: string 
 /**
  * Checks bound tensors against a kernel's declarations and returns the storage float of the
  * call (the dtype of its `SF` bindings and textures; f32 when it has none). `f32` bindings need
- * f32 tensors, `i32` ones i32, every `SF` binding and staged texture one float type.
+ * f32 tensors, `i32` ones i32, `u32` ones i32 (packed words, e.g. NF4 codes: the bits are the
+ * same), every `SF` binding and staged texture one float type.
  */
 export function checkBindingTypes(
   kernel: string,
@@ -162,7 +163,12 @@ export function checkBindingTypes(
     const d = decls.get(i);
     if (!d) return;
     if (d.elem === "SF") floatOf(t, `binding ${i} (${d.name})`);
-    else if ((d.elem === "f32" || d.elem === "i32") && t.dtype !== d.elem) {
+    else if (d.elem === "u32" && t.dtype !== "i32") {
+      throw new Error(
+        `kernel "${kernel}": binding ${i} (${d.name}) is declared array<u32> (packed 32-bit ` +
+          `words), but "${t.name}" is ${t.dtype}; bind an i32 tensor holding the words`,
+      );
+    } else if ((d.elem === "f32" || d.elem === "i32") && t.dtype !== d.elem) {
       throw new Error(
         `kernel "${kernel}": binding ${i} (${d.name}) is declared array<${d.elem}>, but ` +
           `"${t.name}" is ${t.dtype}` +

@@ -1,0 +1,198 @@
+/**
+ * NF4 linear kernels (lib/ops/nf4_matmul.ts): forward and input gradient on WebGPU against an
+ * f64 product with the reference's dequantised weight, on odd shapes; f16 activations; the
+ * device bytes, equal on the meta device.
+ */
+
+import assert from "node:assert/strict";
+import type { Device } from "../lib/device/device.ts";
+import { MetaDevice } from "../lib/device/meta.ts";
+import { nf4DeviceBytes, nf4Linear, nf4LinearInputGrad, Nf4Weight } from "../lib/ops/nf4_matmul.ts";
+import { dequantizeNf4, nf4Bytes, quantizeNf4 } from "../lib/reference/nf4.ts";
+import { assertAllClose, randomArray } from "../lib/testing/all_close.ts";
+import { gpuTest, testDevice, testDeviceF16 } from "../lib/testing/gpu.ts";
+import { assertSameAllocations } from "../lib/testing/meta_parity.ts";
+import { gaussian } from "../lib/util/random.ts";
+
+/** A random (N, K) weight quantised, and its dequantised f64 values. */
+function weight(N: number, K: number, seed: number) {
+  const g = gaussian(seed);
+  const v = Float32Array.from({ length: N * K }, (_, i) => g() * 0.05 * (1 + (i % 5)));
+  const q = quantizeNf4(v, [N, K]);
+  return { q, w: dequantizeNf4(q) };
+}
+
+/** y (S, N) = x (S, K) · wᵀ in f64. */
+function forwardRef(x: ArrayLike<number>, w: Float64Array, S: number, N: number, K: number) {
+  const y = new Float64Array(S * N);
+  for (let s = 0; s < S; s++) {
+    for (let n = 0; n < N; n++) {
+      let acc = 0;
+      for (let k = 0; k < K; k++) acc += x[s * K + k] * w[n * K + k];
+      y[s * N + n] = acc;
+    }
+  }
+  return y;
+}
+
+/** dx (S, K) = dy (S, N) · w in f64. */
+function inputGradRef(dy: ArrayLike<number>, w: Float64Array, S: number, N: number, K: number) {
+  const dx = new Float64Array(S * K);
+  for (let s = 0; s < S; s++) {
+    for (let n = 0; n < N; n++) {
+      const g = dy[s * N + n];
+      for (let k = 0; k < K; k++) dx[s * K + k] += g * w[n * K + k];
+    }
+  }
+  return dx;
+}
+
+function maxAbsErr(a: ArrayLike<number>, e: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - e[i]));
+  return m;
+}
+
+// (S, N, K): none a multiple of the 8-row or 64-column tiles; K not a multiple of 64, so NF4
+// blocks straddle rows; n odd (a padded nibble, a short last block); > 256 blocks (two
+// second-level constants).
+const SHAPES: [number, number, number][] = [[5, 9, 7], [13, 70, 45], [37, 150, 130]];
+
+for (const [S, N, K] of SHAPES) {
+  Deno.test(
+    `nf4Linear and nf4LinearInputGrad (S=${S}, N=${N}, K=${K}) vs f64`,
+    gpuTest,
+    async () => {
+      const dev = await testDevice();
+      const { q, w } = weight(N, K, S * 7 + N);
+      const x = randomArray(S * K, 1);
+      const dy = randomArray(S * N, 2);
+      const W = Nf4Weight.upload(dev, q, { name: "w" });
+      const tx = dev.upload(Float32Array.from(x), [S, K], { tag: "data", name: "x" });
+      const tdy = dev.upload(Float32Array.from(dy), [S, N], { tag: "data", name: "dy" });
+      const y = nf4Linear(dev, tx, W);
+      const dx = nf4LinearInputGrad(dev, tdy, W);
+      // accumulate: add into existing values
+      const y0 = randomArray(S * N, 3);
+      const dx0 = randomArray(S * K, 4);
+      const yAcc = dev.upload(Float32Array.from(y0), [S, N], { tag: "data", name: "y0" });
+      const dxAcc = dev.upload(Float32Array.from(dx0), [S, K], { tag: "data", name: "dx0" });
+      nf4Linear(dev, tx, W, { out: yAcc, accumulate: true });
+      nf4LinearInputGrad(dev, tdy, W, { out: dxAcc, accumulate: true });
+      const yRef = forwardRef(x, w, S, N, K);
+      const dxRef = inputGradRef(dy, w, S, N, K);
+      const tol = { atol: 1e-5, rtol: 1e-5 };
+      const yGot = await dev.readF32(y);
+      const dxGot = await dev.readF32(dx);
+      assertAllClose(yGot, yRef, tol, "y");
+      assertAllClose(dxGot, dxRef, tol, "dx");
+      assertAllClose(await dev.readF32(yAcc), yRef.map((v, i) => v + y0[i]), tol, "y += …");
+      assertAllClose(await dev.readF32(dxAcc), dxRef.map((v, i) => v + dx0[i]), tol, "dx += …");
+      console.log(
+        `NF4 S=${S} N=${N} K=${K}: max |y − ref| ${maxAbsErr(yGot, yRef).toExponential(2)}, ` +
+          `max |dx − ref| ${maxAbsErr(dxGot, dxRef).toExponential(2)}`,
+      );
+      for (const t of [y, dx, yAcc, dxAcc, tx, tdy]) t.dispose();
+      W.dispose();
+    },
+  );
+}
+
+Deno.test("nf4Linear and nf4LinearInputGrad with f16 activations", gpuTest, async () => {
+  const dev = await testDeviceF16();
+  const [S, N, K] = [11, 70, 45];
+  const { q, w } = weight(N, K, 9);
+  const W = Nf4Weight.upload(dev, q, { name: "w" });
+  const tx = dev.upload(Float32Array.from(randomArray(S * K, 5)), [S, K], {
+    tag: "data",
+    name: "x",
+  });
+  const tdy = dev.upload(Float32Array.from(randomArray(S * N, 6)), [S, N], {
+    tag: "data",
+    name: "dy",
+  });
+  assert.equal(tx.dtype, "f16");
+  assert.equal(W.quantState.dtype, "f32");
+  // The reference takes the f16-rounded inputs; outputs are rounded to f16 once.
+  const x = await dev.readF32(tx);
+  const dy = await dev.readF32(tdy);
+  const y = nf4Linear(dev, tx, W);
+  const dx = nf4LinearInputGrad(dev, tdy, W);
+  assert.equal(y.dtype, "f16");
+  const tol = { atol: 1e-4, rtol: 1e-3 }; // f16 keeps 11 significant bits: 4.9e-4 relative
+  const yGot = await dev.readF32(y);
+  const dxGot = await dev.readF32(dx);
+  const yRef = forwardRef(x, w, S, N, K);
+  const dxRef = inputGradRef(dy, w, S, N, K);
+  assertAllClose(yGot, yRef, tol, "y (f16)");
+  assertAllClose(dxGot, dxRef, tol, "dx (f16)");
+  console.log(
+    `NF4 f16 S=${S} N=${N} K=${K}: max |y − ref| ${maxAbsErr(yGot, yRef).toExponential(2)}, ` +
+      `max |dx − ref| ${maxAbsErr(dxGot, dxRef).toExponential(2)}`,
+  );
+  for (const t of [y, dx, tx, tdy]) t.dispose();
+  W.dispose();
+});
+
+Deno.test(
+  "NF4 weight bytes: the formula, and meta = WebGPU for every allocation",
+  gpuTest,
+  async () => {
+    const gpu = await testDevice();
+    const [S, N, K] = [13, 150, 130];
+    const { q } = weight(N, K, 1);
+    const run = (dev: Device) => {
+      const W = Nf4Weight.upload(dev, q, { name: "base.q_proj.weight" });
+      const x = dev.upload(Float32Array.from(randomArray(S * K, 1)), [S, K], {
+        tag: "activations",
+        name: "x",
+      });
+      const y = nf4Linear(dev, x, W, { name: "y" });
+      const dx = nf4LinearInputGrad(dev, y, W, { name: "dx" });
+      for (const t of [x, y, dx]) t.dispose();
+      W.dispose();
+    };
+    await assertSameAllocations(gpu, run);
+    // Bytes: n = 19500 → 2438 words of codes, 305 absmax codes in 77 words, 273 + 2 floats.
+    const b = nf4DeviceBytes(N, K);
+    assert.deepEqual(b, { codes: 9752, absmax: 308, quantState: 1100, total: 11160 });
+    const file = nf4Bytes(N, K);
+    assert.equal(file.total, 9750 + 305 + 8 + 4);
+    assert.equal(b.total - file.total, (9752 - 9750) + (308 - 305) + 1088, "words + tables");
+    for (const dev of [gpu, new MetaDevice(), new MetaDevice({ floats: "bf16" })]) {
+      const before = dev.allocator.stats().liveByTag.weights ?? 0;
+      const W = Nf4Weight.alloc(dev, N, K, { name: "w" });
+      assert.equal(W.bytes, b.total, `${dev.kind} ${dev.floats}`);
+      assert.equal((dev.allocator.stats().liveByTag.weights ?? 0) - before, b.total);
+      W.dispose();
+    }
+  },
+);
+
+Deno.test(
+  "NF4 ops reject bad shapes and a float tensor bound as packed words",
+  gpuTest,
+  async () => {
+    const dev = await testDevice();
+    const { q } = weight(9, 7, 2);
+    const W = Nf4Weight.upload(dev, q, { name: "w" });
+    const x = dev.tensor([4, 8], { tag: "data", name: "x" });
+    assert.throws(() => nf4Linear(dev, x, W), /must be a float \(S, 7\) matrix for NF4 weight "w"/);
+    assert.throws(() => nf4LinearInputGrad(dev, x, W), /must be a float \(S, 9\) matrix/);
+    const x7 = dev.tensor([4, 7], { tag: "data", name: "x7" });
+    assert.throws(
+      () => nf4Linear(dev, x7, W, { accumulate: true }),
+      /accumulate needs an out tensor \(4, 9\)/,
+    );
+    const f32Codes = dev.tensor([W.codes.size], { tag: "data", name: "f32codes", dtype: "f32" });
+    const bad = new Nf4Weight("bad", 9, 7, f32Codes, W.absmax, W.quantState);
+    assert.throws(() => nf4Linear(dev, x7, bad), /declared array<u32> \(packed 32-bit words\)/);
+    f32Codes.dispose();
+    assert.throws(
+      () => Nf4Weight.upload(dev, { ...q, packed: q.packed.subarray(1) }, { name: "short" }),
+      /expected 32 packed bytes/,
+    );
+    for (const t of [x, x7]) t.dispose();
+    W.dispose();
+  },
+);
