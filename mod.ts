@@ -47,6 +47,18 @@
  * console.log((await maxSequence(base)).maxSeq);
  * ```
  *
+ * @example A 4-bit (NF4) base weight: bitsandbytes' storage, its bytes, on the meta device
+ * ```ts
+ * import { MetaDevice, Nf4Weight, nf4Bytes } from "./mod.ts";
+ *
+ * // Llama3-8B's gate_proj: 4 bits per code + 8 per 64 (absmax) + 32 per 64·256 + the offset.
+ * console.log(nf4Bytes(14336, 4096)); // { total: 30291972, bitsPerParameter: 4.12695…, … }
+ * const dev = new MetaDevice({ floats: "bf16" });
+ * const w = Nf4Weight.alloc(dev, 14336, 4096, { name: "mlp.gate_proj.weight" });
+ * console.log(w.bytes); // the same on WebGPU: codes and absmax as u32 words, f32 tables
+ * w.dispose();
+ * ```
+ *
  * @example Train a tiny Llama 3 on WebGPU with MsT and recomputation, through the step driver
  * ```ts
  * import { getPreset, makeBatches, POLICIES, runSteps, WebGPUDevice } from "./mod.ts";
@@ -186,6 +198,43 @@ export { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./lib/train/adamw.ts";
 export { LossScaler, type LossScalerOptions, type ScalerUpdate } from "./lib/train/loss_scaler.ts";
 export { type LoadedRun, loadRun, saveRun } from "./lib/train/run_io.ts";
 export type { JsonValue } from "./lib/checkpoint/run_state.ts";
+export {
+  ABSMAX_BLOCK,
+  dequantizeNf4,
+  dynamicMap,
+  NF4_BLOCK,
+  NF4_CODE,
+  nf4BlockScales,
+  type Nf4ByteCount,
+  nf4Bytes,
+  type Nf4Quantized,
+  quantizeNf4,
+} from "./lib/reference/nf4.ts";
+export {
+  nf4DeviceBytes,
+  nf4Linear,
+  nf4LinearInputGrad,
+  type Nf4MatmulOptions,
+  Nf4Weight,
+  type Nf4WeightOptions,
+} from "./lib/ops/nf4_matmul.ts";
+export {
+  NF4_TARGETS,
+  type Nf4QuantizeReport,
+  type Nf4Target,
+  nf4WeightNames,
+  parseNf4Targets,
+  quantizeCheckpoint,
+  readNf4Weight,
+} from "./lib/checkpoint/nf4_checkpoint.ts";
+export {
+  readSafetensors,
+  type SafeTensor,
+  type SafetensorsDtype,
+  type SafetensorsFile,
+  type TensorData,
+  writeSafetensors,
+} from "./lib/checkpoint/safetensors.ts";
 export {
   FIXED_TAGS,
   fixedBytes,

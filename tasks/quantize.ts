@@ -67,12 +67,13 @@ export async function main(argv: readonly string[]): Promise<string[]> {
   }
   const { tensors, metadata, report } = quantizeCheckpoint(file, targets, input);
   await writeSafetensors(out, tensors, metadata);
-  const bits = (8 * report.bytesAfter) / report.quantizedParameters;
+  const bits = (bytes: number) => ((8 * bytes) / report.quantizedParameters).toFixed(3);
   return [
     `quantised ${report.quantized.length} linear weights (${report.quantizedParameters} ` +
-    `parameters) to NF4: ${formatBytes(report.bytesBefore)} → ${formatBytes(report.bytesAfter)} (${
-      bits.toFixed(3)
-    } bits/parameter with the per-weight maps and quant state)`,
+    `parameters) to NF4: ${formatBytes(report.bytesBefore)} → ${formatBytes(report.bytesAfter)}; ${
+      bits(report.dataBytes)
+    } bits/parameter of data (codes, absmax codes, per-256 ` +
+    `constants, offsets), ${bits(report.bytesAfter)} with each weight's maps and quant state`,
     `kept ${report.kept.length} tensors as they were; wrote ${out}`,
   ];
 }

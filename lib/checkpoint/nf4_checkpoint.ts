@@ -20,7 +20,7 @@
  * uint8`) and `nf4_modules`, the quantised module names (e.g. `self_attn.q_proj,…`).
  */
 
-import { type Nf4Quantized, quantizeNf4 } from "../reference/nf4.ts";
+import { nf4Bytes, type Nf4Quantized, quantizeNf4 } from "../reference/nf4.ts";
 import type { SafeTensor, SafetensorsFile } from "./safetensors.ts";
 
 /** The seven linear layers of a decoder block that QLoRA quantises, by short name. */
@@ -120,6 +120,8 @@ export interface Nf4QuantizeReport {
   bytesBefore: number;
   /** Bytes of the NF4 entries (packed, absmax, nested absmax, both maps, quant state). */
   bytesAfter: number;
+  /** The NF4 data alone, `nf4Bytes` summed (codes, absmax codes, constants, offsets). */
+  dataBytes: number;
 }
 
 /**
@@ -151,6 +153,7 @@ export function quantizeCheckpoint(
     quantizedParameters: 0,
     bytesBefore: 0,
     bytesAfter: 0,
+    dataBytes: 0,
   };
   for (const [name, t] of file.tensors) {
     if (!isNf4Target(name, targets)) {
@@ -176,6 +179,7 @@ export function quantizeCheckpoint(
     }
     report.quantized.push(name);
     report.quantizedParameters += t.shape[0] * t.shape[1];
+    report.dataBytes += nf4Bytes(t.shape[0], t.shape[1]).total;
     report.bytesBefore += t.data.byteLength;
   }
   if (report.quantized.length === 0) {
@@ -238,7 +242,11 @@ export function nf4WeightNames(file: SafetensorsFile): string[] {
  * every entry. The maps are the file's own: a file bitsandbytes wrote on another machine may
  * differ from ours (`dynamicMap`) in last bits, and dequantisation must use what it stored.
  */
-export function readNf4Weight(file: SafetensorsFile, name: string, source = "<checkpoint>") {
+export function readNf4Weight(
+  file: SafetensorsFile,
+  name: string,
+  source = "<checkpoint>",
+): Nf4Quantized {
   const get = (suffix: string, dtype: string) => {
     const t = file.tensors.get(name + suffix);
     if (!t) {

@@ -42,14 +42,19 @@ export type TensorData =
 
 /** One tensor. `dtype` defaults from the array type when writing (Float32Array → F32, …). */
 export interface SafeTensor {
+  /** Element type (from the array type when absent; required for 16-bit floats). */
   dtype?: SafetensorsDtype;
+  /** Shape, row-major. */
   shape: number[];
+  /** The elements, little-endian. */
   data: TensorData;
 }
 
 /** A parsed file: tensors in file order (by data offset) and the metadata strings. */
 export interface SafetensorsFile {
+  /** Tensors by name, in file order. */
   tensors: Map<string, Required<SafeTensor>>;
+  /** The `__metadata__` strings. */
   metadata: Record<string, string>;
 }
 
