@@ -214,32 +214,33 @@ async function runBnb(python: string, req: unknown): Promise<Record<string, unkn
   return JSON.parse(new TextDecoder().decode(out.stdout));
 }
 
-Deno.test("quantizeNf4 equals bitsandbytes' quantize_4bit(nf4, compress_statistics) byte for byte", async (t) => {
+Deno.test("quantizeNf4 equals bitsandbytes' quantize_4bit(nf4, compress_statistics) byte for byte", async () => {
   const py = await findTorchPython();
   if (!py) {
     console.log("skipped: no python3 with torch (Debian: apt-get install python3-torch)");
     return;
   }
   const r = rng(5);
-  await t.step("torch's f32 sum (absmax.mean)", async () => {
-    const lengths = [1, 7, 8, 33, 300, 511, 4100, 70_000];
-    const arrays = lengths.map((n) => Array.from({ length: n }, () => f(r() * 3)));
-    const out = await runBnb(py.python, { sums: arrays });
-    assert.deepEqual(arrays.map(torchSumF32), out.sums);
+  const lengths = [1, 7, 8, 33, 300, 511, 4100, 70_000];
+  const sums = lengths.map((n) => Array.from({ length: n }, () => f(r() * 3)));
+  const shapes = [[37, 70], [300, 130], [1, 64]];
+  const inputs = shapes.map(([rows, cols]) => {
+    const g = gaussian(rows * 1000 + cols);
+    return Float32Array.from({ length: rows * cols }, (_, i) => g() * (0.5 + (i % 13) / 4));
   });
-  for (const shape of [[37, 70], [300, 130], [1, 64]]) {
-    await t.step(`shape [${shape.join(", ")}]`, async () => {
-      const g = gaussian(shape[0] * 1000 + shape[1]);
-      const n = shape[0] * shape[1];
-      const v = Float32Array.from({ length: n }, (_, i) => g() * (0.5 + (i % 13) / 4));
-      const out = await runBnb(py.python, { values: Array.from(v) });
-      const q = quantizeNf4(v, shape);
-      assert.deepEqual(Array.from(q.quantMap), out.quant_map);
-      assert.deepEqual(Array.from(q.nestedMap), out.nested_quant_map);
-      assert.deepEqual(q.offset, out.offset);
-      assert.deepEqual(Array.from(q.nestedAbsmax), out.nested_absmax);
-      assert.deepEqual(Array.from(q.absmax), out.absmax);
-      assert.deepEqual(Array.from(q.packed), out.packed);
-    });
-  }
+  const out = await runBnb(py.python, { sums, quantize: inputs.map((v) => Array.from(v)) });
+  // torch's f32 sum, which absmax.mean() rests on
+  assert.deepEqual(sums.map(torchSumF32), out.sums);
+  const results = out.quantized as Record<string, unknown>[];
+  shapes.forEach((shape, k) => {
+    const q = quantizeNf4(inputs[k], shape);
+    const b = results[k];
+    const what = `shape [${shape.join(", ")}]`;
+    assert.deepEqual(Array.from(q.quantMap), b.quant_map, `${what}: quant_map`);
+    assert.deepEqual(Array.from(q.nestedMap), b.nested_quant_map, `${what}: nested_quant_map`);
+    assert.equal(q.offset, b.offset, `${what}: offset`);
+    assert.deepEqual(Array.from(q.nestedAbsmax), b.nested_absmax, `${what}: nested_absmax`);
+    assert.deepEqual(Array.from(q.absmax), b.absmax, `${what}: absmax codes`);
+    assert.deepEqual(Array.from(q.packed), b.packed, `${what}: packed codes`);
+  });
 });

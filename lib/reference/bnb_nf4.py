@@ -12,9 +12,9 @@ bitsandbytes itself needs CUDA or a compiled library; these parts are plain torc
 workbench's TypeScript reference (lib/reference/nf4.ts) is checked against them where Debian's
 python3-torch is installed (tests/nf4_reference_test.ts).
 
-Input (stdin): JSON {"values": [f32 …]}. Output (stdout): JSON with the packed bytes, absmax
-codes, per-256-block constants, offset and both maps. With {"sums": [[f32 …], …]} instead, the
-torch f32 sums of the arrays (the reduction absmax.mean() uses).
+Input (stdin): JSON {"quantize": [[f32 …], …], "sums": [[f32 …], …]}. Output (stdout): JSON
+{"torch", "quantized": [{packed, absmax, nested_absmax, offset, quant_map, nested_quant_map}, …],
+"sums": [torch's f32 sum of each array (the reduction absmax.mean() uses)]}.
 """
 
 import json
@@ -132,23 +132,27 @@ def quantize_nf4_nested(A):
     return packed, qabsmax, absmax2, offset, dyn
 
 
+def quantize_json(values):
+    A = torch.tensor(values, dtype=torch.float32)
+    packed, qabsmax, absmax2, offset, dyn = quantize_nf4_nested(A)
+    return {
+        "packed": packed.reshape(-1).tolist(),
+        "absmax": qabsmax.reshape(-1).tolist(),
+        "nested_absmax": absmax2.tolist(),
+        "offset": offset.item(),
+        "quant_map": NF4.tolist(),
+        "nested_quant_map": dyn.tolist(),
+    }
+
+
 def main():
     req = json.load(sys.stdin)
-    if "sums" in req:  # torch's f32 CPU sum, which absmax.mean() rests on
-        sums = [torch.tensor(v, dtype=torch.float32).sum().item() for v in req["sums"]]
-        json.dump({"torch": torch.__version__, "sums": sums}, sys.stdout)
-        return
-    A = torch.tensor(req["values"], dtype=torch.float32)
-    packed, qabsmax, absmax2, offset, dyn = quantize_nf4_nested(A)
     json.dump(
         {
             "torch": torch.__version__,
-            "packed": packed.reshape(-1).tolist(),
-            "absmax": qabsmax.reshape(-1).tolist(),
-            "nested_absmax": absmax2.tolist(),
-            "offset": offset.item(),
-            "quant_map": NF4.tolist(),
-            "nested_quant_map": dyn.tolist(),
+            # torch's f32 CPU sum, which absmax.mean() rests on
+            "sums": [torch.tensor(v, dtype=torch.float32).sum().item() for v in req.get("sums", [])],
+            "quantized": [quantize_json(v) for v in req.get("quantize", [])],
         },
         sys.stdout,
     )
