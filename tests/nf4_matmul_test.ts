@@ -98,6 +98,38 @@ for (const [S, N, K] of SHAPES) {
   );
 }
 
+Deno.test(
+  "the kernels' dequantised weight is the reference's, to the last bit or one ulp",
+  gpuTest,
+  async () => {
+    // X = I gives Y = Wᵀ and dY = I gives dX = W: every product is by 1 or 0, every sum exact,
+    // so the outputs are the kernels' dequantised values themselves.
+    const dev = await testDevice();
+    const [N, K] = [70, 45];
+    const { q, w } = weight(N, K, 4);
+    const W = Nf4Weight.upload(dev, q, { name: "w" });
+    const eye = (n: number) =>
+      Float32Array.from({ length: n * n }, (_, i) => i % (n + 1) === 0 ? 1 : 0);
+    const ix = dev.upload(eye(K), [K, K], { tag: "data", name: "I_K" });
+    const iy = dev.upload(eye(N), [N, N], { tag: "data", name: "I_N" });
+    const y = await dev.readF32(nf4Linear(dev, ix, W)); // (K, N): y[k, n] = W[n, k]
+    const dx = await dev.readF32(nf4LinearInputGrad(dev, iy, W)); // (N, K) = W
+    const wT = new Float64Array(K * N);
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wT[k * N + n] = w[n * K + k];
+    // The block scale c·m + offset may be one fused multiply-add on the device: ≤ 1 ulp apart.
+    const ulp = { atol: 0, rtol: 2 ** -23 };
+    assertAllClose(y, wT, ulp, "Y = I·dequant(W)ᵀ");
+    assertAllClose(dx, w, ulp, "dX = I·dequant(W)");
+    let exact = 0;
+    for (let i = 0; i < dx.length; i++) if (dx[i] === w[i]) exact++;
+    console.log(
+      `dequantised on the device: ${exact} of ${dx.length} weights bit-identical to the reference`,
+    );
+    for (const t of [ix, iy]) t.dispose();
+    W.dispose();
+  },
+);
+
 Deno.test("nf4Linear and nf4LinearInputGrad with f16 activations", gpuTest, async () => {
   const dev = await testDeviceF16();
   const [S, N, K] = [11, 70, 45];
