@@ -215,6 +215,7 @@ export {
   nf4Linear,
   nf4LinearInputGrad,
   type Nf4MatmulOptions,
+  nf4StagesInput,
   Nf4Weight,
   type Nf4WeightOptions,
 } from "./lib/ops/nf4_matmul.ts";

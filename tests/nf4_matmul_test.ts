@@ -7,7 +7,13 @@
 import assert from "node:assert/strict";
 import type { Device } from "../lib/device/device.ts";
 import { MetaDevice } from "../lib/device/meta.ts";
-import { nf4DeviceBytes, nf4Linear, nf4LinearInputGrad, Nf4Weight } from "../lib/ops/nf4_matmul.ts";
+import {
+  nf4DeviceBytes,
+  nf4Linear,
+  nf4LinearInputGrad,
+  nf4StagesInput,
+  Nf4Weight,
+} from "../lib/ops/nf4_matmul.ts";
 import { dequantizeNf4, nf4Bytes, quantizeNf4 } from "../lib/reference/nf4.ts";
 import { assertAllClose, randomArray } from "../lib/testing/all_close.ts";
 import { gpuTest, testDevice, testDeviceF16 } from "../lib/testing/gpu.ts";
@@ -55,116 +61,158 @@ function maxAbsErr(a: ArrayLike<number>, e: ArrayLike<number>): number {
 
 // (S, N, K): none a multiple of the 8-row or 64-column tiles; K not a multiple of 64, so NF4
 // blocks straddle rows; n odd (a padded nibble, a short last block); > 256 blocks (two
-// second-level constants).
-const SHAPES: [number, number, number][] = [[5, 9, 7], [13, 70, 45], [37, 150, 130]];
+// second-level constants). The last two have N and K multiples of 4: the texture kernels
+// (`nf4_matmul_tex`, `nf4_matmul_dx_tex`) run them, and the storage kernels with staging off.
+const SHAPES: [number, number, number][] = [
+  [5, 9, 7],
+  [13, 70, 45],
+  [37, 150, 130],
+  [19, 68, 36],
+  [37, 132, 136],
+];
 
 for (const [S, N, K] of SHAPES) {
+  const paths = K % 4 === 0 && N % 4 === 0 ? [true, false] : [true];
+  for (const staging of paths) {
+    const kernels = staging && K % 4 === 0 ? "texture kernels" : "storage kernels";
+    Deno.test(
+      `nf4Linear and nf4LinearInputGrad (S=${S}, N=${N}, K=${K}, ${kernels}) vs f64`,
+      gpuTest,
+      async () => {
+        const dev = await testDevice();
+        const { q, w } = weight(N, K, S * 7 + N);
+        const x = randomArray(S * K, 1);
+        const dy = randomArray(S * N, 2);
+        const W = Nf4Weight.upload(dev, q, { name: "w" });
+        const tx = dev.upload(Float32Array.from(x), [S, K], { tag: "data", name: "x" });
+        const tdy = dev.upload(Float32Array.from(dy), [S, N], { tag: "data", name: "dy" });
+        assert.equal(nf4StagesInput(dev, tx, staging), kernels === "texture kernels");
+        dev.allocator.startTimeline();
+        const y = nf4Linear(dev, tx, W, { staging });
+        const dx = nf4LinearInputGrad(dev, tdy, W, { staging });
+        const staged = dev.allocator.stopTimeline().filter((e) => e.kind === "alloc")
+          .map((e) => e.name).filter((name) => name.endsWith(".texture"));
+        assert.deepEqual(
+          staged,
+          kernels === "texture kernels" ? ["nf4.x.texture", "nf4.dy.texture"] : [],
+          "the texture kernels ran where they should",
+        );
+        // accumulate: add into existing values
+        const y0 = randomArray(S * N, 3);
+        const dx0 = randomArray(S * K, 4);
+        const yAcc = dev.upload(Float32Array.from(y0), [S, N], { tag: "data", name: "y0" });
+        const dxAcc = dev.upload(Float32Array.from(dx0), [S, K], { tag: "data", name: "dx0" });
+        nf4Linear(dev, tx, W, { out: yAcc, accumulate: true, staging });
+        nf4LinearInputGrad(dev, tdy, W, { out: dxAcc, accumulate: true, staging });
+        const yRef = forwardRef(x, w, S, N, K);
+        const dxRef = inputGradRef(dy, w, S, N, K);
+        const tol = { atol: 1e-5, rtol: 1e-5 };
+        const yGot = await dev.readF32(y);
+        const dxGot = await dev.readF32(dx);
+        assertAllClose(yGot, yRef, tol, "y");
+        assertAllClose(dxGot, dxRef, tol, "dx");
+        assertAllClose(await dev.readF32(yAcc), yRef.map((v, i) => v + y0[i]), tol, "y += …");
+        assertAllClose(
+          await dev.readF32(dxAcc),
+          dxRef.map((v, i) => v + dx0[i]),
+          tol,
+          "dx += …",
+        );
+        assert.equal(dev.allocator.stats().liveByTag.workspace ?? 0, 0, "textures freed");
+        console.log(
+          `NF4 S=${S} N=${N} K=${K} (${kernels}): max |y − ref| ${
+            maxAbsErr(yGot, yRef).toExponential(2)
+          }, max |dx − ref| ${maxAbsErr(dxGot, dxRef).toExponential(2)}`,
+        );
+        for (const t of [y, dx, yAcc, dxAcc, tx, tdy]) t.dispose();
+        W.dispose();
+      },
+    );
+  }
+}
+
+for (const [N, K] of [[70, 45], [68, 44]]) {
   Deno.test(
-    `nf4Linear and nf4LinearInputGrad (S=${S}, N=${N}, K=${K}) vs f64`,
+    `the kernels' dequantised weight is the reference's, to the last bit or one ulp (N=${N}, K=${K})`,
     gpuTest,
     async () => {
+      // X = I gives Y = Wᵀ and dY = I gives dX = W: every product is by 1 or 0, every sum exact,
+      // so the outputs are the kernels' dequantised values themselves ((68, 44): the texture
+      // kernels).
       const dev = await testDevice();
-      const { q, w } = weight(N, K, S * 7 + N);
-      const x = randomArray(S * K, 1);
-      const dy = randomArray(S * N, 2);
+      const { q, w } = weight(N, K, 4);
       const W = Nf4Weight.upload(dev, q, { name: "w" });
-      const tx = dev.upload(Float32Array.from(x), [S, K], { tag: "data", name: "x" });
-      const tdy = dev.upload(Float32Array.from(dy), [S, N], { tag: "data", name: "dy" });
-      const y = nf4Linear(dev, tx, W);
-      const dx = nf4LinearInputGrad(dev, tdy, W);
-      // accumulate: add into existing values
-      const y0 = randomArray(S * N, 3);
-      const dx0 = randomArray(S * K, 4);
-      const yAcc = dev.upload(Float32Array.from(y0), [S, N], { tag: "data", name: "y0" });
-      const dxAcc = dev.upload(Float32Array.from(dx0), [S, K], { tag: "data", name: "dx0" });
-      nf4Linear(dev, tx, W, { out: yAcc, accumulate: true });
-      nf4LinearInputGrad(dev, tdy, W, { out: dxAcc, accumulate: true });
-      const yRef = forwardRef(x, w, S, N, K);
-      const dxRef = inputGradRef(dy, w, S, N, K);
-      const tol = { atol: 1e-5, rtol: 1e-5 };
-      const yGot = await dev.readF32(y);
-      const dxGot = await dev.readF32(dx);
-      assertAllClose(yGot, yRef, tol, "y");
-      assertAllClose(dxGot, dxRef, tol, "dx");
-      assertAllClose(await dev.readF32(yAcc), yRef.map((v, i) => v + y0[i]), tol, "y += …");
-      assertAllClose(await dev.readF32(dxAcc), dxRef.map((v, i) => v + dx0[i]), tol, "dx += …");
+      const eye = (n: number) =>
+        Float32Array.from({ length: n * n }, (_, i) => i % (n + 1) === 0 ? 1 : 0);
+      const ix = dev.upload(eye(K), [K, K], { tag: "data", name: "I_K" });
+      const iy = dev.upload(eye(N), [N, N], { tag: "data", name: "I_N" });
+      const ty = nf4Linear(dev, ix, W); // (K, N): y[k, n] = W[n, k]
+      const tdx = nf4LinearInputGrad(dev, iy, W); // (N, K) = W
+      const y = await dev.readF32(ty);
+      const dx = await dev.readF32(tdx);
+      const wT = new Float64Array(K * N);
+      for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wT[k * N + n] = w[n * K + k];
+      // The block scale c·m + offset may be one fused multiply-add on a device: ≤ 1 ulp apart.
+      const ulp = { atol: 0, rtol: 2 ** -23 };
+      assertAllClose(y, wT, ulp, "Y = I·dequant(W)ᵀ");
+      assertAllClose(dx, w, ulp, "dX = I·dequant(W)");
+      let exact = 0;
+      for (let i = 0; i < dx.length; i++) {
+        if (dx[i] === w[i] && y[(i % K) * N + Math.floor(i / K)] === w[i]) exact++;
+      }
       console.log(
-        `NF4 S=${S} N=${N} K=${K}: max |y − ref| ${maxAbsErr(yGot, yRef).toExponential(2)}, ` +
-          `max |dx − ref| ${maxAbsErr(dxGot, dxRef).toExponential(2)}`,
+        `dequantised on the device (N=${N}, K=${K}): ${exact} of ${dx.length} weights ` +
+          `bit-identical to the reference in both kernels`,
       );
-      for (const t of [y, dx, yAcc, dxAcc, tx, tdy]) t.dispose();
+      for (const t of [ix, iy, ty, tdx]) t.dispose();
       W.dispose();
     },
   );
 }
 
-Deno.test(
-  "the kernels' dequantised weight is the reference's, to the last bit or one ulp",
-  gpuTest,
-  async () => {
-    // X = I gives Y = Wᵀ and dY = I gives dX = W: every product is by 1 or 0, every sum exact,
-    // so the outputs are the kernels' dequantised values themselves.
-    const dev = await testDevice();
-    const [N, K] = [70, 45];
-    const { q, w } = weight(N, K, 4);
-    const W = Nf4Weight.upload(dev, q, { name: "w" });
-    const eye = (n: number) =>
-      Float32Array.from({ length: n * n }, (_, i) => i % (n + 1) === 0 ? 1 : 0);
-    const ix = dev.upload(eye(K), [K, K], { tag: "data", name: "I_K" });
-    const iy = dev.upload(eye(N), [N, N], { tag: "data", name: "I_N" });
-    const y = await dev.readF32(nf4Linear(dev, ix, W)); // (K, N): y[k, n] = W[n, k]
-    const dx = await dev.readF32(nf4LinearInputGrad(dev, iy, W)); // (N, K) = W
-    const wT = new Float64Array(K * N);
-    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wT[k * N + n] = w[n * K + k];
-    // The block scale c·m + offset may be one fused multiply-add on the device: ≤ 1 ulp apart.
-    const ulp = { atol: 0, rtol: 2 ** -23 };
-    assertAllClose(y, wT, ulp, "Y = I·dequant(W)ᵀ");
-    assertAllClose(dx, w, ulp, "dX = I·dequant(W)");
-    let exact = 0;
-    for (let i = 0; i < dx.length; i++) if (dx[i] === w[i]) exact++;
-    console.log(
-      `dequantised on the device: ${exact} of ${dx.length} weights bit-identical to the reference`,
-    );
-    for (const t of [ix, iy]) t.dispose();
-    W.dispose();
-  },
-);
-
-Deno.test("nf4Linear and nf4LinearInputGrad with f16 activations", gpuTest, async () => {
-  const dev = await testDeviceF16();
-  const [S, N, K] = [11, 70, 45];
-  const { q, w } = weight(N, K, 9);
-  const W = Nf4Weight.upload(dev, q, { name: "w" });
-  const tx = dev.upload(Float32Array.from(randomArray(S * K, 5)), [S, K], {
-    tag: "data",
-    name: "x",
-  });
-  const tdy = dev.upload(Float32Array.from(randomArray(S * N, 6)), [S, N], {
-    tag: "data",
-    name: "dy",
-  });
-  assert.equal(tx.dtype, "f16");
-  assert.equal(W.quantState.dtype, "f32");
-  // The reference takes the f16-rounded inputs; outputs are rounded to f16 once.
-  const x = await dev.readF32(tx);
-  const dy = await dev.readF32(tdy);
-  const y = nf4Linear(dev, tx, W);
-  const dx = nf4LinearInputGrad(dev, tdy, W);
-  assert.equal(y.dtype, "f16");
-  const tol = { atol: 1e-4, rtol: 1e-3 }; // f16 keeps 11 significant bits: 4.9e-4 relative
-  const yGot = await dev.readF32(y);
-  const dxGot = await dev.readF32(dx);
-  const yRef = forwardRef(x, w, S, N, K);
-  const dxRef = inputGradRef(dy, w, S, N, K);
-  assertAllClose(yGot, yRef, tol, "y (f16)");
-  assertAllClose(dxGot, dxRef, tol, "dx (f16)");
-  console.log(
-    `NF4 f16 S=${S} N=${N} K=${K}: max |y − ref| ${maxAbsErr(yGot, yRef).toExponential(2)}, ` +
-      `max |dx − ref| ${maxAbsErr(dxGot, dxRef).toExponential(2)}`,
+for (const [S, N, K] of [[11, 70, 45], [11, 68, 44]]) {
+  Deno.test(
+    `nf4Linear and nf4LinearInputGrad with f16 activations (S=${S}, N=${N}, K=${K})`,
+    gpuTest,
+    async () => {
+      const dev = await testDeviceF16();
+      const { q, w } = weight(N, K, 9);
+      const W = Nf4Weight.upload(dev, q, { name: "w" });
+      const tx = dev.upload(Float32Array.from(randomArray(S * K, 5)), [S, K], {
+        tag: "data",
+        name: "x",
+      });
+      const tdy = dev.upload(Float32Array.from(randomArray(S * N, 6)), [S, N], {
+        tag: "data",
+        name: "dy",
+      });
+      assert.equal(tx.dtype, "f16");
+      assert.equal(W.quantState.dtype, "f32");
+      // The reference takes the f16-rounded inputs; outputs are rounded to f16 once.
+      const x = await dev.readF32(tx);
+      const dy = await dev.readF32(tdy);
+      const y = nf4Linear(dev, tx, W);
+      const dx = nf4LinearInputGrad(dev, tdy, W);
+      assert.equal(y.dtype, "f16");
+      assert.equal(nf4StagesInput(dev, tx), K % 4 === 0, "texture kernels where K, N % 4 = 0");
+      const tol = { atol: 1e-4, rtol: 1e-3 }; // f16 keeps 11 significant bits: 4.9e-4 relative
+      const yGot = await dev.readF32(y);
+      const dxGot = await dev.readF32(dx);
+      const yRef = forwardRef(x, w, S, N, K);
+      const dxRef = inputGradRef(dy, w, S, N, K);
+      assertAllClose(yGot, yRef, tol, "y (f16)");
+      assertAllClose(dxGot, dxRef, tol, "dx (f16)");
+      console.log(
+        `NF4 f16 S=${S} N=${N} K=${K} (${
+          K % 4 === 0 ? "texture" : "storage"
+        } kernels): max |y − ref| ${maxAbsErr(yGot, yRef).toExponential(2)}, ` +
+          `max |dx − ref| ${maxAbsErr(dxGot, dxRef).toExponential(2)}`,
+      );
+      for (const t of [y, dx, tx, tdy]) t.dispose();
+      W.dispose();
+    },
   );
-  for (const t of [y, dx, tx, tdy]) t.dispose();
-  W.dispose();
-});
+}
 
 Deno.test(
   "NF4 weight bytes: the formula, and meta = WebGPU for every allocation",
@@ -185,6 +233,20 @@ Deno.test(
       W.dispose();
     };
     await assertSameAllocations(gpu, run);
+    // and with the texture kernels (workspace textures of X and dY): N, K multiples of 4
+    const q4 = weight(132, 136, 2).q;
+    await assertSameAllocations(gpu, (dev: Device) => {
+      const W = Nf4Weight.upload(dev, q4, { name: "base.down_proj.weight" });
+      const x = dev.upload(Float32Array.from(randomArray(S * 136, 1)), [S, 136], {
+        tag: "activations",
+        name: "x",
+      });
+      assert.ok(nf4StagesInput(dev, x));
+      const y = nf4Linear(dev, x, W, { name: "y" });
+      const dx = nf4LinearInputGrad(dev, y, W, { name: "dx" });
+      for (const t of [x, y, dx]) t.dispose();
+      W.dispose();
+    });
     // Bytes: n = 19500 → 2438 words of codes, 305 absmax codes in 77 words, 273 + 2 floats.
     const b = nf4DeviceBytes(N, K);
     assert.deepEqual(b, { codes: 9752, absmax: 308, quantState: 1100, total: 11160 });

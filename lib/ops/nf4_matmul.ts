@@ -18,7 +18,10 @@
  * bytes of tables. The f32 tables are counted as f32 on every device, bf16 counting included.
  *
  * Kernels: `nf4_matmul` (Y = X·Wᵀ) and `nf4_matmul_dx` (dX = dY·W), one output column by 8
- * rows per invocation, f32 accumulation, activations f32 or f16 (the kernels are dtype-generic).
+ * rows per invocation, f32 accumulation, activations f32 or f16 (the kernels are dtype-generic);
+ * `nf4_matmul_tex` and `nf4_matmul_dx_tex` read the activation through a staged texture (a
+ * `workspace` copy, freed before return) when the shapes allow ({@link nf4StagesInput}); the
+ * latter computes 4 columns per invocation, decoding 4 weights per word load and block scale.
  * A frozen base has no weight gradient, so these two are all a QLoRA layer needs of its base.
  */
 
@@ -26,6 +29,7 @@ import type { Tag } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import { Params } from "../device/kernel_source.ts";
 import type { Tensor } from "../device/tensor.ts";
+import { canStageAsTexture } from "../device/texture.ts";
 import { ABSMAX_BLOCK, NF4_BLOCK, NF4_TABLE_FLOATS, type Nf4Quantized } from "../reference/nf4.ts";
 import { ceilDiv } from "./util.ts";
 
@@ -164,6 +168,18 @@ function bytesAsWords(bytes: Uint8Array, words: number): Int32Array {
   return new Int32Array(buf.buffer);
 }
 
+/**
+ * Whether an NF4 product reads its activation `x` (X of {@link nf4Linear}, dY of
+ * {@link nf4LinearInputGrad}) through a staged texture: when its columns are a multiple of 4
+ * and it can be staged (`canStageAsTexture`, the device's float storage); the input gradient
+ * also needs K % 4 = 0. Decided by shapes and dtypes alone, so the meta device stages the same
+ * `workspace` texture.
+ */
+export function nf4StagesInput(dev: Device, x: Tensor, staging = true): boolean {
+  return staging && x.shape.length === 2 && x.shape[1] % 4 === 0 && x.dtype === dev.floatType &&
+    canStageAsTexture(x);
+}
+
 /** Options of {@link nf4Linear} and {@link nf4LinearInputGrad}. */
 export interface Nf4MatmulOptions {
   /** Write into this tensor instead of allocating one. */
@@ -174,6 +190,11 @@ export interface Nf4MatmulOptions {
   tag?: Tag;
   /** Name of a newly allocated output. */
   name?: string;
+  /**
+   * Read the activation through a staged texture when it qualifies ({@link nf4StagesInput};
+   * default true); false forces the storage-load kernels (for tests and benchmarks).
+   */
+  staging?: boolean;
 }
 
 function run(
@@ -221,10 +242,28 @@ function run(
         `${dev.limits.maxComputeWorkgroupsPerDimension}; split the rows into chunks`,
     );
   }
+  const params = new Params().u32(S).u32(w.rows).u32(w.cols).u32(opts.accumulate ? 1 : 0);
+  const dx = kernel === "nf4_matmul_dx";
+  if (nf4StagesInput(dev, a, opts.staging) && (!dx || w.cols % 4 === 0)) {
+    const tex = dev.texture(a, dx ? "nf4.dy.texture" : "nf4.x.texture");
+    try {
+      dev.dispatch({
+        kernel: dx ? "nf4_matmul_dx_tex" : "nf4_matmul_tex",
+        bindings: [w.codes, w.absmax, w.quantState, out],
+        textures: [tex],
+        params,
+        // the dx texture kernel computes 4 columns per invocation
+        workgroups: dx ? [ceilDiv(outer, 4 * WORKGROUP), workgroups[1]] : workgroups,
+      });
+    } finally {
+      tex.dispose();
+    }
+    return out;
+  }
   dev.dispatch({
     kernel,
     bindings: [a, w.codes, w.absmax, w.quantState, out],
-    params: new Params().u32(S).u32(w.rows).u32(w.cols).u32(opts.accumulate ? 1 : 0),
+    params,
     workgroups,
   });
   return out;
