@@ -169,11 +169,11 @@ function bytesAsWords(bytes: Uint8Array, words: number): Int32Array {
 }
 
 /**
- * Whether an NF4 product reads its activation `x` (X of {@link nf4Linear}, dY of
- * {@link nf4LinearInputGrad}) through a staged texture: when its columns are a multiple of 4
- * and it can be staged (`canStageAsTexture`, the device's float storage); the input gradient
- * also needs K % 4 = 0. Decided by shapes and dtypes alone, so the meta device stages the same
- * `workspace` texture.
+ * Whether an activation `x` qualifies to be read through a staged texture by the NF4 products:
+ * its columns are a multiple of 4 and it can be staged (`canStageAsTexture`, the device's float
+ * storage). {@link nf4Linear} then stages X; {@link nf4LinearInputGrad} stages dY when, in
+ * addition, the weight's K is a multiple of 4. Decided by shapes and dtypes alone, so the meta
+ * device stages the same `workspace` texture.
  */
 export function nf4StagesInput(dev: Device, x: Tensor, staging = true): boolean {
   return staging && x.shape.length === 2 && x.shape[1] % 4 === 0 && x.dtype === dev.floatType &&
