@@ -59,6 +59,12 @@ export interface PlanInput {
    * pass its profile's (`lib/plan/gpus.ts`). It counts against the budget.
    */
   overhead?: DriverOverhead;
+  /**
+   * What "fits" is judged on: `device` (default) needs the live bytes and what the device must
+   * hold ({@link Plan.deviceBytes}) within the budget; `live` only the live bytes, as a device
+   * whose allocator enforces a live-bytes budget (`dev.setBudget`) does.
+   */
+  fitOn?: "device" | "live";
 }
 
 /** Why a plan does not fit (see {@link Plan.failure}). */
@@ -232,7 +238,7 @@ export async function planStep(input: PlanInput): Promise<Plan> {
       onWarning: (w) => warnings.push(w),
     });
     const held = device();
-    const over = held.deviceBytes > input.budget;
+    const over = (input.fitOn ?? "device") === "device" && held.deviceBytes > input.budget;
     return {
       policy,
       seq: input.seq,
