@@ -213,6 +213,26 @@ export {
   TORCH_INT32_BINDING_BYTES,
 } from "./lib/plan/alst.ts";
 export {
+  type DeviceTarget,
+  type GpuProfile,
+  GPUS,
+  type OverheadName,
+  type OverheadProfile,
+  OVERHEADS,
+  parseGpu,
+  parseOverhead,
+  resolveTarget,
+} from "./lib/plan/gpus.ts";
+export { ALL_CLAIMS, ledgerMarkdown, ledgerTable, runLedger } from "./lib/claims/ledger.ts";
+export { MST_PAPER_POLICIES } from "./lib/claims/mst_paper.ts";
+export type {
+  ClaimDef,
+  ClaimResult,
+  ClaimStatus,
+  Profile,
+  Sensitivity,
+} from "./lib/claims/types.ts";
+export {
   deepspeedConfig,
   type DeepSpeedExportInput,
   launchNote,

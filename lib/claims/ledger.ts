@@ -185,3 +185,18 @@ export function replaceBlocks(
   });
   return { text: out, blocks };
 }
+
+/**
+ * A text with its Markdown table rows normalized: runs of spaces and of dashes collapsed, so a
+ * table reformatted by `deno fmt` (padded columns) compares equal to the generated one.
+ */
+export function normalizeTables(text: string): string {
+  return text.split("\n").map((l) =>
+    l.trimStart().startsWith("|") ? l.replace(/ +/g, " ").replace(/-{3,}/g, "---").trim() : l
+  ).join("\n");
+}
+
+/** True when every generated block of `text` holds what the ledger computes (tables normalized). */
+export function blocksMatch(text: string, results: readonly ClaimResult[]): boolean {
+  return normalizeTables(replaceBlocks(text, results).text) === normalizeTables(text);
+}

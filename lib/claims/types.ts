@@ -228,14 +228,16 @@ export async function maxSeqSensitivity(
     start,
     ...(limits ? { limits } : {}),
   });
-  const sDoubled = twice.peakBytes / once.peakBytes - 1;
+  // a step at 2S that cannot run (a binding or index limit) has no peak to compare
+  const sDoubled = twice.fits ? twice.peakBytes / once.peakBytes - 1 : null;
   const activations10 = moved.maxSeq / r.maxSeq - 1;
   return {
     sDoubled,
     activations10,
-    fixedMemoryOnly: Math.abs(sDoubled) < NO_MOVE && Math.abs(activations10) < NO_MOVE,
-    method: "S doubled: peak at 2S / peak at S (no budget); activations +10%: max S again " +
-      "with the budget less 10% of the non-fixed bytes at the peak",
+    fixedMemoryOnly: sDoubled !== null && Math.abs(sDoubled) < NO_MOVE &&
+      Math.abs(activations10) < NO_MOVE,
+    method: "S doubled: peak at 2S / peak at S (no budget; none when 2S cannot run); " +
+      "activations +10%: max S again with the budget less 10% of the non-fixed bytes at the peak",
   };
 }
 
