@@ -135,7 +135,7 @@ export function ledgerMarkdown(results: readonly ClaimResult[]): string {
   });
   return [
     `| ${cols.join(" | ")} |`,
-    `|${cols.map(() => "---").join("|")}|`,
+    `| ${cols.map(() => "---").join(" | ")} |`,
     ...rows.map((r) => `| ${r.map(esc).join(" | ")} |`),
   ].join("\n");
 }
@@ -181,7 +181,7 @@ export function replaceBlocks(
   const out = text.replace(re, (_m, name: string) => {
     blocks.push(name);
     const { begin, end } = blockMarkers(name);
-    return `${begin}\n${docsBlock(name, results)}\n${end}`;
+    return `${begin}\n\n${docsBlock(name, results)}\n\n${end}`;
   });
   return { text: out, blocks };
 }
