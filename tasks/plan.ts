@@ -293,6 +293,9 @@ async function main(argv: string[]): Promise<void> {
         (ms / 1000).toFixed(1)
       } s)`,
     );
+    if (r.maxSeq === 0 && r.stoppedAt) {
+      console.log(`not even S=${r.stoppedAt.seq} fits: ${r.stoppedAt.error}`);
+    }
     if (r.plan) {
       console.log(`peak at S=${r.maxSeq}:\n${table(r.plan)}`);
       for (const line of [...rankLine(r.plan), ...explainPlan(r.plan)]) console.log(line);

@@ -330,6 +330,8 @@ export interface MaxSeqResult {
    * {@link Plan.failure}), or `search limit` when every probe up to the limit fit.
    */
   limitedBy: PlanFailure | "search limit";
+  /** The smallest S that did not fit and why (absent when every probe fit). */
+  stoppedAt?: { seq: number; error: string };
 }
 
 /**
@@ -358,6 +360,9 @@ export async function maxSequence(
     plan: plans.get(maxSeq) ?? null,
     probes,
     limitedBy: (firstFail as Plan | null)?.failure ?? "search limit",
+    ...(firstFail
+      ? { stoppedAt: { seq: (firstFail as Plan).seq, error: (firstFail as Plan).error ?? "" } }
+      : {}),
   });
   // a rank holds S/K tokens: S moves in steps of K, and the search reaches K times further
   const sp = isSingleDevice(input.policy.parallel)
