@@ -224,7 +224,22 @@ export {
   resolveTarget,
 } from "./lib/plan/gpus.ts";
 export { ALL_CLAIMS, ledgerMarkdown, ledgerTable, runLedger } from "./lib/claims/ledger.ts";
-export { MST_PAPER_POLICIES } from "./lib/claims/mst_paper.ts";
+export {
+  MST_FAMILY_TERMS,
+  MST_PAPER_POLICIES,
+  MST_PAPER_TERMS,
+  type PaperTerm,
+  termLabel,
+} from "./lib/claims/mst_paper.ts";
+export {
+  maxSeqOnGpu,
+  type PlannedTerm,
+  planTerm,
+  profileOf,
+  sameProfileRatio,
+  type Term,
+  termRatio,
+} from "./lib/claims/like_for_like.ts";
 export type {
   ClaimDef,
   ClaimResult,

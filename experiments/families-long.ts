@@ -1,15 +1,13 @@
 /**
- * `deno task exp families-long`: the paper's extension claims (Llama2-7B: 84K with MsT; Qwen2,
- * Mistral, Gemma-2: 12–24× longer context). Per family: max S in 80 GiB (bf16, meta) for the
- * paper's baselines (standard, recomputation; HF profile), MsT + recomputation and + optimizer-in-
- * backward; its tiny preset on the device at two S, standard (HF) vs MsT: loss and peaks.
+ * `deno task exp families-long`: the paper's extension claims (Llama2-7B 84K; Qwen2, Mistral,
+ * Gemma-2 12–24× longer). Per family: max S in 80 GiB (bf16, meta) of the paper's terms under its profile
+ * (HF) and ours; its tiny preset on the device at two S, standard (HF) vs MsT: loss and peaks.
  */
 
 import {
   barsWithReference,
   bytes,
   defineExperiment,
-  describePolicy,
   dtype,
   getPreset,
   int,
@@ -17,10 +15,9 @@ import {
   makeBatches,
   maxAbsDelta,
   maxOf,
-  maxSequence,
-  MST_PAPER_POLICIES,
+  maxSeqOnGpu,
+  MST_FAMILY_TERMS as PLANNED,
   oneOf,
-  OVERHEADS,
   parseBytes,
   parseDtype,
   POLICIES,
@@ -28,6 +25,7 @@ import {
   round,
   runSteps,
   someOf,
+  termRatio,
 } from "../mod.ts";
 
 const FAMILIES: { name: string; tiny: string; paper?: number }[] = [
@@ -38,23 +36,8 @@ const FAMILIES: { name: string; tiny: string; paper?: number }[] = [
   { name: "gemma2-2b", tiny: "gemma2-tiny" },
 ];
 const MODELS = FAMILIES.map((f) => f.name);
-/**
- * Planned policies. The paper's figures and ratios are counted under its profile (HF: the
- * claims ledger's `MST_PAPER_POLICIES`); our runtime's beside them, labelled ours.
- */
-const PLANNED = {
-  hfStandard: POLICIES.hfStandard,
-  hfCheckpoint: POLICIES.hfCheckpoint,
-  mstHf: MST_PAPER_POLICIES.mstNotebook,
-  mstOibHf: MST_PAPER_POLICIES.mst,
-  standard: POLICIES.standard,
-  mst: POLICIES.mst,
-  mstOib: POLICIES.mstOib,
-} as const;
-const PLAN_IDS = Object.keys(PLANNED) as (keyof typeof PLANNED)[];
-const OURS = new Set<string>(["standard", "mst", "mstOib"]);
-const label = (id: keyof typeof PLANNED) =>
-  describePolicy(PLANNED[id]) + (OURS.has(id) ? " — ours" : "");
+const PLAN_IDS = Object.keys(PLANNED) as (keyof typeof PLANNED)[]; // the paper's (HF) and ours
+const label = (id: keyof typeof PLANNED) => PLANNED[id].label;
 
 export default defineExperiment({
   name: "families-long",
@@ -72,33 +55,22 @@ export default defineExperiment({
   quick: { resolution: 512, seqs: [256, 512], steps: 2 },
   async run(ctx) {
     const c = ctx.config;
-    // a datacenter GPU: no lavapipe driver overhead; fits judged on what the device holds
-    const plan = {
-      dtype: parseDtype(c.planDtype, "planDtype"),
-      budget: parseBytes(c.budget),
-      overhead: OVERHEADS.none,
-    };
+    const plan = { dtype: parseDtype(c.planDtype, "planDtype"), budget: parseBytes(c.budget) };
     const search = { granularity: c.resolution }, opts = { steps: c.steps, init: { seed: c.seed } };
     const families = FAMILIES.filter((f) => c.models.includes(f.name));
     const planned = await ctx.sweep("family", families, async ({ name: model, paper }) => {
       const cfg = getPreset(model);
       const seqs = await ctx.sweep(model, PLAN_IDS, async (id) => {
-        const { maxSeq } = await maxSequence({ ...plan, cfg, policy: PLANNED[id] }, search);
-        // the paper's figure is MsT + OiB under its profile (HF)
-        const ref = id === "mstOibHf" ? paper ?? null : null;
+        const { maxSeq } = await maxSeqOnGpu({ ...plan, cfg, policy: PLANNED[id].policy }, search);
+        const ref = id === "mstOibHf" ? paper ?? null : null; // the paper's MsT, its profile
         ctx.record({ kind: "max-seq", model, policy: label(id), maxSeq, paper: ref });
         return maxSeq;
       });
       const maxSeq = Object.fromEntries(PLAN_IDS.map((id, i) => [id, seqs[i]]));
-      // one profile per ratio: HF over HF beside the paper, ours over ours beside that
-      const over = (id: string, base: string) => ratio(maxSeq[id], maxSeq[base], 1);
-      const [mst, oib] = [over("mstHf", "hfStandard"), over("mstOibHf", "hfStandard")];
-      const [oursMst, oursOib] = [over("mst", "standard"), over("mstOib", "standard")];
-      ctx.log(
-        `   ${model}: max S ${seqs.join(" / ")}; MsT / standard (HF) ${mst}× (${oib}× with OiB); ` +
-          `ours ${oursMst}× (${oursOib}×)`,
-      );
-      return { model, paper: paper ?? null, maxSeq, mst, oib, oursMst, oursOib };
+      const over = (id: string) => termRatio(PLANNED, maxSeq, id, "hfStandard", 1); // one profile
+      const [mst, oib] = [over("mstHf"), over("mstOibHf")];
+      ctx.log(`   ${model}: max S ${seqs.join(" / ")}; MsT / standard ${mst}× (${oib}× with OiB)`);
+      return { model, paper: paper ?? null, maxSeq, mst, oib };
     });
     const dev = await ctx.device();
     const tinies = [...new Set(families.map((f) => f.tiny))];
@@ -149,25 +121,16 @@ export default defineExperiment({
       maxSeq: Object.fromEntries(planned.map((p) => [p.model, p.maxSeq])),
       ratioMstOverStandardHf: Object.fromEntries(planned.map((p) => [p.model, p.mst])),
       ratioMstOibOverStandardHf: Object.fromEntries(planned.map((p) => [p.model, p.oib])),
-      ratioOursMstOverStandard: Object.fromEntries(planned.map((p) => [p.model, p.oursMst])),
-      ratioOursMstOibOverStandard: Object.fromEntries(planned.map((p) => [p.model, p.oursOib])),
       paper: { llama2MaxSeqMst: 84000, ratioRange: [12, 24] },
       maxAbsDeltaLoss: maxOf(trained.map((t) => t.delta)),
     });
     ctx.table({
       title: `Longest trainable S in ${c.budget} (${plan.dtype}, meta device), the paper beside`,
-      columns: [
-        "model",
-        ...PLAN_IDS.map(label),
-        "MsT / standard (HF)",
-        "MsT / standard — ours",
-        "paper",
-      ],
+      columns: ["model", ...PLAN_IDS.map(label), "MsT / standard (HF)", "paper"],
       rows: planned.map((p) => [
         p.model,
         ...PLAN_IDS.map((id) => p.maxSeq[id]),
         `${p.mst}× (${p.oib}× with OiB)`,
-        `${p.oursMst}× (${p.oursOib}× with OiB)`,
         p.paper ? `${p.paper / 1000}K with MsT` : "12–24× longer (HF integration)",
       ]),
     });
@@ -180,10 +143,8 @@ export default defineExperiment({
       }),
     });
     ctx.note(
-      `MsT / standard (HF): MsT + recomputation's max S over standard, both under the HF ` +
-        `profile (the paper's); "— ours": both under our runtime. OiB: optimizer-in-backward. ` +
-        `Plans count floats as ${plan.dtype} on an 80 GiB datacenter GPU (no driver overhead); a ` +
-        `step fits when its live bytes and what the device holds stay within the budget.`,
+      `MsT / standard (HF): both under the paper's profile; "— ours": our runtime. OiB: ` +
+        `optimizer-in-backward. ${plan.dtype}, datacenter GPU; fits: live bytes and reserve.`,
     );
   },
 });

@@ -25,21 +25,21 @@ import {
   makeBatches,
   maxAbsDelta,
   maxOf,
-  maxSequence,
+  type MemoryPolicy,
   memoryTimeline,
   metricVsSeq,
-  MST_PAPER_POLICIES,
+  MST_PAPER_TERMS,
   num,
   oneOf,
-  OVERHEADS,
   parseBytes,
   parseDtype,
-  planStep,
+  planTerm,
   POLICIES,
   preset,
   ratio,
   round,
   runSteps,
+  sameProfileRatio,
   stackedPeak,
   stepsRow,
   stepTimeline,
@@ -48,30 +48,11 @@ import {
 } from "../mod.ts";
 
 const [GiB, MiB, OIB] = [2 ** 30, 2 ** 20, "mstOptimizerInBackward"];
-/** The paper's MsT and recomputation under its own profile (HF), as the claims ledger has them. */
+// the paper's MsT and recomputation under its profile (HF); the figures beside HF terms only
 const [OIB_HF, REC_HF] = ["mstOptimizerInBackwardHf", "checkpointOibHf"];
-
-/**
- * Planned policies: summary key, policy, the paper's figure (Llama3-8B, 1× A100 80 GB). The
- * paper's figures sit beside the policies counted under its profile (HF, lib/claims/mst_paper.ts);
- * our runtime's are beside them, labelled ours.
- */
-const PLAN = ([
-  ["standardHf", POLICIES.hfStandard, 5000, "≈5K"],
-  ["checkpointHf", POLICIES.hfCheckpoint, null, "—"],
-  [REC_HF, MST_PAPER_POLICIES.recomputation, 15000, "≈15K"],
-  [OIB_HF, MST_PAPER_POLICIES.mst, 60000, "60K"],
-  ["standard", POLICIES.standard, null, "—"],
-  ["checkpoint", POLICIES.checkpoint, null, "—"],
-  ["mst", POLICIES.mst, null, "—"],
-  ["mstOffload", POLICIES.mstOffload, null, "—"],
-  ["mstKeepAttention", POLICIES.mstKeepAttention, null, "—"],
-  [OIB, POLICIES.mstOib, null, "—"],
-] as const).map(([id, policy, paper, paperLabel]) => {
-  return { id, label: describePolicy(policy), policy, paper, paperLabel };
-});
+const PLAN = MST_PAPER_TERMS;
 /** Trained policies (part b): summary key suffix, policy name; standard is the loss reference. */
-const TRAIN = PLAN.filter((p) => !["checkpoint", OIB, OIB_HF, REC_HF].includes(p.id))
+const TRAIN = PLAN.filter((p) => !["checkpoint", OIB, OIB_HF, REC_HF, "mstHf"].includes(p.id))
   .map((p) => ({ ...p, key: p.id[0].toUpperCase() + p.id.slice(1) }));
 const fmtDelta = (d: number | null) => d === null ? "—" : d === 0 ? "0" : d.toExponential(2);
 const vsSeq = (y: string, title: string, extra = {}) => metricVsSeq({ title, y, ...extra });
@@ -105,36 +86,18 @@ export default defineExperiment({
     const planCfg = getPreset(c.planPreset);
     const [dtype, budget] = [parseDtype(c.planDtype, "planDtype"), parseBytes(c.budget)];
     ctx.log(`a. planning ${planCfg.name} (${dtype}) in ${c.budget} on the meta device`);
-    // a datacenter GPU: no lavapipe driver overhead; "fits" judged on what the device holds
-    const overhead = OVERHEADS.none;
+    // on a datacenter GPU (no lavapipe overhead); HF terms' peaks are torch's peak allocated
     const planned = await ctx.sweep("plan", PLAN, async (p) => {
-      const { maxSeq } = await maxSequence({
-        cfg: planCfg,
-        policy: p.policy,
-        dtype,
-        budget,
-        overhead,
-      });
+      const seq = c.breakdownSeq;
+      const input = { cfg: planCfg, policy: p.policy, dtype, budget };
+      const { maxSeq, peakBytes: peak, breakdown } = await planTerm(input, seq);
       const paperLabel = p.paper === null ? null : p.paperLabel;
       ctx.record({ kind: "max-seq", policy: p.label, maxSeq, paper: p.paper, paperLabel });
-      const seq = c.breakdownSeq;
-      const r = await planStep({
-        cfg: planCfg,
-        policy: p.policy,
-        dtype,
-        budget: Infinity,
-        seq,
-        overhead,
-      });
-      for (const tag of TAGS.filter((t) => (r.breakdown[t] ?? 0) > 0)) {
-        ctx.record({ kind: "breakdown", policy: p.label, seq, tag, bytes: r.breakdown[tag] });
+      for (const tag of TAGS.filter((t) => (breakdown[t] ?? 0) > 0)) {
+        ctx.record({ kind: "breakdown", policy: p.label, seq, tag, bytes: breakdown[tag] });
       }
-      ctx.log(
-        `   ${p.label}: max S ${maxSeq} (paper ${p.paperLabel}), ${formatBytes(r.peakBytes)}`,
-      );
-      // under the HF profile the paper's counter: torch's peak allocated
-      const peak = r.hf ? r.hf.allocatedPeakBytes : r.peakBytes;
-      return { maxSeq, peak, breakdown: { ...r.breakdown } };
+      ctx.log(`   ${p.label}: max S ${maxSeq} (paper ${p.paperLabel}), ${formatBytes(peak)}`);
+      return { maxSeq, peak, breakdown: { ...breakdown } };
     });
     const plan = Object.fromEntries(PLAN.map((p, i) => [p.id, { ...p, ...planned[i] }]));
     const m = (id: string) => plan[id].maxSeq;
@@ -249,16 +212,8 @@ export default defineExperiment({
     const largest = Math.max(...c.seqs);
     const big = Object.fromEntries(TRAIN.map((p) => [p.key, at(p.key, largest)]));
     const [std, mst, keep] = [big.Standard, big.Mst, big.MstKeepAttention];
-    // MsT + recomputation at S = breakdownSeq under the paper's profile (the notebook's 74.81)
-    const notebook = await planStep({
-      cfg: planCfg,
-      policy: MST_PAPER_POLICIES.mstNotebook,
-      dtype,
-      budget: Infinity,
-      seq: c.breakdownSeq,
-      overhead: OVERHEADS.none,
-    });
-    const notebookGiB = round(notebook.hf!.allocatedPeakBytes / GiB);
+    const t = (id: string) => ({ policy: plan[id].policy, value: m(id) }); // one profile per ratio
+    const r = (a: string, b: string, d = 2) => sameProfileRatio(t(a), t(b), d);
     const peakGiB = (id: string) => round(plan[id].peak / GiB);
     const tokS = (r: { tokensPerSec: number | null }) => round(r.tokensPerSec, 1);
     const peakMiB = (r: { peakBytes: number }) => round(r.peakBytes / MiB, 3);
@@ -269,13 +224,11 @@ export default defineExperiment({
         budgetGiB: round(budget / GiB),
         maxSeq: Object.fromEntries(PLAN.map((p) => [p.id, m(p.id)])),
         paperMaxSeq: Object.fromEntries(PLAN.filter((p) => p.paper).map((p) => [p.id, p.paper])),
-        // the paper's ratios, every term under its profile (HF): MsT (its 60K) over its
-        // transformers baselines; ours beside, every term under our runtime
-        ratioMstOverStandardHf: ratio(m(OIB_HF), m("standardHf")),
-        ratioMstOverCheckpointHf: ratio(m(OIB_HF), m(REC_HF)),
-        ratioOursMstOverStandard: ratio(m(OIB), m("standard")),
-        ratioOursMstOverCheckpoint: ratio(m(OIB), m("checkpoint")),
-        peakAllocatedGiBMstHfAtBreakdownSeq: notebookGiB,
+        // the paper's ratios under its profile (HF); ours beside, under our runtime
+        ratioMstOverStandardHf: r(OIB_HF, "standardHf"),
+        ratioMstOverCheckpointHf: r(OIB_HF, REC_HF),
+        ratioOursMstOverStandard: r(OIB, "standard"),
+        ratioOursMstOverCheckpoint: r(OIB, "checkpoint"),
         breakdownSeq: c.breakdownSeq,
         peakGiBAtBreakdownSeq: Object.fromEntries(PLAN.map((p) => [p.id, peakGiB(p.id)])),
       },
@@ -297,7 +250,9 @@ export default defineExperiment({
     });
 
     const mib = (b: number) => round(b / MiB);
-    const x = (a: string, b: string) => `${ratio(m(a), m(b), 1)}×`;
+    const x = (a: string, b: string) => `${r(a, b, 1)}×`;
+    const ours = (p: MemoryPolicy) => p.framework === "hf" ? "" : " — ours";
+    const at8 = `${peakGiB("mstHf")} GiB (HF); ours ${peakGiB("mst")} GiB live`;
     const vs = (hf: string, ours: string) => `${x(OIB_HF, hf)} (HF); ours ${x(OIB, ours)}`;
     const drop = `${mib(std.peakBytes)} → ${mib(mst.peakBytes)} MiB (${cfg.name})`;
     const tput = (r: typeof std) =>
@@ -306,13 +261,13 @@ export default defineExperiment({
       title: "The paper's numbers beside ours",
       columns: ["claim", "paper (Llama3-8B, 1× A100 80 GB)", "this workbench"],
       rows: [
-        ...PLAN.map((p) => [`max S, ${p.label}`, p.paperLabel, m(p.id)]),
+        ...PLAN.map((p) => [`max S, ${p.label}${ours(p.policy)}`, p.paperLabel, m(p.id)]),
         ["MsT vs standard", "≈12×", vs("standardHf", "standard")],
         ["MsT vs recomputation", "≈4×", vs(REC_HF, "checkpoint")],
         [
           `peak allocated at S=${c.breakdownSeq}, MsT + rec. (fixed memory)`,
           "74.81 GB at 8192",
-          `${notebookGiB} GiB (HF); ours ${peakGiB("mst")} GiB live`,
+          at8,
         ],
         [`peak at S=${largest}, standard → MsT`, "67 → 48 GB (S not stated)", drop],
         [`throughput MsT / standard on ${dev.kind}`, "no degradation", tput(mst)],
@@ -333,13 +288,11 @@ export default defineExperiment({
     });
     ctx.note(
       `Planning runs two full training steps of the real code on the meta device, counting every ` +
-        `float as ${dtype}, on an 80 GiB datacenter GPU (no driver overhead); a step fits when ` +
-        `its live bytes and what the device holds (our pool, or PyTorch's caching allocator ` +
-        `under HF) stay within the budget. Every figure beside the paper's is counted under the ` +
-        `paper's profile (HF: transformers + PyTorch's extra buffers and caching allocator, as ` +
-        `the claims ledger, deno task claims); the 60K and ≈15K use optimizer-in-backward as the ` +
-        `reference scripts do. Our runtime's figures are beside them, labelled ours. The 74.81 GB ` +
-        `at 8192 is fixed memory (the AdamW step) and does not test the activation model. ` +
+        `float as ${dtype} on an 80 GiB datacenter GPU (no driver overhead); a step fits when its ` +
+        `live bytes and what the device holds (our pool, or PyTorch's caching allocator) do. The ` +
+        `paper's figures sit beside its profile's terms (HF, as deno task claims; the 60K and ≈15K ` +
+        `with optimizer-in-backward, as its scripts), ours beside, labelled ours. 74.81 GB at ` +
+        `8192 is fixed memory (the AdamW step): it does not test the activation model. ` +
         `Every trained policy sees the ` +
         `same batches from the same weights; tokens/s: the median step after the warm-up.`,
     );

@@ -55,7 +55,7 @@ export default defineExperiment({
     resolution: int(1, { min: 1, max: 1 << 20, doc: "max S exact to this many tokens per rank" }),
     anchors: bool(true, { doc: "plan ALST's three setups with their exact ingredients" }),
   },
-  quick: { gpus: [1, 2], resolution: 65536, anchors: false },
+  quick: { gpus: [1, 2], resolution: 32768, anchors: false },
   async run(ctx) {
     const c = ctx.config;
     const cfg = getPreset(c.preset);

@@ -38,6 +38,73 @@ export const MST_PAPER_POLICIES = {
   mstNotebook: { ...POLICIES.mst, framework: "hf" } as MemoryPolicy,
 } as const;
 
+/** A planned term of the paper's Llama3-8B comparison. */
+export interface PaperTerm {
+  /** Summary key. */
+  id: string;
+  /** The policy (its `framework` is the term's profile). */
+  policy: MemoryPolicy;
+  /** {@link describePolicy} of the policy. */
+  label: string;
+  /** The paper's figure beside it (only on terms of the paper's profile, HF), or null. */
+  paper: number | null;
+  /** The paper's figure as printed, or "—". */
+  paperLabel: string;
+}
+
+/**
+ * The paper's Llama3-8B max-S comparison (1× A100 80 GB): its baselines and MsT under its
+ * profile (HF), each beside its figure, then our runtime's policies, beside none.
+ */
+export const MST_PAPER_TERMS: readonly PaperTerm[] = ([
+  ["standardHf", POLICIES.hfStandard, 5000, "≈5K"],
+  ["checkpointHf", POLICIES.hfCheckpoint, null, "—"],
+  ["checkpointOibHf", MST_PAPER_POLICIES.recomputation, 15000, "≈15K"],
+  ["mstOptimizerInBackwardHf", MST_PAPER_POLICIES.mst, 60000, "60K"],
+  ["mstHf", MST_PAPER_POLICIES.mstNotebook, null, "—"],
+  ["standard", POLICIES.standard, null, "—"],
+  ["checkpoint", POLICIES.checkpoint, null, "—"],
+  ["mst", POLICIES.mst, null, "—"],
+  ["mstOffload", POLICIES.mstOffload, null, "—"],
+  ["mstKeepAttention", POLICIES.mstKeepAttention, null, "—"],
+  ["mstOptimizerInBackward", POLICIES.mstOib, null, "—"],
+] as const).map(([id, policy, paper, paperLabel]) => ({
+  id,
+  policy,
+  label: describePolicy(policy),
+  paper,
+  paperLabel,
+}));
+
+/**
+ * The families' comparison (max S per model): the paper's baselines and MsT under its profile
+ * (HF), our runtime's MsT beside.
+ */
+export const MST_FAMILY_TERMS = termsOf({
+  hfStandard: POLICIES.hfStandard,
+  hfCheckpoint: POLICIES.hfCheckpoint,
+  mstHf: MST_PAPER_POLICIES.mstNotebook,
+  mstOibHf: MST_PAPER_POLICIES.mst,
+  mst: POLICIES.mst,
+  mstOib: POLICIES.mstOib,
+});
+
+/** Policies by id, each with its {@link termLabel}. */
+function termsOf<K extends string>(
+  policies: Record<K, MemoryPolicy>,
+): Readonly<Record<K, { policy: MemoryPolicy; label: string }>> {
+  const out = {} as Record<K, { policy: MemoryPolicy; label: string }>;
+  for (const k of Object.keys(policies) as K[]) {
+    out[k] = { policy: policies[k], label: termLabel(policies[k]) };
+  }
+  return Object.freeze(out);
+}
+
+/** A term's label: {@link describePolicy}, with " — ours" for our runtime's terms. */
+export function termLabel(policy: MemoryPolicy): string {
+  return describePolicy(policy) + (policy.framework === "hf" ? "" : " — ours");
+}
+
 /** Our runtime's counterpart of an HF policy. */
 export function oursOf(policy: MemoryPolicy): MemoryPolicy {
   const { framework: _, ...rest } = policy;
