@@ -14,6 +14,9 @@ import {
   runLedger,
 } from "../lib/claims/ledger.ts";
 import type { ClaimResult } from "../lib/claims/types.ts";
+import { sameProfileRatio } from "../lib/claims/like_for_like.ts";
+import { MST_PAPER_POLICIES, termLabel } from "../lib/claims/mst_paper.ts";
+import { POLICIES } from "../lib/models/policy.ts";
 
 let cached: Promise<ClaimResult[]> | null = null;
 const ledger = () => cached ??= runLedger();
@@ -123,4 +126,20 @@ Deno.test("claims --json prints one line {claims: [...]}; an unknown id is refus
   const bad = await run(["--json", "--only", "nope"]);
   assert.equal(bad.code, 1);
   assert.match(new TextDecoder().decode(bad.stderr), /unknown claim id\(s\) nope/);
+});
+
+Deno.test("like for like: a ratio of two profiles is refused; one profile divides", () => {
+  const hf = { policy: MST_PAPER_POLICIES.mst, value: 62912 };
+  const ours = { policy: POLICIES.standard, value: 4224 };
+  assert.throws(
+    () => sameProfileRatio(hf, ours),
+    /a ratio of a hf figure over a ours figure mixes/,
+  );
+  assert.equal(sameProfileRatio(hf, { policy: POLICIES.hfStandard, value: 4224 }, 1), 14.9);
+  assert.equal(sameProfileRatio({ ...ours, value: null }, ours), null);
+  assert.equal(termLabel(POLICIES.mst), "MsT + recomputation — ours");
+  assert.equal(
+    termLabel(MST_PAPER_POLICIES.mst),
+    "MsT + recomputation + optimizer-in-backward (HF)",
+  );
 });
