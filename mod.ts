@@ -192,6 +192,7 @@ export {
   type MaxSeqResult,
   maxSequence,
   type Plan,
+  type PlanFailure,
   type PlanInput,
   planStep,
   type RankInfo,
@@ -240,12 +241,15 @@ export {
   type Term,
   termRatio,
 } from "./lib/claims/like_for_like.ts";
-export type {
-  ClaimDef,
-  ClaimResult,
-  ClaimStatus,
-  Profile,
-  Sensitivity,
+export {
+  type ClaimDef,
+  type ClaimResult,
+  type ClaimSetup,
+  type ClaimStatus,
+  type ComputeOut,
+  LedgerContext,
+  type Profile,
+  type Sensitivity,
 } from "./lib/claims/types.ts";
 export {
   deepspeedConfig,

@@ -80,7 +80,12 @@ export const MST_PAPER_TERMS: readonly PaperTerm[] = ([
  * The families' comparison (max S per model): the paper's baselines and MsT under its profile
  * (HF), our runtime's MsT beside.
  */
-export const MST_FAMILY_TERMS = termsOf({
+export const MST_FAMILY_TERMS: Readonly<
+  Record<
+    "hfStandard" | "hfCheckpoint" | "mstHf" | "mstOibHf" | "mst" | "mstOib",
+    { policy: MemoryPolicy; label: string }
+  >
+> = termsOf({
   hfStandard: POLICIES.hfStandard,
   hfCheckpoint: POLICIES.hfCheckpoint,
   mstHf: MST_PAPER_POLICIES.mstNotebook,

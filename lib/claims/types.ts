@@ -98,26 +98,43 @@ export interface ClaimDef {
 
 /** A computed entry. */
 export interface ClaimResult {
+  /** Stable id. */
   id: string;
+  /** The publication. */
   source: string;
+  /** Where in it. */
   location: string;
+  /** The claim, short. */
   claim: string;
+  /** The published figure (null when it is not a number). */
   published: number | null;
+  /** The published figure as printed. */
   publishedLabel: string;
+  /** The unit: tokens, GiB, × or —. */
   unit: string;
+  /** Our figure under the entry's profiles (null: not modelled). */
   ours: number | null;
+  /** Our figure as printed. */
   oursLabel: string;
   /** ours / published (null when either is not a number). */
   ratio: number | null;
+  /** Relative tolerance and why. */
   tolerance: { rel: number; reason: string };
+  /** reproduced / differs / non-discriminating / not modelled. */
   status: ClaimStatus;
   /** With `differs`: the term that explains it. */
   explains: string | null;
+  /** The exact setup. */
   setup: ClaimSetup;
+  /** The accounting profile of each term. */
   profiles: Record<string, Profile>;
+  /** What stopped our search, or null. */
   limitedBy: string | null;
+  /** How much ours moves with S and with the activation bytes. */
   sensitivity: Sensitivity;
+  /** Our runtime's figure beside it, labelled ours, or null. */
   ourRuntime: { value: number; label: string; profile: "ours" } | null;
+  /** Findings. */
   notes: string[];
 }
 
