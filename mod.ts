@@ -242,6 +242,7 @@ export {
   type MaxSeqResult,
   maxSequence,
   type Plan,
+  type PlanFailure,
   type PlanInput,
   planStep,
   type RankInfo,
@@ -262,6 +263,44 @@ export {
   planLongest,
   TORCH_INT32_BINDING_BYTES,
 } from "./lib/plan/alst.ts";
+export {
+  type DeviceTarget,
+  type GpuProfile,
+  GPUS,
+  type OverheadName,
+  type OverheadProfile,
+  OVERHEADS,
+  parseGpu,
+  parseOverhead,
+  resolveTarget,
+} from "./lib/plan/gpus.ts";
+export { ALL_CLAIMS, ledgerMarkdown, ledgerTable, runLedger } from "./lib/claims/ledger.ts";
+export {
+  MST_FAMILY_TERMS,
+  MST_PAPER_POLICIES,
+  MST_PAPER_TERMS,
+  type PaperTerm,
+  termLabel,
+} from "./lib/claims/mst_paper.ts";
+export {
+  maxSeqOnGpu,
+  type PlannedTerm,
+  planTerm,
+  profileOf,
+  sameProfileRatio,
+  type Term,
+  termRatio,
+} from "./lib/claims/like_for_like.ts";
+export {
+  type ClaimDef,
+  type ClaimResult,
+  type ClaimSetup,
+  type ClaimStatus,
+  type ComputeOut,
+  LedgerContext,
+  type Profile,
+  type Sensitivity,
+} from "./lib/claims/types.ts";
 export {
   deepspeedConfig,
   type DeepSpeedExportInput,

@@ -25,19 +25,21 @@ import {
   makeBatches,
   maxAbsDelta,
   maxOf,
-  maxSequence,
+  type MemoryPolicy,
   memoryTimeline,
   metricVsSeq,
+  MST_PAPER_TERMS,
   num,
   oneOf,
   parseBytes,
   parseDtype,
-  planStep,
+  planTerm,
   POLICIES,
   preset,
   ratio,
   round,
   runSteps,
+  sameProfileRatio,
   stackedPeak,
   stepsRow,
   stepTimeline,
@@ -46,22 +48,11 @@ import {
 } from "../mod.ts";
 
 const [GiB, MiB, OIB] = [2 ** 30, 2 ** 20, "mstOptimizerInBackward"];
-
-/** Planned policies: summary key, policy, the paper's figure (Llama3-8B, 1× A100 80 GB). */
-const PLAN = ([
-  ["standardHf", "hfStandard", 5000, "≈5K"],
-  ["checkpointHf", "hfCheckpoint", 15000, "≈15K"],
-  ["standard", "standard", null, "—"],
-  ["checkpoint", "checkpoint", null, "—"],
-  ["mst", "mst", null, "—"],
-  ["mstOffload", "mstOffload", null, "—"],
-  ["mstKeepAttention", "mstKeepAttention", null, "—"],
-  ["mstOptimizerInBackward", "mstOib", 60000, "60K"],
-] as const).map(([id, name, paper, paperLabel]) => {
-  return { id, label: describePolicy(POLICIES[name]), policy: POLICIES[name], paper, paperLabel };
-});
+// the paper's MsT and recomputation under its profile (HF); the figures beside HF terms only
+const [OIB_HF, REC_HF] = ["mstOptimizerInBackwardHf", "checkpointOibHf"];
+const PLAN = MST_PAPER_TERMS;
 /** Trained policies (part b): summary key suffix, policy name; standard is the loss reference. */
-const TRAIN = PLAN.filter((p) => !["checkpoint", "mstOptimizerInBackward"].includes(p.id))
+const TRAIN = PLAN.filter((p) => !["checkpoint", OIB, OIB_HF, REC_HF, "mstHf"].includes(p.id))
   .map((p) => ({ ...p, key: p.id[0].toUpperCase() + p.id.slice(1) }));
 const fmtDelta = (d: number | null) => d === null ? "—" : d === 0 ? "0" : d.toExponential(2);
 const vsSeq = (y: string, title: string, extra = {}) => metricVsSeq({ title, y, ...extra });
@@ -95,19 +86,18 @@ export default defineExperiment({
     const planCfg = getPreset(c.planPreset);
     const [dtype, budget] = [parseDtype(c.planDtype, "planDtype"), parseBytes(c.budget)];
     ctx.log(`a. planning ${planCfg.name} (${dtype}) in ${c.budget} on the meta device`);
+    // on a datacenter GPU (no lavapipe overhead); HF terms' peaks are torch's peak allocated
     const planned = await ctx.sweep("plan", PLAN, async (p) => {
-      const { maxSeq } = await maxSequence({ cfg: planCfg, policy: p.policy, dtype, budget });
+      const seq = c.breakdownSeq;
+      const input = { cfg: planCfg, policy: p.policy, dtype, budget };
+      const { maxSeq, peakBytes: peak, breakdown } = await planTerm(input, seq);
       const paperLabel = p.paper === null ? null : p.paperLabel;
       ctx.record({ kind: "max-seq", policy: p.label, maxSeq, paper: p.paper, paperLabel });
-      const seq = c.breakdownSeq;
-      const r = await planStep({ cfg: planCfg, policy: p.policy, dtype, budget: Infinity, seq });
-      for (const tag of TAGS.filter((t) => (r.breakdown[t] ?? 0) > 0)) {
-        ctx.record({ kind: "breakdown", policy: p.label, seq, tag, bytes: r.breakdown[tag] });
+      for (const tag of TAGS.filter((t) => (breakdown[t] ?? 0) > 0)) {
+        ctx.record({ kind: "breakdown", policy: p.label, seq, tag, bytes: breakdown[tag] });
       }
-      ctx.log(
-        `   ${p.label}: max S ${maxSeq} (paper ${p.paperLabel}), ${formatBytes(r.peakBytes)}`,
-      );
-      return { maxSeq, peak: r.peakBytes, breakdown: { ...r.breakdown } };
+      ctx.log(`   ${p.label}: max S ${maxSeq} (paper ${p.paperLabel}), ${formatBytes(peak)}`);
+      return { maxSeq, peak, breakdown: { ...breakdown } };
     });
     const plan = Object.fromEntries(PLAN.map((p, i) => [p.id, { ...p, ...planned[i] }]));
     const m = (id: string) => plan[id].maxSeq;
@@ -221,7 +211,9 @@ export default defineExperiment({
 
     const largest = Math.max(...c.seqs);
     const big = Object.fromEntries(TRAIN.map((p) => [p.key, at(p.key, largest)]));
-    const [std, mst, keep, oib] = [big.Standard, big.Mst, big.MstKeepAttention, m(OIB)];
+    const [std, mst, keep] = [big.Standard, big.Mst, big.MstKeepAttention];
+    const t = (id: string) => ({ policy: plan[id].policy, value: m(id) }); // one profile per ratio
+    const r = (a: string, b: string, d = 2) => sameProfileRatio(t(a), t(b), d);
     const peakGiB = (id: string) => round(plan[id].peak / GiB);
     const tokS = (r: { tokensPerSec: number | null }) => round(r.tokensPerSec, 1);
     const peakMiB = (r: { peakBytes: number }) => round(r.peakBytes / MiB, 3);
@@ -232,10 +224,11 @@ export default defineExperiment({
         budgetGiB: round(budget / GiB),
         maxSeq: Object.fromEntries(PLAN.map((p) => [p.id, m(p.id)])),
         paperMaxSeq: Object.fromEntries(PLAN.filter((p) => p.paper).map((p) => [p.id, p.paper])),
-        // the paper's ratios: MsT (its 60K) over its transformers baselines
-        ratioMstOverStandardHf: ratio(oib, m("standardHf")),
-        ratioMstOverCheckpointHf: ratio(oib, m("checkpointHf")),
-        ratioMstOverStandard: ratio(oib, m("standard")),
+        // the paper's ratios under its profile (HF); ours beside, under our runtime
+        ratioMstOverStandardHf: r(OIB_HF, "standardHf"),
+        ratioMstOverCheckpointHf: r(OIB_HF, REC_HF),
+        ratioOursMstOverStandard: r(OIB, "standard"),
+        ratioOursMstOverCheckpoint: r(OIB, "checkpoint"),
         breakdownSeq: c.breakdownSeq,
         peakGiBAtBreakdownSeq: Object.fromEntries(PLAN.map((p) => [p.id, peakGiB(p.id)])),
       },
@@ -257,8 +250,10 @@ export default defineExperiment({
     });
 
     const mib = (b: number) => round(b / MiB);
-    const x = (a: string, b: string) => `${ratio(m(a), m(b), 1)}×`;
-    const vs = (b: string) => `${x(OIB, `${b}Hf`)} (${x(OIB, b)} with our head)`;
+    const x = (a: string, b: string) => `${r(a, b, 1)}×`;
+    const ours = (p: MemoryPolicy) => p.framework === "hf" ? "" : " — ours";
+    const at8 = `${peakGiB("mstHf")} GiB (HF); ours ${peakGiB("mst")} GiB live`;
+    const vs = (hf: string, ours: string) => `${x(OIB_HF, hf)} (HF); ours ${x(OIB, ours)}`;
     const drop = `${mib(std.peakBytes)} → ${mib(mst.peakBytes)} MiB (${cfg.name})`;
     const tput = (r: typeof std) =>
       dev.kind === "meta" ? "— (meta)" : ratio(r.tokensPerSec, std.tokensPerSec);
@@ -266,10 +261,14 @@ export default defineExperiment({
       title: "The paper's numbers beside ours",
       columns: ["claim", "paper (Llama3-8B, 1× A100 80 GB)", "this workbench"],
       rows: [
-        ...PLAN.map((p) => [`max S, ${p.label}`, p.paperLabel, m(p.id)]),
-        ["MsT vs standard", "≈12×", vs("standard")],
-        ["MsT vs recomputation", "≈4×", vs("checkpoint")],
-        [`peak at S=${c.breakdownSeq}, MsT + rec.`, "74.81 GB at 8192", `${peakGiB("mst")} GiB`],
+        ...PLAN.map((p) => [`max S, ${p.label}${ours(p.policy)}`, p.paperLabel, m(p.id)]),
+        ["MsT vs standard", "≈12×", vs("standardHf", "standard")],
+        ["MsT vs recomputation", "≈4×", vs(REC_HF, "checkpoint")],
+        [
+          `peak allocated at S=${c.breakdownSeq}, MsT + rec. (fixed memory)`,
+          "74.81 GB at 8192",
+          at8,
+        ],
         [`peak at S=${largest}, standard → MsT`, "67 → 48 GB (S not stated)", drop],
         [`throughput MsT / standard on ${dev.kind}`, "no degradation", tput(mst)],
         [`… with the attention output kept (selective recomputation)`, "—", tput(keep)],
@@ -289,11 +288,12 @@ export default defineExperiment({
     });
     ctx.note(
       `Planning runs two full training steps of the real code on the meta device, counting every ` +
-        `float as ${dtype} and live bytes (PyTorch's "allocated"): without the CUDA context and ` +
-        `fragmentation of the paper's A100, these limits are upper bounds. The paper's 60K uses ` +
-        `optimizer-in-backward; its baselines run Hugging Face transformers + PyTorch, whose extra ` +
-        `buffers (fp32 logits and RMSNorm upcasts, …) and caching allocator the "(HF)" policies ` +
-        `count (plan --framework hf). Every trained policy sees the ` +
+        `float as ${dtype} on an 80 GiB datacenter GPU (no driver overhead); a step fits when its ` +
+        `live bytes and what the device holds (our pool, or PyTorch's caching allocator) do. The ` +
+        `paper's figures sit beside its profile's terms (HF, as deno task claims; the 60K and ≈15K ` +
+        `with optimizer-in-backward, as its scripts), ours beside, labelled ours. 74.81 GB at ` +
+        `8192 is fixed memory (the AdamW step): it does not test the activation model. ` +
+        `Every trained policy sees the ` +
         `same batches from the same weights; tokens/s: the median step after the warm-up.`,
     );
   },

@@ -58,9 +58,9 @@ export default defineExperiment({
 
     const points = await ctx.sweep("policy", IDS, async (id) => {
       const policy = describePolicy(POLICIES[id]);
-      // the planner's meta device counts f32 like the device and has the device's limits
+      // the meta device counts f32 like the device, has its limits and its live-bytes budget
       const search = await maxSequence(
-        { cfg, policy: POLICIES[id], dtype: "f32", budget, limits: dev.limits },
+        { cfg, policy: POLICIES[id], dtype: "f32", budget, limits: dev.limits, fitOn: "live" },
         { granularity: c.resolution, start: 256 },
       );
       const seq = search.maxSeq;

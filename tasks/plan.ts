@@ -2,7 +2,13 @@
  * `deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M] [--checkpoint]
  *   [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints] [--keep-attention] [--dtype bf16|f16|f32]
  *   [--budget 80GiB] [--max-seq] [--json] [--gpus N] [--zero 0|1|2|3] [--sp K] [--offload-optimizer]
- *   [--offload-params] [--max-binding 4GiB] [--export deepspeed --out ds.json]`
+ *   [--offload-params] [--max-binding 4GiB] [--export deepspeed --out ds.json]
+ *   [--gpu a100-80g|h100-80g|h200|…] [--overhead none|cuda|lavapipe]`
+ *
+ * `--gpu` targets a GPU profile (`lib/plan/gpus.ts`): the budget defaults to its memory and no
+ * lavapipe overhead is added; a plan fits when its live bytes and what the device must hold (our
+ * pool's reserve, or PyTorch's reserved segments under `--framework hf`, plus the overhead) stay
+ * within the budget.
  *
  * With `--gpus` (and the other multi-GPU flags) it plans one rank's real share of the step
  * (ZeRO partitions, Ulysses SP's S/K tokens and all-to-all buffers); `--export deepspeed`
@@ -34,6 +40,7 @@ import { parameterCount } from "../lib/models/derived.ts";
 import { maxSequence, type Plan, planStep } from "../lib/plan/planner.ts";
 import { explainPlan, fixedDominates } from "../lib/plan/explain.ts";
 import { describePolicy } from "../lib/models/policy.ts";
+import { GPUS, OVERHEADS, resolveTarget } from "../lib/plan/gpus.ts";
 
 const USAGE =
   `usage: deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
@@ -41,6 +48,16 @@ const USAGE =
   [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
   [--gpus N] [--zero 0|1|2|3] [--sp K] [--offload-optimizer] [--offload-params] [--max-binding SIZE]
   [--export deepspeed --out ds.json] [--config f.yaml] [--set key=value]...
+  [--gpu a100-80g|h100-80g|h200|…] [--overhead none|cuda|lavapipe]
+
+  --gpu NAME  plan for this GPU (${Object.keys(GPUS).join(", ")}): --budget defaults to its
+              memory and no driver overhead is counted unless --overhead says so; without
+              --seq it plans the longest S (as --max-seq)
+  --overhead none|cuda|lavapipe  what the device holds beyond the plan: nothing, a CUDA context
+              (≈300 MiB, measured in pytorch/pytorch#107667) or lavapipe's driver (the default
+              without --gpu for our runtime; --framework hf defaults to none)
+  A plan fits when its live bytes and what the device must hold (our pool's reserve, or
+  PyTorch's reserved segments under --framework hf, plus the overhead) stay within the budget.
 
   --framework hf  plan what Hugging Face transformers + PyTorch would hold (the paper's setup):
               our tensors plus their extra buffers, through PyTorch's caching allocator model;
@@ -64,14 +81,38 @@ function table(plan: Plan): string {
     }%`;
   });
   const total = `  ${"total".padEnd(12)} ${formatBytes(plan.peakBytes).padStart(12)}`;
-  const host = plan.hostPeakBytes > 0
-    ? [
-      `  ${"host".padEnd(12)} ${
-        formatBytes(plan.hostPeakBytes).padStart(12)
-      }  (peak, outside the device)`,
-    ]
-    : [];
-  return [...rows, total, ...host].join("\n");
+  const host = hostLine(plan);
+  return [...rows, total, ...(host ? [host] : [])].join("\n");
+}
+
+/**
+ * The host's bytes, one figure with its parts: the peak of offloaded checkpoints (the
+ * allocator's host tag) and the rank's offloaded optimizer state / parameter partitions.
+ */
+function hostParts(
+  plan: Plan,
+): { totalBytes: number; checkpointsBytes: number; partitionsBytes: number } {
+  const partitionsBytes = plan.rank?.hostBytes ?? 0;
+  return {
+    totalBytes: plan.hostPeakBytes + partitionsBytes,
+    checkpointsBytes: plan.hostPeakBytes,
+    partitionsBytes,
+  };
+}
+
+function hostLine(plan: Plan): string | null {
+  const h = hostParts(plan);
+  if (h.totalBytes === 0) return null;
+  const parts = [
+    ...(h.checkpointsBytes > 0
+      ? [`offloaded checkpoints ${formatBytes(h.checkpointsBytes)} (peak)`]
+      : []),
+    ...(h.partitionsBytes > 0
+      ? [`optimizer state / parameter partitions ${formatBytes(h.partitionsBytes)}`]
+      : []),
+  ];
+  return `  ${"host".padEnd(12)} ${formatBytes(h.totalBytes).padStart(12)}  outside the device ` +
+    `and the budget: ${parts.join(" + ")}`;
 }
 
 /** The JSON fields explaining the peak. */
@@ -97,8 +138,7 @@ function rankLine(plan: Plan): string[] {
     `one rank of ${r.description}: ${r.tokensPerRank} tokens per rank` +
     (r.parallel.zero === 3
       ? `, ZeRO-3 gathers one layer at a time (prefetch depth ${r.prefetchLayers})`
-      : "") +
-    (r.hostBytes > 0 ? `; host holds ${formatBytes(r.hostBytes)} (outside the budget)` : ""),
+      : ""),
   ];
 }
 
@@ -121,11 +161,18 @@ function hfLines(plan: Plan): string[] {
   ];
 }
 
-/** The pool and the driver beside the live peak: what the device really holds. */
-function reservedLine(plan: Plan): string {
-  return `reserved (pool) ${formatBytes(plan.reservedBytes)} + ${plan.overheadDriver} driver ` +
-    `overhead ${formatBytes(plan.overheadBytes)} (${plan.pipelines} pipelines) = ` +
-    `${formatBytes(plan.reservedBytes + plan.overheadBytes)} on the device`;
+/** What the device must hold beside the live peak: the reserve and the overhead, named. */
+function reservedLine(plan: Plan, overheadSource: string): string {
+  const reserve = plan.deviceBytes - plan.overheadBytes;
+  const what = plan.deviceReserve === "pool"
+    ? `reserved (our runtime's pool) ${formatBytes(reserve)}`
+    : `reserved (PyTorch's caching allocator) ${formatBytes(reserve)}`;
+  const over = plan.overheadDriver === OVERHEADS.none.driver
+    ? `no driver or CUDA context overhead counted (--overhead cuda adds a cited one)`
+    : `${plan.overheadDriver} overhead ${formatBytes(plan.overheadBytes)}` +
+      (plan.overheadDriver === OVERHEADS.lavapipe.driver ? ` (${plan.pipelines} pipelines)` : "") +
+      ` [${overheadSource}]`;
+  return `device holds ${formatBytes(plan.deviceBytes)}: ${what} + ${over}`;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -135,6 +182,8 @@ async function main(argv: string[]): Promise<void> {
     budget: { type: "string" },
     "max-seq": { type: "boolean" },
     "max-binding": { type: "string" },
+    gpu: { type: "string" },
+    overhead: { type: "string" },
     export: { type: "string" },
     out: { type: "string" },
     ...PARALLEL_OPTIONS,
@@ -148,7 +197,14 @@ async function main(argv: string[]): Promise<void> {
   }
   const setup = await modelSetup(positionals[0], values);
   const dtype = parseDtype(values.dtype);
-  const budget = parseBudget(values.budget);
+  const framework = setup.policy.framework ?? "ours";
+  const target = resolveTarget({
+    gpu: values.gpu,
+    budget: values.budget === undefined ? undefined : parseBudget(values.budget),
+    overhead: values.overhead ??
+      (values.gpu === undefined && framework === "hf" ? "none" : undefined),
+  });
+  const budget = target.budget;
   if (values.export !== undefined && values.export !== "deepspeed") {
     throw new Error(`--export: the only target is "deepspeed", got "${values.export}"`);
   }
@@ -160,7 +216,14 @@ async function main(argv: string[]): Promise<void> {
   const limits = values["max-binding"]
     ? { maxStorageBufferBindingSize: parseBudget(values["max-binding"]) }
     : undefined;
-  const base = { cfg: setup.cfg, policy, dtype, budget, ...(limits ? { limits } : {}) };
+  const base = {
+    cfg: setup.cfg,
+    policy,
+    dtype,
+    budget,
+    overhead: target.overhead,
+    ...(limits ? { limits } : {}),
+  };
   const exportTo = async (seq: number, plan: Plan | null) => {
     if (!values.out) return;
     if (!plan?.fits) {
@@ -184,9 +247,16 @@ async function main(argv: string[]): Promise<void> {
     framework: policy.framework ?? "ours",
     parameters: parameterCount(setup.cfg),
     budgetBytes: Number.isFinite(budget) ? budget : null,
+    gpu: target.gpu?.id ?? null,
+    overhead: { name: target.overhead.name, source: target.overhead.source },
   };
+  const gpuLine = target.gpu
+    ? `target ${target.gpu.name} (${formatBytes(target.gpu.memoryBytes)}, ${target.gpu.source})` +
+      (values.budget === undefined ? "; budget = its memory" : `; budget ${formatBytes(budget)}`)
+    : null;
   const t0 = performance.now();
-  if (values["max-seq"]) {
+  // `--gpu` without `--seq`: the longest S on that GPU
+  if (values["max-seq"] || (target.gpu && !values.seq)) {
     const r = await maxSequence(base, {
       start: values.seq ? parsePositiveInt("--seq", values.seq, 1024) : undefined,
     });
@@ -201,6 +271,9 @@ async function main(argv: string[]): Promise<void> {
         reservedBytes: r.plan?.reservedBytes ?? 0,
         hostPeakBytes: r.plan?.hostPeakBytes ?? 0,
         overheadBytes: r.plan?.overheadBytes ?? 0,
+        deviceBytes: r.plan?.deviceBytes ?? 0,
+        limitedBy: r.limitedBy,
+        ...(r.plan ? { host: hostParts(r.plan) } : {}),
         breakdown: r.plan?.breakdown ?? {},
         ...(r.plan ? peakFields(r.plan) : {}),
         weightsBytes: r.plan?.weightsBytes ?? 0,
@@ -209,21 +282,25 @@ async function main(argv: string[]): Promise<void> {
       }));
       return;
     }
+    if (gpuLine) console.log(gpuLine);
     console.log(
       `${head.preset} (${dtype}, ${head.policy}): longest sequence within ${
         formatBytes(budget)
-      }: S = ${r.maxSeq}`,
+      } (live bytes and what the device holds): S = ${r.maxSeq}; stopped by ${r.limitedBy}`,
     );
     console.log(
       `(${r.probes.length} full training steps probed on the meta device in ${
         (ms / 1000).toFixed(1)
       } s)`,
     );
+    if (r.maxSeq === 0 && r.stoppedAt) {
+      console.log(`not even S=${r.stoppedAt.seq} fits: ${r.stoppedAt.error}`);
+    }
     if (r.plan) {
       console.log(`peak at S=${r.maxSeq}:\n${table(r.plan)}`);
       for (const line of [...rankLine(r.plan), ...explainPlan(r.plan)]) console.log(line);
       for (const line of hfLines(r.plan)) console.log(line);
-      console.log(reservedLine(r.plan));
+      console.log(reservedLine(r.plan, target.overhead.source));
     }
     return;
   }
@@ -243,6 +320,9 @@ async function main(argv: string[]): Promise<void> {
         hostPeakBytes: plan.hostPeakBytes,
         overheadBytes: plan.overheadBytes,
         overheadDriver: plan.overheadDriver,
+        deviceBytes: plan.deviceBytes,
+        host: hostParts(plan),
+        ...(plan.failure ? { failure: plan.failure } : {}),
         pipelines: plan.pipelines,
         breakdown: plan.breakdown,
         ...peakFields(plan),
@@ -252,6 +332,7 @@ async function main(argv: string[]): Promise<void> {
     );
     return;
   }
+  if (gpuLine) console.log(gpuLine);
   console.log(
     `${head.preset} at S=${seq} (${dtype}, ${head.policy}): ${plan.fits ? "fits" : "does NOT fit"}${
       Number.isFinite(budget) ? ` in ${formatBytes(budget)}` : ""
@@ -260,7 +341,7 @@ async function main(argv: string[]): Promise<void> {
   console.log(`peak ${formatBytes(plan.peakBytes)}:\n${table(plan)}`);
   for (const line of [...rankLine(plan), ...explainPlan(plan)]) console.log(line);
   for (const line of hfLines(plan)) console.log(line);
-  console.log(reservedLine(plan));
+  console.log(reservedLine(plan, target.overhead.source));
   if (plan.error) console.log(plan.error);
 }
 

@@ -130,7 +130,9 @@ Deno.test("scale-out --quick on meta: max S grows with ZeRO-3 and Ulysses; ALST'
   ];
   for (const n of [1, 2]) {
     assert.ok(at(mst, n) > 0 && at(mst, n) < at(off, n), JSON.stringify(maxSeq));
-    assert.ok(at(off, n) <= at(z3, n) && at(z3, n) <= at(sp, n));
+    // ZeRO-3 on one GPU only adds its buffers (fits are judged on the device's reserve)
+    assert.ok(n === 1 ? at(z3, n) <= at(off, n) : at(off, n) <= at(z3, n));
+    assert.ok(at(z3, n) <= at(sp, n));
   }
   assert.equal(at(mst, 2), at(mst, 1), "data parallelism alone does not lengthen a sequence");
   assert.ok(at(z3, 2) > at(z3, 1) && at(sp, 2) > at(z3, 2));
@@ -143,9 +145,9 @@ Deno.test("scale-out --quick on meta: max S grows with ZeRO-3 and Ulysses; ALST'
   for (const r of rows.filter((r) => !r.alst)) {
     assert.ok(
       (r.maxSeq as number) %
-          (65536 * (String(r.series).includes("Ulysses") ? r.gpus as number : 1)) === 0,
+          (32768 * (String(r.series).includes("Ulysses") ? r.gpus as number : 1)) === 0,
     );
-    assert.match(String(r.limitedBy), /^(memory|binding|index)$/);
+    assert.match(String(r.limitedBy), /^(memory|reserve|binding|index)$/);
   }
   assert.equal(figures.anchorsWithin, null, "--quick skips planning ALST's setups");
   assert.match(html, /<svg/);

@@ -618,9 +618,16 @@ Deno.test("deno task exp / report: llama3-long --quick on the meta device, error
     const md = await Deno.readTextFile(`${dir}/report.md`);
     assert.match(md, /## The paper's numbers beside ours/);
     assert.match(md, /\| max S, standard \(HF\) \| ≈5K \| /);
-    // the transformers-style baselines land near the paper's ≈5K and ≈15K
+    // the transformers-style baselines land near the paper's ≈5K and ≈15K, and MsT under the
+    // same profile near its 60K (the claims ledger's entries); every ratio beside the paper's
+    // divides two figures of one profile
     assert.ok(plan.maxSeq.standardHf > 4000 && plan.maxSeq.standardHf < 7000);
-    assert.ok(plan.maxSeq.checkpointHf > 12000 && plan.maxSeq.checkpointHf < 20000);
+    assert.ok(plan.maxSeq.checkpointOibHf > 12000 && plan.maxSeq.checkpointOibHf < 18000);
+    const oibHf = plan.maxSeq.mstOptimizerInBackwardHf;
+    assert.ok(oibHf > 48000 && oibHf < 72000, `${oibHf}`);
+    const r12 = plan.ratioMstOverStandardHf as unknown as number;
+    assert.ok(Math.abs(r12 - oibHf / plan.maxSeq.standardHf) < 0.01, `${r12}`);
+    assert.match(md, /\| MsT vs standard \| ≈12× \| [\d.]+× \(HF\); ours [\d.]+× \|/);
 
     // charts/ is derived from charts.json and metrics.jsonl: it comes back whole
     const maxSeqSpec = await Deno.readTextFile(`${dir}/charts/max-seq.vl.json`);

@@ -16,9 +16,11 @@
  * - 32 GPUs: `sequence_parallel_size: 32`, `max_length: 15_500_000`.
  *
  * The crash past 500K on one GPU is where a (S, d) tensor reaches 2^31 elements
- * (524,288 × 4096): Triton kernels (Liger's) index with 32-bit signed offsets. Plans model that
- * with a binding limit of 2^31 elements ({@link TORCH_INT32_BINDING_BYTES} in bf16): a step
- * with a larger tensor does not fit. Our own WGSL kernels index with u32 (2^32 elements).
+ * (524,288 × 4096): Triton kernels (Liger's) index with 32-bit signed offsets. Plans can model
+ * that with a binding limit of 2^31 elements ({@link TORCH_INT32_BINDING_BYTES} in bf16): a step
+ * with a larger tensor does not fit. Only the 1-GPU recipe shows that limit; the claims ledger
+ * (`lib/claims/alst.ts`) plans the 8- and 32-GPU setups from memory alone. Our own WGSL kernels
+ * index with u32 (2^32 elements).
  */
 
 import type { MemoryPolicy } from "../models/policy.ts";
@@ -27,6 +29,7 @@ import { type FloatCounting, parseBytes } from "../device/dtype.ts";
 import { type MaxSeqResult, maxSequence } from "./planner.ts";
 import { POLICIES } from "../models/policy.ts";
 import type { ParallelPlan } from "../models/parallel.ts";
+import { OVERHEADS } from "./gpus.ts";
 
 /** One ALST setup: its ingredients and its reported longest sequence. */
 export interface AlstSetup {
@@ -89,8 +92,10 @@ export type KernelIndex = "int32" | "u32";
 
 /**
  * The longest S of an ALST setup (or any multi-GPU policy) on meta ranks: {@link maxSequence}
- * in bf16 under `budget` (default {@link ALST_BUDGET}), with int32 kernels modelled as a binding
- * limit of 2^31 elements ({@link TORCH_INT32_BINDING_BYTES}); `resolution` tokens per rank.
+ * in bf16 under `budget` (default {@link ALST_BUDGET}) on an H100 (no driver overhead; the
+ * device's reserve judged), with int32 kernels modelled as a binding limit of 2^31 elements
+ * ({@link TORCH_INT32_BINDING_BYTES}); `resolution` tokens per rank. Only ALST's 1-GPU recipe
+ * shows the int32 limit (the claims ledger, `lib/claims/alst.ts`, applies it there only).
  */
 export function planLongest(
   cfg: ModelConfig,
@@ -104,6 +109,7 @@ export function planLongest(
     policy,
     dtype: opts.dtype ?? "bf16",
     budget: opts.budget ?? parseBytes(ALST_BUDGET),
+    overhead: OVERHEADS.none,
     ...(int32 ? { limits: { maxStorageBufferBindingSize: TORCH_INT32_BINDING_BYTES } } : {}),
   }, { granularity: g, start: Math.ceil(1024 / g) * g });
 }
@@ -118,7 +124,11 @@ export interface AlstAnchor {
   u32: { maxSeq: number; limitedBy: string; breakdown: Record<string, number> };
   /** int32 max S / ALST's reported S. */
   ratio: number;
-  /** True when {@link ratio} lies within [0.75, 1.5] (the acceptance band). */
+  /**
+   * True when {@link ratio} lies within [0.75, 1.5]. A band, not a reproduction: with int32
+   * kernels the binding limit places all three setups (see the claims ledger for what memory
+   * alone gives).
+   */
   within: boolean;
 }
 

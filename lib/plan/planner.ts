@@ -19,6 +19,7 @@ import type { TagBytes } from "../device/errors.ts";
 import type { ModelConfig } from "../models/config.ts";
 import type { ResolvedChunks } from "../models/model.ts";
 import { describePolicy, type MemoryPolicy } from "../models/policy.ts";
+import { formatBytes } from "../device/dtype.ts";
 import { largestTag, runSteps } from "../train/run_steps.ts";
 import {
   describeParallel,
@@ -30,6 +31,7 @@ import {
 } from "../models/parallel.ts";
 import { parameterShapes } from "../models/derived.ts";
 import { zeroHostBytes } from "../dist/zero.ts";
+import { OVERHEADS } from "./gpus.ts";
 import { attachHFAccounting, type Framework, type HFPlanFigures } from "./hf_profile.ts";
 
 /** What to plan. */
@@ -51,9 +53,22 @@ export interface PlanInput {
    * device's `limits` to plan for that device exactly.
    */
   limits?: Partial<DeviceLimits>;
-  /** The driver overhead to add (default lavapipe's, the one measured driver). */
+  /**
+   * The driver overhead to add (default: lavapipe's, the one measured driver, for our runtime;
+   * none under the HF profile, which models PyTorch on a CUDA GPU). Plans for a datacenter GPU
+   * pass its profile's (`lib/plan/gpus.ts`). It counts against the budget.
+   */
   overhead?: DriverOverhead;
+  /**
+   * What "fits" is judged on: `device` (default) needs the live bytes and what the device must
+   * hold ({@link Plan.deviceBytes}) within the budget; `live` only the live bytes, as a device
+   * whose allocator enforces a live-bytes budget (`dev.setBudget`) does.
+   */
+  fitOn?: "device" | "live";
 }
+
+/** Why a plan does not fit (see {@link Plan.failure}). */
+export type PlanFailure = "memory" | "reserve" | "binding" | "index";
 
 /** Tags whose bytes do not depend on S: weights, their gradients and AdamW's moments. */
 export const FIXED_TAGS = ["weights", "grads", "optimizer"] as const;
@@ -78,7 +93,11 @@ export interface Plan {
   policy: string;
   /** Sequence length S, in tokens. */
   seq: number;
-  /** True when the step fits the budget. */
+  /**
+   * True when the step fits the budget: its live bytes, and what the device must hold
+   * ({@link deviceBytes}: the pool reserve of our runtime, or PyTorch's reserved segments under
+   * the HF profile, plus the overhead) stay within it.
+   */
   fits: boolean;
   /** Peak live bytes of the steps (at the failing allocation when it does not fit). */
   peakBytes: number;
@@ -114,6 +133,13 @@ export interface Plan {
   overheadBytes: number;
   /** The driver the overhead is modelled for. */
   overheadDriver: string;
+  /**
+   * What the device must hold: {@link reservedBytes} (ours) or PyTorch's
+   * `max_memory_reserved` (`hf`), plus {@link overheadBytes}. `fits` needs it within the budget.
+   */
+  deviceBytes: number;
+  /** What {@link deviceBytes} counts as the reserve: `pool` (ours) or `caching allocator` (hf). */
+  deviceReserve: "pool" | "caching allocator";
   /** Whose allocations were counted (the policy's `framework`; default `"ours"`). */
   framework: Framework;
   /**
@@ -126,10 +152,12 @@ export interface Plan {
   /** The planned rank of a multi-GPU plan (absent for one device). */
   rank?: RankInfo;
   /**
-   * Why a step that does not fit fails: `memory` (the budget), `binding` (a tensor above the
-   * `limits`' binding size) or `index` (a count past the kernels' 32-bit indices).
+   * Why a step that does not fit fails: `memory` (live bytes above the budget, or PyTorch's
+   * caching allocator out of memory), `reserve` (live bytes fit but what the device must hold,
+   * {@link deviceBytes}, does not), `binding` (a tensor above the `limits`' binding size) or
+   * `index` (a count past the kernels' 32-bit indices).
    */
-  failure?: "memory" | "binding" | "index";
+  failure?: PlanFailure;
 }
 
 /**
@@ -173,34 +201,48 @@ export async function planStep(input: PlanInput): Promise<Plan> {
   const dev = new MetaDevice({ floats: input.dtype, limits: input.limits });
   dev.setBudget(input.budget);
   const framework = input.policy.framework ?? "ours";
-  const hf = framework === "hf" ? attachHFAccounting(dev.allocator, input.budget) : null;
+  // the HF profile models PyTorch on a CUDA GPU, where lavapipe's driver has no place
+  const overhead = input.overhead ?? (framework === "hf" ? OVERHEADS.none : LAVAPIPE_OVERHEAD);
+  // PyTorch's segments share the device with the overhead (a CUDA context, …): its fixed part
+  // comes off the allocator's capacity
+  const hf = framework === "hf"
+    ? attachHFAccounting(dev.allocator, Math.max(0, input.budget - overhead.fixedBytes))
+    : null;
   const tokens = Int32Array.from(
     { length: rank ? rank.tokensPerRank : input.seq },
     (_, i) => (i * 7919) % input.cfg.vocabSize,
   );
   const warnings: string[] = [];
   const policy = describePolicy(input.policy);
-  const overhead = input.overhead ?? LAVAPIPE_OVERHEAD;
   // Reserved bytes only grow during a plan (nothing releases the pool), so the peak since the
   // last step's reset is the peak of the whole plan.
-  const device = () => ({
-    reservedBytes: dev.allocator.stats().peakReservedBytes,
-    hostPeakBytes: dev.allocator.stats().hostPeakBytes,
-    pipelines: dev.pipelineCount,
-    overheadBytes: overheadBytes(overhead, dev.pipelineCount),
-    overheadDriver: overhead.driver,
-    framework,
-    ...(hf ? { hf: hf.figures() } : {}),
-  });
+  const device = () => {
+    const figures = hf?.figures();
+    const reservedBytes = dev.allocator.stats().peakReservedBytes;
+    const over = overheadBytes(overhead, dev.pipelineCount);
+    return {
+      reservedBytes,
+      hostPeakBytes: dev.allocator.stats().hostPeakBytes,
+      pipelines: dev.pipelineCount,
+      overheadBytes: over,
+      overheadDriver: overhead.driver,
+      deviceBytes: (figures ? figures.reservedPeakBytes : reservedBytes) + over,
+      deviceReserve: figures ? "caching allocator" as const : "pool" as const,
+      framework,
+      ...(figures ? { hf: figures } : {}),
+    };
+  };
   try {
     const r = await runSteps(dev, input.cfg, input.policy, { ids: tokens, targets: tokens }, {
       steps: input.steps ?? 2,
       onWarning: (w) => warnings.push(w),
     });
+    const held = device();
+    const over = (input.fitOn ?? "device") === "device" && held.deviceBytes > input.budget;
     return {
       policy,
       seq: input.seq,
-      fits: true,
+      fits: !over,
       peakBytes: r.peakBytes,
       breakdown: r.breakdown,
       peakPhase: r.peakPhase,
@@ -210,8 +252,17 @@ export async function planStep(input: PlanInput): Promise<Plan> {
       weightsBytes: r.breakdown.weights ?? 0,
       chunks: r.chunks,
       warnings,
-      ...device(),
+      ...held,
       ...(rank ? { rank } : {}),
+      ...(over
+        ? {
+          error: `live bytes fit, but the device must hold ${formatBytes(held.deviceBytes)} ` +
+            `(${held.deviceReserve} ${formatBytes(held.deviceBytes - held.overheadBytes)} + ` +
+            `${held.overheadDriver} overhead ${formatBytes(held.overheadBytes)}), above the ` +
+            `budget ${formatBytes(input.budget)}`,
+          failure: "reserve" as const,
+        }
+        : {}),
     };
   } catch (e) {
     if (e instanceof BindingLimitError || e instanceof IndexRangeError) {
@@ -278,7 +329,9 @@ export interface MaxSeqResult {
    * What stopped the search: the failure of the smallest S that does not fit (see
    * {@link Plan.failure}), or `search limit` when every probe up to the limit fit.
    */
-  limitedBy: "memory" | "binding" | "index" | "search limit";
+  limitedBy: PlanFailure | "search limit";
+  /** The smallest S that did not fit and why (absent when every probe fit). */
+  stoppedAt?: { seq: number; error: string };
 }
 
 /**
@@ -307,6 +360,9 @@ export async function maxSequence(
     plan: plans.get(maxSeq) ?? null,
     probes,
     limitedBy: (firstFail as Plan | null)?.failure ?? "search limit",
+    ...(firstFail
+      ? { stoppedAt: { seq: (firstFail as Plan).seq, error: (firstFail as Plan).error ?? "" } }
+      : {}),
   });
   // a rank holds S/K tokens: S moves in steps of K, and the search reaches K times further
   const sp = isSingleDevice(input.policy.parallel)
