@@ -193,9 +193,13 @@ Deno.test("every chart helper renders to SVG from sample rows", async () => {
     "loss",
   );
   assert.ok(svgTexts(loss).includes("step"));
-  // the baseline is drawn wide and pale underneath, the other dashed on top
-  assert.match(loss, /stroke-width="6"/);
-  assert.match(loss, /stroke-dasharray="5,3"/);
+  // the baseline is drawn wide and pale underneath; each curve has its own dash and shape
+  assert.match(loss, /stroke-width="7"/);
+  assert.match(loss, /stroke-dasharray="6,3"/);
+  const shapes = new Set(
+    [...loss.matchAll(/aria-roledescription="point"[^>]* d="([^"]+)"/g)].map((m) => m[1]),
+  );
+  assert.ok(shapes.size >= 2, "each series has its own point shape");
 
   const tl = await render(
     chartFromRows(memoryTimeline({ title: "a step", order: POLICIES, maxPoints: 200 }), timeline),

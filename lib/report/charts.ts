@@ -42,6 +42,7 @@ import {
   WRAP_LABEL_EXPR,
   wrappedTitle,
 } from "./chart_style.ts";
+import { SERIES_DASHES, SERIES_SHAPES } from "./palette.ts";
 
 /** A helper call as stored in `charts.json`: the helper's name and its JSON arguments. */
 export interface ChartRecipe {
@@ -61,6 +62,11 @@ export interface ChartBaseArgs {
   width?: number;
   /** Plot height in pixels. */
   height?: number;
+  /**
+   * What the empty state says when no row has a value to draw (e.g. "no losses on the meta
+   * device: it computes no values"); default: which field is missing from how many rows.
+   */
+  ifEmpty?: string;
 }
 
 /** Arguments of {@link barsWithReference}. */
@@ -105,6 +111,11 @@ export interface StackedPeakArgs extends ChartBaseArgs {
   order?: string[];
   /** Bytes axis title (default "memory at the peak"). */
   xTitle?: string;
+  /**
+   * Field naming the phase of each bar's peak (e.g. "peakPhase"): written after the bar's
+   * total ("74.8 GiB, peak in backward"), so bars peaking in different phases read as such.
+   */
+  phase?: string;
 }
 
 /** Arguments of {@link metricVsSeq}. */
@@ -134,6 +145,10 @@ export interface MetricVsSeqArgs extends ChartBaseArgs {
   highlight?: string;
   /** The label beside highlighted points (default: the field's name). */
   highlightLabel?: string;
+  /** Fields of the low and high end of an error bar around each point (e.g. min and max). */
+  yMin?: string;
+  /** See `yMin`. */
+  yMax?: string;
 }
 
 /** Arguments of {@link lossCurves}. */
@@ -184,6 +199,21 @@ function maxExpr(fields: readonly string[]): string {
   return m.length === 1 ? m[0] : `max(${m.join(", ")})`;
 }
 
+/** A vega expression: the largest bar of a stacked chart (rows prepared by `prepareStacked`). */
+function maxTotalExpr(a: StackedPeakArgs): string {
+  return `max(${maxExpr(["__barTotal"])}, ${a.budget ?? 0})`;
+}
+
+/** Each row with the total of its bar (`__barTotal`), for the axis' room. */
+function prepareStacked(rows: readonly MetricRow[], a: StackedPeakArgs): MetricRow[] {
+  const totals = new Map<string, number>();
+  for (const r of rows) {
+    const k = JSON.stringify(r[a.y] ?? null);
+    totals.set(k, (totals.get(k) ?? 0) + Number(r[a.x] ?? 0));
+  }
+  return rows.map((r) => ({ ...r, __barTotal: totals.get(JSON.stringify(r[a.y] ?? null))! }));
+}
+
 /** On a log axis, labels only at 1, 2 and 5 × 10^k (the grid keeps every tick). */
 function logAxis(axis: Record<string, unknown>, log: boolean | undefined) {
   if (!log) return axis;
@@ -195,13 +225,35 @@ function logAxis(axis: Record<string, unknown>, log: boolean | undefined) {
 /**
  * Colour by a series field. The scale has a domain (the order, or null) but no range: when
  * rows are bound, every series name gets its colour from `seriesColors` (`chart_defs.ts`).
+ * The legend sits below the plot, in as many columns as fit its width (set at binding), so
+ * it is never wider than the chart.
  */
 function seriesColor(field: string, order: string[] | undefined, legend = true) {
   return {
     field,
     type: "nominal",
     scale: { domain: order ?? null },
-    ...(legend ? { legend: { orient: "top", title: null, labelLimit: 400 } } : { legend: null }),
+    ...(legend ? { legend: bottomLegend() } : { legend: null }),
+  };
+}
+
+/** A legend below the plot; `chart_defs.ts` sets its columns to fit the chart's width. */
+export function bottomLegend(): Record<string, Json> {
+  return { orient: "bottom", direction: "horizontal", title: null, labelLimit: 0 };
+}
+
+/**
+ * A shape and a dash per series (same field and domain as the colour, so the legend shows
+ * all three): coinciding curves still show each series' points.
+ */
+function seriesMarks(field: string, order: string[] | undefined) {
+  return {
+    shape: { field, type: "nominal", scale: { domain: order ?? null, range: SERIES_SHAPES } },
+    strokeDash: {
+      field,
+      type: "nominal",
+      scale: { domain: order ?? null, range: SERIES_DASHES },
+    },
   };
 }
 
@@ -330,21 +382,32 @@ function stackedPeakSpec(a: StackedPeakArgs): Spec {
           stack: "zero",
           title: a.xTitle ?? "memory at the peak",
           axis: valueAxis("bytes"),
+          // room right of the longest bar for its total (and phase)
+          scale: {
+            domainMax: { expr: `${inByteUnit(maxTotalExpr(a))} * ${a.phase ? 1.45 : 1.2}` },
+          },
         },
         color: {
           field: a.stack,
           type: "nominal",
           scale: TAG_SCALE,
           sort: TAG_SCALE.domain,
-          legend: { orient: "right", title: null },
+          legend: bottomLegend(),
         },
         order: { field: "__stackOrder", type: "quantitative" },
       },
     },
     {
       transform: [
-        { aggregate: [{ op: "sum", field: "__x", as: "__total" }], groupby: [a.y] },
-        { calculate: valueText("datum.__total", "bytes"), as: "__totalText" },
+        {
+          aggregate: [{ op: "sum", field: "__x", as: "__total" }],
+          groupby: [a.y, ...(a.phase ? [a.phase] : [])],
+        },
+        {
+          calculate: valueText("datum.__total", "bytes") +
+            (a.phase ? ` + ', peak in ' + datum[${JSON.stringify(a.phase)}]` : ""),
+          as: "__totalText",
+        },
       ],
       mark: { type: "text", align: "left", dx: 4, fontSize: 10 },
       encoding: {
@@ -405,8 +468,31 @@ function metricVsSeqSpec(a: MetricVsSeqArgs): Spec {
   const xField = a.x ?? "seq";
   const bytes = a.yFormat === "bytes";
   const y = bytes ? "__y" : a.y;
+  const lines = highlightLayers(a.highlight, a.highlightLabel);
+  const layers: Spec[] = "layer" in lines ? lines.layer as Spec[] : [lines];
+  if (a.yMin && a.yMax) {
+    const f = (n: string) => `datum[${JSON.stringify(n)}]`;
+    layers.unshift({
+      transform: [
+        { filter: `isValid(${f(a.yMin)}) && isValid(${f(a.yMax)})` },
+        { calculate: bytes ? inByteUnit(f(a.yMin)) : f(a.yMin), as: "__lo" },
+        { calculate: bytes ? inByteUnit(f(a.yMax)) : f(a.yMax), as: "__hi" },
+      ],
+      mark: { type: "errorbar", ticks: true },
+      encoding: {
+        y: { field: "__lo", type: "quantitative", title: a.yTitle ?? a.y },
+        y2: { field: "__hi" },
+      },
+    });
+  }
   return {
-    ...base(a, w),
+    ...base(
+      a,
+      w,
+      [a.subtitle, a.yMin && a.yMax && `bars: ${a.yMin} to ${a.yMax}`].filter(
+        Boolean,
+      ).join("; ") || undefined,
+    ),
     ...(bytes ? { params: byteUnitParams([a.y]) } : {}),
     width: w,
     height: h,
@@ -414,7 +500,7 @@ function metricVsSeqSpec(a: MetricVsSeqArgs): Spec {
       { filter: `isValid(datum[${JSON.stringify(a.y)}])` },
       ...(bytes ? [{ calculate: inByteUnit(`datum[${JSON.stringify(a.y)}]`), as: y }] : []),
     ],
-    ...highlightLayers(a.highlight, a.highlightLabel),
+    layer: layers,
     encoding: {
       x: {
         field: xField,
@@ -465,21 +551,33 @@ export function lossCurves(args: LossCurvesArgs): ChartRecipe {
 }
 
 function lossCurvesSpec(a: LossCurvesArgs): Spec {
-  const [w, h] = [a.width ?? 480, a.height ?? 260];
+  const [w, h] = [a.width ?? 640, a.height ?? 320];
   const series = a.series ?? "policy";
   const y = a.y ?? "loss";
   const isBase = `datum[${JSON.stringify(series)}] === ${JSON.stringify(a.baseline ?? null)}`;
-  const layers: Spec[] = a.baseline === undefined
-    ? [{ mark: { type: "line", point: true, strokeWidth: 1.5 } }]
-    : [
-      { transform: [{ filter: isBase }], mark: { type: "line", strokeWidth: 6, opacity: 0.45 } },
-      {
-        transform: [{ filter: `!(${isBase})` }],
-        mark: { type: "line", strokeWidth: 1.5, strokeDash: [5, 3], point: true },
-      },
-    ];
+  // every curve: its own colour, dash and point shape, so coinciding curves stay visible
+  const marks = seriesMarks(series, a.order);
+  const top: Spec[] = [
+    { mark: { type: "line", strokeWidth: 1.5 }, encoding: { strokeDash: marks.strokeDash } },
+    {
+      mark: { type: "point", filled: false, size: 50, strokeWidth: 1.5 },
+      encoding: { shape: marks.shape },
+    },
+  ];
+  const layers: Spec[] = a.baseline === undefined ? top : [
+    {
+      transform: [{ filter: isBase }],
+      mark: { type: "line", strokeWidth: 7, opacity: 0.35 },
+    },
+    ...top,
+  ];
   return {
-    ...base(a, w),
+    ...base(
+      a,
+      w,
+      [a.subtitle, "curves that coincide overlap: each series has its own point shape"]
+        .filter(Boolean).join("; "),
+    ),
     width: w,
     height: h,
     transform: [{ filter: `isValid(datum[${JSON.stringify(y)}])` }],
@@ -523,7 +621,7 @@ function memoryTimelineSpec(a: MemoryTimelineArgs): Spec {
           field: a.phase ?? "phase",
           type: "nominal",
           scale: PHASE_SCALE,
-          legend: { orient: "top", title: null },
+          legend: bottomLegend(),
         },
       },
     },
@@ -605,7 +703,11 @@ export type HelperName =
 /** The helpers by name: what `charts.json` refers to. */
 export const CHART_HELPERS = {
   barsWithReference: { spec: barsSpec, required: ["title", "x", "y"] },
-  stackedPeak: { spec: stackedPeakSpec, required: ["title", "y", "stack", "x"] },
+  stackedPeak: {
+    spec: stackedPeakSpec,
+    prepare: prepareStacked,
+    required: ["title", "y", "stack", "x"],
+  },
   metricVsSeq: { spec: metricVsSeqSpec, required: ["title", "y"] },
   lossCurves: { spec: lossCurvesSpec, required: ["title"] },
   memoryTimeline: { spec: memoryTimelineSpec, prepare: prepareTimeline, required: ["title"] },
