@@ -284,6 +284,17 @@ export {
 export { describeItem, type ProgressBar } from "./lib/experiments/progress.ts";
 export { runExperiment, type RunOptions, type RunResult } from "./lib/experiments/run.ts";
 export { maxAbsDelta, maxOf, ratio, round, stepsRow } from "./lib/experiments/figures.ts";
+export {
+  ROUND_ROBIN_COLUMNS,
+  roundRobin,
+  type RoundRobinPoint,
+  type RoundRobinPolicy,
+  roundRobinTable,
+  roundsRow,
+  type Spread,
+  spreadOf,
+  trainRoundRobin,
+} from "./lib/experiments/throughput.ts";
 export { experimentNames, loadExperiment } from "./lib/experiments/registry.ts";
 export {
   type Json,
