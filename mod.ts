@@ -141,6 +141,7 @@ export {
   type PartChunks,
   partChunks,
   POLICIES,
+  policyByName,
   type PolicyName,
   validatePolicy,
 } from "./lib/models/policy.ts";
@@ -284,6 +285,8 @@ export {
 export { describeItem, type ProgressBar } from "./lib/experiments/progress.ts";
 export { runExperiment, type RunOptions, type RunResult } from "./lib/experiments/run.ts";
 export { maxAbsDelta, maxOf, ratio, round, stepsRow } from "./lib/experiments/figures.ts";
+export { describeBytes } from "./lib/device/dtype.ts";
+export { checkBudget, checkInteger, checkSeq, MAX_SEQ } from "./lib/util/validate.ts";
 export {
   ROUND_ROBIN_COLUMNS,
   roundRobin,

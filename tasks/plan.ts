@@ -19,6 +19,7 @@
  */
 
 import {
+  budgetNote,
   COMMON_OPTIONS,
   parseBudget,
   parseDtype,
@@ -149,6 +150,8 @@ async function main(argv: string[]): Promise<void> {
   const setup = await modelSetup(positionals[0], values);
   const dtype = parseDtype(values.dtype);
   const budget = parseBudget(values.budget);
+  const understood = budgetNote(values.budget);
+  if (understood && !values.json) console.log(understood);
   if (values.export !== undefined && values.export !== "deepspeed") {
     throw new Error(`--export: the only target is "deepspeed", got "${values.export}"`);
   }
@@ -158,7 +161,7 @@ async function main(argv: string[]): Promise<void> {
   const parallel = parseParallel(values, setup.cfg);
   const policy = parallel ? { ...setup.policy, parallel } : setup.policy;
   const limits = values["max-binding"]
-    ? { maxStorageBufferBindingSize: parseBudget(values["max-binding"]) }
+    ? { maxStorageBufferBindingSize: parseBudget(values["max-binding"], "--max-binding") }
     : undefined;
   const base = { cfg: setup.cfg, policy, dtype, budget, ...(limits ? { limits } : {}) };
   const exportTo = async (seq: number, plan: Plan | null) => {
@@ -219,6 +222,12 @@ async function main(argv: string[]): Promise<void> {
         (ms / 1000).toFixed(1)
       } s)`,
     );
+    if (r.maxSeq === 0) {
+      console.log(
+        `nothing fits: even S = 1 needs more than ${formatBytes(budget)} ` +
+          `(is --budget in the unit you meant? e.g. --budget 80GiB)`,
+      );
+    }
     if (r.plan) {
       console.log(`peak at S=${r.maxSeq}:\n${table(r.plan)}`);
       for (const line of [...rankLine(r.plan), ...explainPlan(r.plan)]) console.log(line);
