@@ -27,6 +27,7 @@ import { defineExperiment } from "../lib/experiments/define.ts";
 import { runExperiment, utcStamp } from "../lib/experiments/run.ts";
 import { chartBundle, display, tableBundle, VEGA_LITE_MIME } from "../lib/report/jupyter.ts";
 import { readRunRecords } from "../lib/report/records.ts";
+import { assertReportLayout } from "../lib/testing/report_layout.ts";
 import { renderSvg } from "../lib/report/render_svg.ts";
 import { rerenderReport } from "../lib/report/write_report.ts";
 
@@ -615,8 +616,17 @@ Deno.test("deno task exp / report: llama3-long --quick on the meta device, error
     const html = await Deno.readTextFile(`${dir}/report.html`);
     assertSelfContained(html);
     assert.equal((html.match(/<svg /g) ?? []).length, 6);
+    await assertReportLayout(`${dir}/report.html`, "llama3-long --quick on meta");
+    // on the meta device the loss and throughput charts say why they are empty
+    assert.match(html, /no losses on the meta device/);
+    assert.match(html, /the meta device computes no values/);
     const md = await Deno.readTextFile(`${dir}/report.md`);
     assert.match(md, /## The paper's numbers beside ours/);
+    assert.match(md, /\| device \| meta \|/);
+    assert.match(
+      md,
+      /\| load average \(1 min\) \| [0-9.]+ at start, [0-9.]+ at end \(\d+ cores\) \|/,
+    );
     assert.match(md, /\| max S, standard \(HF\) \| ≈5K \| /);
     // the transformers-style baselines land near the paper's ≈5K and ≈15K
     assert.ok(plan.maxSeq.standardHf > 4000 && plan.maxSeq.standardHf < 7000);

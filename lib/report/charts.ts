@@ -149,6 +149,8 @@ export interface MetricVsSeqArgs extends ChartBaseArgs {
   yMin?: string;
   /** See `yMin`. */
   yMax?: string;
+  /** What the error bars are, in the subtitle (default "error bars: lowest to highest measurement"). */
+  yRange?: string;
 }
 
 /** Arguments of {@link lossCurves}. */
@@ -199,6 +201,23 @@ function maxExpr(fields: readonly string[]): string {
   return m.length === 1 ? m[0] : `max(${m.join(", ")})`;
 }
 
+/**
+ * Loss rows with `__dodgeX`: the step shifted by the series' place in the order (at most ±0.2
+ * of a step), so the points of curves that coincide are drawn side by side.
+ */
+function prepareLoss(rows: readonly MetricRow[], a: LossCurvesArgs): MetricRow[] {
+  const [x, series] = [a.x ?? "step", a.series ?? "policy"];
+  const names = [...(a.order ?? [])];
+  for (const r of rows) if (!names.includes(String(r[series]))) names.push(String(r[series]));
+  const xs = [...new Set(rows.map((r) => Number(r[x])))].sort((p, q) => p - q);
+  const gap = xs.length > 1 ? Math.min(...xs.slice(1).map((v, i) => v - xs[i])) : 1;
+  const each = Math.min(0.4 / Math.max(names.length - 1, 1), 0.08) * gap;
+  return rows.map((r) => ({
+    ...r,
+    __dodgeX: Number(r[x]) + (names.indexOf(String(r[series])) - (names.length - 1) / 2) * each,
+  }));
+}
+
 /** A vega expression: the largest bar of a stacked chart (rows prepared by `prepareStacked`). */
 function maxTotalExpr(a: StackedPeakArgs): string {
   return `max(${maxExpr(["__barTotal"])}, ${a.budget ?? 0})`;
@@ -239,7 +258,14 @@ function seriesColor(field: string, order: string[] | undefined, legend = true) 
 
 /** A legend below the plot; `chart_defs.ts` sets its columns to fit the chart's width. */
 export function bottomLegend(): Record<string, Json> {
-  return { orient: "bottom", direction: "horizontal", title: null, labelLimit: 0 };
+  return {
+    orient: "bottom",
+    direction: "horizontal",
+    title: null,
+    labelLimit: 0,
+    symbolOpacity: 1,
+    symbolStrokeWidth: 2,
+  };
 }
 
 /**
@@ -266,7 +292,8 @@ export function barsWithReference(args: BarsArgs): ChartRecipe {
 }
 
 function barsSpec(a: BarsArgs): Spec {
-  const [w, h] = [a.width ?? 720, a.height ?? 300];
+  // wide enough for each category's wrapped label (about 125 px each), unless a width is given
+  const [w, h] = [a.width ?? Math.max(720, 125 * (a.order?.length ?? 0)), a.height ?? 300];
   const fmt = a.yFormat ?? ",d";
   const bytes = fmt === "bytes";
   const f = (name: string) => `datum[${JSON.stringify(name)}]`;
@@ -489,9 +516,8 @@ function metricVsSeqSpec(a: MetricVsSeqArgs): Spec {
     ...base(
       a,
       w,
-      [a.subtitle, a.yMin && a.yMax && `bars: ${a.yMin} to ${a.yMax}`].filter(
-        Boolean,
-      ).join("; ") || undefined,
+      [a.subtitle, a.yMin && a.yMax && (a.yRange ?? "error bars: lowest to highest measurement")]
+        .filter(Boolean).join("; ") || undefined,
     ),
     ...(bytes ? { params: byteUnitParams([a.y]) } : {}),
     width: w,
@@ -560,8 +586,12 @@ function lossCurvesSpec(a: LossCurvesArgs): Spec {
   const top: Spec[] = [
     { mark: { type: "line", strokeWidth: 1.5 }, encoding: { strokeDash: marks.strokeDash } },
     {
+      // each series' points shifted a little along x, so points of equal curves sit side by side
       mark: { type: "point", filled: false, size: 50, strokeWidth: 1.5 },
-      encoding: { shape: marks.shape },
+      encoding: {
+        shape: marks.shape,
+        x: { field: "__dodgeX", type: "quantitative", title: a.x ?? "step" },
+      },
     },
   ];
   const layers: Spec[] = a.baseline === undefined ? top : [
@@ -575,7 +605,7 @@ function lossCurvesSpec(a: LossCurvesArgs): Spec {
     ...base(
       a,
       w,
-      [a.subtitle, "curves that coincide overlap: each series has its own point shape"]
+      [a.subtitle, "each series has its own dash and point shape, points set side by side"]
         .filter(Boolean).join("; "),
     ),
     width: w,
@@ -709,7 +739,7 @@ export const CHART_HELPERS = {
     required: ["title", "y", "stack", "x"],
   },
   metricVsSeq: { spec: metricVsSeqSpec, required: ["title", "y"] },
-  lossCurves: { spec: lossCurvesSpec, required: ["title"] },
+  lossCurves: { spec: lossCurvesSpec, prepare: prepareLoss, required: ["title"] },
   memoryTimeline: { spec: memoryTimelineSpec, prepare: prepareTimeline, required: ["title"] },
 } satisfies Record<HelperName, HelperDef>;
 
