@@ -284,7 +284,14 @@ export {
 } from "./lib/experiments/rules.ts";
 export { describeItem, type ProgressBar } from "./lib/experiments/progress.ts";
 export { runExperiment, type RunOptions, type RunResult } from "./lib/experiments/run.ts";
-export { maxAbsDelta, maxOf, ratio, round, stepsRow } from "./lib/experiments/figures.ts";
+export {
+  breakdownRows,
+  maxAbsDelta,
+  maxOf,
+  ratio,
+  round,
+  stepsRow,
+} from "./lib/experiments/figures.ts";
 export { describeBytes } from "./lib/device/dtype.ts";
 export { checkBudget, checkInteger, checkSeq, MAX_SEQ } from "./lib/util/validate.ts";
 export {

@@ -195,7 +195,7 @@ function assertRefused(
 Deno.test("config rules: ctx.config gets the defaults, accepted values, typed by the rules", () => {
   const c = resolveExperimentConfig(ruled, {
     set: ["steps=1", "seqs=[2, 1024]", "data=repeat", "heads=16", "mlpChunks=4", "verbose=true"],
-    yaml: "budget: 1e9\nmodel: llama3-8b\nfloats: f16\nlr: 1\nlabel: 12\n",
+    yaml: "budget: 1e9B\nmodel: llama3-8b\nfloats: f16\nlr: 1\nlabel: 12\n",
   });
   assert.deepEqual(c, {
     steps: 1,
@@ -203,7 +203,7 @@ Deno.test("config rules: ctx.config gets the defaults, accepted values, typed by
     seqs: [2, 1024],
     data: "repeat",
     heads: 16,
-    budget: "1000000000",
+    budget: "1e9B",
     model: "llama3-8b",
     floats: "f16",
     mlpChunks: 4,
@@ -244,9 +244,10 @@ Deno.test("config rules: each kind refuses a bad value, naming source, key, valu
   refusedSet("data", "brwn", "one of brown, repeat");
   assertRefused(yaml("data: 7"), "--config f.yaml", "data", "one of brown, repeat", "7");
   refusedSet("heads", "5", "one of 4, 8, 16");
-  const byteCount = "a byte count ≥ 1 B: a number with an optional unit B, KB, MB, GB, TB, " +
-    "KiB, MiB, GiB or TiB (e.g. 80GiB, 512MiB, 1e9)";
+  const byteCount = "a byte count ≥ 1 B: a number with its unit B, KB, MB, GB, TB (powers of " +
+    "10) or KiB, MiB, GiB, TiB (powers of 2), e.g. 80GiB, 80GB, 512MiB; a bare number is refused";
   refusedSet("budget", "lots", byteCount);
+  refusedSet("budget", "80", byteCount);
   refusedSet("budget", "0GiB", byteCount);
   refusedSet("model", "llama9", `a model preset: one of ${PRESET_NAMES.join(", ")}`);
   assert.ok(PRESET_NAMES.includes("llama3-8b") && PRESET_NAMES.includes("llama3-tiny"));
@@ -532,7 +533,7 @@ Deno.test("deno task exp: a bad config value fails before any work; --help lists
     assert.equal(help.code, 0, help.stderr);
     for (
       const line of [
-        "  steps: an integer ≥ 1 (default 3)",
+        "  steps: an integer ≥ 1 (default 2)",
         "  seqs: a non-empty list of integers ≥ 2 (e.g. 256,512) (default [256,512,1024,2048,4096,8192])",
         '  data: one of brown, repeat (default "brown")',
         '  planDtype: one of f32, f16, bf16 (default "bf16")',

@@ -10,7 +10,6 @@
 
 import { writeTextAtomic } from "../util/atomic_write.ts";
 import {
-  loadWarning,
   parseJsonLines,
   RUN_FILES,
   runPath,
@@ -258,8 +257,6 @@ export async function runExperiment<C extends ExperimentConfig>(
       devicesCreated: ctx.devicesCreated,
       load: { start: loadStart, end: loadAverage1(), cores: navigator.hardwareConcurrency },
     };
-    const warning = loadWarning(summary);
-    if (warning) ctx.log(warning);
     const metrics = parseJsonLines(metricsText, runPath(dir, RUN_FILES.metrics));
     const records: RunRecords = {
       dir,
