@@ -308,11 +308,14 @@ export {
 export { experimentNames, loadExperiment } from "./lib/experiments/registry.ts";
 export {
   type Json,
+  loadWarning,
   type MetricRow,
   readRunRecords,
   type ReportTable,
+  type RunLoad,
   type RunRecords,
   type RunSummary,
+  runTableRows,
   type VegaLiteSpec,
 } from "./lib/report/records.ts";
 export {
@@ -343,4 +346,15 @@ export {
   type StackedPeakArgs,
 } from "./lib/report/charts.ts";
 export type { ValueFormat } from "./lib/report/chart_style.ts";
+export {
+  PHASE_COLORS,
+  POLICY_COLORS,
+  policyColor,
+  SERIES_DASHES,
+  SERIES_PALETTE,
+  SERIES_SHAPES,
+  seriesColors,
+  TAG_COLORS,
+  tagColor,
+} from "./lib/report/palette.ts";
 export { type ChartDef, chartFromRows, type ChartOptions } from "./lib/report/chart_defs.ts";

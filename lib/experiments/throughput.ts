@@ -11,8 +11,11 @@ import type { MetricRow } from "./define.ts";
 
 /** Median, min and max of some measurements (null ones left out). */
 export interface Spread {
+  /** The middle measurement (mean of the two middle ones for an even count). */
   median: number;
+  /** The lowest measurement. */
   min: number;
+  /** The highest measurement. */
   max: number;
   /** Measurements counted. */
   n: number;
@@ -72,21 +75,29 @@ export function roundsRow(rounds: readonly RunStepsResult[]): MetricRow {
 
 /** A policy compared by {@link trainRoundRobin}: its key (returned) and label (recorded). */
 export interface RoundRobinPolicy<P> {
+  /** Its key in the returned points (e.g. "Mst"). */
   key: string;
+  /** Its label in the recorded rows and the log (e.g. "MsT + recomputation"). */
   label: string;
+  /** What `train` is given. */
   policy: P;
 }
 
 /** A (S, policy) point of {@link trainRoundRobin}. */
 export interface RoundRobinPoint {
+  /** The sequence length S. */
   seq: number;
+  /** The policy's key. */
   key: string;
+  /** Peak live bytes of a step (the same in every round). */
   peakBytes: number;
   /** Median tokens/s over the rounds (null on the meta device). */
   tokensPerSec: number | null;
-  /** Slowest and fastest round's tokens/s. */
+  /** The slowest round's tokens/s. */
   lo: number | null;
+  /** The fastest round's tokens/s. */
   hi: number | null;
+  /** The losses of the first round's steps (null on the meta device). */
   losses: (number | null)[];
 }
 
