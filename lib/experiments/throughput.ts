@@ -99,12 +99,23 @@ export interface RoundRobinPoint {
   hi: number | null;
   /** The losses of the first round's steps (null on the meta device). */
   losses: (number | null)[];
+  /**
+   * Tokens/s over the baseline's in the same round, median over the rounds (paired: a round's
+   * load falls on both); null without a baseline or on the meta device.
+   */
+  ratio: number | null;
+  /** The lowest and highest of those per-round ratios. */
+  ratioLo: number | null;
+  /** See `ratioLo`. */
+  ratioHi: number | null;
 }
 
 /**
  * At each S (one journaled sweep point each), every policy trained `repeats` times
  * round-robin by `train`; records one `kind: "train"` row per (S, policy) ({@link roundsRow},
- * plus `seq`), logs it, and returns the points in S-major order.
+ * plus `seq` and, with a `baseline` key, `ratioToBaseline` / `ratioMin` / `ratioMax`: the median
+ * and range of the per-round tokens/s ratios to that policy), logs it, and returns the points in
+ * S-major order.
  */
 export async function trainRoundRobin<P>(
   ctx: {
@@ -116,12 +127,26 @@ export async function trainRoundRobin<P>(
   policies: readonly RoundRobinPolicy<P>[],
   repeats: number,
   train: (policy: P, seq: number) => Promise<RunStepsResult>,
+  baseline?: string,
 ): Promise<RoundRobinPoint[]> {
+  const b = policies.findIndex((p) => p.key === baseline);
+  if (baseline !== undefined && b < 0) {
+    throw new Error(`trainRoundRobin: no policy with key "${baseline}" for the baseline`);
+  }
   const points = await ctx.sweep("train", seqs, async (seq) => {
     const runs = await roundRobin(policies, repeats, (p) => train(p.policy, seq));
     return policies.map(({ key, label }, i): RoundRobinPoint => {
+      const paired = b < 0 ? null : spreadOf(
+        runs[i].map((r, k) => {
+          const [x, y] = [r.tokensPerSec, runs[b][k].tokensPerSec];
+          return x === null || y === null || y === 0 ? null : x / y;
+        }),
+      );
+      const [ratio, ratioLo, ratioHi] = [paired?.median, paired?.min, paired?.max]
+        .map((v) => round(v ?? null, 3));
       const row = roundsRow(runs[i]);
-      ctx.record({ kind: "train", seq, ...row });
+      const vs = b < 0 ? {} : { ratioToBaseline: ratio, ratioMin: ratioLo, ratioMax: ratioHi };
+      ctx.record({ kind: "train", seq, ...row, ...vs });
       const { peakBytes, losses, device } = runs[i][0];
       const [tokensPerSec, lo, hi] = [row.tokensPerSec, row.tokensPerSecMin, row.tokensPerSecMax]
         .map((v) => typeof v === "number" ? v : null);
@@ -129,7 +154,7 @@ export async function trainRoundRobin<P>(
       const done = device === "meta" ? "" : `, ${tokensPerSec} tok/s (rounds ${lo}–${hi}), ` +
         `losses ${losses.map((l) => l?.toFixed(4)).join(" ")}`;
       ctx.log(`   S=${seq} ${label}: peak ${mib} MiB${done}`);
-      return { seq, key, peakBytes, tokensPerSec, lo, hi, losses };
+      return { seq, key, peakBytes, tokensPerSec, lo, hi, losses, ratio, ratioLo, ratioHi };
     });
   });
   return points.flat();
@@ -142,13 +167,14 @@ export const ROUND_ROBIN_COLUMNS = [
   "peak (MiB)",
   "tok/s (median)",
   "min–max",
-  "× baseline",
+  "× baseline (per round)",
   "max |Δloss| vs baseline",
 ];
 
 /**
  * Table rows of {@link trainRoundRobin}'s points, one per (S, policy): peak MiB, median
- * tokens/s, the rounds' range, the median over the baseline's, and the largest loss
+ * tokens/s, the rounds' range, the ratio to the baseline (the median of the per-round ratios and
+ * their range when the points have them, else the ratio of the medians), and the largest loss
  * difference from the baseline (exponent form; "—" on the meta device).
  */
 export function roundRobinTable(
@@ -168,7 +194,9 @@ export function roundRobinTable(
         round(r.peakBytes / 2 ** 20, 2),
         r.tokensPerSec,
         r.lo === null ? "—" : `${r.lo}–${r.hi}`,
-        ratio(r.tokensPerSec, b.tokensPerSec, 3) ?? "—",
+        r.ratio !== null
+          ? `${r.ratio} (${r.ratioLo}–${r.ratioHi})`
+          : ratio(r.tokensPerSec, b.tokensPerSec, 3) ?? "—",
         d === null ? "—" : d === 0 ? "0" : d.toExponential(2),
       ];
     })
