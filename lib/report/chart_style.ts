@@ -142,8 +142,10 @@ export function valueText(expr: string, format: ValueFormat | undefined): string
 }
 
 /**
- * Axis label expression breaking a long category label into lines before " (" and after
- * " + " (e.g. "MsT + recomputation + optimizer-in-backward" becomes three lines).
+ * Axis label expression breaking a long category label into lines before " (" and " S=", and
+ * after " + " (e.g. "MsT + recomputation + optimizer-in-backward" becomes three lines,
+ * "llama2-tiny S=256" two).
  */
 export const WRAP_LABEL_EXPR =
-  "split(replace(replace(datum.label, / \\(/g, '\\n('), / \\+ /g, ' +\\n'), '\\n')";
+  "split(replace(replace(replace(datum.label, / \\(/g, '\\n('), / \\+ /g, ' +\\n'), / S=/g, " +
+  "'\\nS='), '\\n')";

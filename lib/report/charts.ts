@@ -328,18 +328,41 @@ function barsSpec(a: BarsArgs): Spec {
   } else {
     transform.push({ calculate: "null", as: "__refLabel" }, { calculate: f(v), as: "__labelY" });
   }
+  if (a.yLog) {
+    // a zero (e.g. nothing fits) has no place on a log axis: its label sits at the bottom
+    transform.push(
+      {
+        calculate: `datum.__labelY > 0 ? datum.__labelY : ${unit(minOf)} / 2`,
+        as: "__labelY",
+      },
+      {
+        calculate: `${f(v)} > 0 ? datum.__label : datum.__label + ' (nothing fits)'`,
+        as: "__label",
+      },
+    );
+  }
   const label = (field: string, dy: number): Spec => ({
     transform: [{ filter: `isValid(datum.${field})` }],
     mark: { type: "text", dy, fontSize: 10, baseline: "bottom" },
     encoding: { y: { field: "__labelY", type: "quantitative" }, text: { field } },
   });
+  // side-by-side bars are too narrow for level labels: one vertical label per bar, the value
+  // and the reference together ("126,976 · paper 128,000")
+  const vertical: Spec = {
+    transform: [{
+      calculate: "isValid(datum.__refLabel) ? datum.__label + ' · ' + datum.__refLabel : " +
+        "datum.__label",
+      as: "__vLabel",
+    }],
+    mark: { type: "text", angle: 270, align: "left", baseline: "middle", dx: 3, fontSize: 10 },
+    encoding: { y: { field: "__labelY", type: "quantitative" }, text: { field: "__vLabel" } },
+  };
   const layers: Spec[] = [
     {
       mark: { type: "bar" },
       encoding: { color: seriesColor(a.group ?? a.x, a.group ? undefined : a.order, !!a.group) },
     },
-    label("__label", -3),
-    label("__refLabel", -15),
+    ...(a.group ? [vertical] : [label("__label", -3), label("__refLabel", -15)]),
   ];
   if (r) {
     layers.push({
@@ -372,7 +395,9 @@ function barsSpec(a: BarsArgs): Spec {
         // room above the highest bar for its two label lines
         scale: {
           ...(a.yLog ? { type: "log", domainMin: { expr: `${unit(minOf)} / 2` } } : {}),
-          domainMax: { expr: `${unit(maxOf)} * ${a.yLog ? 2 : 1.12}` },
+          domainMax: {
+            expr: `${unit(maxOf)} * ${a.group ? (a.yLog ? 12 : 1.5) : (a.yLog ? 2 : 1.12)}`,
+          },
         },
         axis: logAxis(valueAxis(fmt), a.yLog),
       },
