@@ -146,9 +146,11 @@ Deno.test("every chart helper renders to SVG from sample rows", async () => {
   );
   const groupedSvg = await render(grouped, "grouped");
   const groupedText = svgTexts(groupedSvg);
-  for (const t of ["5,000", "10,000", "50,000", "100,000", "ref 84,000", ...POLICIES]) {
+  // side by side, each bar has one vertical label: its value, and the reference beside it
+  for (const t of ["5,000 · ref 84,000", "10,000", "50,000", "100,000", ...POLICIES]) {
     assert.ok(groupedText.includes(t), `grouped: no "${t}" in ${groupedText.join(" | ")}`);
   }
+  assert.match(groupedSvg, /rotate\(-90\)|rotate\(270\)/);
   const barHeights = [
     ...groupedSvg.matchAll(/aria-roledescription="bar" d="M[^h]*h[\d.-]+v([\d.-]+)/g),
   ]
