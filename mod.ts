@@ -153,6 +153,7 @@ export {
   type PartChunks,
   partChunks,
   POLICIES,
+  policyByName,
   type PolicyName,
   validatePolicy,
 } from "./lib/models/policy.ts";
@@ -372,15 +373,38 @@ export {
 } from "./lib/experiments/rules.ts";
 export { describeItem, type ProgressBar } from "./lib/experiments/progress.ts";
 export { runExperiment, type RunOptions, type RunResult } from "./lib/experiments/run.ts";
-export { maxAbsDelta, maxOf, ratio, round, stepsRow } from "./lib/experiments/figures.ts";
+export {
+  breakdownRows,
+  maxAbsDelta,
+  maxOf,
+  ratio,
+  round,
+  stepsRow,
+} from "./lib/experiments/figures.ts";
+export { describeBytes } from "./lib/device/dtype.ts";
+export { checkBudget, checkInteger, checkSeq, MAX_SEQ } from "./lib/util/validate.ts";
+export {
+  ROUND_ROBIN_COLUMNS,
+  roundRobin,
+  type RoundRobinPoint,
+  type RoundRobinPolicy,
+  roundRobinTable,
+  roundsRow,
+  type Spread,
+  spreadOf,
+  trainRoundRobin,
+} from "./lib/experiments/throughput.ts";
 export { experimentNames, loadExperiment } from "./lib/experiments/registry.ts";
 export {
   type Json,
+  loadWarning,
   type MetricRow,
   readRunRecords,
   type ReportTable,
+  type RunLoad,
   type RunRecords,
   type RunSummary,
+  runTableRows,
   type VegaLiteSpec,
 } from "./lib/report/records.ts";
 export {
@@ -411,4 +435,15 @@ export {
   type StackedPeakArgs,
 } from "./lib/report/charts.ts";
 export type { ValueFormat } from "./lib/report/chart_style.ts";
+export {
+  PHASE_COLORS,
+  POLICY_COLORS,
+  policyColor,
+  SERIES_DASHES,
+  SERIES_PALETTE,
+  SERIES_SHAPES,
+  seriesColors,
+  TAG_COLORS,
+  tagColor,
+} from "./lib/report/palette.ts";
 export { type ChartDef, chartFromRows, type ChartOptions } from "./lib/report/chart_defs.ts";

@@ -8,6 +8,7 @@
 
 import {
   barsWithReference,
+  breakdownRows,
   bytes,
   defineExperiment,
   describePolicy,
@@ -81,9 +82,7 @@ export default defineExperiment({
       const [planned, host] = [search.plan?.peakBytes ?? null, fit.hostPeakBytes]; // host: offload
       const row = { policy, maxSeq: seq, plannedPeakBytes: planned, fits, oom, hostBytes: host };
       ctx.record({ kind: "max-seq", ...row });
-      for (const [tag, b] of Object.entries(fit.breakdown)) {
-        if (b > 0) ctx.record({ kind: "breakdown", policy, seq, tag, bytes: b });
-      }
+      for (const r of breakdownRows(fit, { policy, seq })) ctx.record(r);
       const peak = `${(fit.peakBytes / MiB).toFixed(2)} MiB`;
       ctx.log(
         `   ${policy}: S_max ${seq}, peak ${peak}; S=${over}: ${oom ? `OOM in ${oom}` : "fits"}`,
@@ -113,6 +112,7 @@ export default defineExperiment({
         x: "bytes",
         budget,
         order,
+        phase: "phase",
       }),
       { kind: "breakdown" },
     );

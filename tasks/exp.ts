@@ -23,7 +23,7 @@ const USAGE =
   --quick          the small version (about a minute)
   --config f.yaml  a flat YAML mapping of config keys (applied after the defaults)
   --set key=value  one config key (after --config); arrays as 256,512,1024
-  --device         webgpu (default) or meta (no compute: memory only, losses are NaN)
+  --device         webgpu (default) or meta (no compute: memory only, losses are null)
   --out DIR        the run directory (new or empty; default runs/<name>/<UTC stamp>/)
   --resume DIR     continue an interrupted run (killed, or failed) in DIR with its own config,
                    --quick and device: finished sweep points are reused, the rest is run`;

@@ -25,6 +25,7 @@
  */
 
 import {
+  budgetNote,
   COMMON_OPTIONS,
   parseBudget,
   parseDtype,
@@ -205,6 +206,8 @@ async function main(argv: string[]): Promise<void> {
       (values.gpu === undefined && framework === "hf" ? "none" : undefined),
   });
   const budget = target.budget;
+  const understood = budgetNote(values.budget);
+  if (understood && !values.json) console.log(understood);
   if (values.export !== undefined && values.export !== "deepspeed") {
     throw new Error(`--export: the only target is "deepspeed", got "${values.export}"`);
   }
@@ -214,7 +217,7 @@ async function main(argv: string[]): Promise<void> {
   const parallel = parseParallel(values, setup.cfg);
   const policy = parallel ? { ...setup.policy, parallel } : setup.policy;
   const limits = values["max-binding"]
-    ? { maxStorageBufferBindingSize: parseBudget(values["max-binding"]) }
+    ? { maxStorageBufferBindingSize: parseBudget(values["max-binding"], "--max-binding") }
     : undefined;
   const base = {
     cfg: setup.cfg,
@@ -293,8 +296,12 @@ async function main(argv: string[]): Promise<void> {
         (ms / 1000).toFixed(1)
       } s)`,
     );
-    if (r.maxSeq === 0 && r.stoppedAt) {
-      console.log(`not even S=${r.stoppedAt.seq} fits: ${r.stoppedAt.error}`);
+    if (r.maxSeq === 0) {
+      console.log(
+        `nothing fits: even S = ${r.stoppedAt?.seq ?? 1} needs more than ${formatBytes(budget)}` +
+          (r.stoppedAt?.error ? ` (${r.stoppedAt.error})` : "") +
+          ` (is --budget in the unit you meant? e.g. --budget 80GiB)`,
+      );
     }
     if (r.plan) {
       console.log(`peak at S=${r.maxSeq}:\n${table(r.plan)}`);

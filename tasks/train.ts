@@ -15,7 +15,13 @@
  * checkpoint).
  */
 
-import { COMMON_OPTIONS, parseBudget, parseDtype, parseTaskArgs } from "../lib/cli/args.ts";
+import {
+  budgetNote,
+  COMMON_OPTIONS,
+  parseBudget,
+  parseDtype,
+  parseTaskArgs,
+} from "../lib/cli/args.ts";
 import { modelSetup, POLICY_HELP } from "../lib/cli/model_options.ts";
 import { createDevice } from "../lib/device/create.ts";
 import { formatBytes } from "../lib/device/dtype.ts";
@@ -139,6 +145,8 @@ async function main(argv: string[]): Promise<void> {
   }
   const dev = await createDevice(values.device ?? "webgpu", { floats: dtype });
   dev.setBudget(parseBudget(values.budget));
+  const understood = budgetNote(values.budget);
+  if (understood) log(understood);
   try {
     const { policy } = setup;
     const loaded = saved ? runFromState(dev, saved, policy) : null;

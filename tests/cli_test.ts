@@ -48,8 +48,9 @@ Deno.test("--mst takes an optional value", () => {
 Deno.test("byte counts parse with units and reject garbage", () => {
   assert.equal(parseBytes("80GiB"), 80 * 2 ** 30);
   assert.equal(parseBytes("1.5 MB"), 1.5e6);
-  assert.equal(parseBytes("4096"), 4096);
-  assert.throws(() => parseBytes("lots"), /cannot read "lots" as a byte count/);
+  assert.equal(parseBytes("4096B"), 4096);
+  assert.throws(() => parseBytes("4096"), /"4096" has no unit: write 4096GiB/);
+  assert.throws(() => parseBytes("lots"), /cannot read "lots" as a byte size/);
 });
 
 Deno.test("auto chunks: the shape rule, at least 256 rows, smaller only when memory demands", () => {

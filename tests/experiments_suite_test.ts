@@ -25,6 +25,7 @@ import {
   stepsRow,
 } from "../mod.ts";
 import { listExperiments } from "../lib/experiments/registry.ts";
+import { assertReportLayout } from "../lib/testing/report_layout.ts";
 import { resolveExperimentConfig } from "../lib/experiments/config.ts";
 
 const SHIPPED = [
@@ -50,6 +51,8 @@ async function run(name: string, device: "webgpu" | "meta", set: string[] = []) 
     });
     const rec = await readRunRecords(dir);
     const html = await Deno.readTextFile(`${dir}/report.html`);
+    // the report as a reader sees it: Chromium at 1280 px (lib/testing/report_layout.ts)
+    await assertReportLayout(`${dir}/report.html`, `${name} --quick on ${device}`);
     return { rec, html, figures: rec.summary.figures as Record<string, unknown> };
   } finally {
     await Deno.remove(out, { recursive: true });

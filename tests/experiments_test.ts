@@ -27,6 +27,7 @@ import { defineExperiment } from "../lib/experiments/define.ts";
 import { runExperiment, utcStamp } from "../lib/experiments/run.ts";
 import { chartBundle, display, tableBundle, VEGA_LITE_MIME } from "../lib/report/jupyter.ts";
 import { readRunRecords } from "../lib/report/records.ts";
+import { assertReportLayout } from "../lib/testing/report_layout.ts";
 import { renderSvg } from "../lib/report/render_svg.ts";
 import { rerenderReport } from "../lib/report/write_report.ts";
 
@@ -194,7 +195,7 @@ function assertRefused(
 Deno.test("config rules: ctx.config gets the defaults, accepted values, typed by the rules", () => {
   const c = resolveExperimentConfig(ruled, {
     set: ["steps=1", "seqs=[2, 1024]", "data=repeat", "heads=16", "mlpChunks=4", "verbose=true"],
-    yaml: "budget: 1e9\nmodel: llama3-8b\nfloats: f16\nlr: 1\nlabel: 12\n",
+    yaml: "budget: 1e9B\nmodel: llama3-8b\nfloats: f16\nlr: 1\nlabel: 12\n",
   });
   assert.deepEqual(c, {
     steps: 1,
@@ -202,7 +203,7 @@ Deno.test("config rules: ctx.config gets the defaults, accepted values, typed by
     seqs: [2, 1024],
     data: "repeat",
     heads: 16,
-    budget: "1000000000",
+    budget: "1e9B",
     model: "llama3-8b",
     floats: "f16",
     mlpChunks: 4,
@@ -243,9 +244,10 @@ Deno.test("config rules: each kind refuses a bad value, naming source, key, valu
   refusedSet("data", "brwn", "one of brown, repeat");
   assertRefused(yaml("data: 7"), "--config f.yaml", "data", "one of brown, repeat", "7");
   refusedSet("heads", "5", "one of 4, 8, 16");
-  const byteCount = "a byte count ≥ 1 B: a number with an optional unit B, KB, MB, GB, TB, " +
-    "KiB, MiB, GiB or TiB (e.g. 80GiB, 512MiB, 1e9)";
+  const byteCount = "a byte count ≥ 1 B: a number with its unit B, KB, MB, GB, TB (powers of " +
+    "10) or KiB, MiB, GiB, TiB (powers of 2), e.g. 80GiB, 80GB, 512MiB; a bare number is refused";
   refusedSet("budget", "lots", byteCount);
+  refusedSet("budget", "80", byteCount);
   refusedSet("budget", "0GiB", byteCount);
   refusedSet("model", "llama9", `a model preset: one of ${PRESET_NAMES.join(", ")}`);
   assert.ok(PRESET_NAMES.includes("llama3-8b") && PRESET_NAMES.includes("llama3-tiny"));
@@ -531,7 +533,7 @@ Deno.test("deno task exp: a bad config value fails before any work; --help lists
     assert.equal(help.code, 0, help.stderr);
     for (
       const line of [
-        "  steps: an integer ≥ 1 (default 3)",
+        "  steps: an integer ≥ 1 (default 2)",
         "  seqs: a non-empty list of integers ≥ 2 (e.g. 256,512) (default [256,512,1024,2048,4096,8192])",
         '  data: one of brown, repeat (default "brown")',
         '  planDtype: one of f32, f16, bf16 (default "bf16")',
@@ -615,8 +617,17 @@ Deno.test("deno task exp / report: llama3-long --quick on the meta device, error
     const html = await Deno.readTextFile(`${dir}/report.html`);
     assertSelfContained(html);
     assert.equal((html.match(/<svg /g) ?? []).length, 6);
+    await assertReportLayout(`${dir}/report.html`, "llama3-long --quick on meta");
+    // on the meta device the loss and throughput charts say why they are empty
+    assert.match(html, /no losses on the meta device/);
+    assert.match(html, /the meta device computes no values/);
     const md = await Deno.readTextFile(`${dir}/report.md`);
     assert.match(md, /## The paper's numbers beside ours/);
+    assert.match(md, /\| device \| meta \|/);
+    assert.match(
+      md,
+      /\| load average \(1 min\) \| [0-9.]+ at start, [0-9.]+ at end \(\d+ cores\) \|/,
+    );
     assert.match(md, /\| max S, standard \(HF\) \| ≈5K \| /);
     // the transformers-style baselines land near the paper's ≈5K and ≈15K, and MsT under the
     // same profile near its 60K (the claims ledger's entries); every ratio beside the paper's

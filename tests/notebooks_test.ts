@@ -128,6 +128,17 @@ async function jupyterMissing(): Promise<string | null> {
   }
 }
 
+/** What a failed nbconvert says, with the fix when the Deno kernel is not registered. */
+function nbconvertFailure(name: string, code: number, stderr: string): string {
+  const hint = /NoSuchKernel/.test(stderr)
+    ? "\nThe Deno kernel is not registered with Jupyter: run ./setup.sh --jupyter " +
+      "(it runs deno jupyter --install), then check with jupyter kernelspec list."
+    : "";
+  return `jupyter nbconvert --execute ${name} failed (exit ${code}):\n${
+    stderr.slice(-3000)
+  }${hint}`;
+}
+
 /** Executes a notebook headless; returns the executed notebook. Throws if nbconvert fails. */
 async function execute(path: URL, outDir: string): Promise<Notebook> {
   const name = path.pathname.split("/").pop()!;
@@ -145,11 +156,7 @@ async function execute(path: URL, outDir: string): Promise<Notebook> {
     name,
     path.pathname,
   ]);
-  assert.equal(
-    r.code,
-    0,
-    `jupyter nbconvert --execute ${name} failed (exit ${r.code}):\n${r.stderr.slice(-3000)}`,
-  );
+  assert.equal(r.code, 0, nbconvertFailure(name, r.code, r.stderr));
   return readNotebook(`${outDir}/${name}`);
 }
 
@@ -171,6 +178,22 @@ Deno.test("notebooks are committed without outputs and import only ../mod.ts", (
       }
     });
   }
+});
+
+Deno.test("notebook cells are formatted as deno fmt --check expects on a fresh clone", async () => {
+  // deno fmt writes notebooks back unchanged, so only formatted cells pass its check anywhere
+  const r = await run(Deno.execPath(), ["run", "-A", "tools/fmt_notebooks.ts", "--check"], ROOT);
+  assert.equal(r.code, 0, `run deno run -A tools/fmt_notebooks.ts:\n${r.stdout}${r.stderr}`);
+});
+
+Deno.test("a missing Deno kernel is reported with the command that installs it", () => {
+  const msg = nbconvertFailure(
+    "x.ipynb",
+    1,
+    "jupyter_client.kernelspec.NoSuchKernel: No such kernel named deno",
+  );
+  assert.match(msg, /run \.\/setup\.sh --jupyter/);
+  assert.doesNotMatch(nbconvertFailure("x.ipynb", 1, "SyntaxError"), /setup\.sh/);
 });
 
 Deno.test("notebooks type-check against the public API", async () => {

@@ -146,9 +146,11 @@ Deno.test("every chart helper renders to SVG from sample rows", async () => {
   );
   const groupedSvg = await render(grouped, "grouped");
   const groupedText = svgTexts(groupedSvg);
-  for (const t of ["5,000", "10,000", "50,000", "100,000", "ref 84,000", ...POLICIES]) {
+  // side by side, each bar has one vertical label: its value, and the reference beside it
+  for (const t of ["5,000 · ref 84,000", "10,000", "50,000", "100,000", ...POLICIES]) {
     assert.ok(groupedText.includes(t), `grouped: no "${t}" in ${groupedText.join(" | ")}`);
   }
+  assert.match(groupedSvg, /rotate\(-90\)|rotate\(270\)/);
   const barHeights = [
     ...groupedSvg.matchAll(/aria-roledescription="bar" d="M[^h]*h[\d.-]+v([\d.-]+)/g),
   ]
@@ -193,9 +195,13 @@ Deno.test("every chart helper renders to SVG from sample rows", async () => {
     "loss",
   );
   assert.ok(svgTexts(loss).includes("step"));
-  // the baseline is drawn wide and pale underneath, the other dashed on top
-  assert.match(loss, /stroke-width="6"/);
-  assert.match(loss, /stroke-dasharray="5,3"/);
+  // the baseline is drawn wide and pale underneath; each curve has its own dash and shape
+  assert.match(loss, /stroke-width="7"/);
+  assert.match(loss, /stroke-dasharray="6,3"/);
+  const shapes = new Set(
+    [...loss.matchAll(/aria-roledescription="point"[^>]* d="([^"]+)"/g)].map((m) => m[1]),
+  );
+  assert.ok(shapes.size >= 2, "each series has its own point shape");
 
   const tl = await render(
     chartFromRows(memoryTimeline({ title: "a step", order: POLICIES, maxPoints: 200 }), timeline),
@@ -296,7 +302,9 @@ Deno.test("deno task report re-renders charts from metrics.jsonl and charts.json
     const spec = JSON.parse(await Deno.readTextFile(`${out}/charts/throughput.vl.json`));
     assert.deepEqual(boundRows(spec), trainRows);
     const mst = JSON.parse(await Deno.readTextFile(`${out}/charts/mst-loss.vl.json`));
-    assert.deepEqual(boundRows(mst), lossRows.filter((r) => r.policy === "MsT + recomputation"));
+    // the rows as recorded, plus the helper's own field (each series' points set side by side)
+    const recorded = boundRows(mst).map(({ __dodgeX: _, ...r }) => r);
+    assert.deepEqual(recorded, lossRows.filter((r) => r.policy === "MsT + recomputation"));
     assert.equal(mst.transform[0].filter, "datum.step >= 2");
     const svg = await Deno.readTextFile(`${out}/charts/throughput.svg`);
 

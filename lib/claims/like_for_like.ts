@@ -73,6 +73,8 @@ export interface PlannedTerm {
   peakBytes: number;
   /** Live bytes per tag at that peak. */
   breakdown: TagBytes;
+  /** The phase of that peak (`forward`, `backward`, `optimizer`). */
+  peakPhase: string;
 }
 
 /**
@@ -92,5 +94,6 @@ export async function planTerm(
     limitedBy: r.limitedBy,
     peakBytes: p.hf ? p.hf.allocatedPeakBytes : p.peakBytes,
     breakdown: p.breakdown,
+    peakPhase: p.peakPhase,
   };
 }

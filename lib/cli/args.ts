@@ -4,7 +4,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { parseBytes } from "../device/dtype.ts";
+import { describeBytes, parseBytes } from "../device/dtype.ts";
 import type { FloatCounting } from "../device/dtype.ts";
 import type { Chunks } from "../mst/chunking.ts";
 import type { PartChunks } from "../models/policy.ts";
@@ -75,10 +75,38 @@ export function parseDtype(v: string | undefined, what = "--dtype"): FloatCounti
   throw new Error(`${what}: expected f32, f16 or bf16, got "${v}"`);
 }
 
-/** Parses `--budget` (e.g. 80GiB). */
-export function parseBudget(v: string | undefined): number {
+/** Parses `--budget` (e.g. 80GiB; a number without a unit is refused). */
+export function parseBudget(v: string | undefined, flag = "--budget"): number {
   if (v === undefined) return Infinity;
-  return parseBytes(v);
+  try {
+    return parseBytes(v);
+  } catch (e) {
+    throw new Error(`${flag}: ${(e as Error).message}`);
+  }
+}
+
+/** What `--budget` was understood as, for the output: "budget: 80 GB = 74.51 GiB (… bytes)". */
+export function budgetNote(v: string | undefined, flag = "budget"): string | null {
+  return v === undefined ? null : `${flag}: ${describeBytes(v)}`;
+}
+
+/**
+ * A string option followed by a value starting with "-" (`--seq -4096`): node's parser calls it
+ * "ambiguous"; say what it is instead — a negative number where none is accepted.
+ */
+function checkDashValues(
+  argv: readonly string[],
+  options: Record<string, { type: "string" | "boolean" }>,
+): void {
+  for (let i = 0; i + 1 < argv.length; i++) {
+    const name = argv[i].startsWith("--") ? argv[i].slice(2) : null;
+    const next = argv[i + 1];
+    if (name === null || options[name]?.type !== "string" || !/^-[0-9.]/.test(next)) continue;
+    throw new Error(
+      `--${name} ${next}: a negative value is not accepted here (--${name} takes a positive ` +
+        `value, e.g. --${name} ${next.slice(1)})`,
+    );
+  }
 }
 
 /** Options shared by train and plan. */
@@ -109,6 +137,7 @@ export function parseTaskArgs<
   options: O,
   usage: string,
 ) {
+  checkDashValues(argv, options);
   try {
     return parseArgs({ args: normalizeArgv(argv), options, allowPositionals: true, strict: true });
   } catch (e) {

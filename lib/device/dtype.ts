@@ -46,26 +46,68 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
-/** Parses a byte count such as `80GiB`, `512MiB`, `1e9` or `4096`. */
+const BYTE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/**
+ * Parses a byte size with its unit: `80GiB` (binary: KiB, MiB, GiB, TiB = 2^10…2^40), `80GB`
+ * (decimal: KB, MB, GB, TB = 10^3…10^12), `4096B` or `1e9B`. A number without a unit is
+ * refused: "80" is far more likely to mean 80 GB or 80 GiB than 80 bytes.
+ */
 export function parseBytes(text: string): number {
-  const m = /^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$/i.exec(text);
+  const m = /^\s*([0-9]*\.?[0-9]+(?:e[+]?[0-9]+)?)\s*([a-z]+)?\s*$/i.exec(text);
   if (!m) {
+    const neg = /^\s*-/.test(text) ? " (a size cannot be negative)" : "";
     throw new Error(
-      `cannot read "${text}" as a byte count: write a number with an optional unit, e.g. 80GiB, 512MiB, 1e9`,
+      `cannot read "${text}" as a byte size${neg}: write a number and a unit, e.g. 80GiB ` +
+        `(2^30 bytes each), 80GB (10^9 bytes each), 512MiB or 4096B`,
     );
   }
-  const units: Record<string, number> = {
-    b: 1,
-    kb: 1e3,
-    mb: 1e6,
-    gb: 1e9,
-    tb: 1e12,
-    kib: 2 ** 10,
-    mib: 2 ** 20,
-    gib: 2 ** 30,
-    tib: 2 ** 40,
-  };
-  return Math.floor(Number(m[1]) * units[(m[2] ?? "b").toLowerCase()]);
+  if (m[2] === undefined) {
+    throw new Error(
+      `"${text}" has no unit: write ${m[1]}GiB (${m[1]} × 2^30 bytes) or ${m[1]}GB ` +
+        `(${m[1]} × 10^9 bytes), or ${m[1]}B if you mean bytes`,
+    );
+  }
+  const unit = BYTE_UNITS[m[2].toLowerCase()];
+  if (unit === undefined) {
+    throw new Error(
+      `"${text}": unknown unit "${m[2]}"; use B, KB, MB, GB, TB (powers of 10) or KiB, MiB, GiB, ` +
+        `TiB (powers of 2)`,
+    );
+  }
+  return Math.floor(Number(m[1]) * unit);
+}
+
+/**
+ * What a byte size was understood as, in both unit systems: `"80 GB = 74.51 GiB"`,
+ * `"80 GiB = 85.9 GB"` (for the output of a command given `--budget`).
+ */
+export function describeBytes(text: string): string {
+  const bytes = parseBytes(text);
+  const m = /^\s*([0-9]*\.?[0-9]+(?:e[+]?[0-9]+)?)\s*([a-z]+)\s*$/i.exec(text)!;
+  const given = `${m[1]} ${
+    m[2].replace(/^(k|m|g|t)(i?)b$/i, (_, p, i) => `${p.toUpperCase()}${i.toLowerCase()}B`)
+  }`;
+  const decimal = bytes >= 1e12
+    ? `${+(bytes / 1e12).toFixed(2)} TB`
+    : bytes >= 1e9
+    ? `${+(bytes / 1e9).toFixed(2)} GB`
+    : bytes >= 1e6
+    ? `${+(bytes / 1e6).toFixed(2)} MB`
+    : `${bytes} B`;
+  const binary = formatBytes(bytes);
+  const other = /i/i.test(m[2]) ? decimal : binary;
+  return `${given} = ${other} (${bytes} bytes)`;
 }
 
 /** Formats bytes for people: `1.50 GiB`. */

@@ -79,6 +79,8 @@ export class RunContext<C extends ExperimentConfig> implements ExperimentContext
   /** Chart definitions, in order (written to `charts.json`). */
   readonly charts: ChartDef[] = [];
   readonly logLines: string[] = [];
+  /** The kinds of the devices the run created, in order (for the run table). */
+  readonly devicesCreated: string[] = [];
   /** Metric rows of the run so far (kept from the interrupted run, then new ones). */
   rows = 0;
   /** Sweep points reused from the journal of an interrupted run. */
@@ -125,6 +127,7 @@ export class RunContext<C extends ExperimentConfig> implements ExperimentContext
   async createDevice(kind: "webgpu" | "meta", opts?: CreateDeviceOptions): Promise<Device> {
     const dev = await createDevice(kind, opts);
     this.#devices.push(dev);
+    this.devicesCreated.push(dev.kind);
     return dev;
   }
 

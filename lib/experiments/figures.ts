@@ -4,7 +4,7 @@
  * no losses and no tokens/s), and a metric row of a step driver's result.
  */
 
-import type { MetricRow } from "../report/records.ts";
+import type { Json, MetricRow } from "../report/records.ts";
 import type { RunStepsResult } from "../train/run_steps.ts";
 
 /** `x` rounded to `digits` decimals (default 2). */
@@ -66,4 +66,16 @@ export function stepsRow(r: RunStepsResult): MetricRow {
     leakedBytes: r.leakedBytes,
     ...Object.fromEntries(tags.map(([t, b]) => [`${t}MiB`, round(b / 2 ** 20, 3)])),
   };
+}
+
+/**
+ * `kind: "breakdown"` rows of a step's peak: one per tag holding bytes, each with the phase of
+ * the peak (what `stackedPeak({ phase: "phase" })` writes beside each bar) and `extra` fields.
+ */
+export function breakdownRows(
+  r: { breakdown: Record<string, number>; peakPhase: string },
+  extra: Record<string, Json>,
+): MetricRow[] {
+  return Object.entries(r.breakdown).filter(([, b]) => b > 0)
+    .map(([tag, bytes]) => ({ kind: "breakdown", ...extra, tag, bytes, phase: r.peakPhase }));
 }

@@ -20,7 +20,7 @@
  * a point that did not finish, and a torn last row, are dropped), and gives the context the
  * finished points: a resumed run skips them, returning their recorded results.
  *
- * Results travel as JSON; non-finite numbers (NaN losses on the meta device) are kept as
+ * Results travel as JSON; non-finite numbers (e.g. a NaN loss from a diverged run) are kept as
  * `{"$number":"NaN"}`. A result that is not plain data (a class instance, a typed array…)
  * is refused when its point finishes, since a resumed run could not rebuild it.
  */

@@ -313,7 +313,7 @@ export interface BytesOptions extends RuleOptions {
 }
 
 /**
- * A byte count written with an optional unit (`80GiB`, `512MiB`, `1e9`), read as the CLI's
+ * A byte count written with its unit (`80GiB`, `80GB`, `512MiB`, `1e9B`), read as the CLI's
  * `--budget` is (`parseBudget`). The config keeps the text; at least `min` bytes (default 1).
  */
 export function bytes(value: string, options: BytesOptions = {}): ConfigRule<string> {
@@ -329,8 +329,8 @@ export function bytes(value: string, options: BytesOptions = {}): ConfigRule<str
   };
   return new ConfigRule(
     value,
-    `a byte count ≥ ${min} B: a number with an optional unit B, KB, MB, GB, TB, KiB, MiB, ` +
-      `GiB or TiB (e.g. 80GiB, 512MiB, 1e9)`,
+    `a byte count ≥ ${min} B: a number with its unit B, KB, MB, GB, TB (powers of 10) or KiB, ` +
+      `MiB, GiB, TiB (powers of 2), e.g. 80GiB, 80GB, 512MiB; a bare number is refused`,
     (text) => text,
     accept,
     options.doc,

@@ -224,6 +224,7 @@ export async function runExperiment<C extends ExperimentConfig>(
           : ""),
     );
   }
+  const loadStart = loadAverage1();
   const writeLog = () =>
     writeTextAtomic(runPath(dir, RUN_FILES.log), ctx.logLines.join("\n") + "\n");
   try {
@@ -253,6 +254,8 @@ export async function runExperiment<C extends ExperimentConfig>(
       tables: ctx.tables,
       notes: ctx.notes,
       charts: ctx.charts.map((c) => c.name),
+      devicesCreated: ctx.devicesCreated,
+      load: { start: loadStart, end: loadAverage1(), cores: navigator.hardwareConcurrency },
     };
     const metrics = parseJsonLines(metricsText, runPath(dir, RUN_FILES.metrics));
     const records: RunRecords = {
@@ -279,5 +282,15 @@ export async function runExperiment<C extends ExperimentConfig>(
         `no summary.json, so it is not a finished run)`,
       { cause: e },
     );
+  }
+}
+
+/** The machine's 1-minute load average, or null where the OS does not give one. */
+export function loadAverage1(): number | null {
+  try {
+    const l = Deno.loadavg()[0];
+    return Number.isFinite(l) ? Math.round(l * 100) / 100 : null;
+  } catch {
+    return null;
   }
 }

@@ -5,6 +5,7 @@
  * step. `timelineRows` turns the events into metric rows for the `memoryTimeline` chart.
  */
 
+import { checkSeq } from "../util/validate.ts";
 import type { MemoryEvent } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import type { ModelConfig } from "../models/config.ts";
@@ -30,6 +31,7 @@ export async function stepTimeline(
   dev: Device,
   input: { cfg: ModelConfig; policy: MemoryPolicy; seq: number; data: string; seed: number },
 ): Promise<StepTimeline> {
+  checkSeq("stepTimeline", input.seq);
   const data = await makeBatches(input.data, input.cfg, input.seq, input.seed);
   const runner = new StepRunner(dev, input.cfg, input.policy, data, {
     init: { seed: input.seed },

@@ -95,6 +95,37 @@ const KEYS = [
   "keepAttention",
 ];
 
+/**
+ * The object frozen, and its lookups checked: reading a name it does not have (`POLICIES["mts"]`,
+ * a cast string) throws an error listing the names, instead of giving `undefined` that fails
+ * later far away. Introspection (`toJSON`, symbols, `then`, Object.prototype's names) reads as
+ * usual.
+ */
+export function checkedNames<T extends Record<string, unknown>>(what: string, obj: T): Readonly<T> {
+  const frozen = Object.freeze({ ...obj });
+  const passthrough = new Set(["toJSON", "then", "constructor", "inspect", "asymmetricMatch"]);
+  return new Proxy(frozen, {
+    get(target, key, receiver) {
+      if (
+        typeof key === "string" && !Object.hasOwn(target, key) && !passthrough.has(key) &&
+        !(key in Object.prototype)
+      ) {
+        throw new Error(
+          `${what}: no entry named ${JSON.stringify(key)}; the names are ${
+            Object.keys(target).join(", ")
+          }`,
+        );
+      }
+      return Reflect.get(target, key, receiver);
+    },
+  });
+}
+
+/** The named policy `name` (one of {@link POLICIES}); an unknown name is an error listing them. */
+export function policyByName(name: string): MemoryPolicy {
+  return (POLICIES as Record<string, MemoryPolicy>)[name];
+}
+
 const freeze = (p: MemoryPolicy): MemoryPolicy =>
   Object.freeze({ ...p, ...(p.mst ? { mst: Object.freeze({ ...p.mst }) } : {}) });
 
@@ -118,7 +149,7 @@ export const POLICIES: Readonly<{
   mstKeepAttention: MemoryPolicy;
   hfStandard: MemoryPolicy;
   hfCheckpoint: MemoryPolicy;
-}> = Object.freeze({
+}> = checkedNames("POLICIES", {
   standard: freeze({}),
   checkpoint: freeze({ checkpoint: true }),
   mst: freeze({ checkpoint: true, mst: { mlp: "auto", head: "auto" } }),

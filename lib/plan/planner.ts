@@ -10,6 +10,7 @@
  * and the profile's extra buffers (`hf_profile.ts`).
  */
 
+import { checkBudget, checkSeq } from "../util/validate.ts";
 import { BindingLimitError, IndexRangeError, OutOfMemoryError } from "../device/errors.ts";
 import type { FloatCounting } from "../device/dtype.ts";
 import { MetaDevice } from "../device/meta.ts";
@@ -197,6 +198,8 @@ export function fixedBytes(breakdown: TagBytes): number {
 
 /** Plans one configuration at one sequence length. */
 export async function planStep(input: PlanInput): Promise<Plan> {
+  checkSeq("planStep", input.seq);
+  checkBudget("planStep", input.budget);
   const rank = rankOf(input, input.seq);
   const dev = new MetaDevice({ floats: input.dtype, limits: input.limits });
   dev.setBudget(input.budget);
@@ -342,6 +345,8 @@ export async function maxSequence(
   input: Omit<PlanInput, "seq">,
   opts: { start?: number; limit?: number; granularity?: number } = {},
 ): Promise<MaxSeqResult> {
+  checkBudget("maxSequence", input.budget);
+  if (opts.start !== undefined) checkSeq("maxSequence", opts.start, "start");
   if (!Number.isFinite(input.budget)) {
     throw new Error("--max-seq needs a finite --budget (e.g. --budget 80GiB)");
   }

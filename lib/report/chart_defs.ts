@@ -11,9 +11,9 @@
  */
 
 import { type ChartRecipe, chartSpec, checkRecipe, isChartRecipe, prepareRows } from "./charts.ts";
-import { ROWS, seriesColors } from "./chart_style.ts";
+import { ROWS, seriesColors, wrapText } from "./chart_style.ts";
 import type { Json, MetricRow, VegaLiteSpec } from "./records.ts";
-import { VEGA_LITE_SCHEMA } from "./render_svg.ts";
+import { chartWidth, VEGA_LITE_SCHEMA } from "./render_svg.ts";
 
 /** Which metric rows a chart draws and how they are reshaped (all JSON: it is stored). */
 export interface ChartOptions {
@@ -114,17 +114,34 @@ export function describeSelection(def: ChartOptions): string {
   return `${def.kind === undefined ? "any kind" : `kind ${JSON.stringify(def.kind)}`}${w}`;
 }
 
-/** The spec of a chart whose selection is empty: its title and a line saying so. */
-export function emptyChart(title: unknown, message: string): VegaLiteSpec {
+/**
+ * The spec of a chart with nothing to draw: its title and the reason, wrapped to the width,
+ * in a framed box of the chart's width (so the report says why the chart is empty).
+ */
+export function emptyChart(title: unknown, message: string, width = 480): VegaLiteSpec {
+  const lines = wrapText(message, Math.max(20, Math.floor((width - 16) / (0.8 * 12))));
   return {
     $schema: VEGA_LITE_SCHEMA,
     ...(title !== undefined ? { title } : {}),
-    width: 480,
-    height: 40,
-    data: { values: [{ message }] },
-    mark: { type: "text", align: "left", x: 0, fontSize: 12, color: "#a00" },
-    encoding: { text: { field: "message" } },
+    width,
+    height: 16 + 16 * lines.length,
+    data: { values: lines.map((line, i) => ({ line, i })) },
+    mark: { type: "text", align: "left", baseline: "top", x: 8, fontSize: 12, color: "#a00" },
+    encoding: {
+      y: { field: "i", type: "ordinal", axis: null },
+      text: { field: "line" },
+    },
+    config: { view: { stroke: "#ccc" } },
   };
+}
+
+/** The field a helper's chart needs values of (null: none in particular). */
+function valueField(def: ChartDef): string | null {
+  if (!("helper" in def)) return null;
+  const a = def.args as Record<string, unknown>;
+  if (def.helper === "lossCurves") return typeof a.y === "string" ? a.y : "loss";
+  if (def.helper === "metricVsSeq") return a.y as string;
+  return null;
 }
 
 type Obj = Record<string, unknown>;
@@ -136,19 +153,85 @@ type Obj = Record<string, unknown>;
  * its colours, and its legend lists only the values present in the rows.
  */
 export function bindRows(spec: VegaLiteSpec, rows: readonly MetricRow[]): VegaLiteSpec {
+  const width = chartWidth(spec);
   const walk = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(walk);
     if (v === null || typeof v !== "object") return v;
     const o = v as Obj;
     const out: Obj = {};
+    let seriesDomain: { field: string; domain: string[] } | null = null;
     for (const [k, x] of Object.entries(o)) {
       if (k === "data" && (x as Obj)?.name === ROWS && !("values" in (x as Obj))) {
         // copies: vega tags and extends the objects it is given
         out[k] = { name: ROWS, values: rows.map((r) => ({ ...r })) };
       } else if (k === "color" && isSeriesColor(x)) {
-        out[k] = colorScale(x as Obj, rows);
+        const c = colorScale(x as Obj, rows, width);
+        seriesDomain = { field: c.field as string, domain: (c.scale as Obj).domain as string[] };
+        out[k] = c;
       } else if (k === "color" && isFixedColor(x)) {
-        out[k] = presentInLegend(x as Obj, rows);
+        out[k] = presentInLegend(x as Obj, rows, width);
+      } else out[k] = walk(x);
+    }
+    for (const k of ["shape", "strokeDash"]) {
+      const c = out[k] as Obj | undefined;
+      if (!seriesDomain || !c || c.field !== seriesDomain.field) continue;
+      const scale = c.scale as Obj;
+      const range = scale.range as unknown[];
+      const domain = seriesDomain.domain;
+      out[k] = {
+        ...c,
+        scale: { ...scale, domain, range: domain.map((_, i) => range[i % range.length]) },
+      };
+    }
+    return out;
+  };
+  // shape / dash scales nested in layers take the domain of the series colour of the spec
+  const bound = walk(spec) as VegaLiteSpec;
+  return shareSeriesDomain(bound);
+}
+
+/** Legend columns that fit `width` px for these labels (vega's estimate: 0.8 × 10 px a char). */
+export function legendColumns(labels: readonly string[], width: number): number {
+  const longest = Math.max(1, ...labels.map((l) => l.length));
+  const entry = 8 * longest + 30; // symbol, padding and label
+  return Math.max(1, Math.min(labels.length, Math.floor(width / entry)));
+}
+
+function withColumns(legend: unknown, labels: readonly string[], width: number): unknown {
+  if (legend === null || typeof legend !== "object") return legend;
+  const l = legend as Obj;
+  if (l.orient !== "bottom" && l.orient !== "top") return legend;
+  return { ...l, columns: legendColumns(labels, width) };
+}
+
+/**
+ * The domain of the top-level series colour copied to `shape` and `strokeDash` scales on the
+ * same field anywhere below (a layer's marks), so one legend shows colour, shape and dash.
+ */
+function shareSeriesDomain(spec: VegaLiteSpec): VegaLiteSpec {
+  const color = (spec.encoding as Obj | undefined)?.color as Obj | undefined;
+  const domain = (color?.scale as Obj | undefined)?.domain;
+  if (!color || !Array.isArray(domain)) return spec;
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walk);
+    if (v === null || typeof v !== "object") return v;
+    const out: Obj = {};
+    for (const [k, x] of Object.entries(v as Obj)) {
+      const c = x as Obj;
+      if (
+        (k === "shape" || k === "strokeDash") && c && typeof c === "object" &&
+        c.field === color.field && Array.isArray((c.scale as Obj | undefined)?.range)
+      ) {
+        const range = (c.scale as Obj).range as unknown[];
+        out[k] = {
+          ...c,
+          scale: {
+            ...(c.scale as Obj),
+            domain,
+            range: domain.map((_, i) => range[i % range.length]),
+          },
+          legend: color.legend ?? null,
+        };
       } else out[k] = walk(x);
     }
     return out;
@@ -170,14 +253,15 @@ function isFixedColor(x: unknown): boolean {
     Array.isArray(c.scale?.range) && c.legend !== null;
 }
 
-function presentInLegend(c: Obj, rows: readonly MetricRow[]): Obj {
+function presentInLegend(c: Obj, rows: readonly MetricRow[], width: number): Obj {
   const field = c.field as string;
   const present = new Set(rows.map((r) => String(r[field])));
   const values = ((c.scale as Obj).domain as unknown[]).filter((d) => present.has(String(d)));
-  return { ...c, legend: { ...(c.legend as Obj ?? {}), values } };
+  const legend = withColumns(c.legend ?? {}, values.map(String), width) as Obj;
+  return { ...c, legend: { ...legend, values } };
 }
 
-function colorScale(c: Obj, rows: readonly MetricRow[]): Obj {
+function colorScale(c: Obj, rows: readonly MetricRow[], width: number): Obj {
   const field = c.field as string;
   const scale = c.scale as Obj;
   const domain = Array.isArray(scale.domain) ? scale.domain.map(String) : [];
@@ -185,7 +269,12 @@ function colorScale(c: Obj, rows: readonly MetricRow[]): Obj {
     const v = r[field];
     if (v !== undefined && v !== null && !domain.includes(String(v))) domain.push(String(v));
   }
-  return { ...c, scale: { ...scale, domain, range: seriesColors(domain) } };
+  const legend = withColumns(c.legend, domain, width);
+  return {
+    ...c,
+    scale: { ...scale, domain, range: seriesColors(domain) },
+    ...(legend !== undefined ? { legend } : {}),
+  };
 }
 
 /**
@@ -202,10 +291,27 @@ export function resolveChart(def: ChartDef, metrics: readonly MetricRow[]): Reso
 
 function drawRows(def: ChartDef, selected: readonly MetricRow[]): VegaLiteSpec {
   const spec = "helper" in def ? chartSpec(def) : { data: { name: ROWS }, ...def.spec };
+  const width = chartWidth(spec);
   if (selected.length === 0) {
     return emptyChart(
       spec.title,
       `no rows of ${describeSelection(def)} in metrics.jsonl: nothing to draw`,
+      width,
+    );
+  }
+  const field = valueField(def);
+  if (field !== null && !selected.some((r) => typeof r[field] === "number")) {
+    const given = "helper" in def ? (def.args as { ifEmpty?: unknown }).ifEmpty : undefined;
+    const meta = selected.some((r) => r.device === "meta")
+      ? " (the meta device computes no values)"
+      : "";
+    return emptyChart(
+      spec.title,
+      typeof given === "string"
+        ? given
+        : `no "${field}" values in the ${selected.length} rows of ${describeSelection(def)}` +
+          `${meta}: nothing to draw`,
+      width,
     );
   }
   const rows = "helper" in def ? prepareRows(def, selected) : selected;

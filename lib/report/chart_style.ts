@@ -5,95 +5,62 @@
  */
 
 import { TAGS } from "../device/allocator.ts";
+import {
+  PHASE_COLORS,
+  POLICY_COLORS,
+  SERIES_PALETTE,
+  seriesColors,
+  TAG_COLORS,
+} from "./palette.ts";
+
+export { POLICY_COLORS, SERIES_PALETTE, seriesColors };
 
 /** The name of the data source a helper's spec draws from; rows are bound to it. */
 export const ROWS = "rows";
 
-/** Colours of the policies the workbench names; other names get {@link SERIES_PALETTE}. */
-export const POLICY_COLORS: Readonly<Record<string, string>> = {
-  "standard": "#e45756",
-  "standard (HF)": "#ff9d98",
-  "recomputation": "#f58518",
-  "recomputation (HF)": "#ffbf79",
-  "MsT": "#72b7b2",
-  "MsT + recomputation": "#4c78a8",
-  "MsT + recomputation + optimizer-in-backward": "#54a24b",
-  "MsT + recomputation + checkpoint offload": "#17becf",
-};
-
-/** Colours for series without a fixed colour (Tableau 10 minus the fixed ones first). */
-export const SERIES_PALETTE: readonly string[] = [
-  "#b279a2",
-  "#eeca3b",
-  "#9d755d",
-  "#bab0ac",
-  "#88d27a",
-  "#9ecae9",
-  "#d6a5c9",
-  "#79706e",
-  ...Object.values(POLICY_COLORS),
-];
-
-function hash(s: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
-  return h;
-}
-
-/**
- * A colour for each series name, in order: a known policy keeps its colour; any other name
- * starts from a palette slot picked by a hash of the name (so it is the same in every chart
- * and every run) and moves to the next free slot when that colour is taken.
- */
-export function seriesColors(names: readonly string[]): string[] {
-  const taken = new Set<string>();
-  const out = names.map((n) => {
-    const c = POLICY_COLORS[n];
-    if (c) taken.add(c);
-    return c;
-  });
-  return out.map((c, i) => {
-    if (c) return c;
-    const start = hash(names[i]) % SERIES_PALETTE.length;
-    for (let k = 0; k < SERIES_PALETTE.length; k++) {
-      const p = SERIES_PALETTE[(start + k) % SERIES_PALETTE.length];
-      if (!taken.has(p)) {
-        taken.add(p);
-        return p;
-      }
-    }
-    return SERIES_PALETTE[start]; // more series than colours: repeat
-  });
-}
-
-/** Memory tags in stacking order, each with its colour. */
+/** Memory tags in stacking order, each with its colour (`palette.ts`). */
 export const TAG_SCALE = {
   domain: [...TAGS] as string[],
-  range: [
-    "#4c78a8",
-    "#f58518",
-    "#54a24b",
-    "#b279a2",
-    "#e45756",
-    "#eeca3b",
-    "#9d755d",
-    "#bab0ac",
-    "#72b7b2",
-    "#ff9da6",
-  ].slice(0, TAGS.length),
+  range: TAGS.map((t) => TAG_COLORS[t]),
 };
 
 /** Step phases (allocator timeline) with their colours; "other" is outside any phase. */
 export const PHASE_SCALE = {
-  domain: ["forward", "backward", "optimizer", "other"],
-  range: ["#4c78a8", "#e45756", "#54a24b", "#9d9d9d"],
+  domain: Object.keys(PHASE_COLORS),
+  range: Object.values(PHASE_COLORS),
 };
 
-/** Splits `text` into lines of at most `maxChars`, at spaces (a longer word stays whole). */
+/**
+ * The words of `text`, a parenthesised group ("(max |Δ| 4.77e-7)") joined into one unit when it
+ * fits in `maxChars`, so a line never breaks inside it.
+ */
+function wrapUnits(text: string, maxChars: number): string[] {
+  const words = text.split(/\s+/).filter((w) => w !== "");
+  const units: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    if (words[i].startsWith("(") && !words[i].includes(")")) {
+      let j = i;
+      while (j < words.length - 1 && !words[j].includes(")")) j++;
+      const group = words.slice(i, j + 1).join(" ");
+      if (words[j].includes(")") && group.length <= maxChars) {
+        units.push(group);
+        i = j;
+        continue;
+      }
+    }
+    units.push(words[i]);
+  }
+  return units;
+}
+
+/**
+ * Splits `text` into lines of at most `maxChars`, at spaces but not inside a parenthesised
+ * group that fits on a line (a longer word stays whole).
+ */
 export function wrapText(text: string, maxChars: number): string[] {
   const lines: string[] = [];
   let line = "";
-  for (const word of text.split(/\s+/).filter((w) => w !== "")) {
+  for (const word of wrapUnits(text, maxChars)) {
     if (line === "") line = word;
     else if (line.length + 1 + word.length <= maxChars) line += " " + word;
     else {
@@ -175,8 +142,10 @@ export function valueText(expr: string, format: ValueFormat | undefined): string
 }
 
 /**
- * Axis label expression breaking a long category label into lines before " (" and after
- * " + " (e.g. "MsT + recomputation + optimizer-in-backward" becomes three lines).
+ * Axis label expression breaking a long category label into lines before " (" and " S=", and
+ * after " + " (e.g. "MsT + recomputation + optimizer-in-backward" becomes three lines,
+ * "llama2-tiny S=256" two).
  */
 export const WRAP_LABEL_EXPR =
-  "split(replace(replace(datum.label, / \\(/g, '\\n('), / \\+ /g, ' +\\n'), '\\n')";
+  "split(replace(replace(replace(datum.label, / \\(/g, '\\n('), / \\+ /g, ' +\\n'), / S=/g, " +
+  "'\\nS='), '\\n')";

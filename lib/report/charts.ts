@@ -42,6 +42,7 @@ import {
   WRAP_LABEL_EXPR,
   wrappedTitle,
 } from "./chart_style.ts";
+import { SERIES_DASHES, SERIES_SHAPES } from "./palette.ts";
 
 /** A helper call as stored in `charts.json`: the helper's name and its JSON arguments. */
 export interface ChartRecipe {
@@ -61,6 +62,11 @@ export interface ChartBaseArgs {
   width?: number;
   /** Plot height in pixels. */
   height?: number;
+  /**
+   * What the empty state says when no row has a value to draw (e.g. "no losses on the meta
+   * device: it computes no values"); default: which field is missing from how many rows.
+   */
+  ifEmpty?: string;
 }
 
 /** Arguments of {@link barsWithReference}. */
@@ -105,6 +111,11 @@ export interface StackedPeakArgs extends ChartBaseArgs {
   order?: string[];
   /** Bytes axis title (default "memory at the peak"). */
   xTitle?: string;
+  /**
+   * Field naming the phase of each bar's peak (e.g. "peakPhase"): written after the bar's
+   * total ("74.8 GiB, peak in backward"), so bars peaking in different phases read as such.
+   */
+  phase?: string;
 }
 
 /** Arguments of {@link metricVsSeq}. */
@@ -134,6 +145,12 @@ export interface MetricVsSeqArgs extends ChartBaseArgs {
   highlight?: string;
   /** The label beside highlighted points (default: the field's name). */
   highlightLabel?: string;
+  /** Fields of the low and high end of an error bar around each point (e.g. min and max). */
+  yMin?: string;
+  /** See `yMin`. */
+  yMax?: string;
+  /** What the error bars are, in the subtitle (default "error bars: lowest to highest measurement"). */
+  yRange?: string;
 }
 
 /** Arguments of {@link lossCurves}. */
@@ -184,6 +201,38 @@ function maxExpr(fields: readonly string[]): string {
   return m.length === 1 ? m[0] : `max(${m.join(", ")})`;
 }
 
+/**
+ * Loss rows with `__dodgeX`: the step shifted by the series' place in the order (at most ±0.2
+ * of a step), so the points of curves that coincide are drawn side by side.
+ */
+function prepareLoss(rows: readonly MetricRow[], a: LossCurvesArgs): MetricRow[] {
+  const [x, series] = [a.x ?? "step", a.series ?? "policy"];
+  const names = [...(a.order ?? [])];
+  for (const r of rows) if (!names.includes(String(r[series]))) names.push(String(r[series]));
+  const xs = [...new Set(rows.map((r) => Number(r[x])))].sort((p, q) => p - q);
+  const gap = xs.length > 1 ? Math.min(...xs.slice(1).map((v, i) => v - xs[i])) : 1;
+  const each = Math.min(0.4 / Math.max(names.length - 1, 1), 0.08) * gap;
+  return rows.map((r) => ({
+    ...r,
+    __dodgeX: Number(r[x]) + (names.indexOf(String(r[series])) - (names.length - 1) / 2) * each,
+  }));
+}
+
+/** A vega expression: the largest bar of a stacked chart (rows prepared by `prepareStacked`). */
+function maxTotalExpr(a: StackedPeakArgs): string {
+  return `max(${maxExpr(["__barTotal"])}, ${a.budget ?? 0})`;
+}
+
+/** Each row with the total of its bar (`__barTotal`), for the axis' room. */
+function prepareStacked(rows: readonly MetricRow[], a: StackedPeakArgs): MetricRow[] {
+  const totals = new Map<string, number>();
+  for (const r of rows) {
+    const k = JSON.stringify(r[a.y] ?? null);
+    totals.set(k, (totals.get(k) ?? 0) + Number(r[a.x] ?? 0));
+  }
+  return rows.map((r) => ({ ...r, __barTotal: totals.get(JSON.stringify(r[a.y] ?? null))! }));
+}
+
 /** On a log axis, labels only at 1, 2 and 5 × 10^k (the grid keeps every tick). */
 function logAxis(axis: Record<string, unknown>, log: boolean | undefined) {
   if (!log) return axis;
@@ -195,13 +244,42 @@ function logAxis(axis: Record<string, unknown>, log: boolean | undefined) {
 /**
  * Colour by a series field. The scale has a domain (the order, or null) but no range: when
  * rows are bound, every series name gets its colour from `seriesColors` (`chart_defs.ts`).
+ * The legend sits below the plot, in as many columns as fit its width (set at binding), so
+ * it is never wider than the chart.
  */
 function seriesColor(field: string, order: string[] | undefined, legend = true) {
   return {
     field,
     type: "nominal",
     scale: { domain: order ?? null },
-    ...(legend ? { legend: { orient: "top", title: null, labelLimit: 400 } } : { legend: null }),
+    ...(legend ? { legend: bottomLegend() } : { legend: null }),
+  };
+}
+
+/** A legend below the plot; `chart_defs.ts` sets its columns to fit the chart's width. */
+export function bottomLegend(): Record<string, Json> {
+  return {
+    orient: "bottom",
+    direction: "horizontal",
+    title: null,
+    labelLimit: 0,
+    symbolOpacity: 1,
+    symbolStrokeWidth: 2,
+  };
+}
+
+/**
+ * A shape and a dash per series (same field and domain as the colour, so the legend shows
+ * all three): coinciding curves still show each series' points.
+ */
+function seriesMarks(field: string, order: string[] | undefined) {
+  return {
+    shape: { field, type: "nominal", scale: { domain: order ?? null, range: SERIES_SHAPES } },
+    strokeDash: {
+      field,
+      type: "nominal",
+      scale: { domain: order ?? null, range: SERIES_DASHES },
+    },
   };
 }
 
@@ -214,7 +292,8 @@ export function barsWithReference(args: BarsArgs): ChartRecipe {
 }
 
 function barsSpec(a: BarsArgs): Spec {
-  const [w, h] = [a.width ?? 720, a.height ?? 300];
+  // wide enough for each category's wrapped label (about 125 px each), unless a width is given
+  const [w, h] = [a.width ?? Math.max(720, 125 * (a.order?.length ?? 0)), a.height ?? 300];
   const fmt = a.yFormat ?? ",d";
   const bytes = fmt === "bytes";
   const f = (name: string) => `datum[${JSON.stringify(name)}]`;
@@ -249,18 +328,41 @@ function barsSpec(a: BarsArgs): Spec {
   } else {
     transform.push({ calculate: "null", as: "__refLabel" }, { calculate: f(v), as: "__labelY" });
   }
+  if (a.yLog) {
+    // a zero (e.g. nothing fits) has no place on a log axis: its label sits at the bottom
+    transform.push(
+      {
+        calculate: `datum.__labelY > 0 ? datum.__labelY : ${unit(minOf)} / 2`,
+        as: "__labelY",
+      },
+      {
+        calculate: `${f(v)} > 0 ? datum.__label : datum.__label + ' (nothing fits)'`,
+        as: "__label",
+      },
+    );
+  }
   const label = (field: string, dy: number): Spec => ({
     transform: [{ filter: `isValid(datum.${field})` }],
     mark: { type: "text", dy, fontSize: 10, baseline: "bottom" },
     encoding: { y: { field: "__labelY", type: "quantitative" }, text: { field } },
   });
+  // side-by-side bars are too narrow for level labels: one vertical label per bar, the value
+  // and the reference together ("126,976 · paper 128,000")
+  const vertical: Spec = {
+    transform: [{
+      calculate: "isValid(datum.__refLabel) ? datum.__label + ' · ' + datum.__refLabel : " +
+        "datum.__label",
+      as: "__vLabel",
+    }],
+    mark: { type: "text", angle: 270, align: "left", baseline: "middle", dx: 3, fontSize: 10 },
+    encoding: { y: { field: "__labelY", type: "quantitative" }, text: { field: "__vLabel" } },
+  };
   const layers: Spec[] = [
     {
       mark: { type: "bar" },
       encoding: { color: seriesColor(a.group ?? a.x, a.group ? undefined : a.order, !!a.group) },
     },
-    label("__label", -3),
-    label("__refLabel", -15),
+    ...(a.group ? [vertical] : [label("__label", -3), label("__refLabel", -15)]),
   ];
   if (r) {
     layers.push({
@@ -293,7 +395,9 @@ function barsSpec(a: BarsArgs): Spec {
         // room above the highest bar for its two label lines
         scale: {
           ...(a.yLog ? { type: "log", domainMin: { expr: `${unit(minOf)} / 2` } } : {}),
-          domainMax: { expr: `${unit(maxOf)} * ${a.yLog ? 2 : 1.12}` },
+          domainMax: {
+            expr: `${unit(maxOf)} * ${a.group ? (a.yLog ? 12 : 1.5) : (a.yLog ? 2 : 1.12)}`,
+          },
         },
         axis: logAxis(valueAxis(fmt), a.yLog),
       },
@@ -330,21 +434,32 @@ function stackedPeakSpec(a: StackedPeakArgs): Spec {
           stack: "zero",
           title: a.xTitle ?? "memory at the peak",
           axis: valueAxis("bytes"),
+          // room right of the longest bar for its total (and phase)
+          scale: {
+            domainMax: { expr: `${inByteUnit(maxTotalExpr(a))} * ${a.phase ? 1.45 : 1.2}` },
+          },
         },
         color: {
           field: a.stack,
           type: "nominal",
           scale: TAG_SCALE,
           sort: TAG_SCALE.domain,
-          legend: { orient: "right", title: null },
+          legend: bottomLegend(),
         },
         order: { field: "__stackOrder", type: "quantitative" },
       },
     },
     {
       transform: [
-        { aggregate: [{ op: "sum", field: "__x", as: "__total" }], groupby: [a.y] },
-        { calculate: valueText("datum.__total", "bytes"), as: "__totalText" },
+        {
+          aggregate: [{ op: "sum", field: "__x", as: "__total" }],
+          groupby: [a.y, ...(a.phase ? [a.phase] : [])],
+        },
+        {
+          calculate: valueText("datum.__total", "bytes") +
+            (a.phase ? ` + ', peak in ' + datum[${JSON.stringify(a.phase)}]` : ""),
+          as: "__totalText",
+        },
       ],
       mark: { type: "text", align: "left", dx: 4, fontSize: 10 },
       encoding: {
@@ -405,8 +520,30 @@ function metricVsSeqSpec(a: MetricVsSeqArgs): Spec {
   const xField = a.x ?? "seq";
   const bytes = a.yFormat === "bytes";
   const y = bytes ? "__y" : a.y;
+  const lines = highlightLayers(a.highlight, a.highlightLabel);
+  const layers: Spec[] = "layer" in lines ? lines.layer as Spec[] : [lines];
+  if (a.yMin && a.yMax) {
+    const f = (n: string) => `datum[${JSON.stringify(n)}]`;
+    layers.unshift({
+      transform: [
+        { filter: `isValid(${f(a.yMin)}) && isValid(${f(a.yMax)})` },
+        { calculate: bytes ? inByteUnit(f(a.yMin)) : f(a.yMin), as: "__lo" },
+        { calculate: bytes ? inByteUnit(f(a.yMax)) : f(a.yMax), as: "__hi" },
+      ],
+      mark: { type: "errorbar", ticks: true },
+      encoding: {
+        y: { field: "__lo", type: "quantitative", title: a.yTitle ?? a.y },
+        y2: { field: "__hi" },
+      },
+    });
+  }
   return {
-    ...base(a, w),
+    ...base(
+      a,
+      w,
+      [a.subtitle, a.yMin && a.yMax && (a.yRange ?? "error bars: lowest to highest measurement")]
+        .filter(Boolean).join("; ") || undefined,
+    ),
     ...(bytes ? { params: byteUnitParams([a.y]) } : {}),
     width: w,
     height: h,
@@ -414,7 +551,7 @@ function metricVsSeqSpec(a: MetricVsSeqArgs): Spec {
       { filter: `isValid(datum[${JSON.stringify(a.y)}])` },
       ...(bytes ? [{ calculate: inByteUnit(`datum[${JSON.stringify(a.y)}]`), as: y }] : []),
     ],
-    ...highlightLayers(a.highlight, a.highlightLabel),
+    layer: layers,
     encoding: {
       x: {
         field: xField,
@@ -465,21 +602,37 @@ export function lossCurves(args: LossCurvesArgs): ChartRecipe {
 }
 
 function lossCurvesSpec(a: LossCurvesArgs): Spec {
-  const [w, h] = [a.width ?? 480, a.height ?? 260];
+  const [w, h] = [a.width ?? 640, a.height ?? 320];
   const series = a.series ?? "policy";
   const y = a.y ?? "loss";
   const isBase = `datum[${JSON.stringify(series)}] === ${JSON.stringify(a.baseline ?? null)}`;
-  const layers: Spec[] = a.baseline === undefined
-    ? [{ mark: { type: "line", point: true, strokeWidth: 1.5 } }]
-    : [
-      { transform: [{ filter: isBase }], mark: { type: "line", strokeWidth: 6, opacity: 0.45 } },
-      {
-        transform: [{ filter: `!(${isBase})` }],
-        mark: { type: "line", strokeWidth: 1.5, strokeDash: [5, 3], point: true },
+  // every curve: its own colour, dash and point shape, so coinciding curves stay visible
+  const marks = seriesMarks(series, a.order);
+  const top: Spec[] = [
+    { mark: { type: "line", strokeWidth: 1.5 }, encoding: { strokeDash: marks.strokeDash } },
+    {
+      // each series' points shifted a little along x, so points of equal curves sit side by side
+      mark: { type: "point", filled: false, size: 50, strokeWidth: 1.5 },
+      encoding: {
+        shape: marks.shape,
+        x: { field: "__dodgeX", type: "quantitative", title: a.x ?? "step" },
       },
-    ];
+    },
+  ];
+  const layers: Spec[] = a.baseline === undefined ? top : [
+    {
+      transform: [{ filter: isBase }],
+      mark: { type: "line", strokeWidth: 7, opacity: 0.35 },
+    },
+    ...top,
+  ];
   return {
-    ...base(a, w),
+    ...base(
+      a,
+      w,
+      [a.subtitle, "each series has its own dash and point shape, points set side by side"]
+        .filter(Boolean).join("; "),
+    ),
     width: w,
     height: h,
     transform: [{ filter: `isValid(datum[${JSON.stringify(y)}])` }],
@@ -523,7 +676,7 @@ function memoryTimelineSpec(a: MemoryTimelineArgs): Spec {
           field: a.phase ?? "phase",
           type: "nominal",
           scale: PHASE_SCALE,
-          legend: { orient: "top", title: null },
+          legend: bottomLegend(),
         },
       },
     },
@@ -605,9 +758,13 @@ export type HelperName =
 /** The helpers by name: what `charts.json` refers to. */
 export const CHART_HELPERS = {
   barsWithReference: { spec: barsSpec, required: ["title", "x", "y"] },
-  stackedPeak: { spec: stackedPeakSpec, required: ["title", "y", "stack", "x"] },
+  stackedPeak: {
+    spec: stackedPeakSpec,
+    prepare: prepareStacked,
+    required: ["title", "y", "stack", "x"],
+  },
   metricVsSeq: { spec: metricVsSeqSpec, required: ["title", "y"] },
-  lossCurves: { spec: lossCurvesSpec, required: ["title"] },
+  lossCurves: { spec: lossCurvesSpec, prepare: prepareLoss, required: ["title"] },
   memoryTimeline: { spec: memoryTimelineSpec, prepare: prepareTimeline, required: ["title"] },
 } satisfies Record<HelperName, HelperDef>;
 

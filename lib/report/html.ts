@@ -14,7 +14,7 @@ import {
   metricGroups,
   type ValueTable,
 } from "./format.ts";
-import type { Json, RunRecords } from "./records.ts";
+import { type Json, loadWarning, type RunRecords, runTableRows } from "./records.ts";
 
 /** Escapes text for HTML. */
 export function escapeHtml(s: string): string {
@@ -65,7 +65,11 @@ function htmlTable(t: ValueTable, depth = 0): string {
     }</tr>`
   );
   const cls = depth > 0 ? ' class="nested"' : "";
-  return `<table${cls}><thead><tr>${th}</tr></thead><tbody>${rows.join("\n")}</tbody></table>`;
+  const table = `<table${cls}><thead><tr>${th}</tr></thead><tbody>${
+    rows.join("\n")
+  }</tbody></table>`;
+  // a wide table scrolls in its own box, never the page
+  return depth > 0 ? table : `<div class="scroll">${table}</div>`;
 }
 
 /** Removes an XML declaration or doctype so the SVG can sit inside HTML. */
@@ -74,7 +78,7 @@ function inlineSvg(svg: string): string {
 }
 
 const STYLE = `
-body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; box-sizing: border-box; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 14px; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
@@ -82,7 +86,11 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f4f4f4; }
 table.nested { margin: 0; font-size: 13px; } table.nested th { text-align: left; font-weight: 500; }
 ol.nested { margin: 0; padding-left: 1.4em; } td pre { margin: 0; padding: 0.3em; }
-figure { margin: 1em 0; overflow-x: auto; } figcaption { font-weight: 600; margin-bottom: 0.3em; }
+figure { margin: 1em 0; } figcaption { font-weight: 600; margin-bottom: 0.3em; }
+figure svg { display: block; max-width: 100%; height: auto; }
+div.scroll { max-width: 100%; overflow-x: auto; }
+.warning { background: #fff4e5; border-left: 4px solid #e08a00; padding: 0.5em 0.8em; }
+h1, h2, h3, figcaption, p { overflow-wrap: anywhere; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 .muted { color: #666; }
 `;
@@ -102,12 +110,14 @@ export function buildHtml(rec: RunRecords, svgs: ReadonlyMap<string, string>): s
       columns: ["run", ""],
       rows: [
         ["command", `deno task exp ${s.argv.join(" ")}`],
-        ["device", s.device],
+        ...runTableRows(s),
         ["started (UTC)", s.startedAt],
         ["wall time", `${s.seconds.toFixed(1)} s`],
       ],
     }),
   );
+  const warning = loadWarning(s);
+  if (warning) b.push(`<p class="warning">${escapeHtml(warning)}</p>`);
   for (const t of s.tables) b.push(`<h2>${escapeHtml(t.title)}</h2>`, htmlTable(t));
   if (s.notes.length) {
     b.push("<h2>Notes</h2>", ...s.notes.map((n) => `<p>${escapeHtml(n)}</p>`));

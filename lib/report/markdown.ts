@@ -5,7 +5,7 @@
 
 import { chartTitle } from "./chart_title.ts";
 import { flattenFigures, formatCell, metricGroups, type ValueTable } from "./format.ts";
-import type { Json, RunRecords } from "./records.ts";
+import { type Json, loadWarning, type RunRecords, runTableRows } from "./records.ts";
 
 /** A value as one Markdown table cell (nested values as `key: value; …` text, see formatCell). */
 function cell(v: Json): string {
@@ -30,13 +30,15 @@ export function buildMarkdown(rec: RunRecords): string {
       columns: ["run", ""],
       rows: [
         ["command", `deno task exp ${s.argv.join(" ")}`],
-        ["device", s.device],
+        ...runTableRows(s),
         ["started (UTC)", s.startedAt],
         ["wall time", `${s.seconds.toFixed(1)} s`],
       ],
     }),
     "",
   );
+  const warning = loadWarning(s);
+  if (warning) out.push(`> ${warning}`, "");
   for (const t of s.tables) out.push(`## ${t.title}`, "", markdownTable(t), "");
   if (s.notes.length) out.push("## Notes", "", ...s.notes.flatMap((n) => [n, ""]));
   if (rec.charts.length) {

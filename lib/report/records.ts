@@ -70,6 +70,51 @@ export interface RunSummary {
   notes: string[];
   /** Chart names, in the order they were registered. */
   charts: string[];
+  /**
+   * The kinds of the devices the run created (ctx.device / ctx.createDevice), in order; empty
+   * for a run that only planned. Absent in runs written before it was recorded.
+   */
+  devicesCreated?: string[];
+  /** The machine's load while the run ran (absent in older runs). */
+  load?: RunLoad;
+}
+
+/** The 1-minute load average at the start and end of a run, beside the core count. */
+export interface RunLoad {
+  /** 1-minute load average when the run started (null where the OS gives none). */
+  start: number | null;
+  /** 1-minute load average when the run finished. */
+  end: number | null;
+  /** Logical CPU cores of the machine. */
+  cores: number;
+}
+
+/** The rows of a run table saying what the run used: device(s) and load (shared by reports). */
+export function runTableRows(s: RunSummary): [string, string][] {
+  const rows: [string, string][] = [];
+  if (s.devicesCreated === undefined) rows.push(["device", s.device]);
+  else if (s.devicesCreated.length === 0) {
+    rows.push(["device", `none created (planning only; --device ${s.device} unused)`]);
+  } else rows.push(["device", [...new Set(s.devicesCreated)].join(", ")]);
+  if (s.load) {
+    const f = (v: number | null) => v === null ? "—" : v.toFixed(2);
+    rows.push([
+      "load average (1 min)",
+      `${f(s.load.start)} at start, ${f(s.load.end)} at end (${s.load.cores} cores)`,
+    ]);
+  }
+  return rows;
+}
+
+/** A warning when the load exceeded the cores during the run (timings are then noisy). */
+export function loadWarning(s: RunSummary): string | null {
+  const l = s.load;
+  if (!l) return null;
+  const worst = Math.max(l.start ?? 0, l.end ?? 0);
+  if (worst <= l.cores) return null;
+  return `Warning: the machine's 1-minute load average reached ${worst.toFixed(2)} on ` +
+    `${l.cores} cores during this run: other work competed for the CPU, so times and ` +
+    `tokens/s are noisy (compare the policies' ratios, measured interleaved, not absolute figures).`;
 }
 
 /** Everything in a finished run directory. */

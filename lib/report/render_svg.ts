@@ -12,6 +12,9 @@
 import * as vl from "vega-lite";
 import * as vega from "vega";
 import type { VegaLiteSpec } from "./records.ts";
+import { wrapText } from "./chart_style.ts";
+
+export { wrapText };
 
 /** The `$schema` the workbench writes into its specs. */
 export const VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
@@ -42,22 +45,6 @@ export function chartWidth(spec: Record<string, unknown>): number {
     }
   }
   return DEFAULT_WIDTH;
-}
-
-/** Breaks `text` at spaces into lines of at most `maxChars` characters (longer words alone). */
-export function wrapText(text: string, maxChars: number): string[] {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of text.split(/\s+/).filter((w) => w !== "")) {
-    if (line === "") line = word;
-    else if (line.length + 1 + word.length <= maxChars) line += ` ${word}`;
-    else {
-      lines.push(line);
-      line = word;
-    }
-  }
-  if (line !== "") lines.push(line);
-  return lines;
 }
 
 /**

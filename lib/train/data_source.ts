@@ -3,6 +3,7 @@
  * that learns must overfit it) or `brown` (the Brown corpus, tokenized for the model's V).
  */
 
+import { checkInteger, checkSeq } from "../util/validate.ts";
 import type { ModelConfig } from "../models/config.ts";
 import type { Batch } from "../models/model.ts";
 import type { JsonValue } from "../checkpoint/run_state.ts";
@@ -30,6 +31,8 @@ export async function makeBatches(
   S: number,
   seed: number,
 ): Promise<BatchSource> {
+  checkSeq("makeBatches", S, "S");
+  checkInteger("makeBatches", "seed", seed, { min: 0 });
   if (kind === "repeat") {
     const r = rng(seed * 7919 + 17);
     const tokens = Int32Array.from({ length: S + 1 }, () => Math.floor(r() * cfg.vocabSize));
