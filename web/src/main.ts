@@ -657,11 +657,15 @@ async function adapterNote(): Promise<{ f16: boolean; text: string }> {
 
 let stopTraining = false;
 
-/** Trains standard and MsT side by side (steps interleaved), drawing as they go. */
+/**
+ * Trains standard and MsT one after the other on one device (its compiled pipelines serve
+ * both), each from the same initialization on the same windows, drawing as they go.
+ */
 async function train() {
   const steps = Number(($("train-steps") as HTMLInputElement).value);
   const seq = Number(($("train-seq") as HTMLInputElement).value);
   const floats = ($("train-dtype") as HTMLSelectElement).value as "f32" | "f16";
+  const which = ($("train-runs") as HTMLSelectElement).value;
   for (const [v, what, max] of [[steps, "steps", 500], [seq, "S", 1024]] as const) {
     if (!Number.isInteger(v) || v < 1 || v > max) {
       throw new Error(`${what}: expected an integer 1…${max}, got "${v}"`);
@@ -674,36 +678,39 @@ async function train() {
   await loadKernels();
   const data = await loadBrown();
   const rows: { step: number; loss: number; policy: string }[] = [];
-  const policies = ["standard", "mst"] as const;
-  const devs: WebGPUDevice[] = [];
+  const policies = (which === "both" ? ["standard", "mst"] : [which]) as ("standard" | "mst")[];
+  const list = $("train-losses");
+  for (const p of ["standard", "mst"]) delete list.dataset[p];
+  delete list.dataset.done;
+  const dev = await WebGPUDevice.create({ floats });
+  let current = policies[0];
+  const poll = setInterval(() => {
+    $(`live-${current}`).textContent = formatBytes(dev.allocator.liveBytes);
+  }, 100);
   try {
-    for (const _ of policies) devs.push(await WebGPUDevice.create({ floats }));
-    status("train-status", `training llama3-tiny, S=${seq}, ${steps} steps, ${floats}…`, "busy");
-    const poll = setInterval(() => {
-      devs.forEach((d, i) => {
-        $(`live-${policies[i]}`).textContent = formatBytes(d.allocator.liveBytes);
-      });
-    }, 100);
-    const runs = policies.map((p, i) =>
-      trainTiny(devs[i], data.tokens, { seq, steps, policy: p }, async (s: StepRecord) => {
+    for (const p of policies) {
+      current = p;
+      status(
+        "train-status",
+        `training llama3-tiny (${p === "mst" ? "MsT + recomputation" : "standard"}), S=${seq}, ` +
+          `${steps} steps, ${floats}; the first step compiles the kernels…`,
+        "busy",
+      );
+      await trainTiny(dev, data.tokens, { seq, steps, policy: p }, async (s: StepRecord) => {
         if (stopTraining) throw new Error("training stopped");
         rows.push({ step: s.step, loss: s.loss ?? NaN, policy: p });
         $(`tps-${p}`).textContent = `${Math.round(s.tokens / (s.ms / 1000))}`;
         $(`peak-${p}`).textContent = formatBytes(s.peakBytes);
         $(`loss-${p}`).textContent = (s.loss ?? NaN).toFixed(5);
-        const list = $("train-losses");
         list.dataset[p] = JSON.stringify(rows.filter((r) => r.policy === p).map((r) => r.loss));
         await drawLoss(rows);
-      })
-    );
-    try {
-      await Promise.all(runs);
-      status("train-status", `done: ${steps} steps each`);
-    } finally {
-      clearInterval(poll);
+      });
     }
+    list.dataset.done = "1";
+    status("train-status", `done: ${steps} steps each (${policies.join(", ")}), ${floats}`);
   } finally {
-    for (const d of devs) d.destroy();
+    clearInterval(poll);
+    dev.destroy();
     ($("train-start") as HTMLButtonElement).disabled = false;
     ($("train-stop") as HTMLButtonElement).disabled = true;
   }
