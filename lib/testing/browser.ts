@@ -73,6 +73,8 @@ export async function openPage(query = ""): Promise<BrowserSession> {
     executablePath: CHROMIUM,
     args: CHROMIUM_ARGS,
     defaultViewport: { width: 1280, height: 800 },
+    // a wait for a slow page (SwiftShader compiling pipelines) is one protocol call
+    protocolTimeout: 1_800_000,
   });
   const page = await browser.newPage();
   const log: ConsoleEntry[] = [];
