@@ -305,10 +305,11 @@ export {
 export {
   deepspeedConfig,
   type DeepSpeedExportInput,
+  deepspeedExportTexts,
   launchNote,
   validateDeepSpeedConfig,
-  writeDeepSpeedExport,
 } from "./lib/plan/deepspeed_export.ts";
+export { writeDeepSpeedExport } from "./lib/plan/deepspeed_write.ts";
 export {
   DEEPSPEED_ZERO_DEFAULTS,
   describeParallel,

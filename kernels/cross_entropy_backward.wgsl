@@ -28,6 +28,10 @@ fn capped(x: f32) -> f32 {
   return x;
 }
 
+// A quiet NaN, read at run time: WGSL makes a NaN from a constant expression an error
+// (Chromium's Tint rejects `bitcast<f32>(0x7fc00000u)`; naga folded it).
+var<private> NAN_BITS: u32 = 0x7fc00000u;
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let row = wg.y * p.nx + wg.x;
@@ -68,7 +72,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let i = base + v;
     var g = 0.0;
     if (invalid) {
-      g = bitcast<f32>(0x7fc00000u);
+      g = bitcast<f32>(NAN_BITS);
     } else if (!ignored) {
       let z = capped(f32(buf[i]));
       g = exp(z - mx) * inv_sum - select(0.0, 1.0, i32(v) == t);

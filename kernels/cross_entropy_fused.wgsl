@@ -66,6 +66,10 @@ fn gradient(z: vec4<f32>, lse: f32, i: u32, t: i32, gs: f32, ignored: bool) -> v
   return select(g * gs, vec4<f32>(0.0), vec4<bool>(ignored));
 }
 
+// A quiet NaN, read at run time: WGSL makes a NaN from a constant expression an error
+// (Chromium's Tint rejects `bitcast<f32>(0x7fc00000u)`; naga folded it).
+var<private> NAN_BITS: u32 = 0x7fc00000u;
+
 @compute @workgroup_size(L * R)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let l = li % L;
@@ -123,11 +127,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let lse = red_m[first] + log(red_s[first]);
 
   if (LOSS && live && l == 0u) {
-    let nan = bitcast<f32>(0x7fc00000u);
+    let nan = bitcast<f32>(NAN_BITS);
     putLoss(row, select(select(lse - zt, nan, invalid), 0.0, ignored));
   }
   if (GRAD && live) {
-    let gs = select(p.grad_scale, bitcast<f32>(0x7fc00000u), invalid);
+    let gs = select(p.grad_scale, bitcast<f32>(NAN_BITS), invalid);
     for (var k = 0u; k < K; k++) { // @unroll
       let i = l + k * L;
       if (i < p.V4) {

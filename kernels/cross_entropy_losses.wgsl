@@ -30,6 +30,10 @@ fn capped(x: f32) -> f32 {
   return x;
 }
 
+// A quiet NaN, read at run time: WGSL makes a NaN from a constant expression an error
+// (Chromium's Tint rejects `bitcast<f32>(0x7fc00000u)`; naga folded it).
+var<private> NAN_BITS: u32 = 0x7fc00000u;
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let row = wg.y * p.nx + wg.x;
@@ -66,7 +70,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (t == p.ignore_index) {
       losses[row] = 0.0;
     } else if (t < 0 || u32(t) >= p.V) {
-      losses[row] = bitcast<f32>(0x7fc00000u);
+      losses[row] = bitcast<f32>(NAN_BITS);
     } else {
       losses[row] = log(red_s[0]) + red_m[0] - capped(f32(logits[base + u32(t)]));
     }

@@ -17,6 +17,10 @@ struct Params { n: u32, d: u32, V: u32, scale: f32, nx: u32 }
 @group(0) @binding(2) var<storage, read_write> out: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
+// A quiet NaN, read at run time: WGSL makes a NaN from a constant expression an error
+// (Chromium's Tint rejects `bitcast<f32>(0x7fc00000u)`; naga folded it).
+var<private> NAN_BITS: u32 = 0x7fc00000u;
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let i = (wg.y * p.nx + wg.x) * 256u + li;
@@ -27,7 +31,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let c = i - s * p.d;
   let id = ids[s];
   if (id < 0 || u32(id) >= p.V) {
-    out[i] = SF(bitcast<f32>(0x7fc00000u));
+    out[i] = SF(bitcast<f32>(NAN_BITS));
     return;
   }
   out[i] = SF(p.scale * f32(table[u32(id) * p.d + c]));

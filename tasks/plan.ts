@@ -34,7 +34,6 @@ import {
 } from "../lib/cli/args.ts";
 import { modelSetup, POLICY_HELP } from "../lib/cli/model_options.ts";
 import { PARALLEL_HELP, PARALLEL_OPTIONS, parseParallel } from "../lib/cli/parallel_options.ts";
-import { writeDeepSpeedExport } from "../lib/plan/deepspeed_export.ts";
 import { formatBytes } from "../lib/device/dtype.ts";
 import { TAGS } from "../lib/device/allocator.ts";
 import { parameterCount } from "../lib/models/derived.ts";
@@ -176,7 +175,8 @@ function reservedLine(plan: Plan, overheadSource: string): string {
   return `device holds ${formatBytes(plan.deviceBytes)}: ${what} + ${over}`;
 }
 
-async function main(argv: string[]): Promise<void> {
+/** The task: parses `argv`, plans, prints (the web page runs it too, capturing the output). */
+export async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseTaskArgs(argv, {
     ...COMMON_OPTIONS,
     dtype: { type: "string" },
@@ -234,6 +234,8 @@ async function main(argv: string[]): Promise<void> {
         `not exported: the plan at S=${seq} does not fit; lower --seq or use --max-seq`,
       );
     }
+    // loaded here: the web page runs this task without a file system (and without --out)
+    const { writeDeepSpeedExport } = await import("../lib/plan/deepspeed_write.ts");
     const w = await writeDeepSpeedExport(values.out, {
       cfg: setup.cfg,
       policy,

@@ -14,11 +14,8 @@ import { DEEPSPEED_ZERO_DEFAULTS, validateParallel } from "../lib/models/paralle
 import { maxSequence, planStep } from "../lib/plan/planner.ts";
 import { parseParallel } from "../lib/cli/parallel_options.ts";
 import { runSteps } from "../lib/train/run_steps.ts";
-import {
-  deepspeedConfig,
-  validateDeepSpeedConfig,
-  writeDeepSpeedExport,
-} from "../lib/plan/deepspeed_export.ts";
+import { deepspeedConfig, validateDeepSpeedConfig } from "../lib/plan/deepspeed_export.ts";
+import { writeDeepSpeedExport } from "../lib/plan/deepspeed_write.ts";
 import { ALST_SETUPS, alstPolicy } from "../lib/plan/alst.ts";
 
 const GiB = 2 ** 30;

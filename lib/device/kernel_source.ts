@@ -11,10 +11,25 @@ import { contentKey } from "./params_cache.ts";
 
 const cache = new Map<string, string>();
 
+/**
+ * Supplies kernel texts without a file system (the web page's bundle carries every
+ * `kernels/*.wgsl` and registers them here before the first dispatch); {@link kernelSource}
+ * then serves them instead of reading the file.
+ */
+export function registerKernelSources(sources: Readonly<Record<string, string>>): void {
+  for (const [name, src] of Object.entries(sources)) cache.set(name, src);
+}
+
 /** The text of `kernels/<name>.wgsl`. */
 export function kernelSource(name: string): string {
   let src = cache.get(name);
   if (src === undefined) {
+    if (typeof Deno === "undefined") {
+      throw new Error(
+        `kernel "${name}" was not registered: without a file system (a browser), pass every ` +
+          `kernels/<name>.wgsl text to registerKernelSources before the first dispatch`,
+      );
+    }
     const url = new URL(`../../kernels/${name}.wgsl`, import.meta.url);
     try {
       src = Deno.readTextFileSync(url);

@@ -13,7 +13,6 @@ import { DEEPSPEED_ZERO_DEFAULTS, normalizeParallel } from "../models/parallel.t
 import { describePolicy, type MemoryPolicy, partChunks } from "../models/policy.ts";
 import type { ResolvedChunks } from "../models/model.ts";
 import { DEFAULT_ADAMW } from "../train/adamw.ts";
-import { writeTextAtomic } from "../util/atomic_write.ts";
 import { validateAgainstSchema } from "./deepspeed_schema.ts";
 
 /** What to export. */
@@ -194,22 +193,19 @@ export function launchNote(input: DeepSpeedExportInput, configName: string): str
 }
 
 /**
- * Writes the config (atomically, after validating it) to `path` and the launch note beside it
- * (`<name>.launch.md`). Returns both paths.
+ * The export's two texts, validated: the config (JSON, as written to `ds.json`) and the launch
+ * note naming `configName`. No file system: the web page offers them as downloads, and
+ * `writeDeepSpeedExport` (`deepspeed_write.ts`) writes them.
  */
-export async function writeDeepSpeedExport(
-  path: string,
+export function deepspeedExportTexts(
   input: DeepSpeedExportInput,
-): Promise<{ config: string; note: string }> {
+  configName: string,
+): { config: string; note: string } {
   const config = deepspeedConfig(input);
   const gpus = normalizeParallel(input.policy.parallel ?? { gpus: 1 }).gpus;
   const errs = validateDeepSpeedConfig(config, gpus);
   if (errs.length) {
     throw new Error(`the DeepSpeed export is not valid:\n  ${errs.join("\n  ")}`);
   }
-  const note = path.replace(/\.json$/i, "") + ".launch.md";
-  const name = path.split("/").pop()!;
-  await writeTextAtomic(path, JSON.stringify(config, null, 2) + "\n");
-  await writeTextAtomic(note, launchNote(input, name));
-  return { config: path, note };
+  return { config: JSON.stringify(config, null, 2) + "\n", note: launchNote(input, configName) };
 }
