@@ -189,7 +189,7 @@ Deno.test("LoraLinear with f16 activations and weights (f32 masters)", gpuTest, 
   try {
     dev = await testDeviceF16();
   } catch (e) {
-    t.step({ name: `skipped: ${(e as Error).message}`, ignore: true, fn: () => {} });
+    await t.step({ name: `skipped: ${(e as Error).message}`, ignore: true, fn: () => {} });
     return;
   }
   for (const [i, c] of [CASES[2], CASES[4]].entries()) {
