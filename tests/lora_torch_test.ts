@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runTorchLora } from "../lib/bench/torch_lora.ts";
+import { runTorchLora, type TorchLoraResult } from "../lib/bench/torch_lora.ts";
 import { findTorchPython } from "../lib/bench/torch_peer.ts";
 import { LoraLinear, loraScaling } from "../lib/nn/lora.ts";
 import { createLoraParameters } from "../lib/nn/lora.ts";
@@ -23,7 +23,48 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-for (const rslora of [false, true]) {
+const [S, N, K, r] = [17, 23, 29, 4];
+const ALPHA = 16;
+const STEPS = 5;
+const ADAMW: AdamWOptions = {
+  lr: 1e-2,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  weightDecay: 0.1,
+  maxGradNorm: 1.0,
+};
+const f32 = (a: Float64Array) => Float32Array.from(a);
+const DATA = {
+  x: f32(randomArray(S * K, 1)),
+  w: f32(randomArray(N * K, 2, 0.2)),
+  bias: f32(randomArray(N, 3, 0.1)),
+  a: f32(randomArray(r * K, 4, 1 / Math.sqrt(K))),
+  b: f32(randomArray(N * r, 5, 0.1)), // B non-zero: dA is non-trivial from step 0
+  dy: f32(randomArray(S * N, 6, 1 / Math.sqrt(S * N))),
+};
+const VARIANTS = [false, true];
+
+// both variants in one torch process (importing torch takes seconds)
+let torchRuns: Promise<TorchLoraResult[]> | null = null;
+function torchResults(): Promise<TorchLoraResult[]> {
+  return torchRuns ??= runTorchLora(
+    py!,
+    VARIANTS.map((rslora) => ({
+      S,
+      N,
+      K,
+      r,
+      alpha: ALPHA,
+      rslora,
+      ...DATA,
+      steps: STEPS,
+      adamw: ADAMW,
+    })),
+  );
+}
+
+for (const [variant, rslora] of VARIANTS.entries()) {
   Deno.test({
     name: `LoRA layer + 5 AdamW steps match PyTorch (PEFT semantics) within 1e-5${
       rslora ? ", rsLoRA" : ""
@@ -32,53 +73,21 @@ for (const rslora of [false, true]) {
     ...gpuTest,
     fn: async () => {
       const dev = await testDevice();
-      const [S, N, K, r] = [17, 23, 29, 4];
-      const f32 = (a: Float64Array) => Float32Array.from(a);
-      const x = f32(randomArray(S * K, 1));
-      const w = f32(randomArray(N * K, 2, 0.2));
-      const bias = f32(randomArray(N, 3, 0.1));
-      const a = f32(randomArray(r * K, 4, 1 / Math.sqrt(K)));
-      const b = f32(randomArray(N * r, 5, 0.1)); // B non-zero: dA is non-trivial from step 0
-      const dy = f32(randomArray(S * N, 6, 1 / Math.sqrt(S * N)));
-      const alpha = 16;
-      const adamw: AdamWOptions = {
-        lr: 1e-2,
-        beta1: 0.9,
-        beta2: 0.95,
-        eps: 1e-8,
-        weightDecay: 0.1,
-        maxGradNorm: 1.0,
-      };
-      const steps = 5;
-      const torch = await runTorchLora(py!, {
-        S,
-        N,
-        K,
-        r,
-        alpha,
-        rslora,
-        x,
-        w,
-        bias,
-        a,
-        b,
-        dy,
-        steps,
-        adamw,
-      });
+      const { x, w, bias, a, b, dy } = DATA;
+      const torch = (await torchResults())[variant];
       // ours
       const name = "model.layers.0.self_attn.q_proj";
       const base = new Parameter(`${name}.weight`, dev.upload(w, [N, K], { tag: "weights", name }));
       const pb = new Parameter(`${name}.bias`, dev.upload(bias, [N], { tag: "weights", name }));
       const ad = createLoraParameters(dev, name, { r, N, K }, { seed: 0, a, b });
-      const layer = new LoraLinear(dev, name, base, ad.a, ad.b, loraScaling(r, alpha, rslora), pb);
+      const layer = new LoraLinear(dev, name, base, ad.a, ad.b, loraScaling(r, ALPHA, rslora), pb);
       const tx = dev.upload(x, [S, K], { tag: "data", name: "x" });
       const tdy = dev.upload(dy, [S, N], { tag: "data", name: "dy" });
-      const opt = new AdamW(dev, adamw);
+      const opt = new AdamW(dev, ADAMW);
       const losses: number[] = [];
       const tol = { atol: 1e-5, rtol: 1e-5 };
       const errs: Record<string, number> = {};
-      for (let step = 0; step < steps; step++) {
+      for (let step = 0; step < STEPS; step++) {
         const { out, saved } = layer.forward(tx);
         const dx = layer.backward(tdy, saved);
         const y = await dev.readF32(out);

@@ -18,10 +18,10 @@ Two entry points:
   becomes `lora_linear(x, P[name], None, L[m + ".lora_A.weight"], L[m + ".lora_B.weight"], s)`
   with the adapters L (PEFT's names inside the model, from the same safetensors file as the
   base) as the only tensors given to torch.optim.AdamW.
-- `main()`, run by tests/lora_torch_test.ts as `python3 lib/bench/torch_lora.py <job.json>`:
-  one LoRA layer from given weights, loss = sum(y * R) (so dL/dy = R), the step-0 output and
+- `main()`, run by tests/lora_torch_test.ts as `python3 lib/bench/torch_lora.py <jobs.json>`
+  (a list of jobs, one process, so torch is imported once): per job one LoRA layer from given weights, loss = sum(y * R) (so dL/dy = R), the step-0 output and
   gradients, then `steps` steps of torch.optim.AdamW (+ clip_grad_norm_ when maxGradNorm > 0).
-  Prints one JSON line: {"y", "dx", "dA", "dB", "losses", "A", "B", "torch"} (flat lists).
+  Prints one JSON line: a list of {"y", "dx", "dA", "dB", "losses", "A", "B", "torch"} (flat lists).
 """
 
 import json
@@ -63,8 +63,8 @@ class LoraLinear(nn.Module):
         return result + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
 
 
-def main():
-    job = json.load(open(sys.argv[1]))
+def run_job(job):
+    """One layer's step-0 outputs and gradients, and `steps` AdamW steps (see the module doc)."""
     torch.manual_seed(0)
     S, N, K, r = job["S"], job["N"], job["K"], job["r"]
     f = lambda v, *shape: torch.tensor(v, dtype=torch.float32).reshape(*shape)  # noqa: E731
@@ -105,7 +105,12 @@ def main():
     out["A"] = layer.lora_A.weight.detach().flatten().tolist()
     out["B"] = layer.lora_B.weight.detach().flatten().tolist()
     out["torch"] = torch.__version__
-    print(json.dumps(out))
+    return out
+
+
+def main():
+    jobs = json.load(open(sys.argv[1]))
+    print(json.dumps([run_job(job) for job in (jobs if isinstance(jobs, list) else [jobs])]))
 
 
 if __name__ == "__main__":

@@ -42,15 +42,21 @@ export interface TorchLoraResult {
 
 const SCRIPT = new URL("./torch_lora.py", import.meta.url).pathname;
 
-/** Runs `lib/bench/torch_lora.py` on `job`; throws with the script's last lines on failure. */
-export async function runTorchLora(py: TorchPython, job: TorchLoraJob): Promise<TorchLoraResult> {
+/**
+ * Runs `lib/bench/torch_lora.py` on `jobs` in one process (torch is imported once); throws with
+ * the script's last lines on failure.
+ */
+export async function runTorchLora(
+  py: TorchPython,
+  jobs: readonly TorchLoraJob[],
+): Promise<TorchLoraResult[]> {
   const dir = await Deno.makeTempDir({ prefix: "mst-torch-lora-" });
   try {
     const path = `${dir}/job.json`;
     const list = (a?: ArrayLike<number>) => (a ? Array.from(a) : undefined);
     await Deno.writeTextFile(
       path,
-      JSON.stringify({
+      JSON.stringify(jobs.map((job) => ({
         ...job,
         x: list(job.x),
         w: list(job.w),
@@ -58,7 +64,7 @@ export async function runTorchLora(py: TorchPython, job: TorchLoraJob): Promise<
         a: list(job.a),
         b: list(job.b),
         dy: list(job.dy),
-      }),
+      }))),
     );
     const out = await new Deno.Command(py.python, {
       args: [SCRIPT, path],
@@ -74,7 +80,7 @@ export async function runTorchLora(py: TorchPython, job: TorchLoraJob): Promise<
         }`,
       );
     }
-    return JSON.parse(dec.decode(out.stdout).trim().split("\n").at(-1) ?? "") as TorchLoraResult;
+    return JSON.parse(dec.decode(out.stdout).trim().split("\n").at(-1) ?? "") as TorchLoraResult[];
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
