@@ -59,6 +59,22 @@
  * w.dispose();
  * ```
  *
+ * @example A LoRA layer over an NF4 base (QLoRA's building block), planned on the meta device
+ * ```ts
+ * import { LoraLinear, MetaDevice, Nf4Weight, parseLoraOptions, peftAdapterKey } from "./mod.ts";
+ *
+ * const o = parseLoraOptions("r=32,alpha=16,targets=all"); // { r: 32, alpha: 16, scaling: 0.5, … }
+ * const dev = new MetaDevice({ floats: "bf16" });
+ * const name = "model.layers.0.self_attn.q_proj";
+ * const base = Nf4Weight.alloc(dev, 4096, 4096, { name: `${name}.weight` }); // frozen, no grad
+ * const lora = LoraLinear.create(dev, name, base, { r: o.r, alpha: o.alpha, seed: 0 });
+ * const x = dev.tensor([8192, 4096], { tag: "activations", name: "x" });
+ * const { out, saved } = lora.forward(x); // saved: a view of x and u = s·(x·Aᵀ), (8192, 32)
+ * console.log(saved.u.bytes, peftAdapterKey(name, "A"));
+ * // 524288 "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+ * lora.backward(out, saved).dispose(); // gradients of A and B only
+ * ```
+ *
  * @example Train a tiny Llama 3 on WebGPU with MsT and recomputation, through the step driver
  * ```ts
  * import { getPreset, makeBatches, POLICIES, runSteps, WebGPUDevice } from "./mod.ts";
@@ -129,7 +145,7 @@
  */
 
 export * from "./lib/device/mod.ts";
-export { add, addInPlace } from "./lib/ops/add.ts";
+export { add, addInPlace, scaleInPlace } from "./lib/ops/add.ts";
 export type { Family, ModelConfig } from "./lib/models/config.ts";
 export { getPreset, PRESET_NAMES } from "./lib/models/presets.ts";
 export {
@@ -229,6 +245,39 @@ export {
   quantizeCheckpoint,
   readNf4Weight,
 } from "./lib/checkpoint/nf4_checkpoint.ts";
+export {
+  createLoraParameters,
+  loraInitA,
+  LoraLinear,
+  type LoraLinearOptions,
+  type LoraSaved,
+  loraScaling,
+} from "./lib/nn/lora.ts";
+export {
+  formatLoraOptions,
+  LORA_TARGETS,
+  loraModuleNames,
+  type LoraOptions,
+  type LoraTarget,
+  parseLoraOptions,
+  peftTargetModules,
+} from "./lib/nn/lora_options.ts";
+export {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  type HostLoraAdapter,
+  loadLoraAdapter,
+  loadLoraLayers,
+  type LoraAdapterConfig,
+  type LoraAdapterFile,
+  parsePeftConfig,
+  PEFT_PREFIX,
+  peftAdapterKey,
+  peftConfigJson,
+  readLoraLayers,
+  saveLoraAdapter,
+  saveLoraLayers,
+} from "./lib/checkpoint/peft_adapter.ts";
 export {
   readSafetensors,
   type SafeTensor,

@@ -3,6 +3,7 @@
 #   ./setup.sh            Deno 2.9.6 (from npm) and Mesa's Vulkan driver (lavapipe, from apt)
 #   ./setup.sh --jupyter  also Jupyter (Debian packages) and the Deno kernel, for notebooks/
 #   ./setup.sh --browser  also Chromium (Debian's chromium), for the web page's browser tests
+#   ./setup.sh --torch    also Debian's python3-torch, for the PyTorch exactness tests (LoRA, NF4)
 # Idempotent and fast when everything is already installed. Used by the README and by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,16 +11,18 @@ cd "$(dirname "$0")"
 DENO_VERSION=2.9.6
 JUPYTER=0
 BROWSER=0
+TORCH=0
 for arg in "$@"; do
   case "$arg" in
     --jupyter) JUPYTER=1 ;;
     --browser) BROWSER=1 ;;
+    --torch) TORCH=1 ;;
     -h | --help)
-      sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
-      echo "setup.sh: unknown option '$arg' (valid: --jupyter, --browser, --help)" >&2
+      echo "setup.sh: unknown option '$arg' (valid: --jupyter, --browser, --torch, --help)" >&2
       exit 2
       ;;
   esac
@@ -77,7 +80,12 @@ if ((BROWSER)); then
   apt_install chromium
 fi
 
+# tests/lora_torch_test.ts and tests/nf4_reference_test.ts run PyTorch (skipped without it).
+if ((TORCH)); then
+  apt_install python3-torch
+fi
+
 # Fetch the npm dependencies once, so the first task does not pause for them.
 deno install --quiet >/dev/null 2>&1 || true
 
-echo "setup: $(deno --version | head -1), Vulkan driver ok$( ((JUPYTER)) && echo ', Jupyter + Deno kernel ok')$( ((BROWSER)) && echo ', Chromium ok')"
+echo "setup: $(deno --version | head -1), Vulkan driver ok$( ((JUPYTER)) && echo ', Jupyter + Deno kernel ok')$( ((BROWSER)) && echo ', Chromium ok')$( ((TORCH)) && echo ', python3-torch ok')"

@@ -1,10 +1,10 @@
-/** Residual add and in-place accumulation. */
+/** Residual add, in-place accumulation and in-place scaling. */
 
 import type { Tag } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import { Params } from "../device/kernel_source.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { ceilDiv, expectSameSize } from "./util.ts";
+import { ceilDiv, expectSameSize, grid1d } from "./util.ts";
 
 /** out = a + b, a new tensor shaped like `a`. */
 export function add(
@@ -32,5 +32,23 @@ export function addInPlace(dev: Device, a: Tensor, b: Tensor, alpha = 1): void {
     bindings: [a, b],
     params: new Params().u32(a.size).f32(alpha),
     workgroups: [ceilDiv(a.size, 256)],
+  });
+}
+
+/**
+ * a *= alpha, in place (LoRA's scaling of its (S, r) intermediates). alpha = 1 dispatches
+ * nothing.
+ */
+export function scaleInPlace(dev: Device, a: Tensor, alpha: number): void {
+  if (!Number.isFinite(alpha)) {
+    throw new Error(`scaleInPlace "${a.name}": alpha must be finite, got ${alpha}`);
+  }
+  if (alpha === 1 || a.size === 0) return;
+  const [nx, ny] = grid1d(ceilDiv(a.size, 256));
+  dev.dispatch({
+    kernel: "scale_inplace",
+    bindings: [a],
+    params: new Params().u32(a.size).f32(alpha).u32(nx),
+    workgroups: [nx, ny],
   });
 }
