@@ -752,9 +752,14 @@ async function start() {
       const names = await loadKernels();
       status("kernels-status", "running the kernel reference cases…", "busy");
       $("kernels-log").textContent = "";
-      const r = await runKernelCases((line) => {
-        $("kernels-log").textContent += line + "\n";
-      }, names);
+      const set = ($("kernels-set") as HTMLSelectElement).value as "all" | "quick";
+      const r = await runKernelCases(
+        (line) => {
+          $("kernels-log").textContent += line + "\n";
+        },
+        names,
+        set,
+      );
       $("kernels-log").dataset.result = JSON.stringify(r);
       status("kernels-status", r.summary, r.failed ? "error" : "");
     }),
