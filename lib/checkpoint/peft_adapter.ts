@@ -60,7 +60,9 @@ export interface HostLoraAdapter {
 
 /** A loaded adapter directory: the config and the adapters by module name (`model.layers.0.…`). */
 export interface LoraAdapterFile {
+  /** `adapter_config.json`, parsed and checked. */
   config: LoraAdapterConfig;
+  /** The adapters by module name (`model.layers.0.self_attn.q_proj`). */
   adapters: Map<string, HostLoraAdapter>;
 }
 

@@ -126,6 +126,8 @@ export class LoraLinear implements SeqLayer<LoraSaved> {
   readonly r: number;
 
   /**
+   * A frozen base with its adapters (build it with {@link createLoraParameters}' A and B).
+   *
    * @param dev The device.
    * @param name Module name, e.g. `model.layers.0.self_attn.q_proj`.
    * @param base Frozen weight (N, K): a Parameter (f32 or f16 storage) or an NF4 weight.
