@@ -16,9 +16,9 @@ import { control, resumable } from "./fixtures/resumable_experiment.ts";
 const ROOT = new URL("..", import.meta.url).pathname;
 const quiet = { print: () => {} };
 
-/** A summary without its timings and command line (they differ between runs). */
+/** A summary without its timings, command line and machine load (they differ between runs). */
 function timingsAside(s: RunSummary) {
-  const { startedAt: _s, finishedAt: _f, seconds: _t, argv: _a, ...rest } = s;
+  const { startedAt: _s, finishedAt: _f, seconds: _t, argv: _a, load: _l, ...rest } = s;
   return rest;
 }
 

@@ -119,7 +119,12 @@ export interface RoundRobinPoint {
  */
 export async function trainRoundRobin<P>(
   ctx: {
-    sweep<T, R>(label: string, items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]>;
+    sweep<T, R>(
+      label: string,
+      items: readonly T[],
+      fn: (item: T) => Promise<R>,
+      opts?: { describe?: (item: T, i: number) => string },
+    ): Promise<R[]>;
     record(row: MetricRow): void;
     log(line: string): void;
   },
@@ -156,7 +161,7 @@ export async function trainRoundRobin<P>(
       ctx.log(`   S=${seq} ${label}: peak ${mib} MiB${done}`);
       return { seq, key, peakBytes, tokensPerSec, lo, hi, losses, ratio, ratioLo, ratioHi };
     });
-  });
+  }, { describe: (seq) => `S=${seq} ${policies.length} policies × ${repeats} rounds` });
   return points.flat();
 }
 
