@@ -73,7 +73,7 @@ const hasChromium = chromiumPath() !== null;
 
 Deno.test({
   name: "the layout check catches a wide element, a legend outside its SVG, overlapping text",
-  ignore: !hasChromium && Deno.env.get("MST_REQUIRE_CHROMIUM") !== "1",
+  ignore: !hasChromium && Deno.env.get("MST_REQUIRE_BROWSER") !== "1",
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "layout-test-" });
     try {

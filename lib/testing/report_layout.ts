@@ -166,12 +166,14 @@ export async function checkReportLayout(
 /**
  * Fails (an Error listing every problem) unless the report at `htmlPath` passes
  * {@link checkReportLayout}; without Chromium, says so and checks nothing unless
- * `MST_REQUIRE_CHROMIUM=1`, where the missing browser is the failure.
+ * `MST_REQUIRE_BROWSER=1`, where the missing browser is the failure.
  */
 export async function assertReportLayout(htmlPath: string, name = htmlPath): Promise<void> {
   if (!chromiumPath()) {
-    if (Deno.env.get("MST_REQUIRE_CHROMIUM") === "1") {
-      throw new Error("MST_REQUIRE_CHROMIUM=1 but no Chromium: install chromium or set CHROMIUM");
+    if (Deno.env.get("MST_REQUIRE_BROWSER") === "1") {
+      throw new Error(
+        "MST_REQUIRE_BROWSER=1 but no Chromium: run ./setup.sh --browser (or set CHROMIUM to its path)",
+      );
     }
     console.warn(`layout of ${name} not checked: no Chromium (install chromium)`);
     return;
