@@ -302,7 +302,8 @@ export async function main(argv: string[]): Promise<void> {
       console.log(
         `nothing fits: even S = ${r.stoppedAt?.seq ?? 1} needs more than ${formatBytes(budget)}` +
           (r.stoppedAt?.error ? ` (${r.stoppedAt.error})` : "") +
-          ` (is --budget in the unit you meant? e.g. --budget 80GiB)`,
+          // a budget below 1 GiB is more likely a unit slip than a real device
+          (budget < 2 ** 30 ? ` (is --budget in the unit you meant? e.g. --budget 80GiB)` : ""),
       );
     }
     if (r.plan) {
