@@ -7,8 +7,11 @@
  *   Chromium gives the losses of the same run under Deno's WebGPU within 1e-5;
  * - the page says when the adapter lacks `shader-f16`; no console error or warning.
  *
- * SwiftShader compiles each pipeline slowly (seconds), so the shapes are tiny.
- * Skipped without Chromium unless MST_REQUIRE_BROWSER=1 (CI); `./setup.sh --browser`.
+ * Opt-in: runs only with MST_BROWSER_GPU=1. SwiftShader compiles the training step's pipelines
+ * (the unrolled register-tile matmuls above all) slowly and with a large appetite for memory:
+ * on this project's 2-core CI machine the first llama3-tiny step took minutes and Chromium's GPU
+ * process grew past 10 GB, which the CI run (90 minutes, every test file in parallel) cannot
+ * afford. Without Chromium it is skipped, unless MST_REQUIRE_BROWSER=1.
  */
 
 import assert from "node:assert/strict";
@@ -21,7 +24,7 @@ const SEQ = 16;
 
 Deno.test({
   name: "web page on Chromium's WebGPU: kernel reference cases, training == Deno's within 1e-5",
-  ignore: !haveBrowser(),
+  ignore: Deno.env.get("MST_BROWSER_GPU") !== "1" || !haveBrowser(),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -55,6 +58,11 @@ Deno.test({
       );
       const trainMs = performance.now() - tT;
       const status: string = await page.$eval("#train-status", (e) => e.textContent ?? "");
+      const shown: string = await page.$eval("#train-status", (e) => e.textContent ?? "");
+      assert.ok(
+        !(await page.$eval("#train-status", (e) => e.classList.contains("error"))),
+        `training in Chromium failed: ${shown}`,
+      );
       const chromium: number[] = JSON.parse(
         await page.$eval(
           "#train-losses",
