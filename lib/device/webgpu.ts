@@ -795,5 +795,7 @@ function formatCompileError(
 
 /** True when `info` describes SwiftShader (Chromium's software Vulkan/WebGPU adapter). */
 export function isSwiftShader(info: GPUAdapterInfo): boolean {
-  return /swiftshader/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
+  return /swiftshader/i.test(
+    `${info.vendor} ${info.architecture} ${info.device} ${info.description}`,
+  );
 }
