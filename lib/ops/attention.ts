@@ -72,7 +72,8 @@ interface Tiling {
 function tiling(dev: Device, hd: number, o: AttentionOptions): Tiling {
   // With a soft-cap (a tanh per score) LLVM took ~30× longer to compile R=32 than without.
   // SwiftShader (kernelTiles "small") did not compile R=32 in 2 minutes (GPU process past
-  // 10 GB); each row's work is the same at any R, so the results do not change.
+  // 10 GB). Each row's work is the same at any R: bit for bit in the forward without a window;
+  // a window's chunk starts and dk/dv's split follow the block, so those move by rounding.
   const maxR = dev.kernelTiles === "small" ? SMALL_R : (o.softcap ?? 0) > 0 ? 8 : 32;
   const R = Math.max(1, Math.min(maxR, Math.floor(512 / hd)));
   return { R, C: 4, B: 2, WG: 8 };
