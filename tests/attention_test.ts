@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { Device } from "../lib/device/device.ts";
 import { MetaDevice } from "../lib/device/meta.ts";
+import { isSwiftShader, WebGPUDevice } from "../lib/device/webgpu.ts";
 import type { Tensor } from "../lib/device/tensor.ts";
 import {
   attentionBackward,
@@ -237,4 +238,52 @@ Deno.test("attention rejects bad shapes and options with clear errors", () => {
   const badLse = dev.tensor([10, 4], { tag: "data", name: "lse" });
   assert.throws(() => attentionBackward(dev, out, q, k, v, out, badLse, o), /lse \(H, S\)/);
   assert.throws(() => attentionBackward(dev, k, q, k, v, out, lse, o), /dOut/);
+});
+
+Deno.test({
+  name:
+    "attention with small kernel tiles (SwiftShader's): bit-identical without a window, within 1 ulp-ish with one",
+  ...gpuTest,
+  fn: async () => {
+    const large = await testDevice();
+    assert.equal(large.kernelTiles, "large", "lavapipe keeps the tuned tiles");
+    assert.ok(isSwiftShader({ vendor: "google", architecture: "swiftshader" } as GPUAdapterInfo));
+    assert.ok(!isSwiftShader(large.adapterInfo));
+    const small = await WebGPUDevice.create({ kernelTiles: "small" });
+    try {
+      for (
+        const c of [
+          { S: 300, H: 4, KV: 2, hd: 16 },
+          { S: 70, H: 4, KV: 2, hd: 16, window: 20, softcap: 2 },
+          { S: 37, H: 3, KV: 1, hd: 8, noStage: true },
+        ] as Case[]
+      ) {
+        const o: AttentionOptions = { ...options(c), stage: !c.noStage };
+        const { q, k, v, dOut } = inputs(c, 5);
+        const run = async (dev: Device) => {
+          const tq = upload(dev, q, [c.S, c.H * c.hd], "q");
+          const tk = upload(dev, k, [c.S, c.KV * c.hd], "k");
+          const tv = upload(dev, v, [c.S, c.KV * c.hd], "v");
+          const tdo = upload(dev, dOut, [c.S, c.H * c.hd], "dOut");
+          const { out, lse } = attentionForward(dev, tq, tk, tv, o);
+          const { dq, dk, dv } = attentionBackward(dev, tdo, tq, tk, tv, out, lse, o);
+          const r = [];
+          for (const t of [out, lse, dq, dk, dv]) r.push(await dev.readF32(t));
+          for (const t of [tq, tk, tv, tdo, out, lse, dq, dk, dv]) t.dispose();
+          return r;
+        };
+        const [a, b] = [await run(small), await run(large)];
+        // rows per block move where a windowed block's key chunks start and how dk/dv's
+        // accumulation is split, so those results move by rounding only
+        for (let i = 0; i < a.length; i++) {
+          assertAllClose(a[i], b[i], { atol: 1e-6, rtol: 1e-6 }, JSON.stringify(c));
+        }
+        if (!c.window) {
+          assert.deepEqual(a.slice(0, 2), b.slice(0, 2), `forward ${JSON.stringify(c)}`);
+        }
+      }
+    } finally {
+      small.destroy();
+    }
+  },
 });

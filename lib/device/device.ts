@@ -101,6 +101,14 @@ export abstract class Device<H = unknown> {
   readonly floatType: "f32" | "f16";
   /** The allocator behind every tensor of this device: pool, accounting, budget, timeline. */
   readonly allocator: Allocator<H>;
+  /**
+   * Register tiles of the unrolled kernels: `"large"` (default, tuned on lavapipe), or
+   * `"small"` for a shader compiler that cannot afford them (SwiftShader's LLVM: attention's
+   * 32-row blocks did not compile in minutes and past 10 GB). Kernels that honour it
+   * (lib/ops/attention.ts) only split the same per-row work differently: allocations are the
+   * same, results the same to rounding (attention's forward bit for bit without a window).
+   */
+  kernelTiles: "large" | "small" = "large";
   /** Uniform buffers of kernel parameters, cached by content (the same on both devices). */
   protected readonly params: ParamsCache<H>;
   #scopes: { id: number; tensors: Set<Tensor> }[] = [];

@@ -49,6 +49,12 @@ export interface WebGPUDeviceOptions {
    * uniform inlining compiles a shader copy per new parameter value, else `"uniform"`.
    */
   paramsIn?: "uniform" | "storage";
+  /**
+   * {@link Device.kernelTiles}. Default: `"small"` on SwiftShader (Chromium's software
+   * adapter, whose LLVM compile of the large unrolled tiles runs for minutes and out of
+   * memory), else `"large"`.
+   */
+  kernelTiles?: "large" | "small";
 }
 
 /** A pooled texture and its one view. */
@@ -150,6 +156,7 @@ export class WebGPUDevice extends Device<WebGPUHandle> {
       (overheadFor(info.description || info.vendor || "")?.driver === "lavapipe"
         ? "storage"
         : "uniform");
+    this.kernelTiles = opts.kernelTiles ?? (isSwiftShader(info) ? "small" : "large");
     this.gpu = gpu;
     this.adapterInfo = info;
     this.#batchSize = batchSize;
@@ -784,4 +791,11 @@ function formatCompileError(
     return `line ${ln}:${e.linePos}: ${msg}\n${ctx.join("\n")}`;
   });
   return new WGSLCompileError(kernel, parts.join("\n\n"));
+}
+
+/** True when `info` describes SwiftShader (Chromium's software Vulkan/WebGPU adapter). */
+export function isSwiftShader(info: GPUAdapterInfo): boolean {
+  return /swiftshader/i.test(
+    `${info.vendor} ${info.architecture} ${info.device} ${info.description}`,
+  );
 }

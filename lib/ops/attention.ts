@@ -69,12 +69,18 @@ interface Tiling {
  * forward; B=2 in the backward runs as fast as B=4 and compiles in half the time (B=8 is
  * slower in both).
  */
-function tiling(hd: number, o: AttentionOptions): Tiling {
+function tiling(dev: Device, hd: number, o: AttentionOptions): Tiling {
   // With a soft-cap (a tanh per score) LLVM took ~30× longer to compile R=32 than without.
-  const maxR = (o.softcap ?? 0) > 0 ? 8 : 32;
+  // SwiftShader (kernelTiles "small") did not compile R=32 in 2 minutes (GPU process past
+  // 10 GB). Each row's work is the same at any R: bit for bit in the forward without a window;
+  // a window's chunk starts and dk/dv's split follow the block, so those move by rounding.
+  const maxR = dev.kernelTiles === "small" ? SMALL_R : (o.softcap ?? 0) > 0 ? 8 : 32;
   const R = Math.max(1, Math.min(maxR, Math.floor(512 / hd)));
   return { R, C: 4, B: 2, WG: 8 };
 }
+
+/** Rows per invocation on a device with small kernel tiles ({@link Device.kernelTiles}). */
+export const SMALL_R = 4;
 
 const sources = new Map<string, string>();
 
@@ -198,7 +204,7 @@ export function attentionForward(
   const name = opts.name ?? "attn";
   const out = dev.tensor([S, H * hd], { tag, name: `${name}.out` }); // (S, H·hd)
   const lse = dev.tensor([H, S], { tag, name: `${name}.lse`, dtype: "f32" }); // (H, S) f32 always
-  const { R, C, WG } = tiling(hd, opts);
+  const { R, C, WG } = tiling(dev, hd, opts);
   const kv = streamed(dev, k, v, 3, name, opts.stage ?? true);
   dev.dispatch({
     kernel: "attention_fwd",
@@ -239,7 +245,7 @@ export function attentionBackward(
   const tag = opts.tag ?? "activations";
   const name = opts.name ?? "attn";
   const p = params(S, H, KV, window, opts);
-  const { R, B, WG } = tiling(hd, opts);
+  const { R, B, WG } = tiling(dev, hd, opts);
   const dsum = dev.tensor([H, S], { tag: "workspace", name: `${name}.D`, dtype: "f32" }); // (H, S)
   const dq = dev.tensor([S, H * hd], { tag, name: `${name}.dq` }); // (S, H·hd)
   const dk = dev.tensor([S, KV * hd], { tag, name: `${name}.dk` }); // (S, KV·hd)

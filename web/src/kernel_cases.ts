@@ -14,7 +14,7 @@ import type { ModelConfig } from "../../lib/models/config.ts";
 import type { MemoryPolicy } from "../../lib/models/policy.ts";
 import { getPreset } from "../../lib/models/presets.ts";
 import { kernelSource } from "../../lib/device/kernel_source.ts";
-import { adamwUpdate, adamwUpdateMulti } from "../../lib/ops/adamw.ts";
+import { adamwGroupSize, adamwUpdate, adamwUpdateMulti } from "../../lib/ops/adamw.ts";
 import { sumSquares } from "../../lib/ops/reduce.ts";
 import { adamwRef } from "../../lib/reference/adamw.ts";
 import { sumSquaresRef } from "../../lib/reference/reduce.ts";
@@ -101,17 +101,21 @@ async function adamwCase(dev: Device, multi: boolean) {
     const normSq = sumSquares(dev, gT);
     const clip = { normSq, maxNorm: 2 };
     if (multi) {
-      adamwUpdateMulti(
-        dev,
-        sizes.map((_, i) => ({
-          param: pT[i],
-          grad: gT[i],
-          m: mT[i],
-          v: vT[i],
-          weightDecay: hp.weightDecay,
-        })),
-        { ...hp, step, clip },
-      );
+      // in groups the device's storage-buffer limit allows (2 on WebGPU's default 10)
+      const group = adamwGroupSize(dev, { clip: true, work: false });
+      for (let i0 = 0; i0 < sizes.length; i0 += group) {
+        adamwUpdateMulti(
+          dev,
+          sizes.slice(i0, i0 + group).map((_, j) => ({
+            param: pT[i0 + j],
+            grad: gT[i0 + j],
+            m: mT[i0 + j],
+            v: vT[i0 + j],
+            weightDecay: hp.weightDecay,
+          })),
+          { ...hp, step, clip },
+        );
+      }
     } else adamwUpdate(dev, pT[0], gT[0], mT[0], vT[0], { ...hp, step, clip });
     const refClip = { normSq: sumSquaresRef(g), maxNorm: 2 };
     for (let i = 0; i < sizes.length; i++) {

@@ -683,6 +683,15 @@ async function train() {
   for (const p of ["standard", "mst"]) delete list.dataset[p];
   delete list.dataset.done;
   const dev = await WebGPUDevice.create({ floats });
+  // the kernels the run dispatched and the device's kernel tiles, for the browser test
+  const kernels = new Set<string>();
+  const dispatch = dev.dispatch.bind(dev);
+  dev.dispatch = (call) => {
+    kernels.add(call.kernel);
+    dispatch(call);
+  };
+  delete list.dataset.kernels;
+  list.dataset.kernelTiles = dev.kernelTiles;
   let current = policies[0];
   const poll = setInterval(() => {
     $(`live-${current}`).textContent = formatBytes(dev.allocator.liveBytes);
@@ -706,6 +715,7 @@ async function train() {
         await drawLoss(rows);
       });
     }
+    list.dataset.kernels = JSON.stringify([...kernels].sort());
     list.dataset.done = "1";
     status("train-status", `done: ${steps} steps each (${policies.join(", ")}), ${floats}`);
   } finally {
