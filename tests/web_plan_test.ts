@@ -204,7 +204,7 @@ Deno.test({
       await page.click("#max-seq-cancel");
       await page.waitForFunction(
         `document.getElementById("max-seq-result").textContent === "search cancelled"`,
-        { timeout: 10_000 },
+        { timeout: 120_000 },
       );
 
       // --- every control labelled and reachable by keyboard

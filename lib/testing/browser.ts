@@ -65,6 +65,9 @@ export function builtPage(): Promise<string> {
   return built;
 }
 
+/** How long any wait on the page may take (a wait is for a state, never a timed assertion). */
+const PAGE_TIMEOUT_MS = 300_000;
+
 /** Opens the built page at `query` (e.g. `?preset=…`) and waits for it to be ready. */
 export async function openPage(query = ""): Promise<BrowserSession> {
   const dir = await builtPage();
@@ -77,12 +80,16 @@ export async function openPage(query = ""): Promise<BrowserSession> {
     protocolTimeout: 1_800_000,
   });
   const page = await browser.newPage();
+  // every wait of the tests gets room: under CI's parallel suite the other browser test's
+  // SwiftShader compiles share the 2 cores (puppeteer's default of 30 s timed out there)
+  page.setDefaultTimeout(PAGE_TIMEOUT_MS);
+  page.setDefaultNavigationTimeout(PAGE_TIMEOUT_MS);
   const log: ConsoleEntry[] = [];
   page.on("console", (m) => log.push({ type: m.type(), text: m.text() }));
   page.on("pageerror", (e) => log.push({ type: "pageerror", text: String(e) }));
   page.on("requestfailed", (r) => log.push({ type: "requestfailed", text: r.url() }));
   await page.goto(url + query, { waitUntil: "load" });
-  await page.waitForSelector("body[data-ready='1']", { timeout: 60_000 });
+  await page.waitForSelector("body[data-ready='1']");
   return {
     browser,
     page,
