@@ -15,7 +15,7 @@
  */
 
 import assert from "node:assert/strict";
-import { builtPage, haveBrowser, openPage } from "../lib/testing/browser.ts";
+import { builtPage, haveBrowser, openPage } from "./fixtures/browser.ts";
 import { testDevice } from "../lib/testing/gpu.ts";
 import { trainTiny } from "../web/src/train_run.ts";
 

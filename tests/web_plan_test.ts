@@ -1,5 +1,5 @@
 /**
- * The web page's planner in headless Chromium (`lib/testing/browser.ts`): its plan equals the
+ * The web page's planner in headless Chromium (`tests/fixtures/browser.ts`): its plan equals the
  * CLI's byte for byte (`deno task plan … --json`, but for the `ms` timing field) on five
  * configurations, through the page's URL state and its "copy CLI command"; a URL round trip;
  * errors beside the field in the CLI's words; the DeepSpeed download equals the CLI's export;
@@ -11,7 +11,7 @@
  */
 
 import assert from "node:assert/strict";
-import { haveBrowser, openPage, waitForPlan } from "../lib/testing/browser.ts";
+import { haveBrowser, openPage, waitForPlan } from "./fixtures/browser.ts";
 import { DEFAULT_STATE, type PlanState, stateArgv, stateToQuery } from "../web/src/state.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

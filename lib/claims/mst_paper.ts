@@ -284,6 +284,17 @@ async function seqAtAllocated(
   return lo;
 }
 
+/** What an entry the planner cannot compute returns: no figure, and where ours is measured. */
+function notModelled(...notes: string[]): Promise<ComputeOut> {
+  return Promise.resolve({
+    ours: null,
+    oursLabel: "—",
+    limitedBy: null,
+    sensitivity: { sDoubled: null, activations10: null, fixedMemoryOnly: false, method: "" },
+    notes,
+  });
+}
+
 /** The MsT paper's ledger entries. */
 export const MST_PAPER_CLAIMS: readonly ClaimDef[] = [
   maxSeqEntry(
@@ -512,18 +523,11 @@ export const MST_PAPER_CLAIMS: readonly ClaimDef[] = [
     profiles: { throughput: "hf" },
     tolerance: { rel: 0, reason: "qualitative" },
     ifDiffers: "",
-    compute(): Promise<ComputeOut> {
-      return Promise.resolve({
-        ours: null,
-        oursLabel: "—",
-        limitedBy: null,
-        sensitivity: { sDoubled: null, activations10: null, fixedMemoryOnly: false, method: "" },
-        notes: [
-          "the planner counts memory, not time; `deno task exp llama3-long` measures llama3-tiny's " +
+    compute: () =>
+      notModelled(
+        "the planner counts memory, not time; `deno task exp llama3-long` measures llama3-tiny's " +
           "tokens/s ratio (MsT / standard) on this machine's device, interleaved in one run",
-        ],
-      });
-    },
+      ),
   },
   {
     id: "mst-convergence",
@@ -537,17 +541,10 @@ export const MST_PAPER_CLAIMS: readonly ClaimDef[] = [
     profiles: { loss: "hf" },
     tolerance: { rel: 0, reason: "qualitative" },
     ifDiffers: "",
-    compute(): Promise<ComputeOut> {
-      return Promise.resolve({
-        ours: null,
-        oursLabel: "—",
-        limitedBy: null,
-        sensitivity: { sDoubled: null, activations10: null, fixedMemoryOnly: false, method: "" },
-        notes: [
-          "no loss on the meta device; `deno task exp llama3-long` and `convergence` train " +
+    compute: () =>
+      notModelled(
+        "no loss on the meta device; `deno task exp llama3-long` and `convergence` train " +
           "llama3-tiny with and without MsT on WebGPU and report max |Δloss|",
-        ],
-      });
-    },
+      ),
   },
 ];
