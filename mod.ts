@@ -146,15 +146,15 @@
 
 export * from "./lib/device/mod.ts";
 export { add, addInPlace, scaleInPlace } from "./lib/ops/add.ts";
-export type { Family, ModelConfig } from "./lib/models/config.ts";
-export { getPreset, PRESET_NAMES } from "./lib/models/presets.ts";
+export type { Family, ModelConfig } from "./lib/config/model_config.ts";
+export { getPreset, PRESET_NAMES } from "./lib/config/presets.ts";
 export {
   parameterCount,
   type ParameterShape,
   parameterShapes,
   validateConfig,
-} from "./lib/models/derived.ts";
-export { type ConfigOverrides, resolveConfig } from "./lib/models/resolve.ts";
+} from "./lib/config/derived.ts";
+export { type ConfigOverrides, resolveConfig } from "./lib/config/resolve.ts";
 export {
   type Batch,
   type InitOptions,
@@ -172,7 +172,7 @@ export {
   policyByName,
   type PolicyName,
   validatePolicy,
-} from "./lib/models/policy.ts";
+} from "./lib/techniques/policy.ts";
 export { type Forward, isKeepingLayer, type KeepingLayer, type SeqLayer } from "./lib/nn/layer.ts";
 export type { Parameter } from "./lib/nn/parameter.ts";
 export type { Embedding } from "./lib/nn/embedding.ts";
@@ -211,8 +211,8 @@ export {
   type TimingSpread,
 } from "./lib/train/run_steps.ts";
 export { type BatchSource, makeBatches } from "./lib/train/data_source.ts";
-export { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./lib/train/adamw.ts";
-export { LossScaler, type LossScalerOptions, type ScalerUpdate } from "./lib/train/loss_scaler.ts";
+export { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./lib/optim/adamw.ts";
+export { LossScaler, type LossScalerOptions, type ScalerUpdate } from "./lib/optim/loss_scaler.ts";
 export { type LoadedRun, loadRun, saveRun } from "./lib/train/run_io.ts";
 export type { JsonValue } from "./lib/checkpoint/run_state.ts";
 export {
@@ -297,8 +297,8 @@ export {
   planStep,
   type RankInfo,
 } from "./lib/plan/planner.ts";
-export { isPartitioned, ZeroGathered, zeroHostBytes, ZeroRank } from "./lib/dist/zero.ts";
-export { allToAll, headsToSeq, seqToHeads } from "./lib/dist/ulysses.ts";
+export { isPartitioned, ZeroGathered, zeroHostBytes, ZeroRank } from "./lib/sharding/zero.ts";
+export { allToAll, headsToSeq, seqToHeads } from "./lib/ops/all_to_all.ts";
 export {
   ALST_ANCHOR_COLUMNS,
   ALST_BUDGET,
@@ -367,7 +367,7 @@ export {
   validateParallel,
   ZERO3_PREFETCH_LAYERS,
   type ZeroStage,
-} from "./lib/models/parallel.ts";
+} from "./lib/sharding/parallel_plan.ts";
 export {
   explainPlan,
   FIXED_DOMINATES_SHARE,
@@ -381,8 +381,8 @@ export {
   HF_EXTRAS,
   type HFExtraKind,
   type HFPlanFigures,
-} from "./lib/plan/hf_profile.ts";
-export { CachingAllocatorModel, type CachingStats } from "./lib/plan/caching_allocator.ts";
+} from "./lib/profiles/hf/extras.ts";
+export { CachingAllocatorModel, type CachingStats } from "./lib/profiles/hf/caching_allocator.ts";
 export { parseDtype } from "./lib/cli/args.ts";
 export {
   referenceLoss,

@@ -23,8 +23,8 @@
  */
 
 import { parseArgs } from "@std/cli/parse-args";
-import { getPreset, PRESET_NAMES } from "../lib/models/presets.ts";
-import { type MemoryPolicy, POLICIES } from "../lib/models/policy.ts";
+import { getPreset, PRESET_NAMES } from "../lib/config/presets.ts";
+import { type MemoryPolicy, POLICIES } from "../lib/techniques/policy.ts";
 import { maxSequence, planStep } from "../lib/plan/planner.ts";
 import { ALST_PRESET, ALST_SETUPS, planAlstAnchor } from "../lib/plan/alst.ts";
 import { parseBytes } from "../lib/device/dtype.ts";

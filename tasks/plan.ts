@@ -36,10 +36,10 @@ import { modelSetup, POLICY_HELP } from "../lib/cli/model_options.ts";
 import { PARALLEL_HELP, PARALLEL_OPTIONS, parseParallel } from "../lib/cli/parallel_options.ts";
 import { formatBytes } from "../lib/device/dtype.ts";
 import { TAGS } from "../lib/device/allocator.ts";
-import { parameterCount } from "../lib/models/derived.ts";
+import { parameterCount } from "../lib/config/derived.ts";
 import { maxSequence, type Plan, planStep } from "../lib/plan/planner.ts";
 import { explainPlan, fixedDominates } from "../lib/plan/explain.ts";
-import { describePolicy } from "../lib/models/policy.ts";
+import { describePolicy } from "../lib/techniques/policy.ts";
 import { GPUS, OVERHEADS, resolveTarget } from "../lib/plan/gpus.ts";
 
 const USAGE =

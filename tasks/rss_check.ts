@@ -313,7 +313,7 @@ interface OverheadFigures {
  */
 async function probeOverhead(): Promise<OverheadFigures> {
   const { WebGPUDevice } = await import("../lib/device/webgpu.ts");
-  const { getPreset } = await import("../lib/models/presets.ts");
+  const { getPreset } = await import("../lib/config/presets.ts");
   const { Model } = await import("../lib/models/model.ts");
   const { Trainer } = await import("../lib/train/trainer.ts");
   const cfg = getPreset("llama3-tiny");

@@ -28,7 +28,7 @@ import { formatBytes } from "../lib/device/dtype.ts";
 import { deviceOverhead, overheadBytes } from "../lib/device/overhead.ts";
 import { residentMemory } from "../lib/util/proc_status.ts";
 import { Model } from "../lib/models/model.ts";
-import { describePolicy, type MemoryPolicy, validatePolicy } from "../lib/models/policy.ts";
+import { describePolicy, type MemoryPolicy, validatePolicy } from "../lib/techniques/policy.ts";
 import { makeBatches } from "../lib/train/data_source.ts";
 import { CheckpointSaver, runFromState } from "../lib/train/run_io.ts";
 import { Trainer } from "../lib/train/trainer.ts";

@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brownTokens } from "../lib/data/corpus.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import { writeTextAtomic } from "../lib/util/atomic_write.ts";
 import { BROWN_SLICE_TOKENS } from "../web/src/train_run.ts";
 

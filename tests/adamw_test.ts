@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import type { MemoryEvent } from "../lib/device/allocator.ts";
 import { MetaDevice } from "../lib/device/meta.ts";
 import { Model } from "../lib/models/model.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import {
   ADAMW_GROUP_WASTE,
   adamwGroups,

@@ -15,8 +15,8 @@ import {
   stepDirName,
 } from "../lib/checkpoint/checkpoint_dir.ts";
 import { RUN_FILES, type RunState, saveRunState } from "../lib/checkpoint/run_state.ts";
-import { parameterShapes, shapeSize } from "../lib/models/derived.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import { parameterShapes, shapeSize } from "../lib/config/derived.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import { CheckpointSaver } from "../lib/train/run_io.ts";
 import { rng } from "../lib/util/random.ts";
 

@@ -23,8 +23,8 @@ import {
   type TensorMap,
 } from "../lib/checkpoint/run_state.ts";
 import { WindowStream } from "../lib/data/batches.ts";
-import { parameterShapes, shapeSize } from "../lib/models/derived.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import { parameterShapes, shapeSize } from "../lib/config/derived.ts";
+import { getPreset } from "../lib/config/presets.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>) {
   const dir = await mkdtemp(join(tmpdir(), "ckpt-"));

@@ -16,7 +16,7 @@ import {
 import type { ClaimResult } from "../lib/claims/types.ts";
 import { sameProfileRatio } from "../lib/claims/like_for_like.ts";
 import { MST_PAPER_POLICIES, termLabel } from "../lib/claims/mst_paper.ts";
-import { POLICIES } from "../lib/models/policy.ts";
+import { POLICIES } from "../lib/techniques/policy.ts";
 
 let cached: Promise<ClaimResult[]> | null = null;
 const ledger = () => cached ??= runLedger();

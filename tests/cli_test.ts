@@ -3,12 +3,12 @@
 import assert from "node:assert/strict";
 import { normalizeArgv, parseChunks } from "../lib/cli/args.ts";
 import { parsePolicy } from "../lib/cli/model_options.ts";
-import { POLICIES } from "../lib/models/policy.ts";
+import { POLICIES } from "../lib/techniques/policy.ts";
 import { parseBytes } from "../lib/device/dtype.ts";
 import { MetaDevice } from "../lib/device/meta.ts";
 import { MIN_AUTO_ROWS, resolveChunks } from "../lib/mst/chunking.ts";
-import { parameterCount } from "../lib/models/derived.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import { parameterCount } from "../lib/config/derived.ts";
+import { getPreset } from "../lib/config/presets.ts";
 
 async function task(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {

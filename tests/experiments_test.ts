@@ -22,7 +22,7 @@ import {
   oneOf,
   preset,
 } from "../lib/experiments/rules.ts";
-import { PRESET_NAMES } from "../lib/models/presets.ts";
+import { PRESET_NAMES } from "../lib/config/presets.ts";
 import { defineExperiment } from "../lib/experiments/define.ts";
 import { runExperiment, utcStamp } from "../lib/experiments/run.ts";
 import { chartBundle, display, tableBundle, VEGA_LITE_MIME } from "../lib/report/jupyter.ts";

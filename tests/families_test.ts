@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { getPreset, PRESET_NAMES } from "../lib/models/presets.ts";
+import { getPreset, PRESET_NAMES } from "../lib/config/presets.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
 import { assertMatchesReference, randomBatch, randomWeights } from "../lib/testing/model_check.ts";
 

@@ -6,16 +6,16 @@
 
 import assert from "node:assert/strict";
 import { MetaDevice } from "../lib/device/meta.ts";
-import { POLICIES } from "../lib/models/policy.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import { POLICIES } from "../lib/techniques/policy.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import {
   allocationSize,
   CachingAllocatorModel,
   LARGE_BUFFER,
   roundSize,
   SMALL_BUFFER,
-} from "../lib/plan/caching_allocator.ts";
-import { HF_EXTRAS, parseFramework } from "../lib/plan/hf_profile.ts";
+} from "../lib/profiles/hf/caching_allocator.ts";
+import { HF_EXTRAS, parseFramework } from "../lib/profiles/hf/extras.ts";
 import { planStep } from "../lib/plan/planner.ts";
 import { runLedger } from "../lib/claims/ledger.ts";
 import { runSteps } from "../lib/train/run_steps.ts";

@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { budgetNote, parseBudget, parseTaskArgs } from "../lib/cli/args.ts";
 import { describeBytes, parseBytes } from "../lib/device/dtype.ts";
-import { POLICIES, policyByName } from "../lib/models/policy.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import { POLICIES, policyByName } from "../lib/techniques/policy.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import { maxSequence, planStep } from "../lib/plan/planner.ts";
 import { makeBatches } from "../lib/train/data_source.ts";
 import { checkSeq, MAX_SEQ } from "../lib/util/validate.ts";

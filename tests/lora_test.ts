@@ -15,7 +15,7 @@ import { adamwRef } from "../lib/reference/adamw.ts";
 import { backward, mul, sumAll } from "../lib/reference/autograd.ts";
 import { loraRef, loraRefForward, type LoraRefInputs } from "../lib/reference/lora.ts";
 import { dequantizeNf4, type Nf4Quantized, quantizeNf4 } from "../lib/reference/nf4.ts";
-import { AdamW, type AdamWOptions } from "../lib/train/adamw.ts";
+import { AdamW, type AdamWOptions } from "../lib/optim/adamw.ts";
 import { assertAllClose, finiteDifferences, randomArray } from "../lib/testing/all_close.ts";
 import { gpuTest, testDevice, testDeviceF16 } from "../lib/testing/gpu.ts";
 import { assertSameAllocations } from "../lib/testing/meta_parity.ts";

@@ -13,7 +13,7 @@ import { createLoraParameters } from "../lib/nn/lora.ts";
 import { Parameter } from "../lib/nn/parameter.ts";
 import { assertAllClose, randomArray } from "../lib/testing/all_close.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
-import { AdamW, type AdamWOptions } from "../lib/train/adamw.ts";
+import { AdamW, type AdamWOptions } from "../lib/optim/adamw.ts";
 
 const py = await findTorchPython();
 

@@ -1,7 +1,7 @@
 /** A whole tiny model: GPU loss and every parameter gradient against the f64 reference. */
 
-import type { ModelConfig } from "../lib/models/config.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import type { ModelConfig } from "../lib/config/model_config.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
 import { assertMatchesReference, randomBatch, randomWeights } from "../lib/testing/model_check.ts";
 

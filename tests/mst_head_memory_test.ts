@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { MetaDevice } from "../lib/device/meta.ts";
 import type { Tensor } from "../lib/device/tensor.ts";
 import { Model } from "../lib/models/model.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import { MiniSequenceHeadLoss } from "../lib/mst/mini_sequence_head.ts";
 import { type HeadLoss, LMHeadLoss } from "../lib/nn/lm_head_loss.ts";
 import { Parameter } from "../lib/nn/parameter.ts";

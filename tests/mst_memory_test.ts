@@ -6,8 +6,8 @@
 
 import assert from "node:assert/strict";
 import { MetaDevice } from "../lib/device/meta.ts";
-import { getPreset } from "../lib/models/presets.ts";
-import type { MemoryPolicy } from "../lib/models/policy.ts";
+import { getPreset } from "../lib/config/presets.ts";
+import type { MemoryPolicy } from "../lib/techniques/policy.ts";
 import { runSteps } from "../lib/train/run_steps.ts";
 
 const cfg = getPreset("llama3-tiny"); // d=64, I=224, V=2048, L=2

@@ -7,10 +7,10 @@
 
 import assert from "node:assert/strict";
 import type { Device } from "../lib/device/device.ts";
-import type { ModelConfig } from "../lib/models/config.ts";
+import type { ModelConfig } from "../lib/config/model_config.ts";
 import type { Batch } from "../lib/models/model.ts";
-import type { MemoryPolicy } from "../lib/models/policy.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import type { MemoryPolicy } from "../lib/techniques/policy.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import { chunkRanges } from "../lib/mst/chunking.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
 import {

@@ -15,8 +15,8 @@ import {
   readNf4Weight,
 } from "../lib/checkpoint/nf4_checkpoint.ts";
 import { readSafetensors, writeSafetensors } from "../lib/checkpoint/safetensors.ts";
-import { parameterShapes, shapeSize } from "../lib/models/derived.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import { parameterShapes, shapeSize } from "../lib/config/derived.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import { nf4Linear, Nf4Weight } from "../lib/ops/nf4_matmul.ts";
 import { dequantizeNf4, nf4Bytes, quantizeNf4 } from "../lib/reference/nf4.ts";
 import { assertAllClose, randomArray } from "../lib/testing/all_close.ts";

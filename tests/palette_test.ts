@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { TAGS } from "../lib/device/allocator.ts";
-import { describePolicy, POLICIES } from "../lib/models/policy.ts";
+import { describePolicy, POLICIES } from "../lib/techniques/policy.ts";
 import { chartFromRows } from "../lib/report/chart_defs.ts";
 import {
   barsWithReference,

@@ -7,10 +7,10 @@
 
 import assert from "node:assert/strict";
 import { MetaDevice } from "../lib/device/meta.ts";
-import { getPreset } from "../lib/models/presets.ts";
-import { parameterShapes } from "../lib/models/derived.ts";
-import { type MemoryPolicy, POLICIES } from "../lib/models/policy.ts";
-import { DEEPSPEED_ZERO_DEFAULTS, validateParallel } from "../lib/models/parallel.ts";
+import { getPreset } from "../lib/config/presets.ts";
+import { parameterShapes } from "../lib/config/derived.ts";
+import { type MemoryPolicy, POLICIES } from "../lib/techniques/policy.ts";
+import { DEEPSPEED_ZERO_DEFAULTS, validateParallel } from "../lib/sharding/parallel_plan.ts";
 import { maxSequence, planStep } from "../lib/plan/planner.ts";
 import { parseParallel } from "../lib/cli/parallel_options.ts";
 import { runSteps } from "../lib/train/run_steps.ts";

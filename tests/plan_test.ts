@@ -1,8 +1,8 @@
 /** Plans explain their peak: its phase, each phase's peak, the largest tag, fixed memory. */
 
 import assert from "node:assert/strict";
-import { getPreset } from "../lib/models/presets.ts";
-import { POLICIES } from "../lib/models/policy.ts";
+import { getPreset } from "../lib/config/presets.ts";
+import { POLICIES } from "../lib/techniques/policy.ts";
 import { explainPlan, fixedDominates } from "../lib/plan/explain.ts";
 import { planStep } from "../lib/plan/planner.ts";
 

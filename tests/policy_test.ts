@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { MetaDevice } from "../lib/device/meta.ts";
 import { Model } from "../lib/models/model.ts";
-import { describePolicy, POLICIES, validatePolicy } from "../lib/models/policy.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import { describePolicy, POLICIES, validatePolicy } from "../lib/techniques/policy.ts";
+import { getPreset } from "../lib/config/presets.ts";
 
 Deno.test("describePolicy names the named policies and their variants", () => {
   assert.deepEqual(

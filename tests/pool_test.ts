@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { MetaDevice, Params, sizeClassOf, WebGPUDevice } from "../lib/device/mod.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import { Model } from "../lib/models/model.ts";
 import { Trainer } from "../lib/train/trainer.ts";
 import { planStep } from "../lib/plan/planner.ts";

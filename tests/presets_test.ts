@@ -10,9 +10,9 @@ import {
   parameterShapes,
   shapeSize,
   validateConfig,
-} from "../lib/models/derived.ts";
-import { allPresets, getPreset, PRESET_NAMES } from "../lib/models/presets.ts";
-import { resolveConfig } from "../lib/models/resolve.ts";
+} from "../lib/config/derived.ts";
+import { allPresets, getPreset, PRESET_NAMES } from "../lib/config/presets.ts";
+import { resolveConfig } from "../lib/config/resolve.ts";
 
 const PUBLIC_COUNTS: Record<string, number> = {
   "llama3-8b": 8.03e9,

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { WindowStream } from "../lib/data/batches.ts";
 import { Model } from "../lib/models/model.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import { loadRun, saveRun } from "../lib/train/run_io.ts";
 import { Trainer } from "../lib/train/trainer.ts";
 import { rng } from "../lib/testing/all_close.ts";

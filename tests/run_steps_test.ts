@@ -6,11 +6,11 @@
 import assert from "node:assert/strict";
 import { LeakError } from "../lib/device/errors.ts";
 import { MetaDevice } from "../lib/device/meta.ts";
-import type { ModelConfig } from "../lib/models/config.ts";
+import type { ModelConfig } from "../lib/config/model_config.ts";
 import type { Batch } from "../lib/models/model.ts";
 import { Model } from "../lib/models/model.ts";
-import { POLICIES } from "../lib/models/policy.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import { POLICIES } from "../lib/techniques/policy.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import { median, runSteps } from "../lib/train/run_steps.ts";
 import { Trainer } from "../lib/train/trainer.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";

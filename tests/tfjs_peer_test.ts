@@ -6,10 +6,10 @@
 
 import assert from "node:assert/strict";
 import { createTfjsPeer, TfjsLlama } from "../lib/bench/tfjs_llama.ts";
-import type { ModelConfig } from "../lib/models/config.ts";
-import { getPreset } from "../lib/models/presets.ts";
+import type { ModelConfig } from "../lib/config/model_config.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import { adamwRef } from "../lib/reference/adamw.ts";
-import { parameterShapes } from "../lib/models/derived.ts";
+import { parameterShapes } from "../lib/config/derived.ts";
 import { referenceLoss, type RefParams } from "../lib/reference/model.ts";
 import { assertAllClose, randomArray, rng } from "../lib/testing/all_close.ts";
 

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import type { Device } from "../lib/device/device.ts";
 import { MetaDevice } from "../lib/device/meta.ts";
-import { getPreset } from "../lib/models/presets.ts";
-import { type MemoryPolicy, POLICIES } from "../lib/models/policy.ts";
+import { getPreset } from "../lib/config/presets.ts";
+import { type MemoryPolicy, POLICIES } from "../lib/techniques/policy.ts";
 import { makeBatches } from "../lib/train/data_source.ts";
 import { runSteps } from "../lib/train/run_steps.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";

@@ -30,7 +30,7 @@ export interface Tree {
   /**
    * Builds its `Model` (`lib/models/model.ts`) with a memory policy and an init seed, whichever
    * of the two `Model.build` signatures the checkout has: `(dev, cfg, policy, { seed })` since
-   * the policy has its own type (`lib/models/policy.ts`), `(dev, cfg, { seed, ...policy })`
+   * the policy has its own type (`lib/techniques/policy.ts`), `(dev, cfg, { seed, ...policy })`
    * before.
    */
   buildModel(dev: unknown, cfg: unknown, policy: object, seed: number): ModelLike;
@@ -69,18 +69,18 @@ export async function loadTree(root: string, label: string): Promise<Tree> {
     import(url("lib/device/meta.ts")),
     import(url("lib/models/model.ts")),
     import(url("lib/train/trainer.ts")),
-    import(url("lib/models/presets.ts")),
+    import(url("lib/config/presets.ts")),
     import(url("lib/train/data_source.ts")),
   ]);
   let separatePolicy = true;
   try {
-    await Deno.stat(new URL(url("lib/models/policy.ts")));
+    await Deno.stat(new URL(url("lib/techniques/policy.ts")));
   } catch {
     separatePolicy = false;
   }
   const policies: PolicyName[] = ["standard", "MsT+checkpoint"];
   if (separatePolicy) {
-    const { validatePolicy } = await import(url("lib/models/policy.ts"));
+    const { validatePolicy } = await import(url("lib/techniques/policy.ts"));
     try {
       validatePolicy(POLICIES["MsT+selective"]);
       policies.push("MsT+selective");

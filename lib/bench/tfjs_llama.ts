@@ -7,7 +7,7 @@
  * grouped-query attention, SwiGLU MLP, untied LM head, mean cross-entropy over targets
  * ≠ −100. It is written the way a TF.js user would write it: attention as plain matmuls over
  * the full S×S score matrix plus an additive causal mask and a softmax, gradients from
- * `tf.variableGrads`, and AdamW as tensor ops (PyTorch semantics, as `lib/train/adamw.ts`:
+ * `tf.variableGrads`, and AdamW as tensor ops (PyTorch semantics, as `lib/optim/adamw.ts`:
  * β1 0.9, β2 0.95, ε 1e-8, decoupled weight decay 0.1 on matrices only, global-norm clip 1).
  *
  * Supported features: the Llama 3 / Llama 2 feature set (SwiGLU, no biases, untied head, no
@@ -27,8 +27,8 @@
 import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 // deno-lint-ignore no-import-prefix
 import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
-import type { ModelConfig } from "../models/config.ts";
-import { parameterShapes, validateConfig } from "../models/derived.ts";
+import type { ModelConfig } from "../config/model_config.ts";
+import { parameterShapes, validateConfig } from "../config/derived.ts";
 
 /** The TensorFlow.js namespace (the full `@tensorflow/tfjs` package, with gradients). */
 export type Tf = typeof tf;
@@ -44,7 +44,7 @@ export interface TfjsAdamWOptions {
   maxGradNorm: number;
 }
 
-/** Defaults: the same as our trainer's (`DEFAULT_ADAMW` in `lib/train/adamw.ts`). */
+/** Defaults: the same as our trainer's (`DEFAULT_ADAMW` in `lib/optim/adamw.ts`). */
 export const TFJS_ADAMW_DEFAULTS: TfjsAdamWOptions = {
   beta1: 0.9,
   beta2: 0.95,

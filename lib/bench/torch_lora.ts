@@ -5,7 +5,7 @@
  * `findTorchPython` (lib/bench/torch_peer.ts); where torch is missing the caller skips.
  */
 
-import type { AdamWOptions } from "../train/adamw.ts";
+import type { AdamWOptions } from "../optim/adamw.ts";
 import type { TorchPython } from "./torch_peer.ts";
 
 /** One LoRA layer's job: shapes, f32 values (flat, row-major), loss weights R = dL/dy. */

@@ -12,9 +12,9 @@
  */
 
 import { serializeSafetensors } from "../checkpoint/safetensors.ts";
-import type { ModelConfig } from "../models/config.ts";
+import type { ModelConfig } from "../config/model_config.ts";
 import type { Batch } from "../models/model.ts";
-import type { AdamWOptions } from "../train/adamw.ts";
+import type { AdamWOptions } from "../optim/adamw.ts";
 import { median } from "./tfjs_peer.ts";
 
 /** A python interpreter that can import torch, and the torch version. */

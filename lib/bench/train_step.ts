@@ -8,8 +8,8 @@
 import type { WebGPUDevice } from "../device/webgpu.ts";
 import { formatBytes } from "../device/dtype.ts";
 import { Model } from "../models/model.ts";
-import { describePolicy, type MemoryPolicy, POLICIES } from "../models/policy.ts";
-import { getPreset } from "../models/presets.ts";
+import { describePolicy, type MemoryPolicy, POLICIES } from "../techniques/policy.ts";
+import { getPreset } from "../config/presets.ts";
 import { makeBatches } from "../train/data_source.ts";
 import { type RunStepsResult, StepRunner } from "../train/run_steps.ts";
 import { planStep } from "../plan/planner.ts";
@@ -17,7 +17,7 @@ import type { BenchRow } from "./row.ts";
 import { benchTfjsTrainStep } from "./tfjs_llama.ts";
 import type { Tf } from "./tfjs_peer.ts";
 import { runTorchStep, type TorchPython } from "./torch_peer.ts";
-import { DEFAULT_ADAMW } from "../train/adamw.ts";
+import { DEFAULT_ADAMW } from "../optim/adamw.ts";
 
 /** One of our training-step measurements. */
 export interface StepMeasurement {

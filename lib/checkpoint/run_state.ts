@@ -18,8 +18,8 @@
 
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { ModelConfig } from "../models/config.ts";
-import { parameterShapes } from "../models/derived.ts";
+import type { ModelConfig } from "../config/model_config.ts";
+import { parameterShapes } from "../config/derived.ts";
 import { readSafetensors, writeFileAtomic, writeSafetensors } from "./safetensors.ts";
 
 /** A host tensor. */

@@ -17,7 +17,7 @@ import {
   type AlstSetup,
   TORCH_INT32_BINDING_BYTES,
 } from "../plan/alst.ts";
-import { describePolicy } from "../models/policy.ts";
+import { describePolicy } from "../techniques/policy.ts";
 import { formatBytes } from "../device/dtype.ts";
 import {
   type ClaimDef,

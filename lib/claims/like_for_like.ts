@@ -8,8 +8,8 @@
 
 import type { FloatCounting } from "../device/dtype.ts";
 import type { TagBytes } from "../device/errors.ts";
-import type { ModelConfig } from "../models/config.ts";
-import type { MemoryPolicy } from "../models/policy.ts";
+import type { ModelConfig } from "../config/model_config.ts";
+import type { MemoryPolicy } from "../techniques/policy.ts";
 import { OVERHEADS } from "../plan/gpus.ts";
 import { type MaxSeqResult, maxSequence, type PlanInput, planStep } from "../plan/planner.ts";
 import type { Profile } from "./types.ts";

@@ -2,13 +2,13 @@
  * The MsT paper's figures (Luo et al., "Mini-Sequence Transformer", arXiv 2407.15892 v4, and its
  * reference code github.com/wdlctc/mini-s) as ledger entries. Every term of every figure is
  * counted under the paper's own accounting profile, `hf` (transformers + PyTorch: the extra
- * buffers of `lib/plan/hf_profile.ts` through the caching allocator model), on an A100 80GB with
+ * buffers of `lib/profiles/hf/extras.ts` through the caching allocator model), on an A100 80GB with
  * no overhead beyond PyTorch's allocator (its `max_memory_allocated` / `max_memory_reserved`
  * exclude the CUDA context too). Our runtime's figure is given beside, labelled ours.
  */
 
-import { type MemoryPolicy, POLICIES } from "../models/policy.ts";
-import { describePolicy } from "../models/policy.ts";
+import { type MemoryPolicy, POLICIES } from "../techniques/policy.ts";
+import { describePolicy } from "../techniques/policy.ts";
 import {
   type ClaimDef,
   type ClaimSetup,
@@ -305,7 +305,7 @@ export const MST_PAPER_CLAIMS: readonly ClaimDef[] = [
     5000,
     "≈5K",
     "§1 and the Llama3-8B maximum-sequence results (1× A100 80 GB, bf16, FlashAttention-2)",
-    "the HF profile's standard step: fp32 logits and loss copies (lib/nn/hf_head_loss.ts)",
+    "the HF profile's standard step: fp32 logits and loss copies (lib/profiles/hf/head_loss.ts)",
   ),
   maxSeqEntry(
     "mst-recomputation-15k",

@@ -5,8 +5,8 @@
  */
 
 import type { FloatCounting } from "../device/dtype.ts";
-import type { MemoryPolicy } from "../models/policy.ts";
-import { getPreset } from "../models/presets.ts";
+import type { MemoryPolicy } from "../techniques/policy.ts";
+import { getPreset } from "../config/presets.ts";
 import { type MaxSeqResult, maxSequence, type Plan, planStep } from "../plan/planner.ts";
 import { GPUS, type OverheadName, OVERHEADS } from "../plan/gpus.ts";
 

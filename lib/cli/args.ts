@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { describeBytes, parseBytes } from "../device/dtype.ts";
 import type { FloatCounting } from "../device/dtype.ts";
 import type { Chunks } from "../mst/chunking.ts";
-import type { PartChunks } from "../models/policy.ts";
+import type { PartChunks } from "../techniques/policy.ts";
 
 /** Flags that take an optional value: `--mst` alone means `--mst auto`. */
 const OPTIONAL_VALUE = new Set(["--mst", "--mst-mlp", "--mst-head"]);

@@ -1,16 +1,16 @@
 /** Resolving a model config and memory policy from task flags (the one flag → policy parser). */
 
-import { resolveConfig } from "../models/resolve.ts";
-import type { ModelConfig } from "../models/config.ts";
+import { resolveConfig } from "../config/resolve.ts";
+import type { ModelConfig } from "../config/model_config.ts";
 import {
   type MemoryPolicy,
   type MstParts,
   POLICIES,
   type PolicyName,
   validatePolicy,
-} from "../models/policy.ts";
+} from "../techniques/policy.ts";
 import { parsePartChunks } from "./args.ts";
-import { type Framework, parseFramework } from "../plan/hf_profile.ts";
+import { type Framework, parseFramework } from "../profiles/hf/extras.ts";
 
 /** `--framework NAME`, or `--hf-head` (its old name for `--framework hf`); undefined when neither. */
 function parseFrameworkFlags(flags: ModelFlags): Framework | undefined {

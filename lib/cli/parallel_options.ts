@@ -1,7 +1,7 @@
 /** The plan task's multi-GPU flags → a {@link ParallelPlan} (the one flag → parallel parser). */
 
-import { type ParallelPlan, validateParallel, type ZeroStage } from "../models/parallel.ts";
-import type { ModelConfig } from "../models/config.ts";
+import { type ParallelPlan, validateParallel, type ZeroStage } from "../sharding/parallel_plan.ts";
+import type { ModelConfig } from "../config/model_config.ts";
 import { parsePositiveInt } from "./args.ts";
 
 /** `parseArgs` options of the multi-GPU flags. */

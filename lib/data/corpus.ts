@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 
-import type { ModelConfig } from "../models/config.ts";
+import type { ModelConfig } from "../config/model_config.ts";
 import type { Batch } from "../models/model.ts";
 import { WindowStream, type WindowStreamState } from "./batches.ts";
 import { brownSplitText } from "./brown.ts";

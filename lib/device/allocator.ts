@@ -32,9 +32,9 @@ export const TAGS = [
   "workspace",
   "logits",
   "data",
-  // ZeRO-3 parameters all-gathered for the layer running (planned ranks, lib/dist/zero.ts)
+  // ZeRO-3 parameters all-gathered for the layer running (planned ranks, lib/sharding/zero.ts)
   "gathered",
-  // collective buffers: all-to-all send copies, gradient reduce buckets (lib/dist)
+  // collective buffers: all-to-all send copies, gradient reduce buckets (lib/sharding, lib/ops/all_to_all.ts)
   "comm",
 ] as const;
 
@@ -189,7 +189,7 @@ function zeroKinds(): KindBytes {
 
 /**
  * Sees every tensor allocation and free of an {@link Allocator} (e.g. a model of another
- * framework's allocator, `lib/plan/caching_allocator.ts`). `onAlloc` runs after the budget
+ * framework's allocator, `lib/profiles/hf/caching_allocator.ts`). `onAlloc` runs after the budget
  * check and before the block is live; it may throw {@link OutOfMemoryError} to refuse it.
  */
 export interface AllocationObserver {

@@ -37,7 +37,7 @@ import type { ConfigValue } from "./config.ts";
 import { parseBudget } from "../cli/args.ts";
 import type { FloatCounting } from "../device/dtype.ts";
 import type { Chunks } from "../mst/chunking.ts";
-import { PRESET_NAMES } from "../models/presets.ts";
+import { PRESET_NAMES } from "../config/presets.ts";
 
 /**
  * The rule of one config key: its default and the values it allows.
@@ -280,7 +280,7 @@ export function presets(value: string[], options: RuleOptions = {}): ConfigRule<
   return someOf(value, PRESET_NAMES, options);
 }
 
-/** A model preset name of the registry (`lib/models/presets.ts`): `preset("llama3-tiny")`. */
+/** A model preset name of the registry (`lib/config/presets.ts`): `preset("llama3-tiny")`. */
 export function preset(value: string, options: RuleOptions = {}): ConfigRule<string> {
   return choiceRule(value, PRESET_NAMES, "a model preset: ", options.doc);
 }

@@ -8,8 +8,8 @@
 import { checkSeq } from "../util/validate.ts";
 import type { MemoryEvent } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
-import type { ModelConfig } from "../models/config.ts";
-import type { MemoryPolicy } from "../models/policy.ts";
+import type { ModelConfig } from "../config/model_config.ts";
+import type { MemoryPolicy } from "../techniques/policy.ts";
 import { makeBatches } from "../train/data_source.ts";
 import { StepRunner } from "../train/run_steps.ts";
 import type { Json, MetricRow } from "../report/records.ts";

@@ -5,8 +5,8 @@
  * A {@link MemoryPolicy} wraps parts of the built model without editing layers:
  * `checkpoint` wraps each decoder block with activation recomputation; `mst.mlp` wraps each
  * block's MLP into mini-sequences; `mst.head` swaps the LM-head loss for the chunked one;
- * `framework: "hf"` builds the Hugging Face profile's layers (`lib/nn/hf_layers.ts`,
- * `lib/nn/hf_head_loss.ts`): ours plus the buffers transformers + PyTorch allocate; `offload`
+ * `framework: "hf"` builds the Hugging Face profile's layers (`lib/profiles/hf/layers.ts`,
+ * `lib/profiles/hf/head_loss.ts`): ours plus the buffers transformers + PyTorch allocate; `offload`
  * (with `checkpoint`) keeps each block's input checkpoint in host memory between its forward
  * and its recomputation; `parallel` builds one rank of a multi-GPU plan (ZeRO partitions and
  * gathers, Ulysses all-to-alls; meta device only).
@@ -20,26 +20,26 @@ import { MiniSequenceHeadLoss } from "../mst/mini_sequence_head.ts";
 import { DecoderBlock } from "../nn/decoder_block.ts";
 import { Embedding } from "../nn/embedding.ts";
 import type { SeqLayer } from "../nn/layer.ts";
-import { HFLMHeadLoss } from "../nn/hf_head_loss.ts";
+import { HFLMHeadLoss } from "../profiles/hf/head_loss.ts";
 import {
   HFMiniSequence,
   HFMiniSequenceHeadLoss,
   HFMLP,
   HFRMSNorm,
   HFSelfAttention,
-} from "../nn/hf_layers.ts";
+} from "../profiles/hf/layers.ts";
 import { type HeadLoss, LMHeadLoss } from "../nn/lm_head_loss.ts";
 import { MLP } from "../nn/mlp.ts";
 import { disposeAll, Parameter } from "../nn/parameter.ts";
 import { RMSNorm } from "../nn/rmsnorm.ts";
 import { SelfAttention } from "../nn/self_attention.ts";
 import { embeddingGradIndex } from "../ops/embedding.ts";
-import type { ModelConfig } from "./config.ts";
+import type { ModelConfig } from "../config/model_config.ts";
 import { gaussian } from "../util/random.ts";
-import { layerWindow, parameterShapes, validateConfig } from "./derived.ts";
-import { type MemoryPolicy, partChunks, validatePolicy } from "./policy.ts";
-import { isSingleDevice, normalizeParallel, validateParallel } from "./parallel.ts";
-import { isPartitioned, ZeroGathered, ZeroRank } from "../dist/zero.ts";
+import { layerWindow, parameterShapes, validateConfig } from "../config/derived.ts";
+import { type MemoryPolicy, partChunks, validatePolicy } from "../techniques/policy.ts";
+import { isSingleDevice, normalizeParallel, validateParallel } from "../sharding/parallel_plan.ts";
+import { isPartitioned, ZeroGathered, ZeroRank } from "../sharding/zero.ts";
 
 /** How a model's weights are initialized (the memory policy is separate: {@link MemoryPolicy}). */
 export interface InitOptions {

@@ -26,7 +26,7 @@ export class Parameter {
   readonly shape: readonly number[];
   /**
    * The full weight, or null while it is partitioned (ZeRO-3 on a planned rank, see
-   * `lib/dist/zero.ts`: only the rank's shard is resident, and the full weight exists between
+   * `lib/sharding/zero.ts`: only the rank's shard is resident, and the full weight exists between
    * a gather and its release).
    */
   #value: Tensor | null;

@@ -6,7 +6,7 @@
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import type { ModelConfig } from "../models/config.ts";
+import type { ModelConfig } from "../config/model_config.ts";
 import { attentionBackward, attentionForward, type AttentionOptions } from "../ops/attention.ts";
 import {
   biasBackward,
@@ -20,7 +20,7 @@ import {
   linearForwardPair,
 } from "../ops/linear.ts";
 import { rope } from "../ops/rope.ts";
-import { headsToSeq, seqToHeads } from "../dist/ulysses.ts";
+import { headsToSeq, seqToHeads } from "../ops/all_to_all.ts";
 import { type Forward, type SeqLayer, view } from "./layer.ts";
 import type { Parameter } from "./parameter.ts";
 
@@ -112,7 +112,7 @@ export class SelfAttention implements SeqLayer<AttentionSaved> {
   readonly #replicate: number;
   /**
    * @param sp Ulysses sequence-parallel degree K (default 1): the input holds this rank's S/K
-   *   rows; q/k/v are exchanged (`lib/dist/ulysses.ts`) so attention runs over all S rows for
+   *   rows; q/k/v are exchanged (`lib/ops/all_to_all.ts`) so attention runs over all S rows for
    *   H/K heads (meta device only when K > 1).
    */
   constructor(

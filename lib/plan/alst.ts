@@ -23,12 +23,12 @@
  * index with u32 (2^32 elements).
  */
 
-import type { MemoryPolicy } from "../models/policy.ts";
-import type { ModelConfig } from "../models/config.ts";
+import type { MemoryPolicy } from "../techniques/policy.ts";
+import type { ModelConfig } from "../config/model_config.ts";
 import { type FloatCounting, parseBytes } from "../device/dtype.ts";
 import { type MaxSeqResult, maxSequence } from "./planner.ts";
-import { POLICIES } from "../models/policy.ts";
-import type { ParallelPlan } from "../models/parallel.ts";
+import { POLICIES } from "../techniques/policy.ts";
+import type { ParallelPlan } from "../sharding/parallel_plan.ts";
 import { OVERHEADS } from "./gpus.ts";
 
 /** One ALST setup: its ingredients and its reported longest sequence. */

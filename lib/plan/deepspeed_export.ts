@@ -8,11 +8,11 @@
  */
 
 import type { FloatCounting } from "../device/dtype.ts";
-import type { ModelConfig } from "../models/config.ts";
-import { DEEPSPEED_ZERO_DEFAULTS, normalizeParallel } from "../models/parallel.ts";
-import { describePolicy, type MemoryPolicy, partChunks } from "../models/policy.ts";
+import type { ModelConfig } from "../config/model_config.ts";
+import { DEEPSPEED_ZERO_DEFAULTS, normalizeParallel } from "../sharding/parallel_plan.ts";
+import { describePolicy, type MemoryPolicy, partChunks } from "../techniques/policy.ts";
 import type { ResolvedChunks } from "../models/model.ts";
-import { DEFAULT_ADAMW } from "../train/adamw.ts";
+import { DEFAULT_ADAMW } from "../optim/adamw.ts";
 import { validateAgainstSchema } from "./deepspeed_schema.ts";
 
 /** What to export. */

@@ -17,9 +17,9 @@ import { MetaDevice } from "../device/meta.ts";
 import type { DeviceLimits } from "../device/device.ts";
 import { type DriverOverhead, LAVAPIPE_OVERHEAD, overheadBytes } from "../device/overhead.ts";
 import type { TagBytes } from "../device/errors.ts";
-import type { ModelConfig } from "../models/config.ts";
+import type { ModelConfig } from "../config/model_config.ts";
 import type { ResolvedChunks } from "../models/model.ts";
-import { describePolicy, type MemoryPolicy } from "../models/policy.ts";
+import { describePolicy, type MemoryPolicy } from "../techniques/policy.ts";
 import { formatBytes } from "../device/dtype.ts";
 import { largestTag, runSteps } from "../train/run_steps.ts";
 import {
@@ -29,11 +29,11 @@ import {
   type ParallelPlan,
   validateParallel,
   ZERO3_PREFETCH_LAYERS,
-} from "../models/parallel.ts";
-import { parameterShapes } from "../models/derived.ts";
-import { zeroHostBytes } from "../dist/zero.ts";
+} from "../sharding/parallel_plan.ts";
+import { parameterShapes } from "../config/derived.ts";
+import { zeroHostBytes } from "../sharding/zero.ts";
 import { OVERHEADS } from "./gpus.ts";
-import { attachHFAccounting, type Framework, type HFPlanFigures } from "./hf_profile.ts";
+import { attachHFAccounting, type Framework, type HFPlanFigures } from "../profiles/hf/extras.ts";
 
 /** What to plan. */
 export interface PlanInput {

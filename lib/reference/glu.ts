@@ -1,6 +1,9 @@
 /** f64 reference of the gated activation act(gate) · up and its backward. */
 
-import type { GLUActivation } from "../ops/glu.ts";
+import type { ModelConfig } from "../config/model_config.ts";
+
+/** The gate activation of a GLU MLP. */
+type GLUActivation = ModelConfig["activation"];
 
 const GELU_K = Math.sqrt(2 / Math.PI);
 

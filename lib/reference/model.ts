@@ -7,7 +7,7 @@
  * Parameters use Hugging Face names and the nn.Linear (out, in) layout. Batch size 1.
  */
 
-import type { ModelConfig } from "../models/config.ts";
+import type { ModelConfig } from "../config/model_config.ts";
 import * as ag from "./autograd.ts";
 
 /** Named f64 parameters (Hugging Face names, row-major). */

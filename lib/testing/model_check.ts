@@ -4,10 +4,10 @@
  */
 
 import type { Device } from "../device/device.ts";
-import type { ModelConfig } from "../models/config.ts";
-import { parameterShapes } from "../models/derived.ts";
+import type { ModelConfig } from "../config/model_config.ts";
+import { parameterShapes } from "../config/derived.ts";
 import { type Batch, Model } from "../models/model.ts";
-import type { MemoryPolicy } from "../models/policy.ts";
+import type { MemoryPolicy } from "../techniques/policy.ts";
 import { referenceLoss, type RefParams } from "../reference/model.ts";
 import { assertAllClose, randomArray, rng } from "./all_close.ts";
 

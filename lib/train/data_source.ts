@@ -4,7 +4,7 @@
  */
 
 import { checkInteger, checkSeq } from "../util/validate.ts";
-import type { ModelConfig } from "../models/config.ts";
+import type { ModelConfig } from "../config/model_config.ts";
 import type { Batch } from "../models/model.ts";
 import type { JsonValue } from "../checkpoint/run_state.ts";
 import type { WindowStreamState } from "../data/batches.ts";

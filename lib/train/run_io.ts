@@ -14,9 +14,9 @@ import {
 } from "../checkpoint/checkpoint_dir.ts";
 import type { JsonValue, RunState, TensorMap } from "../checkpoint/run_state.ts";
 import type { Device } from "../device/device.ts";
-import type { ModelConfig } from "../models/config.ts";
+import type { ModelConfig } from "../config/model_config.ts";
 import { Model } from "../models/model.ts";
-import type { MemoryPolicy } from "../models/policy.ts";
+import type { MemoryPolicy } from "../techniques/policy.ts";
 import type { Trainer } from "./trainer.ts";
 
 /**

@@ -22,10 +22,10 @@
 
 import type { Device } from "../device/device.ts";
 import { LeakError, type LiveTensorInfo, type TagBytes } from "../device/errors.ts";
-import type { ModelConfig } from "../models/config.ts";
+import type { ModelConfig } from "../config/model_config.ts";
 import { type Batch, type InitOptions, Model, type ResolvedChunks } from "../models/model.ts";
-import { describePolicy, type MemoryPolicy, partChunks } from "../models/policy.ts";
-import type { AdamWOptions } from "./adamw.ts";
+import { describePolicy, type MemoryPolicy, partChunks } from "../techniques/policy.ts";
+import type { AdamWOptions } from "../optim/adamw.ts";
 import { Trainer } from "./trainer.ts";
 
 /** Batches for the steps: one batch (repeated), a list (step i takes item i), or a stream. */

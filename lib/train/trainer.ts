@@ -8,9 +8,9 @@ import type { TagBytes } from "../device/errors.ts";
 import type { Batch, Model } from "../models/model.ts";
 import type { Parameter } from "../nn/parameter.ts";
 import { sumSquares } from "../ops/reduce.ts";
-import { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "./adamw.ts";
-import { TorchAdamW } from "./torch_adamw.ts";
-import { LossScaler, type LossScalerOptions } from "./loss_scaler.ts";
+import { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "../optim/adamw.ts";
+import { TorchAdamW } from "../profiles/hf/torch_adamw.ts";
+import { LossScaler, type LossScalerOptions } from "../optim/loss_scaler.ts";
 
 /** Options of a {@link Trainer}. */
 export interface TrainerOptions {

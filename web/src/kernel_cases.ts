@@ -10,9 +10,9 @@
 
 import type { Device, KernelCall } from "../../lib/device/device.ts";
 import { WebGPUDevice } from "../../lib/device/webgpu.ts";
-import type { ModelConfig } from "../../lib/models/config.ts";
-import type { MemoryPolicy } from "../../lib/models/policy.ts";
-import { getPreset } from "../../lib/models/presets.ts";
+import type { ModelConfig } from "../../lib/config/model_config.ts";
+import type { MemoryPolicy } from "../../lib/techniques/policy.ts";
+import { getPreset } from "../../lib/config/presets.ts";
 import { kernelSource } from "../../lib/device/kernel_source.ts";
 import { adamwGroupSize, adamwUpdate, adamwUpdateMulti } from "../../lib/ops/adamw.ts";
 import { sumSquares } from "../../lib/ops/reduce.ts";

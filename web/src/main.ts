@@ -8,8 +8,8 @@
 import { formatBytes } from "../../lib/device/dtype.ts";
 import { registerKernelSources } from "../../lib/device/kernel_source.ts";
 import { TAGS } from "../../lib/device/allocator.ts";
-import { PRESET_NAMES } from "../../lib/models/presets.ts";
-import { POLICIES } from "../../lib/models/policy.ts";
+import { PRESET_NAMES } from "../../lib/config/presets.ts";
+import { POLICIES } from "../../lib/techniques/policy.ts";
 import { chartFromRows } from "../../lib/report/chart_defs.ts";
 import { lossCurves, memoryTimeline, stackedPeak } from "../../lib/report/charts.ts";
 import { renderSvg } from "../../lib/report/render_svg.ts";

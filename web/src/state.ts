@@ -4,8 +4,8 @@
  * A new flag (e.g. a GPU profile) is one field here, one control in `main.ts`.
  */
 
-import { getPreset, PRESET_NAMES } from "../../lib/models/presets.ts";
-import type { ModelConfig } from "../../lib/models/config.ts";
+import { getPreset, PRESET_NAMES } from "../../lib/config/presets.ts";
+import type { ModelConfig } from "../../lib/config/model_config.ts";
 
 /** Everything the planner form holds; strings as typed, so errors quote the input. */
 export interface PlanState {

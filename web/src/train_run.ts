@@ -6,8 +6,8 @@
 
 import type { Device } from "../../lib/device/device.ts";
 import type { Batch } from "../../lib/models/model.ts";
-import { getPreset } from "../../lib/models/presets.ts";
-import { type MemoryPolicy, POLICIES } from "../../lib/models/policy.ts";
+import { getPreset } from "../../lib/config/presets.ts";
+import { type MemoryPolicy, POLICIES } from "../../lib/techniques/policy.ts";
 import { runSteps, type RunStepsResult, type StepRecord } from "../../lib/train/run_steps.ts";
 
 /** Tokens of the Brown slice the build ships (`brown.json`). */

@@ -31,7 +31,7 @@
  * | `gemma2-tiny` | 256 (4; 4) | 4544 (71; 71.4) | 4/2 | 32 | H·hd = 128 ≠ d as in Gemma-2-9B; window 32 on even layers; scale 32^-1/2 |
  */
 
-import type { ModelConfig } from "./config.ts";
+import type { ModelConfig } from "./model_config.ts";
 
 /** Llama-style defaults shared by every preset; each preset overrides what differs. */
 const LLAMA_FEATURES = {

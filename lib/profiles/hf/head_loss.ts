@@ -13,15 +13,15 @@
  * standard head.
  */
 
-import type { Device } from "../device/device.ts";
-import type { Tensor } from "../device/tensor.ts";
-import { crossEntropyBackward, crossEntropyLosses } from "../ops/cross_entropy.ts";
-import { linearBackwardInput, linearBackwardWeight, linearForward } from "../ops/linear.ts";
-import { sum } from "../ops/reduce.ts";
-import { view } from "./layer.ts";
-import type { HeadLoss } from "./lm_head_loss.ts";
-import type { Parameter } from "./parameter.ts";
-import { HF_MARK } from "../plan/hf_profile.ts";
+import type { Device } from "../../device/device.ts";
+import type { Tensor } from "../../device/tensor.ts";
+import { crossEntropyBackward, crossEntropyLosses } from "../../ops/cross_entropy.ts";
+import { linearBackwardInput, linearBackwardWeight, linearForward } from "../../ops/linear.ts";
+import { sum } from "../../ops/reduce.ts";
+import { view } from "../../nn/layer.ts";
+import type { HeadLoss } from "../../nn/lm_head_loss.ts";
+import type { Parameter } from "../../nn/parameter.ts";
+import { HF_MARK } from "./extras.ts";
 
 /** Kept between forward and backward, as in transformers. */
 export interface HFHeadSaved {

@@ -6,8 +6,8 @@
  * allocator).
  *
  * Each extra buffer is one entry of {@link HF_EXTRAS}, with the transformers/PyTorch source it
- * comes from. The HF layers (`lib/nn/hf_layers.ts`, `lib/nn/hf_head_loss.ts`,
- * `lib/train/torch_adamw.ts`) allocate them through {@link hfExtra} beside the buffers our
+ * comes from. The HF layers (`lib/profiles/hf/layers.ts`, `lib/profiles/hf/head_loss.ts`,
+ * `lib/profiles/hf/torch_adamw.ts`) allocate them through {@link hfExtra} beside the buffers our
  * layers allocate anyway, at the moment PyTorch would, and free them when PyTorch would.
  * The name of every extra tensor carries `hf:<kind>`, which is how {@link ExtrasTracker}
  * reports them per kind. Extras are memory emulation: on WebGPU they are real buffers that
@@ -18,10 +18,10 @@
  * counted twice; see each entry.
  */
 
-import type { AllocationObserver, Allocator, Block, Tag } from "../device/allocator.ts";
-import type { Device } from "../device/device.ts";
-import type { FloatCounting } from "../device/dtype.ts";
-import type { Tensor } from "../device/tensor.ts";
+import type { AllocationObserver, Allocator, Block, Tag } from "../../device/allocator.ts";
+import type { Device } from "../../device/device.ts";
+import type { FloatCounting } from "../../device/dtype.ts";
+import type { Tensor } from "../../device/tensor.ts";
 import { CachingAllocatorModel } from "./caching_allocator.ts";
 
 /** The frameworks a plan can count: this workbench's runtime, or transformers + PyTorch. */
@@ -104,7 +104,7 @@ export const HF_EXTRAS = {
     what: "`logits.float()` (S, V) fp32 (held by the returned CausalLMOutputWithPast through " +
       "backward), `logits[..., :-1, :].contiguous()` (S, V) fp32, log_softmax's saved fp32 " +
       "output, and in backward the fp32 gradients of the log-probabilities, of the shifted " +
-      "logits and of the upcast (see `lib/nn/hf_head_loss.ts`).",
+      "logits and of the upcast (see `lib/profiles/hf/head_loss.ts`).",
   },
   mst_head_hidden: {
     source: "mini-s minis/mini_sequence.py LlamaForCausalLMWarpper.minis_processing",

@@ -29,8 +29,8 @@
  * context and kernels' own memory outside the allocator (give the budget net of them).
  */
 
-import type { AllocationObserver, Allocator, Block } from "../device/allocator.ts";
-import { OutOfMemoryError } from "../device/errors.ts";
+import type { AllocationObserver, Allocator, Block } from "../../device/allocator.ts";
+import { OutOfMemoryError } from "../../device/errors.ts";
 
 /** `kMinBlockSize`: all sizes are rounded to at least 512 bytes. */
 export const MIN_BLOCK_SIZE = 512;

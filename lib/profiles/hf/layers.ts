@@ -1,6 +1,6 @@
 /**
  * The layers of the Hugging Face profile (`framework: "hf"`): our layers, with the extra
- * buffers transformers + PyTorch allocate beside them (`lib/plan/hf_profile.ts` names each
+ * buffers transformers + PyTorch allocate beside them (`lib/profiles/hf/extras.ts` names each
  * one and its source). The math is ours — the same kernels, the same loss and gradients — so
  * the profile runs on every device; on the meta device it makes a plan count what a
  * transformers run holds.
@@ -15,19 +15,23 @@
  *   fp32 logits per chunk, recomputed in backward).
  */
 
-import type { Tensor } from "../device/tensor.ts";
-import { MiniSequence, type MiniSequenceSaved } from "../mst/mini_sequence.ts";
-import { MiniSequenceHeadLoss, type MiniSequenceHeadSaved } from "../mst/mini_sequence_head.ts";
-import { attentionBackward, attentionForward } from "../ops/attention.ts";
-import { linearBackwardInput, linearBackwardWeight, linearForward } from "../ops/linear.ts";
-import { rope } from "../ops/rope.ts";
-import { hfExtra, hfTransients, upcastExcessElements } from "../plan/hf_profile.ts";
-import type { Forward } from "./layer.ts";
-import { view } from "./layer.ts";
-import { MLP, type MLPSaved } from "./mlp.ts";
-import { disposeAll, type Parameter } from "./parameter.ts";
-import { RMSNorm, type RMSNormSaved } from "./rmsnorm.ts";
-import { type AttentionSaved, qkvProjectionBackward, SelfAttention } from "./self_attention.ts";
+import type { Tensor } from "../../device/tensor.ts";
+import { MiniSequence, type MiniSequenceSaved } from "../../mst/mini_sequence.ts";
+import { MiniSequenceHeadLoss, type MiniSequenceHeadSaved } from "../../mst/mini_sequence_head.ts";
+import { attentionBackward, attentionForward } from "../../ops/attention.ts";
+import { linearBackwardInput, linearBackwardWeight, linearForward } from "../../ops/linear.ts";
+import { rope } from "../../ops/rope.ts";
+import { hfExtra, hfTransients, upcastExcessElements } from "./extras.ts";
+import type { Forward } from "../../nn/layer.ts";
+import { view } from "../../nn/layer.ts";
+import { MLP, type MLPSaved } from "../../nn/mlp.ts";
+import { disposeAll, type Parameter } from "../../nn/parameter.ts";
+import { RMSNorm, type RMSNormSaved } from "../../nn/rmsnorm.ts";
+import {
+  type AttentionSaved,
+  qkvProjectionBackward,
+  SelfAttention,
+} from "../../nn/self_attention.ts";
 
 /** Extra tensors kept from forward to backward, beside a layer's own saved record. */
 export interface HFExtrasSaved {

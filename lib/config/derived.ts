@@ -23,7 +23,7 @@
  * The names are the same either way; the model code decides where each one is applied.
  */
 
-import type { Family, ModelConfig } from "./config.ts";
+import type { Family, ModelConfig } from "./model_config.ts";
 
 /** One parameter tensor: its Hugging Face name and shape ((out, in) for linear weights). */
 export interface ParameterShape {

@@ -2,7 +2,7 @@
  * Multi-GPU plans: how one rank of a data-parallel (ZeRO) and Ulysses sequence-parallel run
  * holds its share of a training step. `MemoryPolicy.parallel` carries a {@link ParallelPlan};
  * the model builder and the trainer run that rank's real share on the meta device
- * (`lib/dist/zero.ts`, `lib/dist/ulysses.ts`). A plan with one GPU, ZeRO 0, SP 1 and no
+ * (`lib/sharding/zero.ts`, `lib/ops/all_to_all.ts`). A plan with one GPU, ZeRO 0, SP 1 and no
  * offload is the single-device step itself ({@link isSingleDevice}).
  *
  * The numbers DeepSpeed uses by default, taken from its sources
@@ -11,7 +11,7 @@
  * {@link DEEPSPEED_ZERO_DEFAULTS}.
  */
 
-import type { ModelConfig } from "./config.ts";
+import type { ModelConfig } from "../config/model_config.ts";
 
 /** ZeRO stage: 0 (plain data parallel), 1 (optimizer state), 2 (+ gradients), 3 (+ parameters). */
 export type ZeroStage = 0 | 1 | 2 | 3;

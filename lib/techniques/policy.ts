@@ -17,8 +17,8 @@ import {
   normalizeParallel,
   type ParallelPlan,
   validateParallel,
-} from "./parallel.ts";
-import { type Framework, FRAMEWORKS } from "../plan/hf_profile.ts";
+} from "../sharding/parallel_plan.ts";
+import { type Framework, FRAMEWORKS } from "../profiles/hf/extras.ts";
 
 /** M for one part: a number of mini-sequences, `"auto"` (see `lib/mst/chunking.ts`), or off. */
 export type PartChunks = Chunks | "off";
@@ -57,7 +57,7 @@ export interface MemoryPolicy {
    * Whose allocations a step counts: this workbench's runtime (`"ours"`, default) or Hugging
    * Face transformers + PyTorch's (`"hf"`: our layers plus the extra buffers transformers and
    * PyTorch allocate — fp32 RMSNorm upcasts, fp32 logits, the saved SiLU output, RoPE and
-   * FlashAttention-2 temporaries, `torch.optim`'s temporaries — see `lib/plan/hf_profile.ts`;
+   * FlashAttention-2 temporaries, `torch.optim`'s temporaries — see `lib/profiles/hf/extras.ts`;
    * a plan also runs PyTorch's caching allocator model). The paper's baselines. The math is
    * the same either way.
    */

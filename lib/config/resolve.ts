@@ -12,7 +12,7 @@
  */
 
 import { parse } from "@std/yaml";
-import type { ModelConfig } from "./config.ts";
+import type { ModelConfig } from "./model_config.ts";
 import { validateConfig } from "./derived.ts";
 import { getPreset } from "./presets.ts";
 

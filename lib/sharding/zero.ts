@@ -35,7 +35,7 @@ import {
   DEEPSPEED_ZERO_DEFAULTS,
   type ParallelPlan,
   ZERO3_PREFETCH_LAYERS,
-} from "../models/parallel.ts";
+} from "./parallel_plan.ts";
 
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 

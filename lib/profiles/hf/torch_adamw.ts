@@ -13,13 +13,13 @@
  *   untied `lm_head.weight` is stepped only after the embedding's gradient (`later` /
  *   `recall`), so its gradient lives through the whole backward.
  *
- * Sources: `lib/plan/hf_profile.ts` (`adamw_foreach`, `adam_single`).
+ * Sources: `lib/profiles/hf/extras.ts` (`adamw_foreach`, `adam_single`).
  */
 
-import type { Tensor } from "../device/tensor.ts";
-import type { Parameter } from "../nn/parameter.ts";
-import { hfExtra } from "../plan/hf_profile.ts";
-import { AdamW } from "./adamw.ts";
+import type { Tensor } from "../../device/tensor.ts";
+import type { Parameter } from "../../nn/parameter.ts";
+import { hfExtra } from "./extras.ts";
+import { AdamW } from "../../optim/adamw.ts";
 
 /** The head weight the reference steps last, and the parameter that releases it. */
 const LATER = "lm_head.weight";
