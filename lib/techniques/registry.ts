@@ -11,6 +11,7 @@ import { MST_HEAD } from "./mst_head.ts";
 import { MST_MLP } from "./mst_mlp.ts";
 import { OPTIMIZER_IN_BACKWARD } from "./optimizer_in_backward.ts";
 import { RECOMPUTATION } from "./recomputation.ts";
+import { SELECTIVE_RECOMPUTATION } from "./selective_recomputation.ts";
 import type { Technique } from "./technique.ts";
 import { ULYSSES } from "./ulysses.ts";
 import { ZERO } from "./zero.ts";
@@ -20,6 +21,7 @@ export const TECHNIQUES: readonly Technique[] = Object.freeze([
   MST_MLP,
   MST_HEAD,
   RECOMPUTATION,
+  SELECTIVE_RECOMPUTATION,
   OPTIMIZER_IN_BACKWARD,
   CHECKPOINT_OFFLOAD,
   MIXED_PRECISION,
