@@ -2,14 +2,12 @@
  * A Llama-family model on a device: parameters with Hugging Face names, the layers built
  * from a {@link ModelConfig}, and one forward + backward over a sequence.
  *
- * A {@link MemoryPolicy} wraps parts of the built model without editing layers:
- * `checkpoint` wraps each decoder block with activation recomputation; `mst.mlp` wraps each
- * block's MLP into mini-sequences; `mst.head` swaps the LM-head loss for the chunked one;
- * `framework: "hf"` builds the Hugging Face profile's layers (`lib/profiles/hf/layers.ts`,
- * `lib/profiles/hf/head_loss.ts`): ours plus the buffers transformers + PyTorch allocate; `offload`
- * (with `checkpoint`) keeps each block's input checkpoint in host memory between its forward
- * and its recomputation; `parallel` builds one rank of a multi-GPU plan (ZeRO partitions and
- * gathers, Ulysses all-to-alls; meta device only).
+ * {@link Model.build} builds the plain model from the policy's accounting profile
+ * (`lib/profiles/`: ours, or `hf` — our layers plus the buffers transformers + PyTorch
+ * allocate), then lets the policy's techniques (`lib/techniques/`) transform it in declared
+ * order: recomputation wraps each block, the MsT MLP wraps each block's MLP, the MsT head
+ * replaces the head, checkpoint offload moves block inputs to the host, ZeRO and Ulysses build
+ * one rank of a multi-GPU plan (meta device only), mixed precision adds f32 master weights.
  */
 
 import type { Device } from "../device/device.ts";
@@ -31,6 +29,9 @@ import type { ZeroRank } from "../sharding/zero.ts";
 import { activeTechniques, type MemoryPolicy, validatePolicy } from "../techniques/policy.ts";
 import type { ModelUnderConstruction } from "../techniques/technique.ts";
 import { gaussian } from "../util/random.ts";
+import type { Batch } from "../data/batch.ts";
+
+export type { Batch } from "../data/batch.ts";
 
 /** How a model's weights are initialized (the memory policy is separate: {@link MemoryPolicy}). */
 export interface InitOptions {
@@ -48,14 +49,6 @@ export interface ResolvedChunks {
   mlp: number | null;
   /** M used by the LM head in the last forward. */
   head: number | null;
-}
-
-/** One training sequence: S input ids and S targets (−100 = ignored). */
-export interface Batch {
-  /** Input token ids, (S) i32. */
-  ids: Int32Array;
-  /** Target token ids, (S) i32; −100 ignores a position. */
-  targets: Int32Array;
 }
 
 /** Options of {@link Model.lossAndGrads}. */
