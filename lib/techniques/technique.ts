@@ -42,8 +42,11 @@ export interface PolicyNameParts {
  * later (`mstMlps`, `offloaded`, `zero`).
  */
 export interface ModelUnderConstruction {
+  /** The device the model is built on. */
   readonly dev: Device;
+  /** The model config. */
   readonly cfg: ModelConfig;
+  /** The memory policy being applied. */
   readonly policy: MemoryPolicy;
   /** The profile's layer classes. */
   readonly layers: LayerFactory;
