@@ -4,7 +4,8 @@
 // byte i / 2 (high nibble for even i), its block b = i / 64 (blocks run over the flattened
 // weight, so one may straddle rows) has an 8-bit absmax code q_b, and
 //   W[n, k] = NF4[code_i] · (DYN[q_b] · NESTED[b / 256] + OFFSET).
-// Dequantised on the fly in registers; the weight is never expanded in memory. f32 accumulation.
+// Dequantised on the fly in registers (kernels/include/nf4_decode.wgsl); the weight is never
+// expanded in memory. f32 accumulation.
 //
 // Each invocation computes one column n for 8 rows s0..s0+7 (8 f32 accumulators), walking k
 // once: every weight element is decoded once per 8 rows. Rows past S are clamped on load and
@@ -32,21 +33,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> Y: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-const DYN = 16u;
-const OFFSET = 272u;
-const NESTED = 273u;
-
-// The 4-bit code of flattened element i.
-fn code(i: u32) -> u32 {
-  let byte = (Wq[i >> 3u] >> (8u * ((i >> 1u) & 3u))) & 0xffu;
-  return select(byte >> 4u, byte & 15u, (i & 1u) == 1u);
-}
-
-// The dequantised absmax of block b.
-fn scale(b: u32) -> f32 {
-  let q = (Aq[b >> 2u] >> (8u * (b & 3u))) & 0xffu;
-  return Q[DYN + q] * Q[NESTED + b / 256u] + Q[OFFSET];
-}
+#include "nf4_decode"
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {

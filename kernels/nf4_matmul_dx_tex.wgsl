@@ -27,24 +27,10 @@ struct Params {
 @group(1) @binding(0) var<uniform> p: Params;
 @group(2) @binding(0) var D_tex: texture_2d<f32>;
 
-const DYN = 16u;
-const OFFSET = 272u;
-const NESTED = 273u;
+#include "nf4_decode"
 
 fn ldD(t: u32) -> vec4<f32> {
   return textureLoad(D_tex, vec2<u32>(t & 1023u, t >> 10u), 0);
-}
-
-// The dequantised absmax of block b.
-fn scale(b: u32) -> f32 {
-  let q = (Aq[b >> 2u] >> (8u * (b & 3u))) & 0xffu;
-  return Q[DYN + q] * Q[NESTED + b / 256u] + Q[OFFSET];
-}
-
-// The NF4 value of the element at byte position (i >> 1) & 3 of `word` (high nibble if i even).
-fn value(word: u32, i: u32) -> f32 {
-  let byte = (word >> (8u * ((i >> 1u) & 3u))) & 0xffu;
-  return Q[select(byte >> 4u, byte & 15u, (i & 1u) == 1u)];
 }
 
 @compute @workgroup_size(64)
