@@ -118,8 +118,10 @@ Deno.test("every kernel resolves from the files, and every snippet is included s
     for (const m of raw.matchAll(/^\s*#include "(\w+)"/gm)) used.add(m[1]);
   }
   assert.deepEqual(snippets.filter((s) => !used.has(s)), [], "snippets no kernel includes");
-  // the NF4 kernels share one decoder
+  // the NF4 kernels share one decoder and one row blocking
   for (const k of ["nf4_matmul", "nf4_matmul_dx", "nf4_matmul_tex", "nf4_matmul_dx_tex"]) {
-    assert.equal(kernelSource(k).split("fn nibble(").length - 1, 1, k);
+    for (const fn of ["fn nibble(", "fn putColumn("]) {
+      assert.equal(kernelSource(k).split(fn).length - 1, 1, `${k}: ${fn}`);
+    }
   }
 });
