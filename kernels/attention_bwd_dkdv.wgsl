@@ -28,7 +28,6 @@
 // Dispatch:  (ceil(S / (R·WG)), KV, 1).
 
 alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
-struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 
 @group(0) @binding(0) var<storage, read> k: array<vec4<SF>>;
 @group(0) @binding(1) var<storage, read> v: array<vec4<SF>>;
@@ -37,19 +36,9 @@ struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 @group(0) @binding(4) var<storage, read_write> dk: array<vec4<SF>>;
 @group(0) @binding(5) var<storage, read_write> dv: array<vec4<SF>>;
 @group(1) @binding(0) var<uniform> p: Params;
-// The template value OPERANDS (lib/ops/attention.ts) declares the two streamed operands here, as textures
-// (@group(2)) or, when too large to stage (or `stage: false`), as storage buffers after the bindings above, and
-// defines loadA(i) / loadB(i) returning their vec4 number i.
-{{OPERANDS}}
+#include "attention_common"
 
-const HD4: u32 = {{HD4}}u;
-const R: u32 = {{R}}u;
 const Q: u32 = {{Q}}u;
-const WG: u32 = {{WG}}u;
-// Compile-time feature flags (1 when the dispatch has a soft-cap / a sliding window): lavapipe
-// executes both sides of an `if` under a mask, so a runtime test would not skip the tanh.
-const CAPPED: bool = {{CAPPED}} != 0u;
-const WINDOWED: bool = {{WINDOWED}} != 0u;
 
 // One key's work on a query chunk [i0, i0 + Q): scores, softmax probabilities and the dk, dv
 // updates of dka[r], dva[r]. The Q terms are summed in registers before dka[r] / dva[r] are

@@ -27,7 +27,6 @@
 // Dispatch:  (ceil(S / (R·WG)), H, 1); head h reads kv head floor(h·KV / H).
 
 alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
-struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<SF>>;
 @group(0) @binding(1) var<storage, read> o: array<vec4<SF>>;
@@ -36,19 +35,10 @@ struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 @group(0) @binding(4) var<storage, read_write> dq: array<vec4<SF>>;
 @group(0) @binding(5) var<storage, read_write> dsum: array<f32>;
 @group(1) @binding(0) var<uniform> p: Params;
-// The template value OPERANDS (lib/ops/attention.ts) declares the two streamed operands here, as textures
-// (@group(2)) or, when too large to stage (or `stage: false`), as storage buffers after the bindings above, and
-// defines loadA(i) / loadB(i) returning their vec4 number i.
-{{OPERANDS}}
+#include "attention_common"
+#include "attention_key_chunk"
 
-const HD4: u32 = {{HD4}}u;
-const R: u32 = {{R}}u;
 const C: u32 = {{C}}u;
-const WG: u32 = {{WG}}u;
-// Compile-time feature flags (1 when the dispatch has a soft-cap / a sliding window): lavapipe
-// executes both sides of an `if` under a mask, so a runtime test would not skip the tanh.
-const CAPPED: bool = {{CAPPED}} != 0u;
-const WINDOWED: bool = {{WINDOWED}} != 0u;
 
 // One query row's work on a key chunk [j0, j0 + C): scores, softmax probabilities and the dq
 // update of acc[r]. The C terms are summed in registers before acc[r] is read and written once
@@ -122,13 +112,7 @@ fn keyChunk(
 ) {
   var kc: array<vec4<f32>, C * HD4>;
   var vc: array<vec4<f32>, C * HD4>;
-  for (var c = 0u; c < C; c++) { // @unroll
-    let kb = min(j0 + c, p.S - 1u) * p.KV * HD4 + g * HD4;
-    for (var d = 0u; d < HD4; d++) { // @unroll
-      kc[c * HD4 + d] = loadA(kb + d);
-      vc[c * HD4 + d] = loadB(kb + d);
-    }
-  }
+  loadKeyChunk(j0, g, &kc, &vc);
   for (var r = 0u; r < R; r++) { // @unroll
     rowChunk(r, row0 + r, j0, masked, qr, dor, acc, lr, dr, &kc, &vc);
   }

@@ -28,25 +28,15 @@
 // Dispatch:  (ceil(S / (R·WG)), H, 1); head h reads kv head floor(h·KV / H).
 
 alias SF = f32; // storage float: f16 in the half variant (lib/device/kernel_source.ts)
-struct Params { S: u32, H: u32, KV: u32, window: u32, scale: f32, softcap: f32 }
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<SF>>;
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<SF>>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
 @group(1) @binding(0) var<uniform> p: Params;
-// The template value OPERANDS (lib/ops/attention.ts) declares the two streamed operands here, as textures
-// (@group(2)) or, when too large to stage (or `stage: false`), as storage buffers after the bindings above, and
-// defines loadA(i) / loadB(i) returning their vec4 number i.
-{{OPERANDS}}
+#include "attention_common"
+#include "attention_key_chunk"
 
-const HD4: u32 = {{HD4}}u;
-const R: u32 = {{R}}u;
 const C: u32 = {{C}}u;
-const WG: u32 = {{WG}}u;
-// Compile-time feature flags (1 when the dispatch has a soft-cap / a sliding window): lavapipe
-// executes both sides of an `if` under a mask, so a runtime test would not skip the tanh.
-const CAPPED: bool = {{CAPPED}} != 0u;
-const WINDOWED: bool = {{WINDOWED}} != 0u;
 // Masked scores; the running max starts at FLOOR, so exp2(NEG − max) is exactly 0.
 const NEG: f32 = -3.0e38;
 const FLOOR: f32 = -1.0e30;
@@ -130,16 +120,9 @@ fn keyChunk(
   m: ptr<function, array<f32, R>>,
   l: ptr<function, array<f32, R>>,
 ) {
-  let kStride = p.KV * HD4;
   var kc: array<vec4<f32>, C * HD4>;
   var vc: array<vec4<f32>, C * HD4>;
-  for (var c = 0u; c < C; c++) { // @unroll
-    let kb = min(j0 + c, p.S - 1u) * kStride + g * HD4;
-    for (var d = 0u; d < HD4; d++) { // @unroll
-      kc[c * HD4 + d] = loadA(kb + d);
-      vc[c * HD4 + d] = loadB(kb + d);
-    }
-  }
+  loadKeyChunk(j0, g, &kc, &vc);
   for (var r = 0u; r < R; r++) { // @unroll
     rowChunk(r, row0 + r, j0, jEnd, masked, cap2, invCap, qr, acc, m, l, &kc, &vc);
   }

@@ -16,21 +16,11 @@ struct Params { N: u32, V: u32, softcap: f32, ignore_index: i32, grad_scale: f32
 @group(0) @binding(1) var<storage, read> targets: array<i32>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-const WG = 128u;
-const LOWEST = -3.0e38;
-var<workgroup> red_m: array<f32, WG>;
-var<workgroup> red_s: array<f32, WG>;
+#include "cross_entropy_rows"
 
-fn capped(x: f32) -> f32 {
-  if (p.softcap > 0.0) {
-    return p.softcap * tanh(clamp(x / p.softcap, -10.0, 10.0));
-  }
-  return x;
+fn logit(i: u32) -> f32 {
+  return f32(buf[i]);
 }
-
-// A quiet NaN, read at run time: WGSL makes a NaN from a constant expression an error
-// (Chromium's Tint rejects `bitcast<f32>(0x7fc00000u)`; naga folded it).
-var<private> NAN_BITS: u32 = 0x7fc00000u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -39,32 +29,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     return;
   }
   let base = row * p.V;
-  var m = LOWEST;
-  var s = 0.0;
-  for (var v = li; v < p.V; v += WG) {
-    let z = capped(f32(buf[base + v]));
-    if (z > m) {
-      s = s * exp(m - z) + 1.0;
-      m = z;
-    } else {
-      s += exp(z - m);
-    }
-  }
-  red_m[li] = m;
-  red_s[li] = s;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (li < k) {
-      let m1 = red_m[li];
-      let m2 = red_m[li + k];
-      let mm = max(m1, m2);
-      red_s[li] = red_s[li] * exp(m1 - mm) + red_s[li + k] * exp(m2 - mm);
-      red_m[li] = mm;
-    }
-    workgroupBarrier();
-  }
-  let mx = red_m[0];
-  let inv_sum = 1.0 / red_s[0];
+  let stats = rowMaxSum(base, li);
+  let mx = stats.x;
+  let inv_sum = 1.0 / stats.y;
   let t = targets[row];
   let ignored = t == p.ignore_index;
   let invalid = !ignored && (t < 0 || u32(t) >= p.V);
@@ -74,7 +41,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (invalid) {
       g = bitcast<f32>(NAN_BITS);
     } else if (!ignored) {
-      let z = capped(f32(buf[i]));
+      let z = capped(logit(i));
       g = exp(z - mx) * inv_sum - select(0.0, 1.0, i32(v) == t);
       if (p.softcap > 0.0) {
         let r = z / p.softcap;

@@ -42,9 +42,9 @@ const LOSS = {{LOSS}};
 const GRAD = {{GRAD}};
 const CAPPED = {{CAPPED}};
 const TAIL = {{TAIL}};
-const LOWEST = -3.0e38;
-var<workgroup> red_m: array<f32, L * R>;
-var<workgroup> red_s: array<f32, L * R>;
+const THREADS = L * R;
+const LANES = L;
+#include "cross_entropy_common"
 
 fn capped(x: vec4<f32>) -> vec4<f32> {
   if (CAPPED) {
@@ -65,10 +65,6 @@ fn gradient(z: vec4<f32>, lse: f32, i: u32, t: i32, gs: f32, ignored: bool) -> v
   }
   return select(g * gs, vec4<f32>(0.0), vec4<bool>(ignored));
 }
-
-// A quiet NaN, read at run time: WGSL makes a NaN from a constant expression an error
-// (Chromium's Tint rejects `bitcast<f32>(0x7fc00000u)`; naga folded it).
-var<private> NAN_BITS: u32 = 0x7fc00000u;
 
 @compute @workgroup_size(L * R)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -110,19 +106,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
 
-  red_m[li] = m;
-  red_s[li] = s;
-  workgroupBarrier();
-  for (var k = L / 2u; k > 0u; k >>= 1u) {
-    if (l < k) {
-      let m1 = red_m[li];
-      let m2 = red_m[li + k];
-      let mm = max(m1, m2);
-      red_s[li] = red_s[li] * exp(m1 - mm) + red_s[li + k] * exp(m2 - mm);
-      red_m[li] = mm;
-    }
-    workgroupBarrier();
-  }
+  mergeMaxSum(li, l, m, s);
   let first = li - l;
   let lse = red_m[first] + log(red_s[first]);
 

@@ -18,21 +18,11 @@ struct Params { N: u32, V: u32, softcap: f32, ignore_index: i32, nx: u32 }
 @group(0) @binding(2) var<storage, read_write> losses: array<f32>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-const WG = 128u;
-const LOWEST = -3.0e38;
-var<workgroup> red_m: array<f32, WG>;
-var<workgroup> red_s: array<f32, WG>;
+#include "cross_entropy_rows"
 
-fn capped(x: f32) -> f32 {
-  if (p.softcap > 0.0) {
-    return p.softcap * tanh(clamp(x / p.softcap, -10.0, 10.0));
-  }
-  return x;
+fn logit(i: u32) -> f32 {
+  return f32(logits[i]);
 }
-
-// A quiet NaN, read at run time: WGSL makes a NaN from a constant expression an error
-// (Chromium's Tint rejects `bitcast<f32>(0x7fc00000u)`; naga folded it).
-var<private> NAN_BITS: u32 = 0x7fc00000u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -41,30 +31,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     return;
   }
   let base = row * p.V;
-  var m = LOWEST;
-  var s = 0.0;
-  for (var v = li; v < p.V; v += WG) {
-    let z = capped(f32(logits[base + v]));
-    if (z > m) {
-      s = s * exp(m - z) + 1.0;
-      m = z;
-    } else {
-      s += exp(z - m);
-    }
-  }
-  red_m[li] = m;
-  red_s[li] = s;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (li < k) {
-      let m1 = red_m[li];
-      let m2 = red_m[li + k];
-      let mm = max(m1, m2);
-      red_s[li] = red_s[li] * exp(m1 - mm) + red_s[li + k] * exp(m2 - mm);
-      red_m[li] = mm;
-    }
-    workgroupBarrier();
-  }
+  let stats = rowMaxSum(base, li);
   if (li == 0u) {
     let t = targets[row];
     if (t == p.ignore_index) {
@@ -72,7 +39,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     } else if (t < 0 || u32(t) >= p.V) {
       losses[row] = bitcast<f32>(NAN_BITS);
     } else {
-      losses[row] = log(red_s[0]) + red_m[0] - capped(f32(logits[base + u32(t)]));
+      losses[row] = log(stats.y) + stats.x - capped(logit(base + u32(t)));
     }
   }
 }

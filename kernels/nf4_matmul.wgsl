@@ -4,7 +4,8 @@
 // byte i / 2 (high nibble for even i), its block b = i / 64 (blocks run over the flattened
 // weight, so one may straddle rows) has an 8-bit absmax code q_b, and
 //   W[n, k] = NF4[code_i] · (DYN[q_b] · NESTED[b / 256] + OFFSET).
-// Dequantised on the fly in registers; the weight is never expanded in memory. f32 accumulation.
+// Dequantised on the fly in registers (kernels/include/nf4_decode.wgsl); the weight is never
+// expanded in memory. f32 accumulation.
 //
 // Each invocation computes one column n for 8 rows s0..s0+7 (8 f32 accumulators), walking k
 // once: every weight element is decoded once per 8 rows. Rows past S are clamped on load and
@@ -16,7 +17,7 @@
 //            @group(0) @binding(3) Q  : array<f32>  (273 + ⌈⌈N·K/64⌉/256⌉: NF4 table [0, 16),
 //                                                    dynamic map [16, 272), offset [272],
 //                                                    per-256-block constants [273, …))
-//            @group(0) @binding(4) Y  : array<SF>   (S·N)  read_write
+//            @group(0) @binding(4) out: array<SF>   (S·N)  read_write: Y
 //            @group(1) @binding(0) p  : Params { S, N, K, accumulate }
 // Dispatch:  (⌈N / 64⌉, ⌈S / 8⌉, 1), workgroup size 64.
 
@@ -29,24 +30,11 @@ struct Params {
 @group(0) @binding(1) var<storage, read> Wq: array<u32>;
 @group(0) @binding(2) var<storage, read> Aq: array<u32>;
 @group(0) @binding(3) var<storage, read> Q: array<f32>;
-@group(0) @binding(4) var<storage, read_write> Y: array<SF>;
+@group(0) @binding(4) var<storage, read_write> out: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-const DYN = 16u;
-const OFFSET = 272u;
-const NESTED = 273u;
-
-// The 4-bit code of flattened element i.
-fn code(i: u32) -> u32 {
-  let byte = (Wq[i >> 3u] >> (8u * ((i >> 1u) & 3u))) & 0xffu;
-  return select(byte >> 4u, byte & 15u, (i & 1u) == 1u);
-}
-
-// The dequantised absmax of block b.
-fn scale(b: u32) -> f32 {
-  let q = (Aq[b >> 2u] >> (8u * (b & 3u))) & 0xffu;
-  return Q[DYN + q] * Q[NESTED + b / 256u] + Q[OFFSET];
-}
+#include "nf4_decode"
+#include "nf4_rows"
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
@@ -55,10 +43,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
     return;
   }
   let s0 = wg.y * 8u;
-  var r: array<u32, 8>;
-  for (var j = 0u; j < 8u; j++) {
-    r[j] = min(s0 + j, p.S - 1u) * p.K;
-  }
+  var r = rowOffsets(s0, p.K);
   var acc0 = vec4<f32>();
   var acc1 = vec4<f32>();
   let base = n * p.K;
@@ -74,19 +59,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
     acc0 = fma(x0, vec4<f32>(w), acc0);
     acc1 = fma(x1, vec4<f32>(w), acc1);
   }
-  for (var j = 0u; j < 8u; j++) {
-    let s = s0 + j;
-    if (s < p.S) {
-      var v = acc0[j & 3u];
-      if (j >= 4u) {
-        v = acc1[j & 3u];
-      }
-      let o = s * p.N + n;
-      if (p.accumulate != 0u) {
-        Y[o] = SF(f32(Y[o]) + v);
-      } else {
-        Y[o] = SF(v);
-      }
-    }
-  }
+  putColumn(s0, n, p.N, acc0, acc1);
 }

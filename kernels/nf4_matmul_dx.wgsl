@@ -11,7 +11,7 @@
 //            @group(0) @binding(1) Wq : array<u32>  (⌈N·K/8⌉ words)
 //            @group(0) @binding(2) Aq : array<u32>  (⌈⌈N·K/64⌉/4⌉ words)
 //            @group(0) @binding(3) Q  : array<f32>  (273 + ⌈⌈N·K/64⌉/256⌉, as nf4_matmul)
-//            @group(0) @binding(4) dX : array<SF>   (S·K)  read_write
+//            @group(0) @binding(4) out: array<SF>   (S·K)  read_write: dX
 //            @group(1) @binding(0) p  : Params { S, N, K, accumulate }
 // Dispatch:  (⌈K / 64⌉, ⌈S / 8⌉, 1), workgroup size 64.
 
@@ -24,24 +24,11 @@ struct Params {
 @group(0) @binding(1) var<storage, read> Wq: array<u32>;
 @group(0) @binding(2) var<storage, read> Aq: array<u32>;
 @group(0) @binding(3) var<storage, read> Q: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dX: array<SF>;
+@group(0) @binding(4) var<storage, read_write> out: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 
-const DYN = 16u;
-const OFFSET = 272u;
-const NESTED = 273u;
-
-// The 4-bit code of flattened element i.
-fn code(i: u32) -> u32 {
-  let byte = (Wq[i >> 3u] >> (8u * ((i >> 1u) & 3u))) & 0xffu;
-  return select(byte >> 4u, byte & 15u, (i & 1u) == 1u);
-}
-
-// The dequantised absmax of block b.
-fn scale(b: u32) -> f32 {
-  let q = (Aq[b >> 2u] >> (8u * (b & 3u))) & 0xffu;
-  return Q[DYN + q] * Q[NESTED + b / 256u] + Q[OFFSET];
-}
+#include "nf4_decode"
+#include "nf4_rows"
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
@@ -50,10 +37,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
     return;
   }
   let s0 = wg.y * 8u;
-  var r: array<u32, 8>;
-  for (var j = 0u; j < 8u; j++) {
-    r[j] = min(s0 + j, p.S - 1u) * p.N;
-  }
+  var r = rowOffsets(s0, p.N);
   var acc0 = vec4<f32>();
   var acc1 = vec4<f32>();
   for (var n = 0u; n < p.N; n++) {
@@ -64,19 +48,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
     acc0 = fma(g0, vec4<f32>(w), acc0);
     acc1 = fma(g1, vec4<f32>(w), acc1);
   }
-  for (var j = 0u; j < 8u; j++) {
-    let s = s0 + j;
-    if (s < p.S) {
-      var v = acc0[j & 3u];
-      if (j >= 4u) {
-        v = acc1[j & 3u];
-      }
-      let o = s * p.K + k;
-      if (p.accumulate != 0u) {
-        dX[o] = SF(f32(dX[o]) + v);
-      } else {
-        dX[o] = SF(v);
-      }
-    }
-  }
+  putColumn(s0, k, p.K, acc0, acc1);
 }

@@ -10,7 +10,7 @@
 // Bindings:  @group(0) @binding(0) Wq : array<u32>  (⌈N·K/8⌉ words)
 //            @group(0) @binding(1) Aq : array<u32>  (⌈⌈N·K/64⌉/4⌉ words)
 //            @group(0) @binding(2) Q  : array<f32>  (273 + ⌈⌈N·K/64⌉/256⌉, as nf4_matmul)
-//            @group(0) @binding(3) dX : array<SF>   (S·K)  read_write
+//            @group(0) @binding(3) out: array<SF>   (S·K)  read_write: dX
 //            @group(1) @binding(0) p  : Params { S, N, K, accumulate }
 //            @group(2) @binding(0) D_tex : texture_2d<f32>  (S·N / 4 texels of dY)
 // Dispatch:  (⌈K / 256⌉, ⌈S / 8⌉, 1), workgroup size 64.
@@ -23,28 +23,15 @@ struct Params {
 @group(0) @binding(0) var<storage, read> Wq: array<u32>;
 @group(0) @binding(1) var<storage, read> Aq: array<u32>;
 @group(0) @binding(2) var<storage, read> Q: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dX: array<SF>;
+@group(0) @binding(3) var<storage, read_write> out: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 @group(2) @binding(0) var D_tex: texture_2d<f32>;
 
-const DYN = 16u;
-const OFFSET = 272u;
-const NESTED = 273u;
+#include "nf4_decode"
+#include "nf4_rows"
 
 fn ldD(t: u32) -> vec4<f32> {
   return textureLoad(D_tex, vec2<u32>(t & 1023u, t >> 10u), 0);
-}
-
-// The dequantised absmax of block b.
-fn scale(b: u32) -> f32 {
-  let q = (Aq[b >> 2u] >> (8u * (b & 3u))) & 0xffu;
-  return Q[DYN + q] * Q[NESTED + b / 256u] + Q[OFFSET];
-}
-
-// The NF4 value of the element at byte position (i >> 1) & 3 of `word` (high nibble if i even).
-fn value(word: u32, i: u32) -> f32 {
-  let byte = (word >> (8u * ((i >> 1u) & 3u))) & 0xffu;
-  return Q[select(byte >> 4u, byte & 15u, (i & 1u) == 1u)];
 }
 
 @compute @workgroup_size(64)
@@ -55,10 +42,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
   }
   let s0 = wg.y * 8u;
   let N4 = p.N / 4u;
-  var r: array<u32, 8>;
-  for (var j = 0u; j < 8u; j++) {
-    r[j] = min(s0 + j, p.S - 1u) * N4;
-  }
+  var r = rowOffsets(s0, N4);
   var acc: array<vec4<f32>, 8>;
   for (var n4 = 0u; n4 < N4; n4++) {
     var g: array<vec4<f32>, 8>;
@@ -79,11 +63,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
     if (s < p.S) {
       let o = s * p.K + k;
       for (var c = 0u; c < 4u; c++) {
-        if (p.accumulate != 0u) {
-          dX[o + c] = SF(f32(dX[o + c]) + acc[j][c]);
-        } else {
-          dX[o + c] = SF(acc[j][c]);
-        }
+        put(o + c, acc[j][c]);
       }
     }
   }

@@ -11,7 +11,7 @@
 // Bindings:  @group(0) @binding(0) Wq : array<u32>  (⌈N·K/8⌉ words)
 //            @group(0) @binding(1) Aq : array<u32>  (⌈⌈N·K/64⌉/4⌉ words)
 //            @group(0) @binding(2) Q  : array<f32>  (273 + ⌈⌈N·K/64⌉/256⌉, as nf4_matmul)
-//            @group(0) @binding(3) Y  : array<SF>   (S·N)  read_write
+//            @group(0) @binding(3) out: array<SF>   (S·N)  read_write: Y
 //            @group(1) @binding(0) p  : Params { S, N, K, accumulate }
 //            @group(2) @binding(0) X_tex : texture_2d<f32>  (S·K / 4 texels)
 // Dispatch:  (⌈N / 64⌉, ⌈S / 8⌉, 1), workgroup size 64.
@@ -24,28 +24,15 @@ struct Params {
 @group(0) @binding(0) var<storage, read> Wq: array<u32>;
 @group(0) @binding(1) var<storage, read> Aq: array<u32>;
 @group(0) @binding(2) var<storage, read> Q: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<SF>;
+@group(0) @binding(3) var<storage, read_write> out: array<SF>;
 @group(1) @binding(0) var<uniform> p: Params;
 @group(2) @binding(0) var X_tex: texture_2d<f32>;
 
-const DYN = 16u;
-const OFFSET = 272u;
-const NESTED = 273u;
+#include "nf4_decode"
+#include "nf4_rows"
 
 fn ldX(t: u32) -> vec4<f32> {
   return textureLoad(X_tex, vec2<u32>(t & 1023u, t >> 10u), 0);
-}
-
-// The dequantised absmax of block b.
-fn scale(b: u32) -> f32 {
-  let q = (Aq[b >> 2u] >> (8u * (b & 3u))) & 0xffu;
-  return Q[DYN + q] * Q[NESTED + b / 256u] + Q[OFFSET];
-}
-
-// The NF4 value of the element at byte position (i >> 1) & 3 of `word` (high nibble if i even).
-fn value(word: u32, i: u32) -> f32 {
-  let byte = (word >> (8u * ((i >> 1u) & 3u))) & 0xffu;
-  return Q[select(byte >> 4u, byte & 15u, (i & 1u) == 1u)];
 }
 
 @compute @workgroup_size(64)
@@ -56,10 +43,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
   }
   let s0 = wg.y * 8u;
   let K4 = p.K / 4u;
-  var r: array<u32, 8>;
-  for (var j = 0u; j < 8u; j++) {
-    r[j] = min(s0 + j, p.S - 1u) * K4;
-  }
+  var r = rowOffsets(s0, K4);
   var acc0 = vec4<f32>();
   var acc1 = vec4<f32>();
   let base = n * p.K;
@@ -77,19 +61,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
     acc0 = acc0 + vec4<f32>(dot(ldX(r[0] + k4), w), dot(ldX(r[1] + k4), w), dot(ldX(r[2] + k4), w), dot(ldX(r[3] + k4), w));
     acc1 = acc1 + vec4<f32>(dot(ldX(r[4] + k4), w), dot(ldX(r[5] + k4), w), dot(ldX(r[6] + k4), w), dot(ldX(r[7] + k4), w));
   }
-  for (var j = 0u; j < 8u; j++) {
-    let s = s0 + j;
-    if (s < p.S) {
-      var v = acc0[j & 3u];
-      if (j >= 4u) {
-        v = acc1[j & 3u];
-      }
-      let o = s * p.N + n;
-      if (p.accumulate != 0u) {
-        Y[o] = SF(f32(Y[o]) + v);
-      } else {
-        Y[o] = SF(v);
-      }
-    }
-  }
+  putColumn(s0, n, p.N, acc0, acc1);
 }

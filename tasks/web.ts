@@ -4,8 +4,9 @@
  *
  * The build bundles `web/src/main.ts` (the page) and `web/src/plan_worker.ts` (the planner's
  * Web Worker) with `deno bundle --platform browser`, from the same `lib/` modules the tasks
- * use. Files the page needs beside the code: `kernels.json` (every `kernels/*.wgsl`, registered
- * with `registerKernelSources`: a browser has no file system) and `brown.json` (a slice of the
+ * use. Files the page needs beside the code: `kernels.json` (every `kernels/*.wgsl` and the
+ * snippets they include, `kernels/include/*.wgsl` as `include/<name>`, registered with
+ * `registerKernelSources`: a browser has no file system) and `brown.json` (a slice of the
  * Brown corpus tokenized for llama3-tiny's vocabulary, the training page's data). Two Node
  * built-ins that shared modules import are mapped to browser modules: `node:util`'s `parseArgs`
  * (the CLI's own flag parser, which the page runs) to its npm polyfill `@pkgjs/parseargs`, and
@@ -18,6 +19,7 @@ import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brownTokens } from "../lib/data/corpus.ts";
+import { KERNEL_INCLUDE_DIR } from "../lib/device/kernel_source.ts";
 import { getPreset } from "../lib/config/presets.ts";
 import { writeTextAtomic } from "../lib/util/atomic_write.ts";
 import { BROWN_SLICE_TOKENS } from "../web/src/train_run.ts";
@@ -79,15 +81,20 @@ async function bundle(entry: string, out: string): Promise<void> {
   await writeTextAtomic(out, js);
 }
 
-/** Every kernel's WGSL text by name. */
+/**
+ * Every kernel's WGSL text by name, and every snippet's (`kernels/include/*.wgsl`) as
+ * `include/<name>`: the names `registerKernelSources` takes.
+ */
 async function kernelTexts(): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  const names: string[] = [];
-  for await (const e of Deno.readDir(join(ROOT, "kernels"))) {
-    if (e.isFile && e.name.endsWith(".wgsl")) names.push(e.name.slice(0, -5));
-  }
-  for (const n of names.sort()) {
-    out[n] = await Deno.readTextFile(join(ROOT, "kernels", `${n}.wgsl`));
+  for (const dir of ["", `${KERNEL_INCLUDE_DIR}/`]) {
+    const names: string[] = [];
+    for await (const e of Deno.readDir(join(ROOT, "kernels", dir))) {
+      if (e.isFile && e.name.endsWith(".wgsl")) names.push(e.name.slice(0, -5));
+    }
+    for (const n of names.sort()) {
+      out[dir + n] = await Deno.readTextFile(join(ROOT, "kernels", dir, `${n}.wgsl`));
+    }
   }
   return out;
 }

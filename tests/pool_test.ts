@@ -12,7 +12,7 @@ import { planStep } from "../lib/plan/planner.ts";
 import { LAVAPIPE_OVERHEAD, overheadBytes } from "../lib/device/overhead.ts";
 import { parseProcStatus } from "../lib/util/proc_status.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
-import { paramsInStorageSource } from "../lib/device/kernel_source.ts";
+import { kernelSource, paramsInStorageSource } from "../lib/device/kernel_source.ts";
 import { canStageAsTexture, MAX_TEXTURE_ROWS, TEXTURE_ROW_FLOATS } from "../lib/device/texture.ts";
 
 const KERNEL = `struct P { n: u32, a: f32 }
@@ -210,8 +210,8 @@ Deno.test("staging: at most 8192 texture rows, WebGPU's default maxTextureDimens
 Deno.test("every kernel's only uniform is its parameter block, so the storage variant moves just it", () => {
   const dir = new URL("../kernels/", import.meta.url);
   for (const entry of Deno.readDirSync(dir)) {
-    if (!entry.name.endsWith(".wgsl")) continue;
-    const source = Deno.readTextFileSync(new URL(entry.name, dir));
+    if (!entry.isFile || !entry.name.endsWith(".wgsl")) continue;
+    const source = kernelSource(entry.name.slice(0, -5)); // with its snippets
     const uniforms = source.match(/var<uniform>[^;]*;/g) ?? [];
     assert.ok(
       uniforms.every((u) => u === "var<uniform> p: Params;"),

@@ -1,6 +1,9 @@
 /**
  * Loading WGSL kernels from `kernels/*.wgsl` and specializing them.
  *
+ * Code shared by several kernels lives once in a snippet, `kernels/include/<name>.wgsl`, which a
+ * kernel pulls in with a line `#include "<name>"` (see {@link kernelSource}).
+ *
  * Kernels are specialized with WGSL `override` constants (passed per dispatch) or, where a
  * value must appear in a type or a workgroup-size expression WGSL cannot override, with
  * `{{NAME}}` placeholders filled by {@link fillTemplate}, which fails on a leftover one.
@@ -9,37 +12,110 @@
 import { IndexRangeError } from "./errors.ts";
 import { contentKey } from "./params_cache.ts";
 
-const cache = new Map<string, string>();
+/** Where snippets live under `kernels/`, and the prefix of their names in the texts. */
+export const KERNEL_INCLUDE_DIR = "include";
+
+/** Raw texts by name relative to `kernels/` (`adamw`, `include/nf4_decode`). */
+const texts = new Map<string, string>();
+/** Kernel texts with their includes resolved. */
+const resolved = new Map<string, string>();
 
 /**
- * Supplies kernel texts without a file system (the web page's bundle carries every
- * `kernels/*.wgsl` and registers them here before the first dispatch); {@link kernelSource}
- * then serves them instead of reading the file.
+ * Supplies kernel and snippet texts without a file system (the web page's bundle carries every
+ * `kernels/*.wgsl` and `kernels/include/*.wgsl` and registers them here before the first
+ * dispatch); {@link kernelSource} then serves them instead of reading the files. Names are the
+ * file paths under `kernels/` without `.wgsl`: `adamw` for a kernel, `include/nf4_decode` for a
+ * snippet (see {@link isKernelInclude}).
  */
 export function registerKernelSources(sources: Readonly<Record<string, string>>): void {
-  for (const [name, src] of Object.entries(sources)) cache.set(name, src);
+  for (const [name, src] of Object.entries(sources)) texts.set(name, src);
+  resolved.clear();
 }
 
-/** The text of `kernels/<name>.wgsl`. */
+/** Whether a name passed to {@link registerKernelSources} is a snippet rather than a kernel. */
+export function isKernelInclude(name: string): boolean {
+  return name.startsWith(`${KERNEL_INCLUDE_DIR}/`);
+}
+
+/** The raw text of `kernels/<path>.wgsl` (registered, or read from the file system). */
+function rawText(path: string, what: () => string): string {
+  let src = texts.get(path);
+  if (src !== undefined) return src;
+  if (typeof Deno === "undefined") {
+    throw new Error(
+      `${what()} was not registered: without a file system (a browser), pass every ` +
+        `kernels/<name>.wgsl and kernels/${KERNEL_INCLUDE_DIR}/<name>.wgsl text to ` +
+        `registerKernelSources (snippets as "${KERNEL_INCLUDE_DIR}/<name>") before the first ` +
+        `dispatch`,
+    );
+  }
+  const url = new URL(`../../kernels/${path}.wgsl`, import.meta.url);
+  try {
+    src = Deno.readTextFileSync(url);
+  } catch (e) {
+    throw new Error(
+      `cannot read ${what()} from ${url.pathname}: ${(e as Error).message}. Kernels live in ` +
+        `kernels/<name>.wgsl next to lib/, the snippets they include in ` +
+        `kernels/${KERNEL_INCLUDE_DIR}/<name>.wgsl.`,
+    );
+  }
+  texts.set(path, src);
+  return src;
+}
+
+/** A line that asks for a snippet: `#include "name"`. */
+const INCLUDE_LINE = /^[ \t]*#include\b(.*)$/gm;
+const INCLUDE_ARG = /^[ \t]+"([A-Za-z0-9_]+)"[ \t\r]*$/;
+
+/**
+ * `src` (the text of `kernel`, or of the last snippet of `chain`, the snippets being resolved)
+ * with every `#include "name"` line replaced by the text of `kernels/include/name.wgsl`, itself
+ * resolved. A snippet already pulled into this kernel (`done`) is skipped, so two snippets may
+ * include a third; one that includes itself, directly or through others, is an error.
+ */
+function resolveIncludes(kernel: string, src: string, chain: string[], done: Set<string>): string {
+  return src.replace(INCLUDE_LINE, (line: string, rest: string) => {
+    const arg = INCLUDE_ARG.exec(rest);
+    const where = chain.length > 0
+      ? `snippet "${chain[chain.length - 1]}" (included by kernel "${kernel}")`
+      : `kernel "${kernel}"`;
+    if (!arg) {
+      throw new Error(
+        `${where}: malformed include line "${line.trim()}"; write #include "name" (letters, ` +
+          `digits, _) on a line of its own for kernels/${KERNEL_INCLUDE_DIR}/name.wgsl`,
+      );
+    }
+    const name = arg[1];
+    if (chain.includes(name)) {
+      const cycle = [...chain.slice(chain.indexOf(name)), name].map((n) => `"${n}"`);
+      throw new Error(
+        `kernel "${kernel}": include cycle ${cycle.join(" → ")}; a snippet must not include ` +
+          `itself, directly or through other snippets`,
+      );
+    }
+    if (done.has(name)) return "";
+    const text = rawText(
+      `${KERNEL_INCLUDE_DIR}/${name}`,
+      () => `snippet "${name}" (kernels/${KERNEL_INCLUDE_DIR}/${name}.wgsl, included by ${where})`,
+    );
+    const body = resolveIncludes(kernel, text, [...chain, name], done);
+    done.add(name);
+    return body.endsWith("\n") ? body.slice(0, -1) : body;
+  });
+}
+
+/**
+ * The text of `kernels/<name>.wgsl` with its includes resolved: each line `#include "snip"`
+ * is replaced by the text of `kernels/include/snip.wgsl` (whose own includes are resolved
+ * likewise; a snippet is pulled in once per kernel). A missing snippet, a malformed include
+ * line or an include cycle throws an error naming the kernel and the snippet.
+ */
 export function kernelSource(name: string): string {
-  let src = cache.get(name);
+  let src = resolved.get(name);
   if (src === undefined) {
-    if (typeof Deno === "undefined") {
-      throw new Error(
-        `kernel "${name}" was not registered: without a file system (a browser), pass every ` +
-          `kernels/<name>.wgsl text to registerKernelSources before the first dispatch`,
-      );
-    }
-    const url = new URL(`../../kernels/${name}.wgsl`, import.meta.url);
-    try {
-      src = Deno.readTextFileSync(url);
-    } catch (e) {
-      throw new Error(
-        `cannot read kernel "${name}" from ${url.pathname}: ${(e as Error).message}. ` +
-          `Kernels live in kernels/<name>.wgsl next to lib/.`,
-      );
-    }
-    cache.set(name, src);
+    const text = rawText(name, () => `kernel "${name}"`);
+    src = resolveIncludes(name, text, [], new Set());
+    resolved.set(name, src);
   }
   return src;
 }

@@ -21,7 +21,8 @@ import type { Tag } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import { fillTemplate, kernelSource, Params } from "../device/kernel_source.ts";
 import { expectShape, type Tensor } from "../device/tensor.ts";
-import { canStageAsTexture, type TensorTexture } from "../device/texture.ts";
+import { canStageAsTexture } from "../device/texture.ts";
+import { withStagedTextures } from "./staging.ts";
 import { unrollLoops } from "./unroll.ts";
 import { ceilDiv } from "./util.ts";
 
@@ -102,30 +103,31 @@ function kernel(name: string, values: Record<string, number | string>): string {
  * The two operands a kernel streams (re-reads per key or per query row): staged as textures
  * when both fit (`{@link canStageAsTexture}`), else bound as storage buffers after the
  * kernel's other `bindings`. Returns the WGSL declaring them with `loadA(i)` / `loadB(i)`,
- * the extra bindings and the textures (dispose them after the dispatch).
+ * the extra bindings and the operands to stage around the dispatch ({@link withStagedTextures}).
  */
 function streamed(
-  dev: Device,
   a: Tensor,
   b: Tensor,
   firstBinding: number,
   name: string,
   stage: boolean,
-): { wgsl: string; bindings: Tensor[]; textures: TensorTexture[] } {
+): { wgsl: string; bindings: Tensor[]; staged: [Tensor, string][] } {
   if (stage && canStageAsTexture(a) && canStageAsTexture(b)) {
-    const textures = [dev.texture(a, `${name}.${a.name}.texture`)];
-    textures.push(dev.texture(b, `${name}.${b.name}.texture`));
+    const staged: [Tensor, string][] = [
+      [a, `${name}.${a.name}.texture`],
+      [b, `${name}.${b.name}.texture`],
+    ];
     const wgsl = `@group(2) @binding(0) var a_tex: texture_2d<f32>;
 @group(2) @binding(1) var b_tex: texture_2d<f32>;
 fn loadA(i: u32) -> vec4<f32> { return textureLoad(a_tex, vec2<u32>(i & 1023u, i >> 10u), 0); }
 fn loadB(i: u32) -> vec4<f32> { return textureLoad(b_tex, vec2<u32>(i & 1023u, i >> 10u), 0); }`;
-    return { wgsl, bindings: [], textures };
+    return { wgsl, bindings: [], staged };
   }
   const wgsl = `@group(0) @binding(${firstBinding}) var<storage, read> a_buf: array<vec4<SF>>;
 @group(0) @binding(${firstBinding + 1}) var<storage, read> b_buf: array<vec4<SF>>;
 fn loadA(i: u32) -> vec4<f32> { return vec4<f32>(a_buf[i]); }
 fn loadB(i: u32) -> vec4<f32> { return vec4<f32>(b_buf[i]); }`;
-  return { wgsl, bindings: [a, b], textures: [] };
+  return { wgsl, bindings: [a, b], staged: [] };
 }
 
 function validate(
@@ -205,16 +207,16 @@ export function attentionForward(
   const out = dev.tensor([S, H * hd], { tag, name: `${name}.out` }); // (S, H·hd)
   const lse = dev.tensor([H, S], { tag, name: `${name}.lse`, dtype: "f32" }); // (H, S) f32 always
   const { R, C, WG } = tiling(dev, hd, opts);
-  const kv = streamed(dev, k, v, 3, name, opts.stage ?? true);
-  dev.dispatch({
-    kernel: "attention_fwd",
-    source: kernel("attention_fwd", { ...flags(opts), HD4: hd / 4, R, C, WG, OPERANDS: kv.wgsl }),
-    bindings: [q, out, lse, ...kv.bindings],
-    params: params(S, H, KV, window, opts),
-    textures: kv.textures,
-    workgroups: [ceilDiv(S, R * WG), H],
-  });
-  for (const t of kv.textures) t.dispose();
+  const kv = streamed(k, v, 3, name, opts.stage ?? true);
+  withStagedTextures(dev, kv.staged, (textures) =>
+    dev.dispatch({
+      kernel: "attention_fwd",
+      source: kernel("attention_fwd", { ...flags(opts), HD4: hd / 4, R, C, WG, OPERANDS: kv.wgsl }),
+      bindings: [q, out, lse, ...kv.bindings],
+      params: params(S, H, KV, window, opts),
+      textures,
+      workgroups: [ceilDiv(S, R * WG), H],
+    }));
   return { out, lse };
 }
 
@@ -250,40 +252,40 @@ export function attentionBackward(
   const dq = dev.tensor([S, H * hd], { tag, name: `${name}.dq` }); // (S, H·hd)
   const dk = dev.tensor([S, KV * hd], { tag, name: `${name}.dk` }); // (S, KV·hd)
   const dv = dev.tensor([S, KV * hd], { tag, name: `${name}.dv` }); // (S, KV·hd)
-  const kv = streamed(dev, k, v, 6, name, opts.stage ?? true);
-  dev.dispatch({
-    kernel: "attention_bwd_dq",
-    source: kernel("attention_bwd_dq", {
-      ...flags(opts),
-      HD4: hd / 4,
-      R,
-      C: B,
-      WG,
-      OPERANDS: kv.wgsl,
-    }),
-    bindings: [q, out, dOut, lse, dq, dsum, ...kv.bindings],
-    params: p,
-    textures: kv.textures,
-    workgroups: [ceilDiv(S, R * WG), H],
-  });
-  for (const t of kv.textures) t.dispose();
-  const qdo = streamed(dev, q, dOut, 6, name, opts.stage ?? true);
-  dev.dispatch({
-    kernel: "attention_bwd_dkdv",
-    source: kernel("attention_bwd_dkdv", {
-      ...flags(opts),
-      HD4: hd / 4,
-      R,
-      Q: B,
-      WG,
-      OPERANDS: qdo.wgsl,
-    }),
-    bindings: [k, v, lse, dsum, dk, dv, ...qdo.bindings],
-    params: p,
-    textures: qdo.textures,
-    workgroups: [ceilDiv(S, R * WG), KV],
-  });
-  for (const t of qdo.textures) t.dispose();
+  const kv = streamed(k, v, 6, name, opts.stage ?? true);
+  withStagedTextures(dev, kv.staged, (textures) =>
+    dev.dispatch({
+      kernel: "attention_bwd_dq",
+      source: kernel("attention_bwd_dq", {
+        ...flags(opts),
+        HD4: hd / 4,
+        R,
+        C: B,
+        WG,
+        OPERANDS: kv.wgsl,
+      }),
+      bindings: [q, out, dOut, lse, dq, dsum, ...kv.bindings],
+      params: p,
+      textures,
+      workgroups: [ceilDiv(S, R * WG), H],
+    }));
+  const qdo = streamed(q, dOut, 6, name, opts.stage ?? true);
+  withStagedTextures(dev, qdo.staged, (textures) =>
+    dev.dispatch({
+      kernel: "attention_bwd_dkdv",
+      source: kernel("attention_bwd_dkdv", {
+        ...flags(opts),
+        HD4: hd / 4,
+        R,
+        Q: B,
+        WG,
+        OPERANDS: qdo.wgsl,
+      }),
+      bindings: [k, v, lse, dsum, dk, dv, ...qdo.bindings],
+      params: p,
+      textures,
+      workgroups: [ceilDiv(S, R * WG), KV],
+    }));
   dsum.dispose();
   return { dq, dk, dv };
 }

@@ -17,8 +17,9 @@ import type { Tag } from "../device/allocator.ts";
 import type { Device } from "../device/device.ts";
 import { Params } from "../device/kernel_source.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { canStageAsTexture, type TensorTexture } from "../device/texture.ts";
+import { canStageAsTexture } from "../device/texture.ts";
 import { TEX_TM, TEX_TN } from "../../kernels/gen/matmul.ts";
+import { withStagedTextures } from "./staging.ts";
 import { ceilDiv } from "./util.ts";
 
 /** Options of {@link matmul}. */
@@ -155,20 +156,12 @@ export function matmul(dev: Device, a: Tensor, b: Tensor, opts: MatmulOptions = 
   const constants = { TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0 };
   if (kernel === "matmul_vec4_tex") {
     // Read-only texture copies: no aliasing issue when a and b share storage.
-    const ta = dev.texture(a, "matmul.a.texture");
-    let tb;
-    try {
-      tb = dev.texture(b, "matmul.b.texture");
-    } catch (e) {
-      ta.dispose();
-      throw e;
-    }
-    try {
-      dev.dispatch({ kernel, constants, bindings: [out], textures: [ta, tb], params, workgroups });
-    } finally {
-      ta.dispose();
-      tb.dispose();
-    }
+    withStagedTextures(
+      dev,
+      [[a, "matmul.a.texture"], [b, "matmul.b.texture"]],
+      (textures) =>
+        dev.dispatch({ kernel, constants, bindings: [out], textures, params, workgroups }),
+    );
     return out;
   }
   // WebGPU forbids one buffer in two bindings of a dispatch that writes: square a copy.
@@ -222,27 +215,19 @@ export function matmulGluBackward(
   const lx = lanesAlongN(rowTiles, colTiles);
   const workgroups = [ceilDiv(colTiles, lx), ceilDiv(rowTiles, 8 / lx)] as const;
   const params = new Params().u32(M).u32(N).u32(K).u32(0).u32(lx);
-  const ta = dev.texture(a, "matmul.a.texture");
-  let tb;
-  try {
-    tb = dev.texture(b, "matmul.b.texture");
-  } catch (e) {
-    ta.dispose();
-    throw e;
-  }
-  try {
-    dev.dispatch({
-      kernel: "matmul_vec4_tex_glu_backward",
-      constants: { TRANS_A: 0, TRANS_B: 0, ACT: act },
-      bindings: [gate, up, dGate, dUp],
-      textures: [ta, tb],
-      params,
-      workgroups,
-    });
-  } finally {
-    ta.dispose();
-    tb.dispose();
-  }
+  withStagedTextures(
+    dev,
+    [[a, "matmul.a.texture"], [b, "matmul.b.texture"]],
+    (textures) =>
+      dev.dispatch({
+        kernel: "matmul_vec4_tex_glu_backward",
+        constants: { TRANS_A: 0, TRANS_B: 0, ACT: act },
+        bindings: [gate, up, dGate, dUp],
+        textures,
+        params,
+        workgroups,
+      }),
+  );
 }
 
 /**
@@ -298,11 +283,11 @@ export function matmulGluForward(
     );
   }
   const params = new Params().u32(M).u32(N).u32(K).u32(0).u32(lx);
-  const textures = [];
-  try {
-    textures.push(dev.texture(a, "matmul.a.texture"));
-    textures.push(dev.texture(wGate, "matmul.b.texture"));
-    textures.push(dev.texture(wUp, "matmul.b2.texture"));
+  withStagedTextures(dev, [
+    [a, "matmul.a.texture"],
+    [wGate, "matmul.b.texture"],
+    [wUp, "matmul.b2.texture"],
+  ], (textures) =>
     dev.dispatch({
       kernel: gu ? "matmul_vec4_tex_glu_forward" : "matmul_vec4_tex_glu_forward_h",
       constants: { TRANS_A: 0, TRANS_B: 1, ACT: act },
@@ -310,21 +295,7 @@ export function matmulGluForward(
       textures,
       params,
       workgroups,
-    });
-  } finally {
-    for (const t of textures) t.dispose();
-  }
-}
-
-/** Stages `ts` as textures (all freed on failure) and hands them to `use`, then frees them. */
-function withTextures(dev: Device, ts: [Tensor, string][], use: (tex: TensorTexture[]) => void) {
-  const textures: TensorTexture[] = [];
-  try {
-    for (const [t, name] of ts) textures.push(dev.texture(t, name));
-    use(textures);
-  } finally {
-    for (const t of textures) t.dispose();
-  }
+    }));
 }
 
 function expectOut(o: Tensor, M: number, N: number, dtype: string, op: string): void {
@@ -379,7 +350,7 @@ export function matmulSum2(
   const lx = lanesAlongN(rowTiles, colTiles);
   const workgroups = [ceilDiv(colTiles, lx), ceilDiv(rowTiles, 8 / lx)] as const;
   const params = new Params().u32(M).u32(N).u32(K).u32(opts.accumulate ? 1 : 0).u32(lx);
-  withTextures(dev, [
+  withStagedTextures(dev, [
     [a, "matmul.a.texture"],
     [b, "matmul.b.texture"],
     [a2, "matmul.a2.texture"],
@@ -431,7 +402,7 @@ export function matmulPairRowsAccumulate(
   const lx = lanesAlongN(rowTiles, colTiles);
   const workgroups = [ceilDiv(colTiles, lx), ceilDiv(rowTiles, 8 / lx)] as const;
   const params = new Params().u32(M).u32(N).u32(K).u32(1).u32(lx);
-  withTextures(dev, [
+  withStagedTextures(dev, [
     [a, "matmul.a.texture"],
     [b, "matmul.b.texture"],
     [a2, "matmul.a2.texture"],
@@ -487,7 +458,7 @@ export function matmulPairCols(
     );
   }
   const params = new Params().u32(M).u32(N).u32(K).u32(0).u32(lx);
-  withTextures(dev, [
+  withStagedTextures(dev, [
     [a, "matmul.a.texture"],
     [b, "matmul.b.texture"],
     [b2, "matmul.b2.texture"],

@@ -31,6 +31,7 @@ import { Params } from "../device/kernel_source.ts";
 import type { Tensor } from "../device/tensor.ts";
 import { canStageAsTexture } from "../device/texture.ts";
 import { ABSMAX_BLOCK, NF4_BLOCK, NF4_TABLE_FLOATS, type Nf4Quantized } from "../reference/nf4.ts";
+import { withStagedTextures } from "./staging.ts";
 import { ceilDiv } from "./util.ts";
 
 /** Rows of the output each invocation computes (kernels/nf4_matmul*.wgsl). */
@@ -245,19 +246,19 @@ function run(
   const params = new Params().u32(S).u32(w.rows).u32(w.cols).u32(opts.accumulate ? 1 : 0);
   const dx = kernel === "nf4_matmul_dx";
   if (nf4StagesInput(dev, a, opts.staging) && (!dx || w.cols % 4 === 0)) {
-    const tex = dev.texture(a, dx ? "nf4.dy.texture" : "nf4.x.texture");
-    try {
-      dev.dispatch({
-        kernel: dx ? "nf4_matmul_dx_tex" : "nf4_matmul_tex",
-        bindings: [w.codes, w.absmax, w.quantState, out],
-        textures: [tex],
-        params,
-        // the dx texture kernel computes 4 columns per invocation
-        workgroups: dx ? [ceilDiv(outer, 4 * WORKGROUP), workgroups[1]] : workgroups,
-      });
-    } finally {
-      tex.dispose();
-    }
+    withStagedTextures(
+      dev,
+      [[a, dx ? "nf4.dy.texture" : "nf4.x.texture"]],
+      (textures) =>
+        dev.dispatch({
+          kernel: dx ? "nf4_matmul_dx_tex" : "nf4_matmul_tex",
+          bindings: [w.codes, w.absmax, w.quantState, out],
+          textures,
+          params,
+          // the dx texture kernel computes 4 columns per invocation
+          workgroups: dx ? [ceilDiv(outer, 4 * WORKGROUP), workgroups[1]] : workgroups,
+        }),
+    );
     return out;
   }
   dev.dispatch({

@@ -6,7 +6,7 @@
  */
 
 import { formatBytes } from "../../lib/device/dtype.ts";
-import { registerKernelSources } from "../../lib/device/kernel_source.ts";
+import { isKernelInclude, registerKernelSources } from "../../lib/device/kernel_source.ts";
 import { TAGS } from "../../lib/device/allocator.ts";
 import { PRESET_NAMES } from "../../lib/config/presets.ts";
 import { POLICIES } from "../../lib/techniques/policy.ts";
@@ -618,12 +618,15 @@ async function downloadDeepSpeed() {
 // ---------------------------------------------------------------- training
 
 let kernelsReady: Promise<string[]> | null = null;
-/** Registers every kernel's WGSL (shipped as kernels.json); resolves to their names. */
+/**
+ * Registers every kernel's WGSL and the snippets they include (shipped as kernels.json);
+ * resolves to the kernels' names.
+ */
 function loadKernels(): Promise<string[]> {
   kernelsReady ??= fetch("kernels.json").then((r) => r.json()).then(
     (k: Record<string, string>) => {
       registerKernelSources(k);
-      return Object.keys(k);
+      return Object.keys(k).filter((name) => !isKernelInclude(name));
     },
   );
   return kernelsReady;
