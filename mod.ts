@@ -446,17 +446,14 @@ export {
 } from "./lib/experiments/throughput.ts";
 export { experimentNames, loadExperiment } from "./lib/experiments/registry.ts";
 export {
-  type Json,
   loadWarning,
-  type MetricRow,
   readRunRecords,
-  type ReportTable,
   type RunLoad,
   type RunRecords,
   type RunSummary,
   runTableRows,
-  type VegaLiteSpec,
 } from "./lib/report/records.ts";
+export type { Json, MetricRow, ReportTable, VegaLiteSpec } from "./lib/report/json.ts";
 export {
   chartBundle,
   display,

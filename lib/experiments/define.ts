@@ -36,7 +36,7 @@ import {
   validateDefaults,
 } from "./config.ts";
 import type { ProgressBar } from "./progress.ts";
-import type { Json, MetricRow, ReportTable, VegaLiteSpec } from "../report/records.ts";
+import type { Json, MetricRow, ReportTable, VegaLiteSpec } from "../report/json.ts";
 import type { ChartRecipe } from "../report/charts.ts";
 import type { ChartOptions } from "../report/chart_defs.ts";
 

@@ -4,7 +4,7 @@
  * no losses and no tokens/s), and a metric row of a step driver's result.
  */
 
-import type { Json, MetricRow } from "../report/records.ts";
+import type { Json, MetricRow } from "../report/json.ts";
 import type { RunStepsResult } from "../train/run_steps.ts";
 
 /** `x` rounded to `digits` decimals (default 2). */

@@ -12,7 +12,7 @@
 
 import { type ChartRecipe, chartSpec, checkRecipe, isChartRecipe, prepareRows } from "./charts.ts";
 import { ROWS, seriesColors, wrapText } from "./chart_style.ts";
-import type { Json, MetricRow, VegaLiteSpec } from "./records.ts";
+import type { Json, MetricRow, VegaLiteSpec } from "./json.ts";
 import { chartWidth, VEGA_LITE_SCHEMA } from "./render_svg.ts";
 
 /** Which metric rows a chart draws and how they are reshaped (all JSON: it is stored). */

@@ -29,7 +29,7 @@
  * ```
  */
 
-import type { Json, MetricRow, VegaLiteSpec } from "./records.ts";
+import type { Json, MetricRow, VegaLiteSpec } from "./json.ts";
 import {
   byteUnitParams,
   inByteUnit,

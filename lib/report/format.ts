@@ -9,7 +9,7 @@
  * tables, the Markdown one as compact `key: value` text; neither shows raw JSON.
  */
 
-import type { Json, MetricRow } from "./records.ts";
+import type { Json, MetricRow } from "./json.ts";
 
 /** Significant digits of a non-integer in a report table. */
 export const SIGNIFICANT_DIGITS = 6;

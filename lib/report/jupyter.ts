@@ -20,7 +20,7 @@
 
 import { flattenFigures, formatCell } from "./format.ts";
 import { markdownTable } from "./markdown.ts";
-import type { Json, ReportTable, VegaLiteSpec } from "./records.ts";
+import type { Json, ReportTable, VegaLiteSpec } from "./json.ts";
 import { renderSvg } from "./render_svg.ts";
 
 /** The MIME type JupyterLab renders vega-lite with. */
