@@ -31,6 +31,7 @@ import { parseBytes } from "../lib/device/dtype.ts";
 import { createDevice } from "../lib/device/create.ts";
 import { runSteps } from "../lib/train/run_steps.ts";
 import { writeTextAtomic } from "../lib/util/atomic_write.ts";
+import { runTask } from "../lib/cli/task_main.ts";
 
 /** Where the golden file lives. */
 export const GOLDEN_FILE = new URL("../tests/fixtures/golden.jsonl", import.meta.url);
@@ -322,11 +323,4 @@ async function main(args: string[]): Promise<number> {
   return differ + missing.length === 0 ? 0 : 1;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(`golden: ${(e as Error).message}`);
-    Deno.exit(2);
-  }
-}
+if (import.meta.main) await runTask("golden", () => main(Deno.args), { errorCode: 2 });
