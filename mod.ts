@@ -400,7 +400,6 @@ export type {
   ConfigDefault,
   ConfigOf,
   ConfigSpec,
-  ConfigValue,
   ExperimentConfig,
   ExperimentDefaults,
 } from "./lib/experiments/config.ts";
@@ -410,9 +409,11 @@ export {
   type BytesOptions,
   chunks,
   ConfigRule,
+  type ConfigValue,
   dtype,
   int,
   ints,
+  KeyRule,
   num,
   oneOf,
   preset,
@@ -420,7 +421,7 @@ export {
   type RangeOptions,
   type RuleOptions,
   someOf,
-} from "./lib/experiments/rules.ts";
+} from "./lib/config/rules.ts";
 export { describeItem, type ProgressBar } from "./lib/experiments/progress.ts";
 export { runExperiment, type RunOptions, type RunResult } from "./lib/experiments/run.ts";
 export {
