@@ -23,7 +23,7 @@ const USAGE = `usage: deno task claims [--json] [--only ID,ID] [--out DIR] [--wr
   --write-docs  rewrite the generated blocks of README.md and docs/architecture.md`;
 
 /** The docs files with generated blocks. */
-export const DOC_FILES = ["README.md", "docs/architecture.md"];
+const DOC_FILES = ["README.md", "docs/architecture.md"];
 
 async function writeDocs(results: ClaimResult[]): Promise<string[]> {
   const done: string[] = [];

@@ -30,7 +30,7 @@ import { exists, readTextIfExists } from "../util/fs.ts";
 export const CHECKPOINT_POINTER = "checkpoint.json";
 
 /** `checkpoint.json` format tag. */
-export const CHECKPOINT_FORMAT = "mst-checkpoint-v1";
+const CHECKPOINT_FORMAT = "mst-checkpoint-v1";
 
 /** Environment variable: milliseconds to pause inside each save, before it is published. */
 export const CHECKPOINT_PAUSE_ENV = "MST_CHECKPOINT_PAUSE_MS";

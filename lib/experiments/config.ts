@@ -87,7 +87,7 @@ export function configKeysHelp(defaults: ExperimentDefaults): string {
 }
 
 /** The defaults as a plain config (each rule's default). */
-export function defaultConfig<C extends ExperimentConfig>(defaults: ConfigSpec<C>): C {
+function defaultConfig<C extends ExperimentConfig>(defaults: ConfigSpec<C>): C {
   return Object.fromEntries(
     Object.entries(defaults).map(([k, d]) => [k, ruleOf(d as ConfigDefault).defaultValue]),
   ) as C;

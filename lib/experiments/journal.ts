@@ -33,7 +33,7 @@ import { exists } from "../util/fs.ts";
 export const JOURNAL_FILE = "journal.jsonl";
 
 /** Format tag of the journal's first line. */
-export const JOURNAL_FORMAT = "mst-exp-journal-v1";
+const JOURNAL_FORMAT = "mst-exp-journal-v1";
 
 /** The journal's first line: how the run was started. */
 export interface JournalHeader {

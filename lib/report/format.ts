@@ -12,7 +12,7 @@
 import type { Json, MetricRow } from "./json.ts";
 
 /** Significant digits of a non-integer in a report table. */
-export const SIGNIFICANT_DIGITS = 6;
+const SIGNIFICANT_DIGITS = 6;
 
 /** Strips trailing zeros of a decimal fraction (`1.2500` → `1.25`, `3.000` → `3`). */
 function trimZeros(s: string): string {

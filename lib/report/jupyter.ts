@@ -34,7 +34,7 @@ interface JupyterApi {
 }
 
 /** `Deno.jupyter` when running in the Deno kernel, else null (it throws outside the kernel). */
-export function jupyterApi(): JupyterApi | null {
+function jupyterApi(): JupyterApi | null {
   try {
     const j = (Deno as unknown as { jupyter?: JupyterApi }).jupyter;
     return j && typeof j.display === "function" ? j : null;

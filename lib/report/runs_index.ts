@@ -13,7 +13,7 @@ import { RUN_FILES, runPath, type RunSummary } from "./records.ts";
 import { exists, readTextIfExists } from "../util/fs.ts";
 
 /** The file name of the index, written in the folder it indexes. */
-export const INDEX_FILE = "index.html";
+const INDEX_FILE = "index.html";
 
 /** How many key figures a run shows in the index. */
 const MAX_FIGURES = 8;
@@ -78,7 +78,7 @@ export function parseConfigHeader(
 }
 
 /** Reads one run directory (`rel` under `root`) for the index. */
-export async function indexRun(root: string, rel: string): Promise<IndexedRun> {
+async function indexRun(root: string, rel: string): Promise<IndexedRun> {
   const dir = rel ? runPath(root, rel) : root;
   const link = (file: string) => (rel ? `${rel}/${file}` : file);
   const header = parseConfigHeader(await readTextIfExists(runPath(dir, RUN_FILES.config)) ?? "");
@@ -151,7 +151,7 @@ ul.figures { margin: 0; padding-left: 1.1em; } ul.figures li { white-space: nowr
 `;
 
 /** The index page for `runs` (found under `root`, shown in the title). */
-export function buildIndexHtml(root: string, runs: readonly IndexedRun[]): string {
+function buildIndexHtml(root: string, runs: readonly IndexedRun[]): string {
   const count = (s: IndexedRun["status"]) => runs.filter((r) => r.status === s).length;
   const rows = runs.map((r) => {
     const figures = r.figures.length
