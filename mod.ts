@@ -428,10 +428,17 @@ export {
   breakdownRows,
   maxAbsDelta,
   maxOf,
+  mib,
   ratio,
   round,
   stepsRow,
 } from "./lib/experiments/figures.ts";
+export {
+  type PlanTarget,
+  planTarget,
+  trainAt,
+  type TrainAtOptions,
+} from "./lib/experiments/training.ts";
 export { describeBytes } from "./lib/device/dtype.ts";
 export { checkBudget, checkInteger, checkSeq, MAX_SEQ } from "./lib/util/validate.ts";
 export {

@@ -15,6 +15,11 @@ export function round(x: number | null, digits = 2): number | null {
   return x === null ? null : Number(x.toFixed(digits));
 }
 
+/** `bytes` in MiB (2^20 bytes), rounded to `digits` decimals (default 2). */
+export function mib(bytes: number, digits = 2): number {
+  return round(bytes / 2 ** 20, digits);
+}
+
 /** `a / b` rounded to `digits` decimals (default 2); `null` when either is `null` or b is 0. */
 export function ratio(a: number | null, b: number | null, digits = 2): number | null {
   return a === null || b === null || b === 0 ? null : round(a / b, digits);
@@ -64,7 +69,7 @@ export function stepsRow(r: RunStepsResult): MetricRow {
     headChunks: r.chunks.head,
     losses: r.losses.map((l) => round(l, 5)),
     leakedBytes: r.leakedBytes,
-    ...Object.fromEntries(tags.map(([t, b]) => [`${t}MiB`, round(b / 2 ** 20, 3)])),
+    ...Object.fromEntries(tags.map(([t, b]) => [`${t}MiB`, mib(b, 3)])),
   };
 }
 
