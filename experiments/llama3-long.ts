@@ -63,8 +63,9 @@ const vsSeq = (y: string, title: string, extra = {}) => metricVsSeq({ title, y, 
 export default defineExperiment({
   name: "llama3-long",
   description:
-    "MsT's headline on this machine: Llama3-8B's longest trainable sequence in 80 GiB (meta device), " +
-    "llama3-tiny peak memory / throughput / loss vs S with and without MsT, and a step's memory timeline",
+    "MsT's headline on this machine: Llama3-8B's longest trainable sequence in 80 GiB (meta " +
+    "device), llama3-tiny peak memory / throughput / loss vs S with and without MsT, and a " +
+    "step's memory timeline",
   defaults: {
     planPreset: preset("llama3-8b", { doc: "model planned on the meta device (part a)" }),
     planDtype: dtype("bf16", { doc: "how the planner counts floats" }),
@@ -293,11 +294,11 @@ export default defineExperiment({
     });
     ctx.note(
       `Planning runs two full training steps of the real code on the meta device, counting every ` +
-        `float as ${dtype} on an 80 GiB datacenter GPU (no driver overhead); a step fits when its ` +
-        `live bytes and what the device holds (our pool, or PyTorch's caching allocator) do. The ` +
-        `paper's figures sit beside its profile's terms (HF, as deno task claims; the 60K and ≈15K ` +
-        `with optimizer-in-backward, as its scripts), ours beside, labelled ours. 74.81 GB at ` +
-        `8192 is fixed memory (the AdamW step): it does not test the activation model. ` +
+        `float as ${dtype} on an 80 GiB datacenter GPU (no driver overhead); a step fits when ` +
+        `its live bytes and what the device holds (our pool, or PyTorch's caching allocator) do. ` +
+        `The paper's figures sit beside its profile's terms (HF, as deno task claims; the 60K ` +
+        `and ≈15K with optimizer-in-backward, as its scripts), ours beside, labelled ours. 74.81 ` +
+        `GB at 8192 is fixed memory (the AdamW step): it does not test the activation model. ` +
         `Every trained policy sees the same batches from the same weights. Tokens/s: the ` +
         `policies run round-robin at each S, ${rr} (each the step after a warm-up); min–max is ` +
         `the range over the rounds.`,

@@ -141,10 +141,11 @@ export default defineExperiment({
     });
     ctx.note(
       `The meta device has the ${dev.kind} device's limits and counts f32; the budget caps the ` +
-        `allocator's live bytes on both. confirmed: every policy trained ${c.steps} steps at S_max ` +
-        `within ${c.budget} and hit OutOfMemoryError at S_max + ${c.resolution}. The default budget ` +
-        `is small: in 256 MiB MsT's S_max is ≈78K tokens, whose O(S²) attention takes far longer ` +
-        `than a 15-minute run on a software adapter (--set budget=256MiB runs it).`,
+        `allocator's live bytes on both. confirmed: every policy trained ${c.steps} steps at ` +
+        `S_max within ${c.budget} and hit OutOfMemoryError at S_max + ${c.resolution}. The ` +
+        `default budget is small: in 256 MiB MsT's S_max is ≈78K tokens, whose O(S²) attention ` +
+        `takes far longer than a 15-minute run on a software adapter (--set budget=256MiB runs ` +
+        `it).`,
     );
   },
 });

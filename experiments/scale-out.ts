@@ -134,9 +134,9 @@ export default defineExperiment({
         "memory model; u32 kernels stop at 2^32 or at memory. Ranks are counted under our " +
         "runtime's profile (the HF profile is not modelled on ZeRO-3 + Ulysses ranks), on H100s " +
         "with no driver overhead, the device's reserve judged; the claims ledger (deno task " +
-        "claims) states each ALST figure's status. The series keep AdamW on the device (ZeRO-3 on " +
-        "one GPU only adds its buffers); ALST also offloads it, hence its 1-GPU point above them. " +
-        "docs/architecture.md (ALST anchors) explains each difference term by term.",
+        "claims) states each ALST figure's status. The series keep AdamW on the device (ZeRO-3 " +
+        "on one GPU only adds its buffers); ALST also offloads it, hence its 1-GPU point above " +
+        "them. docs/architecture.md (ALST anchors) explains each difference term by term.",
     );
   },
 });
