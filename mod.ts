@@ -403,7 +403,6 @@ export type {
   ConfigDefault,
   ConfigOf,
   ConfigSpec,
-  ConfigValue,
   ExperimentConfig,
   ExperimentDefaults,
 } from "./lib/experiments/config.ts";
@@ -413,9 +412,11 @@ export {
   type BytesOptions,
   chunks,
   ConfigRule,
+  type ConfigValue,
   dtype,
   int,
   ints,
+  KeyRule,
   num,
   oneOf,
   preset,
@@ -423,17 +424,24 @@ export {
   type RangeOptions,
   type RuleOptions,
   someOf,
-} from "./lib/experiments/rules.ts";
+} from "./lib/config/rules.ts";
 export { describeItem, type ProgressBar } from "./lib/experiments/progress.ts";
 export { runExperiment, type RunOptions, type RunResult } from "./lib/experiments/run.ts";
 export {
   breakdownRows,
   maxAbsDelta,
   maxOf,
+  mib,
   ratio,
   round,
   stepsRow,
 } from "./lib/experiments/figures.ts";
+export {
+  type PlanTarget,
+  planTarget,
+  trainAt,
+  type TrainAtOptions,
+} from "./lib/experiments/training.ts";
 export { describeBytes } from "./lib/device/dtype.ts";
 export { checkBudget, checkInteger, checkSeq, MAX_SEQ } from "./lib/util/validate.ts";
 export {
@@ -449,17 +457,14 @@ export {
 } from "./lib/experiments/throughput.ts";
 export { experimentNames, loadExperiment } from "./lib/experiments/registry.ts";
 export {
-  type Json,
   loadWarning,
-  type MetricRow,
   readRunRecords,
-  type ReportTable,
   type RunLoad,
   type RunRecords,
   type RunSummary,
   runTableRows,
-  type VegaLiteSpec,
 } from "./lib/report/records.ts";
+export type { Json, MetricRow, ReportTable, VegaLiteSpec } from "./lib/report/json.ts";
 export {
   chartBundle,
   display,

@@ -16,18 +16,16 @@ import {
   getPreset,
   int,
   ints,
-  makeBatches,
   maxOf,
   metricVsSeq,
+  mib,
   num,
   parseDtype,
   planStep,
   preset,
   round,
-  runSteps,
+  trainAt,
 } from "../mod.ts";
-
-const MiB = 2 ** 20;
 
 export default defineExperiment({
   name: "chunk-ablation",
@@ -50,35 +48,36 @@ export default defineExperiment({
   async run(ctx) {
     const c = ctx.config;
     const dev = await ctx.device();
-    const [cfg, planCfg] = [getPreset(c.preset), getPreset(c.planPreset)];
+    const cfg = getPreset(c.preset);
+    const planCfg = getPreset(c.planPreset);
     const parts = (["mlp", "head"] as const).filter((p) => c[p]);
     const values: Chunks[] = [...c.ms, "auto"];
-    const grid = [
+    const targets = [
       ...c.seqs.map((seq) => ({ on: dev.kind, seq })),
       { on: `meta (${planCfg.name})`, seq: c.planSeq },
-    ].flatMap((g) => parts.flatMap((part) => values.map((M) => ({ ...g, part, M }))))
+    ];
+    const grid = targets
+      .flatMap((g) => parts.flatMap((part) => values.map((M) => ({ ...g, part, M }))))
       .map((p) => ({ ...p, name: `${p.on} ${p.part} M=${p.M}` })); // the progress line
     ctx.log(`${cfg.name} on ${dev.kind} at S=${c.seqs}; ${planCfg.name} on meta at S=${c.planSeq}`);
     const plan = { cfg: planCfg, dtype: parseDtype(c.planDtype, "planDtype"), budget: Infinity };
+    const train = { data: "repeat", seed: c.seed, steps: c.steps };
     const points = await ctx.sweep("M", grid, async ({ on, seq, part, M }) => {
       const policy = { checkpoint: true, mst: { mlp: "auto", head: "auto", [part]: M } as const };
       const planned = on !== dev.kind;
       const r = planned
         ? await planStep({ ...plan, policy, seq })
-        : await runSteps(dev, cfg, policy, await makeBatches("repeat", cfg, seq, c.seed), {
-          steps: c.steps,
-          init: { seed: c.seed },
-        });
+        : await trainAt(dev, cfg, policy, seq, train);
       const tokensPerSec = "tokensPerSec" in r ? round(r.tokensPerSec, 1) : null;
       const ran = r.chunks?.[part] ?? null; // the M actually run ("auto" resolved)
       const auto = M === "auto";
       const series = `${part}, S=${seq}`;
       const row = { on, part, seq, M: ran, auto, peakBytes: r.peakBytes, tokensPerSec };
       ctx.record({ kind: planned ? "plan" : "train", ...row, requested: M, series });
-      ctx.log(
-        `   ${on}: ${part} M=${M}${auto ? ` (→ ${ran})` : ""}, S=${seq}: peak ` +
-          `${(r.peakBytes / MiB).toFixed(2)} MiB` + (tokensPerSec ? `, ${tokensPerSec} tok/s` : ""),
-      );
+      const resolved = auto ? ` (→ ${ran})` : "";
+      const speed = tokensPerSec ? `, ${tokensPerSec} tok/s` : "";
+      const peak = `${mib(r.peakBytes).toFixed(2)} MiB`;
+      ctx.log(`   ${on}: ${part} M=${M}${resolved}, S=${seq}: peak ${peak}${speed}`);
       return row;
     });
 
@@ -92,20 +91,28 @@ export default defineExperiment({
       const best = maxOf(swept.map((p) => p.tokensPerSec));
       return { key, first: swept[0], min, knee, best, auto: pts.find((p) => p.auto)! };
     });
-    const mib = (b: number) => round(b / MiB, 2);
-    for (
-      const [name, kind, y, title] of [
-        ["peak-vs-m", "train", "peakBytes", `${cfg.name} on ${dev.kind}: peak vs M`],
-        ["throughput-vs-m", "train", "tokensPerSec", `${cfg.name} on ${dev.kind}: tokens/s vs M`],
-        ["plan-peak-vs-m", "plan", "peakBytes", `${planCfg.name}, S=${c.planSeq}, meta: peak vs M`],
-      ]
-    ) {
-      const [yFormat, yTitle] = y === "peakBytes"
-        ? ["bytes" as const, "peak"]
-        : [undefined, "tokens/s"];
-      const args = { title, y, yFormat, yTitle, x: "M", xTitle: "M (◇: auto)", series: "series" };
+    const chart = (name: string, kind: string, y: string, title: string) => {
+      const peak = y === "peakBytes";
+      const args = {
+        title,
+        y,
+        yFormat: peak ? "bytes" as const : undefined,
+        yTitle: peak ? "peak" : "tokens/s",
+        x: "M",
+        xTitle: "M (◇: auto)",
+        series: "series",
+      };
       ctx.chart(name, metricVsSeq({ ...args, highlight: "auto" }), { kind });
-    }
+    };
+    const onDev = `${cfg.name} on ${dev.kind}`;
+    chart("peak-vs-m", "train", "peakBytes", `${onDev}: peak vs M`);
+    chart("throughput-vs-m", "train", "tokensPerSec", `${onDev}: tokens/s vs M`);
+    chart(
+      "plan-peak-vs-m",
+      "plan",
+      "peakBytes",
+      `${planCfg.name}, S=${c.planSeq}, meta: peak vs M`,
+    );
     ctx.summary({
       knee: c.knee,
       sweeps: Object.fromEntries(sweeps.map((g) => [g.key, {

@@ -43,7 +43,11 @@ export default defineExperiment({
   quick: { seq: 512, steps: 40, evalEvery: 10 },
   async run(ctx) {
     const c = ctx.config;
-    const RUNS = { standard: POLICIES.standard, mst: POLICIES.mst, f16: { dtype: "f16" as const } };
+    const RUNS = {
+      standard: POLICIES.standard,
+      mst: POLICIES.mst,
+      f16: { dtype: "f16" as const },
+    };
     const dev16 = () => ctx.createDevice(ctx.deviceKind, { floats: "f16" });
     const IDS = c.f16 ? ["standard", "mst", "f16"] as const : ["standard", "mst"] as const;
     const grid = c.presets.flatMap((name) =>
@@ -85,8 +89,11 @@ export default defineExperiment({
     const of = (name: string, id: string) => runs.find((r) => r.name === name && r.id === id)!;
     const [std, mst, half] = IDS.map((id) => describePolicy(RUNS[id]));
     const perModel = c.presets.map((name) => {
-      const [a, b, h] = [of(name, "standard"), of(name, "mst"), c.f16 ? of(name, "f16") : null];
-      const [train, val] = [maxAbsDelta(a.losses, b.losses), maxAbsDelta(a.val, b.val)];
+      const a = of(name, "standard");
+      const b = of(name, "mst");
+      const h = c.f16 ? of(name, "f16") : null;
+      const train = maxAbsDelta(a.losses, b.losses);
+      const val = maxAbsDelta(a.val, b.val);
       return { name, a, b, h, train, val, trainF16: h && maxAbsDelta(a.losses, h.losses) };
     });
     const maxF16 = maxOf(perModel.map((m) => m.trainF16));

@@ -1,7 +1,8 @@
 /**
  * `deno task exp families-long`: the paper's extension claims (Llama2-7B 84K; Qwen2, Mistral,
- * Gemma-2 12–24× longer). Per family: max S in 80 GiB (bf16, meta) of the paper's terms under its profile
- * (HF) and ours; its tiny preset on the device at two S, standard (HF) vs MsT: loss and peaks.
+ * Gemma-2 12–24× longer). Per family: max S in 80 GiB (bf16, meta) of the paper's terms under
+ * its profile (HF) and ours; its tiny preset on the device at two S, standard (HF) vs MsT: loss
+ * and peaks.
  */
 
 import {
@@ -12,20 +13,18 @@ import {
   getPreset,
   int,
   ints,
-  makeBatches,
   maxAbsDelta,
   maxOf,
   maxSeqOnGpu,
+  mib,
   MST_FAMILY_TERMS as PLANNED,
   oneOf,
-  parseBytes,
-  parseDtype,
+  planTarget,
   POLICIES,
   ratio,
-  round,
-  runSteps,
   someOf,
   termRatio,
+  trainAt,
 } from "../mod.ts";
 
 const FAMILIES: { name: string; tiny: string; paper?: number }[] = [
@@ -55,8 +54,8 @@ export default defineExperiment({
   quick: { resolution: 512, seqs: [256, 512], steps: 2 },
   async run(ctx) {
     const c = ctx.config;
-    const plan = { dtype: parseDtype(c.planDtype, "planDtype"), budget: parseBytes(c.budget) };
-    const search = { granularity: c.resolution }, opts = { steps: c.steps, init: { seed: c.seed } };
+    const plan = planTarget(c);
+    const search = { granularity: c.resolution };
     const families = FAMILIES.filter((f) => c.models.includes(f.name));
     const planned = await ctx.sweep("family", families, async ({ name: model, paper }) => {
       const cfg = getPreset(model);
@@ -68,7 +67,8 @@ export default defineExperiment({
       });
       const maxSeq = Object.fromEntries(PLAN_IDS.map((id, i) => [id, seqs[i]]));
       const over = (id: string) => termRatio(PLANNED, maxSeq, id, "hfStandard", 1); // one profile
-      const [mst, oib] = [over("mstHf"), over("mstOibHf")];
+      const mst = over("mstHf");
+      const oib = over("mstOibHf");
       ctx.log(`   ${model}: max S ${seqs.join(" / ")}; MsT / standard ${mst}× (${oib}× with OiB)`);
       return { model, paper: paper ?? null, maxSeq, mst, oib };
     });
@@ -79,13 +79,17 @@ export default defineExperiment({
       const cfg = getPreset(tiny);
       const at = { model: tiny, run: `${tiny} S=${seq}`, seq };
       const train = async (id: "hfStandard" | "mst") => {
-        const batches = await makeBatches(c.data, cfg, seq, c.seed);
-        const r = await runSteps(dev, cfg, POLICIES[id], batches, opts);
+        const r = await trainAt(dev, cfg, POLICIES[id], seq, {
+          data: c.data,
+          seed: c.seed,
+          steps: c.steps,
+        });
         const { peakBytes, tokensPerSec, losses } = r;
         ctx.record({ kind: "train", ...at, policy: label(id), peakBytes, tokensPerSec, losses });
-        return { MiB: round(peakBytes / 2 ** 20, 2), losses };
+        return { MiB: mib(peakBytes), losses };
       };
-      const [std, mst] = [await train("hfStandard"), await train("mst")];
+      const std = await train("hfStandard");
+      const mst = await train("mst");
       const delta = maxAbsDelta(std.losses, mst.losses);
       ctx.log(`   ${tiny} S=${seq}: peak ${std.MiB} → ${mst.MiB} MiB, |Δloss| ≤ ${delta}`);
       return { tiny, seq, std: std.MiB, mst: mst.MiB, delta };

@@ -22,17 +22,16 @@ import {
   int,
   ints,
   lossCurves,
-  makeBatches,
   maxAbsDelta,
   maxOf,
   type MemoryPolicy,
   memoryTimeline,
   metricVsSeq,
+  mib,
   MST_PAPER_TERMS,
   num,
   oneOf,
-  parseBytes,
-  parseDtype,
+  planTarget,
   planTerm,
   POLICIES,
   preset,
@@ -40,18 +39,20 @@ import {
   round,
   ROUND_ROBIN_COLUMNS,
   roundRobinTable,
-  runSteps,
   sameProfileRatio,
   stackedPeak,
   stepTimeline,
   TAGS,
   timelineRows,
+  trainAt,
   trainRoundRobin,
 } from "../mod.ts";
 
-const [GiB, MiB, OIB] = [2 ** 30, 2 ** 20, "mstOptimizerInBackward"];
+const GiB = 2 ** 30;
+const OIB = "mstOptimizerInBackward";
 // the paper's MsT and recomputation under its profile (HF); the figures beside HF terms only
-const [OIB_HF, REC_HF] = ["mstOptimizerInBackwardHf", "checkpointOibHf"];
+const OIB_HF = "mstOptimizerInBackwardHf";
+const REC_HF = "checkpointOibHf";
 const PLAN = MST_PAPER_TERMS;
 /** Trained policies (part b): summary key suffix, policy name; standard is the loss reference. */
 const TRAIN = PLAN.filter((p) => !["checkpoint", OIB, OIB_HF, REC_HF, "mstHf"].includes(p.id))
@@ -62,8 +63,9 @@ const vsSeq = (y: string, title: string, extra = {}) => metricVsSeq({ title, y, 
 export default defineExperiment({
   name: "llama3-long",
   description:
-    "MsT's headline on this machine: Llama3-8B's longest trainable sequence in 80 GiB (meta device), " +
-    "llama3-tiny peak memory / throughput / loss vs S with and without MsT, and a step's memory timeline",
+    "MsT's headline on this machine: Llama3-8B's longest trainable sequence in 80 GiB (meta " +
+    "device), llama3-tiny peak memory / throughput / loss vs S with and without MsT, and a " +
+    "step's memory timeline",
   defaults: {
     planPreset: preset("llama3-8b", { doc: "model planned on the meta device (part a)" }),
     planDtype: dtype("bf16", { doc: "how the planner counts floats" }),
@@ -90,7 +92,7 @@ export default defineExperiment({
 
     // a. the longest sequence and the peak by tag at one S, on the meta device
     const planCfg = getPreset(c.planPreset);
-    const [dtype, budget] = [parseDtype(c.planDtype, "planDtype"), parseBytes(c.budget)];
+    const { dtype, budget } = planTarget(c);
     ctx.log(`a. planning ${planCfg.name} (${dtype}) in ${c.budget} on the meta device`);
     // on a datacenter GPU (no lavapipe overhead); HF terms' peaks are torch's peak allocated
     const planned = await ctx.sweep("plan", PLAN, async (p) => {
@@ -100,8 +102,8 @@ export default defineExperiment({
       const paperLabel = p.paper === null ? null : p.paperLabel;
       ctx.record({ kind: "max-seq", policy: p.label, maxSeq, paper: p.paper, paperLabel });
       for (const tag of TAGS.filter((t) => (breakdown[t] ?? 0) > 0)) {
-        const [bytes, phase] = [breakdown[tag], peakPhase];
-        ctx.record({ kind: "breakdown", policy: p.label, seq, tag, bytes, phase });
+        const bytes = breakdown[tag];
+        ctx.record({ kind: "breakdown", policy: p.label, seq, tag, bytes, phase: peakPhase });
       }
       ctx.log(`   ${p.label}: max S ${maxSeq} (paper ${p.paperLabel}), ${formatBytes(peak)}`);
       return { maxSeq, peak, breakdown: { ...breakdown } };
@@ -144,17 +146,19 @@ export default defineExperiment({
     const cfg = getPreset(c.preset);
     ctx.log(`b. training ${cfg.name} on ${dev.kind}: S = ${c.seqs.join(", ")}, data ${c.data}`);
     const onWarning = (w: string) => ctx.log(`   warning: ${w}`);
-    const opts = { init: { seed: c.seed }, adamw: { lr: c.lr }, onWarning, steps: c.steps };
+    const train = { data: c.data, seed: c.seed, steps: c.steps, adamw: { lr: c.lr }, onWarning };
     // round-robin over repeats (rotated order): load from elsewhere falls on every policy alike
-    const trainAt = async (policy: MemoryPolicy, seq: number) =>
-      runSteps(dev, cfg, policy, await makeBatches(c.data, cfg, seq, c.seed), opts);
-    const trained = await trainRoundRobin(ctx, c.seqs, TRAIN, c.repeats, trainAt, "Standard");
+    const trainAtSeq = (policy: MemoryPolicy, seq: number) => trainAt(dev, cfg, policy, seq, train);
+    const trained = await trainRoundRobin(ctx, c.seqs, TRAIN, c.repeats, trainAtSeq, "Standard");
     ctx.log(`   loss curves at S=${c.lossSeq}, ${c.lossSteps} steps`);
     const curves = await ctx.sweep("loss curve", TRAIN, async ({ label, policy }) => {
-      const data = await makeBatches(c.data, cfg, c.lossSeq, c.seed);
       const onStep = (s: { step: number; loss: number | null }) =>
         ctx.record({ kind: "loss", policy: label, seq: c.lossSeq, step: s.step, loss: s.loss });
-      const r = await runSteps(dev, cfg, policy, data, { ...opts, steps: c.lossSteps, onStep });
+      const r = await trainAt(dev, cfg, policy, c.lossSeq, {
+        ...train,
+        steps: c.lossSteps,
+        onStep,
+      });
       return r.losses;
     });
     const std0 = TRAIN.find((p) => p.id === "standard")!;
@@ -170,12 +174,12 @@ export default defineExperiment({
     const onDev = `${cfg.name} on ${dev.kind}`;
     const line = (y: string, what: string, extra: object) =>
       vsSeq(y, `${onDev}: ${what} vs sequence length`, { order: trainOrder, ...extra });
-    const [bytes, rounds] = [{ yFormat: "bytes", yLog: true }, `median of ${c.repeats} rounds`];
+    const bytes = { yFormat: "bytes", yLog: true };
     ctx.chart("peak-vs-seq", line("peakBytes", "peak memory", bytes), { kind: "train" });
     const bars = {
       yMin: "tokensPerSecMin",
       yMax: "tokensPerSecMax",
-      yTitle: `tokens / s, ${rounds}`,
+      yTitle: `tokens / s, median of ${c.repeats} rounds`,
     };
     ctx.chart("throughput", line("tokensPerSec", "training throughput", bars), { kind: "train" });
     const delta = maxDelta === null ? "no losses on meta" : `max |Δ| ${fmtDelta(maxDelta)}`;
@@ -198,8 +202,12 @@ export default defineExperiment({
       const t = await stepTimeline(dev, { cfg, policy, seq: tlSeq, data: c.data, seed: c.seed });
       for (const row of timelineRows(t.events, { policy: describePolicy(policy) })) ctx.record(row);
       ctx.log(`   ${describePolicy(policy)}: peak ${formatBytes(t.peakBytes)} in ${t.peakPhase}`);
-      const [peakMiB, startMiB] = [round(t.peakBytes / MiB, 3), round(t.startBytes / MiB, 3)];
-      return { events: t.events.length, peakMiB, peakPhase: t.peakPhase, startMiB };
+      return {
+        events: t.events.length,
+        peakMiB: mib(t.peakBytes, 3),
+        peakPhase: t.peakPhase,
+        startMiB: mib(t.startBytes, 3),
+      };
     });
     ctx.chart(
       "memory-timeline",
@@ -213,12 +221,14 @@ export default defineExperiment({
 
     const largest = Math.max(...c.seqs);
     const big = Object.fromEntries(TRAIN.map((p) => [p.key, at(p.key, largest)]));
-    const [std, mst, keep] = [big.Standard, big.Mst, big.MstKeepAttention];
+    const std = big.Standard;
+    const mst = big.Mst;
+    const keep = big.MstKeepAttention;
     const t = (id: string) => ({ policy: plan[id].policy, value: m(id) }); // one profile per ratio
     const r = (a: string, b: string, d = 2) => sameProfileRatio(t(a), t(b), d);
     const peakGiB = (id: string) => round(plan[id].peak / GiB);
     const tokS = (r: { tokensPerSec: number | null }) => round(r.tokensPerSec, 1);
-    const peakMiB = (r: { peakBytes: number }) => round(r.peakBytes / MiB, 3);
+    const peakMiB = (r: { peakBytes: number }) => mib(r.peakBytes, 3);
     ctx.summary({
       plan: {
         preset: planCfg.name,
@@ -251,7 +261,6 @@ export default defineExperiment({
       timeline: { seq: tlSeq, mst: timelines[0], standard: timelines[1] },
     });
 
-    const mib = (b: number) => round(b / MiB);
     const x = (a: string, b: string) => `${r(a, b, 1)}×`;
     const ours = (p: MemoryPolicy) => p.framework === "hf" ? "" : " — ours";
     const at8 = `${peakGiB("mstHf")} GiB (HF); ours ${peakGiB("mst")} GiB live`;
@@ -285,11 +294,11 @@ export default defineExperiment({
     });
     ctx.note(
       `Planning runs two full training steps of the real code on the meta device, counting every ` +
-        `float as ${dtype} on an 80 GiB datacenter GPU (no driver overhead); a step fits when its ` +
-        `live bytes and what the device holds (our pool, or PyTorch's caching allocator) do. The ` +
-        `paper's figures sit beside its profile's terms (HF, as deno task claims; the 60K and ≈15K ` +
-        `with optimizer-in-backward, as its scripts), ours beside, labelled ours. 74.81 GB at ` +
-        `8192 is fixed memory (the AdamW step): it does not test the activation model. ` +
+        `float as ${dtype} on an 80 GiB datacenter GPU (no driver overhead); a step fits when ` +
+        `its live bytes and what the device holds (our pool, or PyTorch's caching allocator) do. ` +
+        `The paper's figures sit beside its profile's terms (HF, as deno task claims; the 60K ` +
+        `and ≈15K with optimizer-in-backward, as its scripts), ours beside, labelled ours. 74.81 ` +
+        `GB at 8192 is fixed memory (the AdamW step): it does not test the activation model. ` +
         `Every trained policy sees the same batches from the same weights. Tokens/s: the ` +
         `policies run round-robin at each S, ${rr} (each the step after a warm-up); min–max is ` +
         `the range over the rounds.`,

@@ -15,20 +15,18 @@ import {
   type Device,
   getPreset,
   int,
-  makeBatches,
   maxSequence,
+  mib,
   OutOfMemoryError,
   parseBytes,
   POLICIES,
   preset,
   ratio,
-  round,
-  runSteps,
   stackedPeak,
+  trainAt,
 } from "../mod.ts";
 
 const IDS = ["standard", "checkpoint", "mst", "mstOib", "mstOffload"] as const;
-const MiB = 2 ** 20;
 
 export default defineExperiment({
   name: "max-seq-device",
@@ -50,10 +48,11 @@ export default defineExperiment({
     const dev = await ctx.device();
     dev.setBudget(budget);
     ctx.log(`${cfg.name} in ${c.budget} on ${dev.kind}, resolution ${c.resolution} tokens`);
-    const train = async (d: Device, id: (typeof IDS)[number], seq: number) =>
-      runSteps(d, cfg, POLICIES[id], await makeBatches("repeat", cfg, seq, c.seed), {
+    const train = (d: Device, id: (typeof IDS)[number], seq: number) =>
+      trainAt(d, cfg, POLICIES[id], seq, {
+        data: "repeat",
+        seed: c.seed,
         steps: c.steps,
-        init: { seed: c.seed },
         onWarning: (w) => ctx.log(`   warning: ${w}`),
       });
 
@@ -79,11 +78,12 @@ export default defineExperiment({
       } finally {
         probe.destroy(); // frees what the interrupted step left live
       }
-      const [planned, host] = [search.plan?.peakBytes ?? null, fit.hostPeakBytes]; // host: offload
+      const planned = search.plan?.peakBytes ?? null;
+      const host = fit.hostPeakBytes; // offloaded checkpoints
       const row = { policy, maxSeq: seq, plannedPeakBytes: planned, fits, oom, hostBytes: host };
       ctx.record({ kind: "max-seq", ...row });
       for (const r of breakdownRows(fit, { policy, seq })) ctx.record(r);
-      const peak = `${(fit.peakBytes / MiB).toFixed(2)} MiB`;
+      const peak = `${mib(fit.peakBytes).toFixed(2)} MiB`;
       ctx.log(
         `   ${policy}: S_max ${seq}, peak ${peak}; S=${over}: ${oom ? `OOM in ${oom}` : "fits"}`,
       );
@@ -133,7 +133,7 @@ export default defineExperiment({
         p.policy,
         p.seq,
         ratio(p.seq, at("standard").seq),
-        round(p.peakBytes / MiB, 3) + (p.host ? ` (+ ${round(p.host / MiB, 3)} on host)` : ""),
+        mib(p.peakBytes, 3) + (p.host ? ` (+ ${mib(p.host, 3)} on host)` : ""),
         p.fits ? "yes" : "NO",
         p.over,
         p.oom ? `yes, in ${p.oom}` : "NO",
@@ -141,10 +141,11 @@ export default defineExperiment({
     });
     ctx.note(
       `The meta device has the ${dev.kind} device's limits and counts f32; the budget caps the ` +
-        `allocator's live bytes on both. confirmed: every policy trained ${c.steps} steps at S_max ` +
-        `within ${c.budget} and hit OutOfMemoryError at S_max + ${c.resolution}. The default budget ` +
-        `is small: in 256 MiB MsT's S_max is ≈78K tokens, whose O(S²) attention takes far longer ` +
-        `than a 15-minute run on a software adapter (--set budget=256MiB runs it).`,
+        `allocator's live bytes on both. confirmed: every policy trained ${c.steps} steps at ` +
+        `S_max within ${c.budget} and hit OutOfMemoryError at S_max + ${c.resolution}. The ` +
+        `default budget is small: in 256 MiB MsT's S_max is ≈78K tokens, whose O(S²) attention ` +
+        `takes far longer than a 15-minute run on a software adapter (--set budget=256MiB runs ` +
+        `it).`,
     );
   },
 });

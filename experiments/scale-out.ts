@@ -20,10 +20,9 @@ import {
   type MemoryPolicy,
   metricVsSeq,
   oneOf,
-  parseBytes,
-  parseDtype,
   planAlstAnchor,
   planLongest,
+  planTarget,
   POLICIES,
   preset,
   ratio,
@@ -59,31 +58,24 @@ export default defineExperiment({
   async run(ctx) {
     const c = ctx.config;
     const cfg = getPreset(c.preset);
-    const opts = { budget: parseBytes(c.budget), dtype: parseDtype(c.planDtype, "planDtype") };
-    const plan = { ...opts, kernels: c.kernels as KernelIndex, resolution: c.resolution };
-    const points = await ctx.sweep(
-      "GPUs",
-      c.gpus,
-      (n) =>
-        ctx.sweep(`${n} GPUs`, SERIES, async ([series, policy]) => {
-          const r = await planLongest(cfg, policy(n), plan);
-          const row = { series, gpus: n, maxSeq: r.maxSeq, limitedBy: r.limitedBy };
-          ctx.record({ kind: "max-seq", ...row, peakBytes: r.plan?.peakBytes ?? 0, alst: false });
-          return row;
-        }),
-    );
-    ALST_SETUPS.forEach((s) =>
-      ctx.record({
-        kind: "max-seq",
-        series: ALST,
-        gpus: s.parallel.gpus,
-        maxSeq: s.reported,
-        alst: true,
-      })
-    );
+    const target = planTarget(c);
+    const plan = { ...target, kernels: c.kernels as KernelIndex, resolution: c.resolution };
+    // every series at n GPUs
+    const planAt = (n: number) =>
+      ctx.sweep(`${n} GPUs`, SERIES, async ([series, policy]) => {
+        const r = await planLongest(cfg, policy(n), plan);
+        const row = { series, gpus: n, maxSeq: r.maxSeq, limitedBy: r.limitedBy };
+        ctx.record({ kind: "max-seq", ...row, peakBytes: r.plan?.peakBytes ?? 0, alst: false });
+        return row;
+      });
+    const points = await ctx.sweep("GPUs", c.gpus, planAt);
+    for (const s of ALST_SETUPS) {
+      const gpus = s.parallel.gpus;
+      ctx.record({ kind: "max-seq", series: ALST, gpus, maxSeq: s.reported, alst: true });
+    }
     const anchors = !c.anchors
       ? []
-      : await ctx.sweep("ALST setup", ALST_SETUPS, (s) => planAlstAnchor(cfg, s, opts));
+      : await ctx.sweep("ALST setup", ALST_SETUPS, (s) => planAlstAnchor(cfg, s, target));
     ctx.chart(
       "max-seq-vs-gpus",
       metricVsSeq({
@@ -118,12 +110,11 @@ export default defineExperiment({
       anchorRatios: Object.fromEntries(anchors.map((a) => [a.setup.name, ratio(a.ratio, 1)])),
       anchorsWithin: anchors.length ? anchors.every((a) => a.within) : null,
     });
+    const cell = (s: string, n: number) => `${seqOf(s, n).maxSeq} (${seqOf(s, n).limitedBy})`;
     ctx.table({
       title: `${cfg.name}: max S per GPU count, ${c.kernels} kernels (what stopped the search)`,
       columns: ["series", ...c.gpus.map((n) => `${n} GPUs`)],
-      rows: SERIES.map((
-        [s],
-      ) => [s, ...c.gpus.map((n) => `${seqOf(s, n).maxSeq} (${seqOf(s, n).limitedBy})`)]),
+      rows: SERIES.map(([s]) => [s, ...c.gpus.map((n) => cell(s, n))]),
     });
     if (anchors.length) {
       ctx.table({
@@ -133,18 +124,19 @@ export default defineExperiment({
       });
     }
     ctx.note(
-      "One rank's real share of a step per point (meta device). Data parallelism alone (first three " +
-        "series) gives each rank a whole sequence: S grows only as ZeRO-3 removes fixed bytes; Ulysses " +
-        "splits it. ALST's setups: ZeRO-3, optimizer (1 GPU: also parameters) on the host, tiled MLP " +
-        "and loss, checkpoint offload, micro-batch 1 (ArcticTraining's run-h100-sp{1,8,32}-llama-8b.yml). " +
-        "int32 kernels stop a rank where an (S/K, d) tensor reaches 2^31 elements (524,288 tokens at " +
-        "d = 4096; only ALST's 1-GPU recipe shows it, crashing at 555K), before its memory: a point " +
-        "stopped by that binding does not test the memory model; u32 kernels stop at 2^32 or at " +
-        "memory. Ranks are counted under our runtime's profile (the HF profile is not modelled on " +
-        "ZeRO-3 + Ulysses ranks), on H100s with no driver overhead, the device's reserve judged; " +
-        "the claims ledger (deno task claims) states each ALST figure's status. The series keep AdamW on the device (ZeRO-3 on one GPU only adds its buffers); ALST " +
-        "also offloads it, hence its 1-GPU point above them. docs/architecture.md (ALST anchors) " +
-        "explains each difference term by term.",
+      "One rank's real share of a step per point (meta device). Data parallelism alone (first " +
+        "three series) gives each rank a whole sequence: S grows only as ZeRO-3 removes fixed " +
+        "bytes; Ulysses splits it. ALST's setups: ZeRO-3, optimizer (1 GPU: also parameters) on " +
+        "the host, tiled MLP and loss, checkpoint offload, micro-batch 1 (ArcticTraining's " +
+        "run-h100-sp{1,8,32}-llama-8b.yml). int32 kernels stop a rank where an (S/K, d) tensor " +
+        "reaches 2^31 elements (524,288 tokens at d = 4096; only ALST's 1-GPU recipe shows it, " +
+        "crashing at 555K), before its memory: a point stopped by that binding does not test the " +
+        "memory model; u32 kernels stop at 2^32 or at memory. Ranks are counted under our " +
+        "runtime's profile (the HF profile is not modelled on ZeRO-3 + Ulysses ranks), on H100s " +
+        "with no driver overhead, the device's reserve judged; the claims ledger (deno task " +
+        "claims) states each ALST figure's status. The series keep AdamW on the device (ZeRO-3 " +
+        "on one GPU only adds its buffers); ALST also offloads it, hence its 1-GPU point above " +
+        "them. docs/architecture.md (ALST anchors) explains each difference term by term.",
     );
   },
 });

@@ -20,19 +20,27 @@ import { benchTrainStep } from "../lib/bench/train_step.ts";
 import { createTfjsPeer, type Tf } from "../lib/bench/tfjs_peer.ts";
 import { findTorchPython, type TorchPython } from "../lib/bench/torch_peer.ts";
 import { WebGPUDevice } from "../lib/device/webgpu.ts";
+import { runTask } from "../lib/cli/task_main.ts";
 
-// The groups read the parsed flags (`values`, below) when they run.
+/** The parsed flags (see the module doc). */
+interface BenchFlags {
+  seqs: string;
+  steps: string;
+  base?: string;
+  profile: boolean;
+  torch: TorchPython | null | "off";
+}
+
 type Group = (
   dev: WebGPUDevice,
   tf: Tf | null,
   log: (s: string) => void,
+  flags: BenchFlags,
 ) => Promise<BenchRow[]>;
-
-let torch: TorchPython | null | "off" = null;
 
 const GROUPS: Record<string, Group> = {
   matmul: (dev, tf, log) => benchMatmul(dev, tf, undefined, log),
-  train: async (dev, tf, log) => {
+  train: async (dev, tf, log, flags) => {
     // f16 rows on a second device with shader-f16 (skipped, with a note, when the adapter lacks it)
     let dev16: WebGPUDevice | null = null;
     try {
@@ -41,72 +49,79 @@ const GROUPS: Record<string, Group> = {
       log(`  f16 rows skipped: ${(e as Error).message}`);
     }
     try {
-      return await benchTrainStep(dev, tf, log, { torch, dev16 });
+      return await benchTrainStep(dev, tf, log, { torch: flags.torch, dev16 });
     } finally {
       dev16?.destroy();
     }
   },
   attention: (dev, tf, log) => benchAttentionRows(dev, tf, log),
-  scaling: async (_dev, _tf, log) => {
+  scaling: async (_dev, _tf, log, flags) => {
     const trees: Tree[] = [await loadTree(new URL("..", import.meta.url).pathname, "ours")];
-    if (values.base) trees.push(await loadTree(values.base, "base"));
+    if (flags.base) trees.push(await loadTree(flags.base, "base"));
     return await benchScaling(log, {
-      seqs: seqs(values.seqs),
-      steps: Number(values.steps),
+      seqs: seqs(flags.seqs),
+      steps: Number(flags.steps),
       trees,
-      profile: values.profile,
+      profile: flags.profile,
     });
   },
 };
 
-/** `--seqs 1024,4096`: positive integers, or a readable exit. */
+/** `--seqs 1024,4096`: positive integers, or a readable error. */
 function seqs(text: string): number[] {
   const out = text.split(",").map(Number);
   if (out.some((n) => !Number.isInteger(n) || n < 1)) {
-    console.error(`--seqs: expected comma-separated positive integers, got "${text}"`);
-    Deno.exit(2);
+    throw new Error(`--seqs: expected comma-separated positive integers, got "${text}"`);
   }
   return out;
 }
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    json: { type: "boolean", default: false },
-    profile: { type: "boolean", default: false },
-    only: { type: "string" },
-    "no-peer": { type: "boolean", default: false },
-    seqs: { type: "string", default: "1024,4096,8192,16384" },
-    steps: { type: "string", default: "3" },
-    base: { type: "string" },
-  },
-});
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      json: { type: "boolean", default: false },
+      profile: { type: "boolean", default: false },
+      only: { type: "string" },
+      "no-peer": { type: "boolean", default: false },
+      seqs: { type: "string", default: "1024,4096,8192,16384" },
+      steps: { type: "string", default: "3" },
+      base: { type: "string" },
+    },
+  });
+  const names = values.only ? values.only.split(",") : Object.keys(GROUPS);
+  for (const n of names) {
+    if (!(n in GROUPS)) {
+      throw new Error(`unknown bench group "${n}"; groups: ${Object.keys(GROUPS).join(", ")}`);
+    }
+  }
+  const dev = await WebGPUDevice.create({ profile: values.profile });
+  const tf = values["no-peer"] ? null : await createTfjsPeer();
+  const flags: BenchFlags = {
+    seqs: values.seqs,
+    steps: values.steps,
+    base: values.base,
+    profile: values.profile,
+    torch: values["no-peer"] ? "off" : await findTorchPython(),
+  };
+  const log = values.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
+  log(`device: ${dev.adapterInfo.description}`);
+  const rows: BenchRow[] = [];
+  for (const n of names) rows.push(...await GROUPS[n](dev, tf, log, flags));
+  console.log(formatTable(rows));
+  const profiled = values.profile ? dev.profileReport() : [];
+  if (profiled.length > 0) {
+    // the shared device's kernels (the scaling group profiles its own steps, logged above)
+    console.log("\nper-kernel GPU time (timestamp queries):");
+    for (const p of profiled) {
+      console.log(
+        `  ${p.kernel.padEnd(24)} ${String(p.calls).padStart(5)} calls  ${p.ms.toFixed(1)} ms`,
+      );
+    }
+  }
+  if (values.json) console.log(JSON.stringify({ rows }));
+  dev.destroy();
+  return 0;
+}
 
-const names = values.only ? values.only.split(",") : Object.keys(GROUPS);
-for (const n of names) {
-  if (!(n in GROUPS)) {
-    console.error(`unknown bench group "${n}"; groups: ${Object.keys(GROUPS).join(", ")}`);
-    Deno.exit(2);
-  }
-}
-const dev = await WebGPUDevice.create({ profile: values.profile });
-const tf = values["no-peer"] ? null : await createTfjsPeer();
-torch = values["no-peer"] ? "off" : await findTorchPython();
-const log = values.json ? (s: string) => console.error(s) : (s: string) => console.log(s);
-log(`device: ${dev.adapterInfo.description}`);
-const rows: BenchRow[] = [];
-for (const n of names) rows.push(...await GROUPS[n](dev, tf, log));
-console.log(formatTable(rows));
-const profiled = values.profile ? dev.profileReport() : [];
-if (profiled.length > 0) {
-  // the shared device's kernels (the scaling group profiles its own steps, logged above)
-  console.log("\nper-kernel GPU time (timestamp queries):");
-  for (const p of profiled) {
-    console.log(
-      `  ${p.kernel.padEnd(24)} ${String(p.calls).padStart(5)} calls  ${p.ms.toFixed(1)} ms`,
-    );
-  }
-}
-if (values.json) console.log(JSON.stringify({ rows }));
-dev.destroy();
-Deno.exit(0);
+await runTask("bench", () => main(Deno.args), { errorCode: 2 });

@@ -14,6 +14,7 @@ import type { ClaimResult } from "../lib/claims/types.ts";
 import { writeTextAtomic } from "../lib/util/atomic_write.ts";
 import { writeReport } from "../lib/report/write_report.ts";
 import type { RunSummary } from "../lib/report/records.ts";
+import { runTask } from "../lib/cli/task_main.ts";
 
 const USAGE = `usage: deno task claims [--json] [--only ID,ID] [--out DIR] [--write-docs]
   --json        print {claims: [...]} on one line (no files written)
@@ -22,7 +23,7 @@ const USAGE = `usage: deno task claims [--json] [--only ID,ID] [--out DIR] [--wr
   --write-docs  rewrite the generated blocks of README.md and docs/architecture.md`;
 
 /** The docs files with generated blocks. */
-export const DOC_FILES = ["README.md", "docs/architecture.md"];
+const DOC_FILES = ["README.md", "docs/architecture.md"];
 
 async function writeDocs(results: ClaimResult[]): Promise<string[]> {
   const done: string[] = [];
@@ -119,11 +120,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`claims: ${(e as Error).message}\n${USAGE}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask("claims", () => main(Deno.args), { usage: USAGE });

@@ -13,6 +13,7 @@ import { configKeysHelp } from "../lib/experiments/config.ts";
 import { listExperiments, loadExperiment } from "../lib/experiments/registry.ts";
 import { runExperiment } from "../lib/experiments/run.ts";
 import { RUN_FILES, runPath } from "../lib/report/records.ts";
+import { runTask } from "../lib/cli/task_main.ts";
 
 const USAGE =
   `usage: deno task exp <name> [--quick] [--config f.yaml] [--set key=value]... [--device webgpu|meta] [--out DIR]
@@ -105,11 +106,4 @@ async function main(argv: string[]): Promise<void> {
   console.log(dir);
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`exp: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask("exp", () => main(Deno.args));

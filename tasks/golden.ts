@@ -31,9 +31,10 @@ import { parseBytes } from "../lib/device/dtype.ts";
 import { createDevice } from "../lib/device/create.ts";
 import { runSteps } from "../lib/train/run_steps.ts";
 import { writeTextAtomic } from "../lib/util/atomic_write.ts";
+import { runTask } from "../lib/cli/task_main.ts";
 
 /** Where the golden file lives. */
-export const GOLDEN_FILE = new URL("../tests/fixtures/golden.jsonl", import.meta.url);
+const GOLDEN_FILE = new URL("../tests/fixtures/golden.jsonl", import.meta.url);
 
 /** The sections of the golden file, in order. */
 export const GOLDEN_SECTIONS = ["plans", "maxseq", "alst", "losses"] as const;
@@ -83,7 +84,7 @@ async function attempt(f: () => Promise<unknown>): Promise<unknown> {
 }
 
 /** The plan cases: every preset × named policy × profile × GPUs, deduplicated by policy. */
-export function* planCases(): Generator<GoldenCase> {
+function* planCases(): Generator<GoldenCase> {
   for (const preset of PRESET_NAMES) {
     const cfg = getPreset(preset);
     const tiny = TINY(preset);
@@ -109,7 +110,7 @@ export function* planCases(): Generator<GoldenCase> {
 }
 
 /** The longest S within 80 GiB (bf16) per paper preset and policy, in both profiles. */
-export function* maxSeqCases(): Generator<GoldenCase> {
+function* maxSeqCases(): Generator<GoldenCase> {
   const budget = parseBytes("80GiB");
   const policies = ["standard", "checkpoint", "mst", "mstOib"] as const;
   for (const preset of PRESET_NAMES.filter((p) => !TINY(p))) {
@@ -128,7 +129,7 @@ export function* maxSeqCases(): Generator<GoldenCase> {
 }
 
 /** ALST's three setups as the planner places them. */
-export function* alstCases(): Generator<GoldenCase> {
+function* alstCases(): Generator<GoldenCase> {
   for (const setup of ALST_SETUPS) {
     yield {
       key: `alst ${JSON.stringify(setup)}`,
@@ -138,7 +139,7 @@ export function* alstCases(): Generator<GoldenCase> {
 }
 
 /** 5 WebGPU steps of every tiny preset, standard and MsT + recomputation. */
-export function* lossCases(): Generator<GoldenCase> {
+function* lossCases(): Generator<GoldenCase> {
   for (const preset of PRESET_NAMES.filter(TINY)) {
     const cfg = getPreset(preset);
     const seq = 64;
@@ -322,11 +323,4 @@ async function main(args: string[]): Promise<number> {
   return differ + missing.length === 0 ? 0 : 1;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(`golden: ${(e as Error).message}`);
-    Deno.exit(2);
-  }
-}
+if (import.meta.main) await runTask("golden", () => main(Deno.args), { errorCode: 2 });

@@ -41,6 +41,7 @@ import { maxSequence, type Plan, planStep } from "../lib/plan/planner.ts";
 import { explainPlan, fixedDominates } from "../lib/plan/explain.ts";
 import { describePolicy } from "../lib/techniques/policy.ts";
 import { GPUS, OVERHEADS, resolveTarget } from "../lib/plan/gpus.ts";
+import { runTask } from "../lib/cli/task_main.ts";
 
 const USAGE =
   `usage: deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
@@ -355,11 +356,4 @@ export async function main(argv: string[]): Promise<void> {
   if (plan.error) console.log(plan.error);
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`plan: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask("plan", () => main(Deno.args));

@@ -14,6 +14,7 @@ import { parseNf4Targets, quantizeCheckpoint } from "../lib/checkpoint/nf4_check
 import { readSafetensors, writeSafetensors } from "../lib/checkpoint/safetensors.ts";
 import { formatBytes } from "../lib/device/dtype.ts";
 import { resolve } from "node:path";
+import { runTask } from "../lib/cli/task_main.ts";
 
 const USAGE =
   `usage: deno task quantize <in.safetensors> --out <out.safetensors> [--targets all|q,k,v,o,gate,up,down] [--force]
@@ -79,10 +80,7 @@ export async function main(argv: readonly string[]): Promise<string[]> {
 }
 
 if (import.meta.main) {
-  try {
+  await runTask("quantize", async () => {
     for (const line of await main(Deno.args)) console.log(line);
-  } catch (e) {
-    console.error(`quantize: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
+  });
 }

@@ -12,6 +12,7 @@
 import { parseTaskArgs } from "../lib/cli/args.ts";
 import { writeRunsIndex } from "../lib/report/runs_index.ts";
 import { rerenderReport } from "../lib/report/write_report.ts";
+import { runTask } from "../lib/cli/task_main.ts";
 
 const USAGE = `usage: deno task report <run dir>
        deno task report --index [DIR]
@@ -49,11 +50,4 @@ async function main(argv: string[]): Promise<void> {
   console.log(`re-rendered ${w.svgs.length} charts, ${w.html} and ${w.markdown}`);
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`report: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask("report", () => main(Deno.args));

@@ -23,6 +23,7 @@ import { parseArgs } from "node:util";
 import { formatBytes } from "../lib/device/dtype.ts";
 import { type DriverOverhead, LAVAPIPE_OVERHEAD, overheadFor } from "../lib/device/overhead.ts";
 import { residentMemory } from "../lib/util/proc_status.ts";
+import { runTask } from "../lib/cli/task_main.ts";
 
 const USAGE =
   `usage: deno task rss-check [--growth] [--steps-curve] [--overhead] [--seqs 1024,16384]
@@ -469,11 +470,4 @@ async function main(argv: string[]): Promise<number> {
   return ok ? 0 : 1;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(`rss-check: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask("rss-check", () => main(Deno.args));

@@ -36,6 +36,7 @@ import { runSteps, type RunStepsResult } from "../lib/train/run_steps.ts";
 import { loadCheckpoint } from "../lib/checkpoint/checkpoint_dir.ts";
 import type { JsonValue } from "../lib/checkpoint/run_state.ts";
 import { savedHistory, trainExtra, trainSettings } from "../lib/train/run_settings.ts";
+import { runTask } from "../lib/cli/task_main.ts";
 
 const USAGE =
   `usage: deno task train <preset> [--seq S] [--steps N] [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
@@ -285,11 +286,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`train: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runTask("train", () => main(Deno.args));

@@ -23,6 +23,7 @@ import { KERNEL_INCLUDE_DIR } from "../lib/device/kernel_source.ts";
 import { getPreset } from "../lib/config/presets.ts";
 import { writeTextAtomic } from "../lib/util/atomic_write.ts";
 import { BROWN_SLICE_TOKENS } from "../web/src/train_run.ts";
+import { runTask } from "../lib/cli/task_main.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const WEB = join(ROOT, "web");
@@ -161,9 +162,9 @@ export function serveDir(dir: string, port = 0): { server: Deno.HttpServer; url:
   return { server, url: `http://127.0.0.1:${server.addr.port}/` };
 }
 
-if (import.meta.main) {
+async function main(argv: string[]): Promise<number | void> {
   const { values } = parseArgs({
-    args: Deno.args,
+    args: argv,
     options: {
       serve: { type: "boolean" },
       port: { type: "string" },
@@ -174,22 +175,19 @@ if (import.meta.main) {
   });
   if (values.help) {
     console.log("usage: deno task web [--serve] [--port N] [--out DIR]");
-    Deno.exit(0);
+    return 0;
   }
-  try {
-    const port = values.port === undefined ? 8123 : Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) {
-      throw new Error(`--port: expected an integer 0…65535, got "${values.port}"`);
-    }
-    const t0 = performance.now();
-    const dir = await buildWeb(values.out);
-    console.log(`web: built ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    if (values.serve) {
-      const { url } = serveDir(dir, port);
-      console.log(`web: serving ${url} (Ctrl-C stops)`);
-    }
-  } catch (e) {
-    console.error(`web: ${(e as Error).message}`);
-    Deno.exit(1);
+  const port = values.port === undefined ? 8123 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`--port: expected an integer 0…65535, got "${values.port}"`);
+  }
+  const t0 = performance.now();
+  const dir = await buildWeb(values.out);
+  console.log(`web: built ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (values.serve) {
+    const { url } = serveDir(dir, port);
+    console.log(`web: serving ${url} (Ctrl-C stops)`);
   }
 }
+
+if (import.meta.main) await runTask("web", () => main(Deno.args));

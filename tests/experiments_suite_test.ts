@@ -61,16 +61,13 @@ async function run(name: string, device: "webgpu" | "meta", set: string[] = []) 
 
 const rowsOf = (rows: readonly MetricRow[], kind: string) => rows.filter((r) => r.kind === kind);
 
-Deno.test("the shipped experiments are listed, load, and keep to their size", async () => {
+Deno.test("the shipped experiments are listed and load, each with a --quick variant", async () => {
   const { experiments: all, skipped } = await listExperiments();
   assert.deepEqual(skipped, []);
   assert.deepEqual(all.map((e) => e.name).filter((n) => SHIPPED.includes(n)), SHIPPED);
   for (const e of all.filter((e) => SHIPPED.includes(e.name))) {
     assert.ok(e.description.length > 20, e.name);
     assert.ok(e.quick && Object.keys(e.quick).length > 0, `${e.name} has a --quick variant`);
-    const lines = (await Deno.readTextFile(new URL(`../experiments/${e.name}.ts`, import.meta.url)))
-      .split("\n").length - 1;
-    assert.ok(lines <= (e.name === "llama3-long" ? 300 : 150), `${e.name}: ${lines} lines`);
   }
 });
 

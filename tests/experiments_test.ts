@@ -11,17 +11,7 @@ import {
   configToYaml,
   resolveExperimentConfig,
 } from "../lib/experiments/config.ts";
-import {
-  bool,
-  bytes,
-  chunks,
-  dtype,
-  int,
-  ints,
-  num,
-  oneOf,
-  preset,
-} from "../lib/experiments/rules.ts";
+import { bool, bytes, chunks, dtype, int, ints, num, oneOf, preset } from "../lib/config/rules.ts";
 import { PRESET_NAMES } from "../lib/config/presets.ts";
 import { defineExperiment } from "../lib/experiments/define.ts";
 import { runExperiment, utcStamp } from "../lib/experiments/run.ts";

@@ -23,7 +23,7 @@ import {
   seriesColors,
   TAG_COLORS,
 } from "../lib/report/palette.ts";
-import type { MetricRow, VegaLiteSpec } from "../lib/report/records.ts";
+import type { MetricRow, VegaLiteSpec } from "../lib/report/json.ts";
 
 /** Every (field, value → colour) a resolved spec's colour scales assign, anywhere in it. */
 function colorMaps(spec: unknown, out: Map<string, Map<string, string>> = new Map()) {

@@ -28,7 +28,8 @@ import {
   resolveChart,
 } from "../lib/report/chart_defs.ts";
 import { POLICY_COLORS, seriesColors, wrapText } from "../lib/report/chart_style.ts";
-import { type MetricRow, readRunRecords, type VegaLiteSpec } from "../lib/report/records.ts";
+import { readRunRecords } from "../lib/report/records.ts";
+import type { MetricRow, VegaLiteSpec } from "../lib/report/json.ts";
 import { renderSvg } from "../lib/report/render_svg.ts";
 import { rerenderReport } from "../lib/report/write_report.ts";
 import type { MemoryEvent } from "../lib/device/allocator.ts";

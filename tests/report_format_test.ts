@@ -10,7 +10,8 @@ import * as vega from "vega";
 import { formatCell, formatNumber } from "../lib/report/format.ts";
 import { buildHtml, htmlValue } from "../lib/report/html.ts";
 import { buildMarkdown } from "../lib/report/markdown.ts";
-import type { Json, RunRecords } from "../lib/report/records.ts";
+import type { RunRecords } from "../lib/report/records.ts";
+import type { Json } from "../lib/report/json.ts";
 import {
   chartWidth,
   compileVegaLite,

@@ -12,7 +12,7 @@ import {
   spreadOf,
   trainRoundRobin,
 } from "../lib/experiments/throughput.ts";
-import type { MetricRow } from "../lib/report/records.ts";
+import type { MetricRow } from "../lib/report/json.ts";
 import type { RunStepsResult } from "../lib/train/run_steps.ts";
 
 const result = (tokensPerSec: number | null, peakBytes = 1000): RunStepsResult => ({

@@ -25,7 +25,7 @@ export interface AttentionBenchResult {
  * length `S`: one warm-up run (which also compiles the kernels), then the median of several
  * timed runs, each ending with `dev.sync()`. Every tensor it creates is disposed.
  */
-export async function benchAttention(dev: Device, S: number): Promise<AttentionBenchResult> {
+async function benchAttention(dev: Device, S: number): Promise<AttentionBenchResult> {
   const H = 4, KV = 2, hd = 16;
   const opts: AttentionOptions = { heads: H, kvHeads: KV, headDim: hd, scale: 1 / Math.sqrt(hd) };
   const input = (cols: number, seed: number, name: string) =>

@@ -23,7 +23,7 @@ export interface MatmulCase {
 }
 
 /** The cases: 1024³, the tiny preset's training shapes (S=1024, d=64, I=224, V=2048), a full-size slice. */
-export const MATMUL_CASES: MatmulCase[] = [
+const MATMUL_CASES: MatmulCase[] = [
   { name: "matmul 1024³", M: 1024, N: 1024, K: 1024 },
   { name: "matmul 1024³ Bᵀ", M: 1024, N: 1024, K: 1024, transB: true },
   { name: "tiny attn proj x·Wᵀ", M: 1024, N: 64, K: 64, transB: true, iters: 7 },

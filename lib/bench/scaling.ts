@@ -117,7 +117,7 @@ type PolicyName = keyof typeof POLICIES;
  * Dispatches, bytes and peak live bytes of one training step of `tree` at S, counted on its
  * meta device.
  */
-export async function countStep(
+async function countStep(
   tree: Tree,
   S: number,
   policy: PolicyName,

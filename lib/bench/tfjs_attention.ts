@@ -35,7 +35,7 @@ export interface TfjsAttentionResult {
  * (q, dOut (S, H·hd); k, v (S, KV·hd)). `run()` computes out, dq, dk, dv and waits for all
  * of them (`data()`); `dispose()` frees the inputs and the mask.
  */
-export function tfjsAttention(
+function tfjsAttention(
   tf: Tf,
   shape: TfjsAttentionShape,
   data: { q: Float32Array; k: Float32Array; v: Float32Array; dOut: Float32Array },

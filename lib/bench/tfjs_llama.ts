@@ -45,7 +45,7 @@ export interface TfjsAdamWOptions {
 }
 
 /** Defaults: the same as our trainer's (`DEFAULT_ADAMW` in `lib/optim/adamw.ts`). */
-export const TFJS_ADAMW_DEFAULTS: TfjsAdamWOptions = {
+const TFJS_ADAMW_DEFAULTS: TfjsAdamWOptions = {
   beta1: 0.9,
   beta2: 0.95,
   eps: 1e-8,
@@ -104,7 +104,7 @@ export async function createTfjsPeer(): Promise<Tf> {
 }
 
 /** Features of `cfg` that {@link TfjsLlama} does not implement (empty when supported). */
-export function tfjsUnsupportedFeatures(cfg: ModelConfig): string[] {
+function tfjsUnsupportedFeatures(cfg: ModelConfig): string[] {
   const out: string[] = [];
   if (cfg.activation !== "silu") out.push(`activation "${cfg.activation}" (only silu)`);
   if (cfg.tieEmbeddings) out.push("tieEmbeddings");
@@ -534,7 +534,7 @@ function uniform(seed: number): () => number {
 }
 
 /** Random weights for `cfg`: N(0, std²) matrices (Box–Muller), norm weights 1. */
-export function tfjsRandomWeights(
+function tfjsRandomWeights(
   cfg: ModelConfig,
   seed = 1,
   std = 0.02,

@@ -24,12 +24,13 @@
 
 import { join } from "node:path";
 import { loadRunState, RUN_FILES, type RunState, saveRunState } from "./run_state.ts";
+import { exists, readTextIfExists } from "../util/fs.ts";
 
 /** File name of the commit point inside a checkpoint directory. */
 export const CHECKPOINT_POINTER = "checkpoint.json";
 
 /** `checkpoint.json` format tag. */
-export const CHECKPOINT_FORMAT = "mst-checkpoint-v1";
+const CHECKPOINT_FORMAT = "mst-checkpoint-v1";
 
 /** Environment variable: milliseconds to pause inside each save, before it is published. */
 export const CHECKPOINT_PAUSE_ENV = "MST_CHECKPOINT_PAUSE_MS";
@@ -64,16 +65,6 @@ async function remove(path: string): Promise<void> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /** Flushes a file or directory to disk (directories only where the OS allows opening them). */
 async function flush(path: string, isDir = false): Promise<void> {
   if (isDir && Deno.build.os === "windows") return;
@@ -105,13 +96,8 @@ async function writeDurable(dir: string, name: string, text: string): Promise<vo
  */
 export async function readCheckpointPointer(dir: string): Promise<CheckpointPointer | null> {
   const path = join(dir, CHECKPOINT_POINTER);
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
+  const text = await readTextIfExists(path);
+  if (text === null) return null;
   let p: Partial<CheckpointPointer>;
   try {
     p = JSON.parse(text);

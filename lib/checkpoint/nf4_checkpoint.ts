@@ -59,7 +59,7 @@ export function parseNf4Targets(text: string): Nf4Target[] {
 }
 
 /** True when `name` is the weight of one of `targets` in a decoder block. */
-export function isNf4Target(name: string, targets: readonly Nf4Target[]): boolean {
+function isNf4Target(name: string, targets: readonly Nf4Target[]): boolean {
   return targets.some((t) => name.endsWith(`.${NF4_TARGETS[t]}.weight`));
 }
 
@@ -205,7 +205,7 @@ export function quantizeCheckpoint(
 }
 
 /** The six safetensors entries of one quantised weight (bitsandbytes' names and order). */
-export function nf4Entries(
+function nf4Entries(
   name: string,
   q: Nf4Quantized,
   dtype = "float32",

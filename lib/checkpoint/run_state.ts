@@ -69,7 +69,7 @@ export interface RunState {
 }
 
 /** `state.json` format tag. */
-export const RUN_STATE_FORMAT = "mst-run-state-v1";
+const RUN_STATE_FORMAT = "mst-run-state-v1";
 
 /** File names inside a run directory. */
 export const RUN_FILES = {

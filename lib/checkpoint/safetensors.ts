@@ -80,7 +80,7 @@ const DTYPES: Record<
 };
 
 /** Largest header accepted when reading (the reference implementation's limit). */
-export const MAX_HEADER_BYTES = 100_000_000;
+const MAX_HEADER_BYTES = 100_000_000;
 
 if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) {
   throw new Error("safetensors: this code assumes a little-endian host");

@@ -29,7 +29,7 @@ import {
 
 const SOURCE = "ALST (arXiv 2506.13996)";
 /** Tokens per rank the ALST searches resolve (the figures are given to 100K or coarser). */
-export const ALST_RESOLUTION = 1024;
+const ALST_RESOLUTION = 1024;
 
 function alstSetup(s: AlstSetup): ClaimSetup {
   return {

@@ -111,7 +111,7 @@ export function termLabel(policy: MemoryPolicy): string {
 }
 
 /** Our runtime's counterpart of an HF policy. */
-export function oursOf(policy: MemoryPolicy): MemoryPolicy {
+function oursOf(policy: MemoryPolicy): MemoryPolicy {
   const { framework: _, ...rest } = policy;
   return rest;
 }

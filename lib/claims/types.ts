@@ -209,7 +209,7 @@ export class LedgerContext {
 }
 
 /** Bytes at a plan's peak that are not weights, gradients or optimizer state. */
-export function activationBytes(plan: Plan): number {
+function activationBytes(plan: Plan): number {
   return plan.peakBytes - plan.fixedBytes;
 }
 

@@ -35,18 +35,13 @@ export interface ParameterShape {
 
 const FAMILIES: readonly Family[] = ["llama3", "llama2", "mistral", "qwen2", "gemma2"];
 
-/** Number of query heads sharing one key/value head (H / KV). */
-export function kvGroups(cfg: ModelConfig): number {
-  return cfg.heads / cfg.kvHeads;
-}
-
 /** Width of the query projection output, H·hd. */
-export function qDim(cfg: ModelConfig): number {
+function qDim(cfg: ModelConfig): number {
   return cfg.heads * cfg.headDim;
 }
 
 /** Width of the key and value projection outputs, KV·hd. */
-export function kvDim(cfg: ModelConfig): number {
+function kvDim(cfg: ModelConfig): number {
   return cfg.kvHeads * cfg.headDim;
 }
 

@@ -236,11 +236,6 @@ const PRESET_LIST: readonly ModelConfig[] = [
 /** Names of all presets, in registry order (full-size models first, then tiny ones). */
 export const PRESET_NAMES: readonly string[] = PRESET_LIST.map((p) => p.name);
 
-/** Whether `name` is a known preset. */
-export function isPresetName(name: string): boolean {
-  return PRESET_NAMES.includes(name);
-}
-
 /**
  * A fresh copy of the preset `name` (mutating it does not affect the registry).
  * @throws Error naming the unknown preset and listing the known ones.

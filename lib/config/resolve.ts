@@ -11,10 +11,17 @@
  * (either way) and the preset had attnScale = hd^−1/2, `attnScale` becomes the new hd^−1/2.
  */
 
-import { parse } from "@std/yaml";
 import type { ModelConfig } from "./model_config.ts";
 import { validateConfig } from "./derived.ts";
 import { getPreset } from "./presets.ts";
+import {
+  keyError,
+  type KeyRule,
+  literalRule,
+  readYamlMapping,
+  splitSetItem,
+  typeRule,
+} from "./rules.ts";
 
 /** Overrides applied on top of a preset. */
 export interface ConfigOverrides {
@@ -24,117 +31,71 @@ export interface ConfigOverrides {
   set?: string[];
 }
 
-type KeyType =
-  | { kind: "integer" }
-  | { kind: "number" }
-  | { kind: "boolean" }
-  | { kind: "string" }
-  | { kind: "enum"; values: readonly string[] };
+const integer = typeRule("integer");
+const number = typeRule("number");
+const boolean = typeRule("boolean");
 
-/** Type of every config key (exhaustive: the compiler checks all keys are listed). */
-const KEY_TYPES: { [K in keyof ModelConfig]-?: KeyType } = {
-  name: { kind: "string" },
-  family: { kind: "enum", values: ["llama3", "llama2", "mistral", "qwen2", "gemma2"] },
-  vocabSize: { kind: "integer" },
-  hidden: { kind: "integer" },
-  intermediate: { kind: "integer" },
-  layers: { kind: "integer" },
-  heads: { kind: "integer" },
-  kvHeads: { kind: "integer" },
-  headDim: { kind: "integer" },
-  ropeTheta: { kind: "number" },
-  rmsEps: { kind: "number" },
-  activation: { kind: "enum", values: ["silu", "gelu_tanh"] },
-  tieEmbeddings: { kind: "boolean" },
-  qkvBias: { kind: "boolean" },
-  embeddingScale: { kind: "boolean" },
-  normUnitOffset: { kind: "boolean" },
-  postNorms: { kind: "boolean" },
-  attnSoftcap: { kind: "number" },
-  finalSoftcap: { kind: "number" },
-  slidingWindow: { kind: "integer" },
-  slidingWindowLayers: { kind: "enum", values: ["all", "alternate"] },
-  attnScale: { kind: "number" },
+/** The rule of every config key (exhaustive: the compiler checks all keys are listed). */
+const KEY_RULES: { [K in keyof ModelConfig]-?: KeyRule<unknown> } = {
+  name: typeRule("string"),
+  family: literalRule(["llama3", "llama2", "mistral", "qwen2", "gemma2"]),
+  vocabSize: integer,
+  hidden: integer,
+  intermediate: integer,
+  layers: integer,
+  heads: integer,
+  kvHeads: integer,
+  headDim: integer,
+  ropeTheta: number,
+  rmsEps: number,
+  activation: literalRule(["silu", "gelu_tanh"]),
+  tieEmbeddings: boolean,
+  qkvBias: boolean,
+  embeddingScale: boolean,
+  normUnitOffset: boolean,
+  postNorms: boolean,
+  attnSoftcap: number,
+  finalSoftcap: number,
+  slidingWindow: integer,
+  slidingWindowLayers: literalRule(["all", "alternate"]),
+  attnScale: number,
 };
-
-function typeName(t: KeyType): string {
-  return t.kind === "enum" ? t.values.map((v) => JSON.stringify(v)).join("|") : t.kind;
-}
 
 /** "key: type" for every config key, one per line, for error messages and `--help`. */
 export function configKeysHelp(): string {
-  return Object.entries(KEY_TYPES).map(([k, t]) => `  ${k}: ${typeName(t)}`).join("\n");
+  return Object.entries(KEY_RULES).map(([k, r]) => `  ${k}: ${r.expected}`).join("\n");
 }
 
 function isKey(key: string): key is keyof ModelConfig {
-  return Object.hasOwn(KEY_TYPES, key);
+  return Object.hasOwn(KEY_RULES, key);
 }
 
-function keyError(source: string, message: string): Error {
-  return new Error(`${source}: ${message}\nvalid keys:\n${configKeysHelp()}`);
-}
-
-/** Checks a value already typed (from YAML) against the key's type. */
+/** Checks a value already typed (from YAML, or read from `--set`) against the key's rule. */
 function checkValue(source: string, key: keyof ModelConfig, value: unknown): unknown {
-  const t = KEY_TYPES[key];
-  const bad = () =>
-    keyError(
+  const rule = KEY_RULES[key];
+  const v = rule.check(value);
+  if (v === null) {
+    throw keyError(
       source,
-      `key "${key}" must be ${typeName(t)}, got ${JSON.stringify(value)} (${typeof value})`,
+      `key "${key}" must be ${rule.expected}, got ${JSON.stringify(value)} (${typeof value})`,
+      configKeysHelp(),
     );
-  switch (t.kind) {
-    case "integer":
-      if (typeof value !== "number" || !Number.isInteger(value)) throw bad();
-      return value;
-    case "number":
-      if (typeof value !== "number" || !Number.isFinite(value)) throw bad();
-      return value;
-    case "boolean":
-      if (typeof value !== "boolean") throw bad();
-      return value;
-    case "string":
-      if (typeof value !== "string") throw bad();
-      return value;
-    case "enum":
-      if (typeof value !== "string" || !t.values.includes(value)) throw bad();
-      return value;
   }
-}
-
-/** Parses a `--set` value string according to the key's type. */
-function parseSetValue(source: string, key: keyof ModelConfig, text: string): unknown {
-  const t = KEY_TYPES[key];
-  const trimmed = text.trim();
-  if (t.kind === "integer" || t.kind === "number") {
-    const n = trimmed === "" ? NaN : Number(trimmed);
-    return checkValue(source, key, Number.isNaN(n) ? text : n);
-  }
-  if (t.kind === "boolean") {
-    if (trimmed === "true") return true;
-    if (trimmed === "false") return false;
-    return checkValue(source, key, text);
-  }
-  return checkValue(source, key, trimmed);
+  return v;
 }
 
 function parseYamlOverrides(text: string): Partial<Record<keyof ModelConfig, unknown>> {
-  let doc: unknown;
-  try {
-    doc = parse(text);
-  } catch (e) {
-    throw new Error(`config YAML does not parse: ${(e as Error).message}`);
-  }
-  if (doc === null || doc === undefined) return {};
-  if (typeof doc !== "object" || Array.isArray(doc)) {
-    throw new Error(
-      `config YAML must be a mapping of config keys to values (e.g. "layers: 4"), got ${
-        Array.isArray(doc) ? "a list" : typeof doc
-      }`,
-    );
-  }
+  const doc = readYamlMapping(
+    text,
+    (message) => new Error(`config YAML does not parse: ${message}`),
+    (got) =>
+      new Error(
+        `config YAML must be a mapping of config keys to values (e.g. "layers: 4"), got ${got}`,
+      ),
+  );
   const out: Partial<Record<keyof ModelConfig, unknown>> = {};
-  for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
-    if (!isKey(key)) throw keyError("config YAML", `unknown key "${key}"`);
+  for (const [key, value] of Object.entries(doc)) {
+    if (!isKey(key)) throw keyError("config YAML", `unknown key "${key}"`, configKeysHelp());
     out[key] = checkValue("config YAML", key, value);
   }
   return out;
@@ -143,13 +104,12 @@ function parseYamlOverrides(text: string): Partial<Record<keyof ModelConfig, unk
 function parseSetOverrides(set: string[]): Partial<Record<keyof ModelConfig, unknown>> {
   const out: Partial<Record<keyof ModelConfig, unknown>> = {};
   for (const item of set) {
-    const eq = item.indexOf("=");
-    if (eq <= 0) {
-      throw keyError(`--set ${item}`, `expected key=value (e.g. --set layers=4)`);
-    }
-    const key = item.slice(0, eq).trim();
-    if (!isKey(key)) throw keyError(`--set ${item}`, `unknown key "${key}"`);
-    out[key] = parseSetValue(`--set ${item}`, key, item.slice(eq + 1));
+    const source = `--set ${item}`;
+    const kv = splitSetItem(item);
+    if (!kv) throw keyError(source, `expected key=value (e.g. --set layers=4)`, configKeysHelp());
+    if (!isKey(kv.key)) throw keyError(source, `unknown key "${kv.key}"`, configKeysHelp());
+    // an unreadable text is refused as the text itself ("layers=four": got "four" (string))
+    out[kv.key] = checkValue(source, kv.key, KEY_RULES[kv.key].read(kv.text.trim()) ?? kv.text);
   }
   return out;
 }

@@ -50,7 +50,7 @@ export interface Window {
 }
 
 /** 32-bit FNV-1a over the token ids. */
-export function hashTokens(tokens: ArrayLike<number>): number {
+function hashTokens(tokens: ArrayLike<number>): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < tokens.length; i++) {
     h ^= tokens[i] & 0xffff;

@@ -32,10 +32,10 @@ export interface BrownDocument {
 export type BrownSplit = "train" | "validation";
 
 /** Number of documents in the corpus. */
-export const BROWN_DOCUMENT_COUNT = 500;
+const BROWN_DOCUMENT_COUNT = 500;
 
 /** Separator between documents in a split's text. */
-export const DOCUMENT_SEPARATOR = "\n\n";
+const DOCUMENT_SEPARATOR = "\n\n";
 
 async function importText(file: string): Promise<string> {
   try {
@@ -55,7 +55,7 @@ async function importText(file: string): Promise<string> {
 }
 
 /** Document ids (`a01` … `r09`) in catalogue order, read from the package's CONTENTS. */
-export async function brownDocumentIds(): Promise<string[]> {
+async function brownDocumentIds(): Promise<string[]> {
   const contents = await importText("CONTENTS");
   const ids = [...contents.matchAll(/^([A-R])(\d\d)\.\s/gm)].map((m) => m[1].toLowerCase() + m[2]);
   if (ids.length !== BROWN_DOCUMENT_COUNT) {
@@ -130,7 +130,7 @@ export function loadBrownDocuments(): Promise<BrownDocument[]> {
 }
 
 /** Whether the document at catalogue index `index` belongs to the validation split. */
-export function isValidationIndex(index: number): boolean {
+function isValidationIndex(index: number): boolean {
   return index % 10 === 9;
 }
 

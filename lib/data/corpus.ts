@@ -18,13 +18,13 @@ import { ByteTokenizer, type Tokenizer } from "./tokenizer.ts";
 import { writeFileAtomic } from "../util/atomic_write.ts";
 
 /** Where built tokenizers are cached (relative to the repository). */
-export const TOKENIZER_CACHE = new URL("../../.cache/tokenizers/", import.meta.url).pathname;
+const TOKENIZER_CACHE = new URL("../../.cache/tokenizers/", import.meta.url).pathname;
 
 /** Where encoded token streams are cached (relative to the repository). */
-export const TOKEN_CACHE = new URL("../../.cache/tokens/", import.meta.url).pathname;
+const TOKEN_CACHE = new URL("../../.cache/tokens/", import.meta.url).pathname;
 
 /** A tokenizer whose ids fill exactly the model's vocabulary. */
-export async function tokenizerFor(vocabSize: number): Promise<Tokenizer> {
+async function tokenizerFor(vocabSize: number): Promise<Tokenizer> {
   if (vocabSize === 256) return new ByteTokenizer();
   if (vocabSize < 256) {
     throw new Error(

@@ -28,7 +28,7 @@ import { join } from "node:path";
 import type { Tokenizer } from "./tokenizer.ts";
 
 /** Number of ordinary (non-special) cl100k tokens. */
-export const CL100K_TOKENS = 100256;
+const CL100K_TOKENS = 100256;
 /** Ids reserved for bytes. */
 const BYTE_IDS = 256;
 const NO_SPECIAL = { disallowedSpecial: new Set<string>() };

@@ -5,9 +5,6 @@ import type { FloatCounting } from "./dtype.ts";
 import { MetaDevice } from "./meta.ts";
 import { WebGPUDevice } from "./webgpu.ts";
 
-/** Which device to run on. */
-export type DeviceKind = "webgpu" | "meta";
-
 /** Options of {@link createDevice}. */
 export interface CreateDeviceOptions {
   /**

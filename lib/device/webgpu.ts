@@ -69,7 +69,7 @@ export interface PooledTexture {
 export type WebGPUHandle = GPUBuffer | PooledTexture;
 
 /** Default number of bind groups kept for reuse. */
-export const BIND_GROUP_CACHE_ENTRIES = 4096;
+const BIND_GROUP_CACHE_ENTRIES = 4096;
 
 interface CachedPipeline {
   pipeline: GPUComputePipeline;

@@ -4,18 +4,22 @@
  * (`--config f.yaml`) ← `key=value` strings (`--set`), later wins.
  *
  * Values are numbers, strings, booleans, or non-empty arrays of numbers or strings. A default
- * is either a plain value (only the type is checked) or a rule of `rules.ts` (ranges, choices,
+ * is either a plain value (only the type is checked) or a rule of `lib/config/rules.ts` (ranges, choices,
  * byte counts, presets…). Every value of every layer is checked before the run starts: a key
  * that is not in the defaults is rejected with the list of valid keys and what they allow; a
  * value its rule refuses is rejected naming the source, the key, the value and the allowed
  * values. In `--set`, arrays are written `256,512,1024` or `[256, 512, 1024]`.
  */
 
-import { parse } from "@std/yaml";
-import { ConfigRule, kindOf, plainRule } from "./rules.ts";
-
-/** One config value. */
-export type ConfigValue = number | string | boolean | number[] | string[];
+import {
+  ConfigRule,
+  type ConfigValue,
+  keyError as keyErrorWith,
+  kindOf,
+  plainRule,
+  readYamlMapping,
+  splitSetItem,
+} from "../config/rules.ts";
 
 /** A flat experiment config. */
 export type ExperimentConfig = Record<string, ConfigValue>;
@@ -83,14 +87,14 @@ export function configKeysHelp(defaults: ExperimentDefaults): string {
 }
 
 /** The defaults as a plain config (each rule's default). */
-export function defaultConfig<C extends ExperimentConfig>(defaults: ConfigSpec<C>): C {
+function defaultConfig<C extends ExperimentConfig>(defaults: ConfigSpec<C>): C {
   return Object.fromEntries(
     Object.entries(defaults).map(([k, d]) => [k, ruleOf(d as ConfigDefault).defaultValue]),
   ) as C;
 }
 
 function keyError(defaults: ExperimentDefaults, source: string, message: string): Error {
-  return new Error(`${source}: ${message}\nvalid keys:\n${configKeysHelp(defaults)}`);
+  return keyErrorWith(source, message, configKeysHelp(defaults));
 }
 
 /** A value that breaks its key's rule: names the source, the key, the value and what is allowed. */
@@ -161,28 +165,17 @@ export function resolveExperimentConfig<C extends ExperimentConfig>(
   }
   if (layers.yaml !== undefined) {
     const source = layers.yamlSource === undefined ? "--config" : `--config ${layers.yamlSource}`;
-    let doc: unknown;
-    try {
-      doc = parse(layers.yaml);
-    } catch (e) {
-      throw new Error(`${source}: not valid YAML (${(e as Error).message})`);
-    }
-    if (doc !== null && doc !== undefined) {
-      if (typeof doc !== "object" || Array.isArray(doc)) {
-        throw keyError(defaults, source, "expected a mapping of config keys to values");
-      }
-      for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
-        out[k] = checkTyped(defaults, source, k, v);
-      }
-    }
+    const doc = readYamlMapping(
+      layers.yaml,
+      (message) => new Error(`${source}: not valid YAML (${message})`),
+      () => keyError(defaults, source, "expected a mapping of config keys to values"),
+    );
+    for (const [k, v] of Object.entries(doc)) out[k] = checkTyped(defaults, source, k, v);
   }
   for (const s of layers.set ?? []) {
-    const eq = s.indexOf("=");
-    if (eq <= 0) {
-      throw keyError(defaults, `--set ${s}`, `expected key=value`);
-    }
-    const key = s.slice(0, eq).trim();
-    out[key] = parseSetValue(defaults, key, s.slice(eq + 1).trim());
+    const kv = splitSetItem(s);
+    if (!kv) throw keyError(defaults, `--set ${s}`, `expected key=value`);
+    out[kv.key] = parseSetValue(defaults, kv.key, kv.text.trim());
   }
   return out as C;
 }

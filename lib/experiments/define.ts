@@ -4,14 +4,14 @@
  * the config, creates the run directory, calls `run` with an {@link ExperimentContext} and
  * writes the report.
  *
- * A default is a plain value (its type is checked) or a rule of `rules.ts` saying which
+ * A default is a plain value (its type is checked) or a rule of `lib/config/rules.ts` saying which
  * values are allowed (`int(3, { min: 1 })`, `oneOf("brown", ["brown", "repeat"])`,
  * `bytes("80GiB")`…); `ctx.config` has each rule's value type.
  *
  * @example A two-line experiment
  * ```ts
  * import { defineExperiment } from "./define.ts";
- * import { int } from "./rules.ts";
+ * import { int } from "../config/rules.ts";
  *
  * export default defineExperiment({
  *   name: "squares",
@@ -36,7 +36,7 @@ import {
   validateDefaults,
 } from "./config.ts";
 import type { ProgressBar } from "./progress.ts";
-import type { Json, MetricRow, ReportTable, VegaLiteSpec } from "../report/records.ts";
+import type { Json, MetricRow, ReportTable, VegaLiteSpec } from "../report/json.ts";
 import type { ChartRecipe } from "../report/charts.ts";
 import type { ChartOptions } from "../report/chart_defs.ts";
 
@@ -111,7 +111,7 @@ export interface Experiment<C extends ExperimentConfig = ExperimentConfig> {
   description: string;
   /**
    * Every config key with its default: a plain value (fixes the key's type) or a rule of
-   * `rules.ts` (fixes its type and allowed values, shown by `--help`).
+   * `lib/config/rules.ts` (fixes its type and allowed values, shown by `--help`).
    */
   defaults: ConfigSpec<C>;
   /** Overrides applied with `--quick`. */

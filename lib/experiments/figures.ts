@@ -4,7 +4,7 @@
  * no losses and no tokens/s), and a metric row of a step driver's result.
  */
 
-import type { Json, MetricRow } from "../report/records.ts";
+import type { Json, MetricRow } from "../report/json.ts";
 import type { RunStepsResult } from "../train/run_steps.ts";
 
 /** `x` rounded to `digits` decimals (default 2). */
@@ -13,6 +13,11 @@ export function round(x: number, digits?: number): number;
 export function round(x: number | null, digits?: number): number | null;
 export function round(x: number | null, digits = 2): number | null {
   return x === null ? null : Number(x.toFixed(digits));
+}
+
+/** `bytes` in MiB (2^20 bytes), rounded to `digits` decimals (default 2). */
+export function mib(bytes: number, digits = 2): number {
+  return round(bytes / 2 ** 20, digits);
 }
 
 /** `a / b` rounded to `digits` decimals (default 2); `null` when either is `null` or b is 0. */
@@ -64,7 +69,7 @@ export function stepsRow(r: RunStepsResult): MetricRow {
     headChunks: r.chunks.head,
     losses: r.losses.map((l) => round(l, 5)),
     leakedBytes: r.leakedBytes,
-    ...Object.fromEntries(tags.map(([t, b]) => [`${t}MiB`, round(b / 2 ** 20, 3)])),
+    ...Object.fromEntries(tags.map(([t, b]) => [`${t}MiB`, mib(b, 3)])),
   };
 }
 

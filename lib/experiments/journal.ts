@@ -27,12 +27,13 @@
 
 import { writeTextAtomic } from "../util/atomic_write.ts";
 import { RUN_FILES, runPath } from "../report/records.ts";
+import { exists } from "../util/fs.ts";
 
 /** File name of the journal in a run directory. */
 export const JOURNAL_FILE = "journal.jsonl";
 
 /** Format tag of the journal's first line. */
-export const JOURNAL_FORMAT = "mst-exp-journal-v1";
+const JOURNAL_FORMAT = "mst-exp-journal-v1";
 
 /** The journal's first line: how the run was started. */
 export interface JournalHeader {
@@ -143,16 +144,6 @@ function completeLines(text: string, source: string): { lines: string[]; torn: b
     }
   }
   return { lines, torn };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** Appends one line and flushes it (and, first, `flushFirst`) to disk. */

@@ -243,7 +243,7 @@ export class ProgressDisplay {
 }
 
 /** Whether bars are drawn: stderr is a terminal and `TERM` is not `dumb`. */
-export function progressVisible(): boolean {
+function progressVisible(): boolean {
   try {
     return Deno.stderr.isTerminal() && Deno.env.get("TERM") !== "dumb";
   } catch {
@@ -264,7 +264,7 @@ function writeAll(f: { writeSync(p: Uint8Array): number }, text: string): void {
 }
 
 /** The process's streams: bars on stderr, log lines on stdout, the width of the terminal. */
-export const PROCESS_STREAMS: ProgressStreams = {
+const PROCESS_STREAMS: ProgressStreams = {
   bar: (text) => writeAll(Deno.stderr, text),
   log: (text) => writeAll(Deno.stdout, text),
   columns: () => Deno.consoleSize().columns,
@@ -274,7 +274,7 @@ let terminalDisplay: ProgressDisplay | null = null;
 let plainDisplay: ProgressDisplay | null = null;
 
 /** The process's display: drawing when `visible` (default: stderr is a terminal). */
-export function processDisplay(visible = progressVisible()): ProgressDisplay {
+function processDisplay(visible = progressVisible()): ProgressDisplay {
   if (visible) {
     terminalDisplay ??= new ProgressDisplay(PROCESS_STREAMS, {
       draw: true,

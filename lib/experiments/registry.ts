@@ -13,7 +13,7 @@ import type { Experiment } from "./define.ts";
 import type { ExperimentConfig } from "./config.ts";
 
 /** The repository's `experiments/` directory. */
-export const EXPERIMENTS_DIR = new URL("../../experiments/", import.meta.url);
+const EXPERIMENTS_DIR = new URL("../../experiments/", import.meta.url);
 
 /** Whether a module's source default-exports `defineExperiment(…)` (checked without importing). */
 export function declaresExperiment(source: string): boolean {

@@ -76,7 +76,7 @@ async function isEmptyDir(dir: string): Promise<boolean | null> {
 }
 
 /** Creates the run directory: `out` must be new or empty; the default gets a fresh stamp. */
-export async function createRunDir(name: string, out?: string): Promise<string> {
+async function createRunDir(name: string, out?: string): Promise<string> {
   if (out !== undefined) {
     const empty = await isEmptyDir(out);
     if (empty === false) {
@@ -286,7 +286,7 @@ export async function runExperiment<C extends ExperimentConfig>(
 }
 
 /** The machine's 1-minute load average, or null where the OS does not give one. */
-export function loadAverage1(): number | null {
+function loadAverage1(): number | null {
   try {
     const l = Deno.loadavg()[0];
     return Number.isFinite(l) ? Math.round(l * 100) / 100 : null;

@@ -12,7 +12,7 @@ import type { ModelConfig } from "../config/model_config.ts";
 import type { MemoryPolicy } from "../techniques/policy.ts";
 import { makeBatches } from "../train/data_source.ts";
 import { StepRunner } from "../train/run_steps.ts";
-import type { Json, MetricRow } from "../report/records.ts";
+import type { Json, MetricRow } from "../report/json.ts";
 
 /** Result of {@link stepTimeline}. */
 export interface StepTimeline {

@@ -47,7 +47,7 @@ const offload = (extra: Record<string, SchemaNode>): SchemaNode => ({
 });
 
 /** The documented keys the export may write (closed at every level). */
-export const DEEPSPEED_SCHEMA: SchemaNode = {
+const DEEPSPEED_SCHEMA: SchemaNode = {
   type: "object",
   properties: {
     // Batch Size Related Parameters

@@ -8,13 +8,13 @@ type GLUActivation = ModelConfig["activation"];
 const GELU_K = Math.sqrt(2 / Math.PI);
 
 /** act(x) for SiLU or tanh-GELU. */
-export function activationRef(x: number, activation: GLUActivation): number {
+function activationRef(x: number, activation: GLUActivation): number {
   if (activation === "silu") return x / (1 + Math.exp(-x));
   return 0.5 * x * (1 + Math.tanh(GELU_K * (x + 0.044715 * x ** 3)));
 }
 
 /** act'(x) for SiLU or tanh-GELU. */
-export function activationGradRef(x: number, activation: GLUActivation): number {
+function activationGradRef(x: number, activation: GLUActivation): number {
   if (activation === "silu") {
     const s = 1 / (1 + Math.exp(-x));
     return s * (1 + x * (1 - s));

@@ -45,18 +45,6 @@ export function referenceLoss(
   return { loss: loss.data[0], grads };
 }
 
-/** Loss only (for finite differences). */
-export function referenceLossValue(
-  cfg: ModelConfig,
-  params: RefParams,
-  ids: ArrayLike<number>,
-  targets: ArrayLike<number>,
-  opts: ReferenceOptions = {},
-): number {
-  const vars = leaves(params);
-  return referenceForward(cfg, vars, ids, targets, opts).data[0];
-}
-
 /** Autograd leaves of the parameters: matrices (out, in), vectors as (1, n). */
 function leaves(params: RefParams): Map<string, ag.Var> {
   const vars = new Map<string, ag.Var>();

@@ -201,7 +201,7 @@ function bucketize(x: number, bounds: Float32Array): number {
  * `quantize_4bit` default kernels): per block of `blocksize` consecutive values the f32
  * absmax, and per value the index of the nearest code to `a · (1/absmax)` clamped to [-1, 1].
  */
-export function quantizeBlockwise(
+function quantizeBlockwise(
   values: ArrayLike<number>,
   code: ArrayLike<number>,
   blocksize: number,

@@ -12,7 +12,7 @@
 
 import { type ChartRecipe, chartSpec, checkRecipe, isChartRecipe, prepareRows } from "./charts.ts";
 import { ROWS, seriesColors, wrapText } from "./chart_style.ts";
-import type { Json, MetricRow, VegaLiteSpec } from "./records.ts";
+import type { Json, MetricRow, VegaLiteSpec } from "./json.ts";
 import { chartWidth, VEGA_LITE_SCHEMA } from "./render_svg.ts";
 
 /** Which metric rows a chart draws and how they are reshaped (all JSON: it is stored). */
@@ -63,7 +63,7 @@ export function makeChartDef(
 }
 
 /** Checks a definition (also one read back from `charts.json`); errors name `where`. */
-export function checkChartDef(def: ChartDef, where: string): void {
+function checkChartDef(def: ChartDef, where: string): void {
   if (def.kind !== undefined && typeof def.kind !== "string") {
     throw new Error(`${where}: kind must be a string`);
   }
@@ -118,7 +118,7 @@ export function describeSelection(def: ChartOptions): string {
  * The spec of a chart with nothing to draw: its title and the reason, wrapped to the width,
  * in a framed box of the chart's width (so the report says why the chart is empty).
  */
-export function emptyChart(title: unknown, message: string, width = 480): VegaLiteSpec {
+function emptyChart(title: unknown, message: string, width = 480): VegaLiteSpec {
   const lines = wrapText(message, Math.max(20, Math.floor((width - 16) / (0.8 * 12))));
   return {
     $schema: VEGA_LITE_SCHEMA,
@@ -191,7 +191,7 @@ export function bindRows(spec: VegaLiteSpec, rows: readonly MetricRow[]): VegaLi
 }
 
 /** Legend columns that fit `width` px for these labels (vega's estimate: 0.8 × 10 px a char). */
-export function legendColumns(labels: readonly string[], width: number): number {
+function legendColumns(labels: readonly string[], width: number): number {
   const longest = Math.max(1, ...labels.map((l) => l.length));
   const entry = 8 * longest + 30; // symbol, padding and label
   return Math.max(1, Math.min(labels.length, Math.floor(width / entry)));

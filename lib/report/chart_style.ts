@@ -125,7 +125,7 @@ export function inByteUnit(expr: string): string {
 }
 
 /** A vega expression: `expr` (already in the unit) as text, e.g. "74.8 GiB". */
-export function byteText(expr: string): string {
+function byteText(expr: string): string {
   return `format(${expr}, '.3~r') + ' ' + ${UNIT_NAME}`;
 }
 

@@ -1,6 +1,6 @@
 /** The title of a chart for report headings: the spec's `title` or the chart's name. */
 
-import type { VegaLiteSpec } from "./records.ts";
+import type { VegaLiteSpec } from "./json.ts";
 
 /** The spec's title (string, lines or `{text}`), else `name`. */
 export function chartTitle(name: string, spec: VegaLiteSpec): string {

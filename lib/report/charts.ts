@@ -29,7 +29,7 @@
  * ```
  */
 
-import type { Json, MetricRow, VegaLiteSpec } from "./records.ts";
+import type { Json, MetricRow, VegaLiteSpec } from "./json.ts";
 import {
   byteUnitParams,
   inByteUnit,
@@ -257,7 +257,7 @@ function seriesColor(field: string, order: string[] | undefined, legend = true) 
 }
 
 /** A legend below the plot; `chart_defs.ts` sets its columns to fit the chart's width. */
-export function bottomLegend(): Record<string, Json> {
+function bottomLegend(): Record<string, Json> {
   return {
     orient: "bottom",
     direction: "horizontal",

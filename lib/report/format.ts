@@ -9,10 +9,10 @@
  * tables, the Markdown one as compact `key: value` text; neither shows raw JSON.
  */
 
-import type { Json, MetricRow } from "./records.ts";
+import type { Json, MetricRow } from "./json.ts";
 
 /** Significant digits of a non-integer in a report table. */
-export const SIGNIFICANT_DIGITS = 6;
+const SIGNIFICANT_DIGITS = 6;
 
 /** Strips trailing zeros of a decimal fraction (`1.2500` → `1.25`, `3.000` → `3`). */
 function trimZeros(s: string): string {

@@ -14,7 +14,8 @@ import {
   metricGroups,
   type ValueTable,
 } from "./format.ts";
-import { type Json, loadWarning, type RunRecords, runTableRows } from "./records.ts";
+import { loadWarning, type RunRecords, runTableRows } from "./records.ts";
+import type { Json } from "./json.ts";
 
 /** Escapes text for HTML. */
 export function escapeHtml(s: string): string {

@@ -20,7 +20,7 @@
 
 import { flattenFigures, formatCell } from "./format.ts";
 import { markdownTable } from "./markdown.ts";
-import type { Json, ReportTable, VegaLiteSpec } from "./records.ts";
+import type { Json, ReportTable, VegaLiteSpec } from "./json.ts";
 import { renderSvg } from "./render_svg.ts";
 
 /** The MIME type JupyterLab renders vega-lite with. */
@@ -34,7 +34,7 @@ interface JupyterApi {
 }
 
 /** `Deno.jupyter` when running in the Deno kernel, else null (it throws outside the kernel). */
-export function jupyterApi(): JupyterApi | null {
+function jupyterApi(): JupyterApi | null {
   try {
     const j = (Deno as unknown as { jupyter?: JupyterApi }).jupyter;
     return j && typeof j.display === "function" ? j : null;

@@ -5,7 +5,8 @@
 
 import { chartTitle } from "./chart_title.ts";
 import { flattenFigures, formatCell, metricGroups, type ValueTable } from "./format.ts";
-import { type Json, loadWarning, type RunRecords, runTableRows } from "./records.ts";
+import { loadWarning, type RunRecords, runTableRows } from "./records.ts";
+import type { Json } from "./json.ts";
 
 /** A value as one Markdown table cell (nested values as `key: value; …` text, see formatCell). */
 function cell(v: Json): string {

@@ -24,25 +24,7 @@
 
 import { parse } from "@std/yaml";
 import { type ChartDef, parseChartDefs, resolveChart } from "./chart_defs.ts";
-
-/** A JSON value. */
-export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-
-/** One row of `metrics.jsonl`; by convention `kind` names the measurement. */
-export type MetricRow = Record<string, Json | undefined>;
-
-/** A vega-lite spec (a plain JSON object; data inline or from the source named "rows"). */
-export type VegaLiteSpec = Record<string, unknown>;
-
-/** A table for the report, e.g. the paper's numbers beside ours. */
-export interface ReportTable {
-  /** Table title. */
-  title: string;
-  /** Column headers. */
-  columns: string[];
-  /** Rows of cells, one per column (null is shown as "—"). */
-  rows: (string | number | null)[][];
-}
+import type { Json, MetricRow, ReportTable, VegaLiteSpec } from "./json.ts";
 
 /** Contents of `summary.json`. */
 export interface RunSummary {

@@ -11,7 +11,7 @@
 
 import * as vl from "vega-lite";
 import * as vega from "vega";
-import type { VegaLiteSpec } from "./records.ts";
+import type { VegaLiteSpec } from "./json.ts";
 import { wrapText } from "./chart_style.ts";
 
 export { wrapText };

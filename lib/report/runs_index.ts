@@ -10,9 +10,10 @@ import { writeTextAtomic } from "../util/atomic_write.ts";
 import { escapeHtml } from "./html.ts";
 import { flattenFigures, formatCell, isJsonScalar } from "./format.ts";
 import { RUN_FILES, runPath, type RunSummary } from "./records.ts";
+import { exists, readTextIfExists } from "../util/fs.ts";
 
 /** The file name of the index, written in the folder it indexes. */
-export const INDEX_FILE = "index.html";
+const INDEX_FILE = "index.html";
 
 /** How many key figures a run shows in the index. */
 const MAX_FIGURES = 8;
@@ -38,25 +39,6 @@ export interface IndexedRun {
   /** Relative links: the report, when there is one, and the run's other files worth opening. */
   report: string | null;
   files: string[];
-}
-
-async function readOptional(path: string): Promise<string | null> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** Run directories under `root` (those holding `config.yaml`), relative paths, sorted. */
@@ -96,13 +78,13 @@ export function parseConfigHeader(
 }
 
 /** Reads one run directory (`rel` under `root`) for the index. */
-export async function indexRun(root: string, rel: string): Promise<IndexedRun> {
+async function indexRun(root: string, rel: string): Promise<IndexedRun> {
   const dir = rel ? runPath(root, rel) : root;
   const link = (file: string) => (rel ? `${rel}/${file}` : file);
-  const header = parseConfigHeader(await readOptional(runPath(dir, RUN_FILES.config)) ?? "");
+  const header = parseConfigHeader(await readTextIfExists(runPath(dir, RUN_FILES.config)) ?? "");
   const parts = rel.split("/");
   const stamp = stampToIso(parts[parts.length - 1] ?? "");
-  const summaryText = await readOptional(runPath(dir, RUN_FILES.summary));
+  const summaryText = await readTextIfExists(runPath(dir, RUN_FILES.summary));
   let summary: RunSummary | null = null;
   let error: string | null = null;
   if (summaryText !== null) {
@@ -112,7 +94,7 @@ export async function indexRun(root: string, rel: string): Promise<IndexedRun> {
       error = `summary.json is not JSON (${(e as Error).message})`;
     }
   }
-  const errorText = await readOptional(runPath(dir, "error.txt"));
+  const errorText = await readTextIfExists(runPath(dir, "error.txt"));
   if (!summary && errorText !== null) {
     error = errorText.split("\n").find((l) => l.trim() !== "")?.trim() ?? "(empty error.txt)";
   }
@@ -169,7 +151,7 @@ ul.figures { margin: 0; padding-left: 1.1em; } ul.figures li { white-space: nowr
 `;
 
 /** The index page for `runs` (found under `root`, shown in the title). */
-export function buildIndexHtml(root: string, runs: readonly IndexedRun[]): string {
+function buildIndexHtml(root: string, runs: readonly IndexedRun[]): string {
   const count = (s: IndexedRun["status"]) => runs.filter((r) => r.status === s).length;
   const rows = runs.map((r) => {
     const figures = r.figures.length

@@ -23,7 +23,7 @@ import type { Trainer } from "./trainer.ts";
  * The run state of a trainer: weights, AdamW moments and step, the data position and
  * `extra` (read back from the device).
  */
-export async function runState(
+async function runState(
   trainer: Trainer,
   data: JsonValue,
   extra: { [key: string]: JsonValue } = {},

@@ -66,7 +66,7 @@ export interface SavedTrainRun {
 }
 
 /** Defaults of a new run. */
-export const TRAIN_DEFAULTS = {
+const TRAIN_DEFAULTS = {
   data: "repeat",
   seq: 256,
   seed: 1,

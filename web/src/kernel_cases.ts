@@ -139,7 +139,7 @@ async function adamwCase(dev: Device, multi: boolean) {
  * half-GLU matmuls), Qwen2 (bias kernels, fused cross-entropy), Gemma-2 (soft-caps, the
  * alternating window, GeGLU, post-norms), and both AdamW kernels.
  */
-export function kernelCases(set: "all" | "quick" = "all"): Case[] {
+function kernelCases(set: "all" | "quick" = "all"): Case[] {
   const gemma = getPreset("gemma2-tiny");
   // Gemma-2's soft-caps only matter when logits are large: small caps here
   Object.assign(gemma, { attnSoftcap: 2, finalSoftcap: 1.5 });

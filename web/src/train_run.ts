@@ -42,7 +42,7 @@ export function window(tokens: ArrayLike<number>, seq: number, index: number): B
 }
 
 /** The memory policy of a spec. */
-export function trainPolicy(name: TrainSpec["policy"]): MemoryPolicy {
+function trainPolicy(name: TrainSpec["policy"]): MemoryPolicy {
   return name === "mst" ? { ...POLICIES.mst, mst: { mlp: 2, head: 2 } } : POLICIES.standard;
 }
 

@@ -1,14 +1,17 @@
 /**
- * Config rules: what values an experiment config key accepts, written where its default is.
+ * Config rules: how one config key's value is read from text (`--set key=value`), checked (YAML,
+ * `--quick` overrides, defaults) and described (`--help`, errors). One module for both configs
+ * that take `--config` YAML and `--set`: a model's overrides (`resolve.ts`: {@link typeRule},
+ * {@link literalRule}, no defaults: the preset is the default) and an experiment's config
+ * (`lib/experiments/config.ts`: {@link ConfigRule}s that carry their default). Each of those
+ * builds its own key list for `--help` from the rules.
  *
- * A key of `defaults` is either a plain value (number, string, boolean, non-empty number[] or
- * string[]: only its type is checked) or a rule built here, which carries its default, the
- * allowed values and an optional line of documentation:
+ * An experiment's rules are written where its defaults are. A key of `defaults` is either a
+ * plain value (number, string, boolean, non-empty number[] or string[]: only its type is
+ * checked) or a rule built here, which carries its default, the allowed values and an optional
+ * line of documentation (`defineExperiment` is `lib/experiments/define.ts`'s):
  *
  * ```ts
- * import { defineExperiment } from "./define.ts";
- * import { bytes, int, ints, oneOf } from "./rules.ts";
- *
  * export default defineExperiment({
  *   name: "sweep",
  *   description: "a sweep over S",
@@ -26,42 +29,38 @@
  * });
  * ```
  *
- * `config.ts` checks every value (defaults, `--quick` overrides, `--config` YAML, `--set`)
- * against its key's rule before the run starts; `deno task exp <name> --help` prints the rules.
- * A rule's value in `ctx.config` has the rule's type: `oneOf("brown", ["brown", "repeat"])`
- * gives `"brown" | "repeat"`. {@link bytes} keeps the text as written (`"80GiB"`: config.yaml
- * and report labels show what was typed); `parseBytes` of it cannot fail once checked.
+ * `lib/experiments/config.ts` checks every value (defaults, `--quick` overrides, `--config`
+ * YAML, `--set`) against its key's rule before the run starts; `deno task exp <name> --help`
+ * prints the rules. A rule's value in `ctx.config` has the rule's type:
+ * `oneOf("brown", ["brown", "repeat"])` gives `"brown" | "repeat"`. {@link bytes} keeps the text
+ * as written (`"80GiB"`: config.yaml and report labels show what was typed); `parseBytes` of it
+ * cannot fail once checked.
  */
 
-import type { ConfigValue } from "./config.ts";
-import { parseBudget } from "../cli/args.ts";
-import type { FloatCounting } from "../device/dtype.ts";
-import type { Chunks } from "../mst/chunking.ts";
-import { PRESET_NAMES } from "../config/presets.ts";
+import { parse } from "@std/yaml";
+import { type FloatCounting, parseBytes } from "../device/dtype.ts";
+import { PRESET_NAMES } from "./presets.ts";
+
+/** One config value of an experiment. */
+export type ConfigValue = number | string | boolean | number[] | string[];
 
 /**
- * The rule of one config key: its default and the values it allows.
- *
- * Built by {@link int}, {@link num}, {@link ints}, {@link oneOf}, {@link someOf},
- * {@link bytes}, {@link preset}, {@link presets}, {@link dtype}, {@link chunks} and
- * {@link bool}; plain defaults get a
- * type-only rule ({@link plainRule}).
+ * How one key's values are read from text, checked and described; {@link ConfigRule} adds a
+ * default. Built by {@link typeRule} and {@link literalRule} (a model's override keys).
  */
-export class ConfigRule<T extends ConfigValue> {
+export class KeyRule<T> {
   /**
    * A rule; the builders below are the usual way to make one.
    *
-   * @param defaultValue The default.
    * @param expected The allowed values, in words ("an integer ≥ 1"), for errors and `--help`.
-   * @param read Reads a `--set` text into a value for {@link ConfigRule.check} (`undefined`
+   * @param reader Reads a `--set` text into a value for {@link KeyRule.check} (`undefined`
    *   when unreadable).
    * @param accept The value as the config holds it, or null when `value` is not allowed.
    * @param doc One line for `--help`.
    */
   constructor(
-    readonly defaultValue: T,
     readonly expected: string,
-    private readonly read: (text: string) => unknown,
+    private readonly reader: (text: string) => unknown,
     private readonly accept: (value: unknown) => T | null,
     readonly doc?: string,
   ) {}
@@ -71,10 +70,44 @@ export class ConfigRule<T extends ConfigValue> {
     return this.accept(value);
   }
 
+  /** A `--set` text read into a value (not yet checked), or undefined when unreadable. */
+  read(text: string): unknown {
+    return this.reader(text);
+  }
+
   /** A `--set` text as the config holds it, or null if not allowed. */
   parse(text: string): T | null {
-    const v = this.read(text);
+    const v = this.reader(text);
     return v === undefined ? null : this.accept(v);
+  }
+}
+
+/**
+ * The rule of one experiment config key: its default and the values it allows.
+ *
+ * Built by {@link int}, {@link num}, {@link ints}, {@link oneOf}, {@link someOf},
+ * {@link bytes}, {@link preset}, {@link presets}, {@link dtype}, {@link chunks} and
+ * {@link bool}; plain defaults get a type-only rule ({@link plainRule}).
+ */
+export class ConfigRule<T extends ConfigValue> extends KeyRule<T> {
+  /**
+   * A rule; the builders below are the usual way to make one.
+   *
+   * @param defaultValue The default.
+   * @param expected The allowed values, in words ("an integer ≥ 1"), for errors and `--help`.
+   * @param read Reads a `--set` text into a value for {@link KeyRule.check} (`undefined`
+   *   when unreadable).
+   * @param accept The value as the config holds it, or null when `value` is not allowed.
+   * @param doc One line for `--help`.
+   */
+  constructor(
+    readonly defaultValue: T,
+    expected: string,
+    read: (text: string) => unknown,
+    accept: (value: unknown) => T | null,
+    doc?: string,
+  ) {
+    super(expected, read, accept, doc);
   }
 }
 
@@ -139,11 +172,18 @@ export function kindOf(v: unknown): Kind | null {
   return null;
 }
 
-/** The type-only rule of a plain default: any value of the default's type. */
-export function plainRule<T extends ConfigValue>(value: T): ConfigRule<T> {
-  const kind = kindOf(value);
+/** The kinds of {@link typeRule}. */
+export type TypeKind = Kind | "integer";
+
+/**
+ * Any value of one type (`typeRule("integer")`); its words are the type's name ("integer",
+ * "number[]"…). In `--set`, numbers, booleans (`true`/`false`) and lists (`1,2` or `[1, 2]`) are
+ * read by the type.
+ */
+export function typeRule(kind: TypeKind): KeyRule<ConfigValue> {
   const read = (text: string): unknown => {
     switch (kind) {
+      case "integer":
       case "number":
         return numberFromText(text);
       case "boolean":
@@ -156,14 +196,39 @@ export function plainRule<T extends ConfigValue>(value: T): ConfigRule<T> {
         return listFromText(text);
     }
   };
-  const accept = (v: unknown): T | null => {
-    if (kind === "string") return asString(v) as T | null;
+  const accept = (v: unknown): ConfigValue | null => {
+    if (kind === "integer") return isNumber(v) && Number.isInteger(v) ? v : null;
+    if (kind === "string") return asString(v);
     if (kind === "string[]" && Array.isArray(v) && v.every((x) => typeof x !== "object")) {
-      return v.length > 0 ? v.map(String) as T : null;
+      return v.length > 0 ? v.map(String) : null;
     }
-    return kindOf(v) === kind ? v as T : null;
+    return kindOf(v) === kind ? v as ConfigValue : null;
   };
-  return new ConfigRule(value, kind ?? "a config value", read, accept);
+  return new KeyRule(kind, read, accept);
+}
+
+/** One of a fixed list of strings, written `"a"|"b"` (`literalRule(["silu", "gelu_tanh"])`). */
+export function literalRule<const T extends string>(values: readonly T[]): KeyRule<T> {
+  return new KeyRule(
+    values.map((v) => JSON.stringify(v)).join("|"),
+    (text) => text,
+    (v) => values.find((x) => x === v) ?? null,
+  );
+}
+
+/** The type-only rule of a plain default: any value of the default's type. */
+export function plainRule<T extends ConfigValue>(value: T): ConfigRule<T> {
+  const kind = kindOf(value);
+  if (kind === null) {
+    return new ConfigRule(value, "a config value", () => undefined, () => null);
+  }
+  const rule = typeRule(kind);
+  return new ConfigRule(
+    value,
+    kind,
+    (text) => rule.read(text),
+    (v) => rule.check(v) as T | null,
+  );
 }
 
 // ---- numbers -------------------------------------------------------------------------------
@@ -314,7 +379,7 @@ export interface BytesOptions extends RuleOptions {
 
 /**
  * A byte count written with its unit (`80GiB`, `80GB`, `512MiB`, `1e9B`), read as the CLI's
- * `--budget` is (`parseBudget`). The config keeps the text; at least `min` bytes (default 1).
+ * `--budget` is (`parseBytes`). The config keeps the text; at least `min` bytes (default 1).
  */
 export function bytes(value: string, options: BytesOptions = {}): ConfigRule<string> {
   const min = options.min ?? 1;
@@ -322,7 +387,7 @@ export function bytes(value: string, options: BytesOptions = {}): ConfigRule<str
     const s = asString(v);
     if (s === null) return null;
     try {
-      return parseBudget(s) >= min ? s : null;
+      return parseBytes(s) >= min ? s : null;
     } catch {
       return null;
     }
@@ -337,9 +402,12 @@ export function bytes(value: string, options: BytesOptions = {}): ConfigRule<str
   );
 }
 
-/** MsT chunk counts: `"auto"` or an integer M ≥ 1 (`chunks("auto")`). */
-export function chunks(value: Chunks, options: RuleOptions = {}): ConfigRule<Chunks> {
-  const accept = (v: unknown): Chunks | null =>
+/** MsT chunk counts (`Chunks` of `lib/mst/chunking.ts`): `"auto"` or an integer M ≥ 1 (`chunks("auto")`). */
+export function chunks(
+  value: number | "auto",
+  options: RuleOptions = {},
+): ConfigRule<number | "auto"> {
+  const accept = (v: unknown): number | "auto" | null =>
     v === "auto" ? "auto" : isNumber(v) && Number.isInteger(v) && v >= 1 ? v : null;
   return new ConfigRule(
     value,
@@ -348,4 +416,40 @@ export function chunks(value: Chunks, options: RuleOptions = {}): ConfigRule<Chu
     accept,
     options.doc,
   );
+}
+
+// ---- reading a flat config: YAML mapping, `key=value` --------------------------------------
+
+/**
+ * The flat mapping of a YAML document (`{}` when it is empty). `syntax` makes the error for text
+ * that does not parse (given the parser's message), `shape` the one for a document that is not a
+ * mapping (given "a list" or its type).
+ */
+export function readYamlMapping(
+  text: string,
+  syntax: (message: string) => Error,
+  shape: (got: string) => Error,
+): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (e) {
+    throw syntax((e as Error).message);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== "object" || Array.isArray(doc)) {
+    throw shape(Array.isArray(doc) ? "a list" : typeof doc);
+  }
+  return doc as Record<string, unknown>;
+}
+
+/** `key=value` split at the first `=` (the key trimmed), or null when there is no key. */
+export function splitSetItem(item: string): { key: string; text: string } | null {
+  const eq = item.indexOf("=");
+  return eq <= 0 ? null : { key: item.slice(0, eq).trim(), text: item.slice(eq + 1) };
+}
+
+/** An error about a key: `source: message`, then the valid keys (`help`, one per line). */
+export function keyError(source: string, message: string, help: string): Error {
+  return new Error(`${source}: ${message}\nvalid keys:\n${help}`);
 }
