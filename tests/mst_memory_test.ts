@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { keptAtEndOfForward } from "./fixtures/small_model.ts";
 import { MetaDevice } from "../lib/device/meta.ts";
 import { getPreset } from "../lib/config/presets.ts";
 import type { MemoryPolicy } from "../lib/techniques/policy.ts";
@@ -59,17 +60,7 @@ Deno.test("MsT MLP: the (rows, I) transients scale with S/M, not S", async () =>
 Deno.test("recomputation keeps S·d·4 bytes per block from forward to backward", async () => {
   const S = 512;
   const { events } = await stepTimeline(S, { checkpoint: true });
-  // At the end of the forward phase: what is still live from forward, by tag.
-  const fwdEnd = events.findIndex((e) => e.phase === "backward");
-  const live = new Map<number, { tag: string; bytes: number }>();
-  for (const e of events.slice(0, fwdEnd)) {
-    if (e.kind === "alloc") live.set(e.id, { tag: e.tag, bytes: e.bytes });
-    else if (e.kind === "free") live.delete(e.id);
-    else live.get(e.id)!.tag = e.tag;
-  }
-  const byTag = (t: string) =>
-    [...live.values()].filter((x) => x.tag === t).reduce((a, x) => a + x.bytes, 0);
-  assert.equal(byTag("checkpoints"), cfg.layers * S * cfg.hidden * 4);
+  assert.equal(keptAtEndOfForward(events, "checkpoints"), cfg.layers * S * cfg.hidden * 4);
 });
 
 Deno.test("peak bytes: MsT + recomputation < recomputation < standard at S=2048", async () => {

@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { SMALL } from "./fixtures/small_model.ts";
 import type { Device } from "../lib/device/device.ts";
 import type { ModelConfig } from "../lib/config/model_config.ts";
 import type { Batch } from "../lib/models/model.ts";
@@ -19,19 +20,6 @@ import {
   randomWeights,
   referenceLossAndGrads,
 } from "../lib/testing/model_check.ts";
-
-const SMALL: ModelConfig = {
-  ...getPreset("llama3-tiny"),
-  name: "mst-small",
-  vocabSize: 97,
-  hidden: 32,
-  intermediate: 56,
-  layers: 2,
-  heads: 4,
-  kvHeads: 2,
-  headDim: 8,
-  attnScale: 8 ** -0.5,
-};
 
 /** Normwise relative difference max|a−b| / max|b| (0/0 = 0). */
 function normwise(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { ModelConfig } from "../lib/config/model_config.ts";
+import { keptAtEndOfForward, SMALL } from "./fixtures/small_model.ts";
 import { getPreset } from "../lib/config/presets.ts";
 import { MetaDevice } from "../lib/device/meta.ts";
 import type { Batch } from "../lib/models/model.ts";
@@ -17,19 +17,6 @@ import { SELECTIVE_RECOMPUTATION } from "../lib/techniques/selective_recomputati
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
 import { deviceLossAndGrads, randomBatch, randomWeights } from "../lib/testing/model_check.ts";
 import { runSteps } from "../lib/train/run_steps.ts";
-
-const SMALL: ModelConfig = {
-  ...getPreset("llama3-tiny"),
-  name: "mst-small",
-  vocabSize: 97,
-  hidden: 32,
-  intermediate: 56,
-  layers: 2,
-  heads: 4,
-  kvHeads: 2,
-  headDim: 8,
-  attnScale: 8 ** -0.5,
-};
 
 Deno.test("selective recomputation: declared after recomputation, checked and named", () => {
   const order = TECHNIQUES.map((t) => t.name);
@@ -88,15 +75,7 @@ Deno.test(
     const S = 512;
     const kept = async (policy: MemoryPolicy) => {
       const { events } = await stepTimeline(S, policy);
-      const fwdEnd = events.findIndex((e) => e.phase === "backward");
-      const live = new Map<number, { tag: string; bytes: number }>();
-      for (const e of events.slice(0, fwdEnd)) {
-        if (e.kind === "alloc") live.set(e.id, { tag: e.tag, bytes: e.bytes });
-        else if (e.kind === "free") live.delete(e.id);
-        else live.get(e.id)!.tag = e.tag;
-      }
-      return [...live.values()].filter((x) => x.tag === "checkpoints")
-        .reduce((a, x) => a + x.bytes, 0);
+      return keptAtEndOfForward(events, "checkpoints");
     };
     const full = await kept({ checkpoint: true, mst: { mlp: "auto", head: "auto" } });
     const selective = await kept({
