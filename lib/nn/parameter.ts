@@ -22,6 +22,11 @@ export class Parameter {
    * then its f16 working copy, rewritten by every update. Null in f32 training.
    */
   master: Tensor | null = null;
+  /**
+   * A frozen parameter (a LoRA base weight or bias) takes no gradient and no optimizer state:
+   * {@link gradFor} throws, and AdamW skips it. Its `value` is still used by the layers.
+   */
+  frozen = false;
   /** Shape of the weight. */
   readonly shape: readonly number[];
   /**
@@ -83,6 +88,12 @@ export class Parameter {
 
   /** The gradient tensor to accumulate into, created as zeros at first use. */
   gradFor(dev: Device): Tensor {
+    if (this.frozen) {
+      throw new Error(
+        `parameter "${this.name}" is frozen: it takes no gradient (a layer must skip its ` +
+          "weight gradient; unfreeze it to train it)",
+      );
+    }
     return this.grad ??= dev.zeros(this.shape, { tag: "grads", name: `${this.name}.grad` });
   }
 
