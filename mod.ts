@@ -375,9 +375,26 @@ export {
   STEP_PHASES,
 } from "./lib/plan/explain.ts";
 export {
-  type ExtraBytes,
+  accountingProfile,
   type Framework,
   FRAMEWORKS,
+  parseFramework,
+  PROFILES,
+} from "./lib/profiles/registry.ts";
+export type { AccountingProfile, LayerFactory, ProfileAccounting } from "./lib/profiles/profile.ts";
+export { TECHNIQUES } from "./lib/techniques/registry.ts";
+export type {
+  BuildHooks,
+  BuildSettings,
+  DeepSpeedDraft,
+  ModelUnderConstruction,
+  PolicyNameParts,
+  Technique,
+  TechniqueFlags,
+  TrainSettings,
+} from "./lib/techniques/technique.ts";
+export {
+  type ExtraBytes,
   HF_EXTRAS,
   type HFExtraKind,
   type HFPlanFigures,

@@ -22,7 +22,7 @@ import {
   parseDtype,
   parseTaskArgs,
 } from "../lib/cli/args.ts";
-import { modelSetup, POLICY_HELP } from "../lib/cli/model_options.ts";
+import { modelSetup, POLICY_HELP, POLICY_OPTIONS } from "../lib/cli/model_options.ts";
 import { createDevice } from "../lib/device/create.ts";
 import { formatBytes } from "../lib/device/dtype.ts";
 import { deviceOverhead, overheadBytes } from "../lib/device/overhead.ts";
@@ -88,20 +88,11 @@ async function main(argv: string[]): Promise<void> {
   const setup = await modelSetup(positionals[0], values, saved?.info.config);
   const savedRun = saved ? { step: saved.info.step, extra: saved.info.extra ?? {} } : null;
   const settings = trainSettings(values, savedRun, `--resume ${resumeDir}`);
-  const policyFlags = [
-    "policy",
-    "mst",
-    "mst-mlp",
-    "mst-head",
-    "checkpoint",
-    "optimizer-in-backward",
-    "framework",
-    "hf-head",
-    "offload-checkpoints",
-    "keep-attention",
-  ] as const;
+  const policyFlags = Object.keys(POLICY_OPTIONS);
   const savedPolicy = savedRun?.extra.policy as MemoryPolicy | undefined;
-  if (savedPolicy && !policyFlags.some((f) => values[f] !== undefined)) {
+  if (
+    savedPolicy && !policyFlags.some((f) => (values as Record<string, unknown>)[f] !== undefined)
+  ) {
     validatePolicy(savedPolicy);
     setup.policy = savedPolicy; // the saved run's policy unless policy flags are given
   }

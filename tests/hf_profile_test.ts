@@ -15,7 +15,8 @@ import {
   roundSize,
   SMALL_BUFFER,
 } from "../lib/profiles/hf/caching_allocator.ts";
-import { HF_EXTRAS, parseFramework } from "../lib/profiles/hf/extras.ts";
+import { HF_EXTRAS } from "../lib/profiles/hf/extras.ts";
+import { parseFramework } from "../lib/profiles/registry.ts";
 import { planStep } from "../lib/plan/planner.ts";
 import { runLedger } from "../lib/claims/ledger.ts";
 import { runSteps } from "../lib/train/run_steps.ts";

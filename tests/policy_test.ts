@@ -33,10 +33,6 @@ Deno.test("describePolicy names the named policies and their variants", () => {
     "MsT(mlp=off, head=auto) (HF)",
   );
   assert.equal(describePolicy({ optimizerInBackward: true }), "optimizer-in-backward");
-  assert.equal(
-    describePolicy({ checkpoint: true, keepAttention: true, mst: { mlp: "auto", head: "auto" } }),
-    "MsT + recomputation (attention kept)",
-  );
   assert.equal(describePolicy({ ...POLICIES.checkpoint, dtype: "bf16" }), "recomputation [bf16]");
 });
 
@@ -52,7 +48,7 @@ Deno.test("named policies are frozen: one user cannot change another's", () => {
 Deno.test("a malformed or unsupported policy is refused with the field and the fix", () => {
   assert.throws(
     () => validatePolicy({ checkpoints: true } as never),
-    /unknown field "checkpoints"; fields are checkpoint, mst/,
+    /unknown field "checkpoints"; fields are framework, mst, checkpoint/,
   );
   assert.throws(() => validatePolicy({ mst: { mlp: 0 } }), /mst.mlp must be a positive integer/);
   assert.throws(() => validatePolicy({ mst: { attn: 2 } } as never), /unknown mst part "attn"/);
@@ -70,24 +66,6 @@ Deno.test("a malformed or unsupported policy is refused with the field and the f
   assert.throws(() => validatePolicy({ offload: "yes" } as never), /offload must be true or false/);
   validatePolicy({ checkpoint: true, offload: true });
   validatePolicy({ checkpoint: false, offload: false });
-  // selective recomputation: needs recomputation, ours only, not with offload
-  assert.throws(
-    () => validatePolicy({ keepAttention: true }),
-    /keepAttention .*checkpoint \(recomputation\) is off.*--keep-attention/,
-  );
-  assert.throws(
-    () => validatePolicy({ keepAttention: 1 } as never),
-    /keepAttention must be true or false, got 1/,
-  );
-  assert.throws(
-    () => validatePolicy({ checkpoint: true, keepAttention: true, framework: "hf" }),
-    /transformers' gradient checkpointing .* no selective mode/,
-  );
-  assert.throws(
-    () => validatePolicy({ checkpoint: true, keepAttention: true, offload: true }),
-    /choose one of --keep-attention and --offload-checkpoints/,
-  );
-  validatePolicy({ checkpoint: true, keepAttention: true, mst: { mlp: "auto", head: "auto" } });
   // dtype must match how the device counts floats
   const cfg = getPreset("llama3-tiny");
   assert.throws(

@@ -6,8 +6,12 @@
 import { parseArgs } from "node:util";
 import { describeBytes, parseBytes } from "../device/dtype.ts";
 import type { FloatCounting } from "../device/dtype.ts";
-import type { Chunks } from "../mst/chunking.ts";
-import type { PartChunks } from "../techniques/policy.ts";
+export {
+  parseChunks,
+  parseNumber,
+  parsePartChunks,
+  parsePositiveInt,
+} from "../util/flag_values.ts";
 
 /** Flags that take an optional value: `--mst` alone means `--mst auto`. */
 const OPTIONAL_VALUE = new Set(["--mst", "--mst-mlp", "--mst-head"]);
@@ -22,50 +26,6 @@ export function normalizeArgv(argv: readonly string[]): string[] {
     }
   }
   return out;
-}
-
-/** Parses "auto" or a positive integer M. */
-export function parseChunks(flag: string, v: string): Chunks {
-  if (v === "auto") return "auto";
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new Error(
-      `${flag}: expected "auto" or a positive integer number of mini-sequences, got "${v}"`,
-    );
-  }
-  return n;
-}
-
-/** Parses one part's M: "auto", "off" or a positive integer. */
-export function parsePartChunks(flag: string, v: string): PartChunks {
-  if (v === "off") return "off";
-  try {
-    return parseChunks(flag, v);
-  } catch {
-    throw new Error(
-      `${flag}: expected "auto", "off" or a positive integer number of mini-sequences, got "${v}"`,
-    );
-  }
-}
-
-/** Parses a positive integer flag. */
-export function parsePositiveInt(flag: string, v: string | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new Error(`${flag}: expected a positive integer, got "${v}"`);
-  }
-  return n;
-}
-
-/** Parses a finite number flag. */
-export function parseNumber(flag: string, v: string | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n)) {
-    throw new Error(`${flag}: expected a number, got "${v}"`);
-  }
-  return n;
 }
 
 /** Parses a float counting (`--dtype` by default; `what` names the flag or config key). */

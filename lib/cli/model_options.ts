@@ -4,13 +4,14 @@ import { resolveConfig } from "../config/resolve.ts";
 import type { ModelConfig } from "../config/model_config.ts";
 import {
   type MemoryPolicy,
-  type MstParts,
   POLICIES,
   type PolicyName,
   validatePolicy,
 } from "../techniques/policy.ts";
-import { parsePartChunks } from "./args.ts";
-import { type Framework, parseFramework } from "../profiles/hf/extras.ts";
+import { TECHNIQUES } from "../techniques/registry.ts";
+import { ULYSSES } from "../techniques/ulysses.ts";
+import { ZERO } from "../techniques/zero.ts";
+import { type Framework, parseFramework } from "../profiles/registry.ts";
 
 /** `--framework NAME`, or `--hf-head` (its old name for `--framework hf`); undefined when neither. */
 function parseFrameworkFlags(flags: ModelFlags): Framework | undefined {
@@ -75,15 +76,26 @@ export async function modelSetup(
   return { policy: parsePolicy(flags), cfg: resolveConfig(preset, { yaml, set: flags.set }) };
 }
 
+/** The techniques of one device's step, whose flags `train` and `plan` share (ZeRO and Ulysses are plan-only). */
+const STEP_TECHNIQUES = TECHNIQUES.filter((t) => t !== ZERO && t !== ULYSSES);
+
+/** `parseArgs` options of the policy flags: `--policy`, `--framework`, and each technique's. */
+export const POLICY_OPTIONS: Readonly<Record<string, { type: "string" | "boolean" }>> = {
+  policy: { type: "string" },
+  framework: { type: "string" },
+  "hf-head": { type: "boolean" },
+  ...Object.assign({}, ...STEP_TECHNIQUES.map((t) => t.flags?.options ?? {})),
+};
+
 /**
  * The memory policy of the flags: `--policy NAME` (one of {@link POLICIES}) as the base, then
- * `--mst [M|auto]` (both parts), `--mst-mlp`, `--mst-head` (M, auto or off), `--checkpoint`,
- * `--optimizer-in-backward`, `--framework ours|hf` (`--hf-head` is the old name of
- * `--framework hf`), `--offload-checkpoints` and `--keep-attention` (both need recomputation)
- * on top.
+ * each technique's flags in declared order (`--mst [M|auto]` (both parts), `--mst-mlp`,
+ * `--mst-head` (M, auto or off), `--checkpoint`, `--keep-attention`, `--optimizer-in-backward`,
+ * `--offload-checkpoints`; the last two need recomputation), then `--framework ours|hf`
+ * (`--hf-head` is the old name of `--framework hf`).
  */
 export function parsePolicy(flags: ModelFlags): MemoryPolicy {
-  let base: MemoryPolicy = POLICIES.standard;
+  let policy: MemoryPolicy = POLICIES.standard;
   if (flags.policy !== undefined) {
     if (!Object.hasOwn(POLICIES, flags.policy)) {
       throw new Error(
@@ -92,54 +104,23 @@ export function parsePolicy(flags: ModelFlags): MemoryPolicy {
         }`,
       );
     }
-    base = POLICIES[flags.policy as PolicyName];
+    policy = POLICIES[flags.policy as PolicyName];
   }
-  const mst: { -readonly [K in keyof MstParts]: MstParts[K] } = { ...base.mst };
-  if (flags.mst !== undefined) mst.mlp = mst.head = parsePartChunks("--mst", flags.mst);
-  if (flags["mst-mlp"] !== undefined) mst.mlp = parsePartChunks("--mst-mlp", flags["mst-mlp"]);
-  if (flags["mst-head"] !== undefined) {
-    mst.head = parsePartChunks("--mst-head", flags["mst-head"]);
-  }
-  let policy: MemoryPolicy = {
-    ...base,
-    ...(Object.keys(mst).length ? { mst } : {}),
-    ...(flags.checkpoint ? { checkpoint: true } : {}),
-    ...(flags["optimizer-in-backward"] ? { optimizerInBackward: true } : {}),
-    ...(flags["offload-checkpoints"] ? { offload: true } : {}),
-    ...(flags["keep-attention"] ? { keepAttention: true } : {}),
-  };
+  const values = flags as Record<string, unknown>;
+  for (const t of STEP_TECHNIQUES) if (t.flags) policy = t.flags.apply(values, policy);
   const framework = parseFrameworkFlags(flags);
   if (framework) policy = { ...policy, framework };
-  if (policy.offload && !policy.checkpoint) {
-    throw new Error(
-      "--offload-checkpoints moves the recomputation checkpoints to host memory, but " +
-        "recomputation is off; add --checkpoint (or --policy mst)",
-    );
-  }
-  if (policy.keepAttention && !policy.checkpoint) {
-    throw new Error(
-      "--keep-attention keeps each block's attention output through recomputation, but " +
-        "recomputation is off; add --checkpoint (or --policy mst)",
-    );
-  }
   validatePolicy(policy);
   return policy;
 }
 
 /** Help lines of the policy flags, shared by the tasks' usage texts. */
-export const POLICY_HELP = `  --policy NAME   a named memory policy as the base: ${
-  Object.keys(POLICIES).join(", ")
-}
-                  (mst = MsT + recomputation; mstOib adds optimizer-in-backward); flags add to it
-  --mst [M|auto]  mini-sequences for the MLP and the head; --mst-mlp / --mst-head set one part
-                  (M, auto or off); an M above S runs S one-row chunks and warns
-  --framework ours|hf  whose allocations to count: this workbench's runtime (default) or
+export const POLICY_HELP = [
+  `  --policy NAME   a named memory policy as the base: ${Object.keys(POLICIES).join(", ")}
+                  (mst = MsT + recomputation; mstOib adds optimizer-in-backward); flags add to it`,
+  ...STEP_TECHNIQUES.map((t) => t.flags?.help).filter((h) => h),
+  `  --framework ours|hf  whose allocations to count: this workbench's runtime (default) or
                   Hugging Face transformers + PyTorch (fp32 RMSNorm upcasts and logits, saved SiLU
                   output, RoPE / FlashAttention-2 / torch.optim temporaries; plans add PyTorch's
-                  caching allocator); --hf-head is its old name for --framework hf
-  --offload-checkpoints  keep each block's input checkpoint in host memory between its
-                  forward and its recomputation (needs --checkpoint); host bytes are reported
-                  apart (tag host), outside the device peak and budget
-  --keep-attention  selective recomputation (needs --checkpoint): each block also keeps its
-                  attention output and softmax statistics, so backward skips the attention
-                  kernel; more checkpoint memory, less recomputation time at long S`;
+                  caching allocator); --hf-head is its old name for --framework hf`,
+].join("\n");

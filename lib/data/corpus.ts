@@ -10,7 +10,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import type { ModelConfig } from "../config/model_config.ts";
-import type { Batch } from "../models/model.ts";
+import type { Batch } from "./batch.ts";
 import { WindowStream, type WindowStreamState } from "./batches.ts";
 import { brownSplitText } from "./brown.ts";
 import { loadOrBuildReducedBpe } from "./reduced_bpe.ts";

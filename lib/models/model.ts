@@ -2,44 +2,36 @@
  * A Llama-family model on a device: parameters with Hugging Face names, the layers built
  * from a {@link ModelConfig}, and one forward + backward over a sequence.
  *
- * A {@link MemoryPolicy} wraps parts of the built model without editing layers:
- * `checkpoint` wraps each decoder block with activation recomputation; `mst.mlp` wraps each
- * block's MLP into mini-sequences; `mst.head` swaps the LM-head loss for the chunked one;
- * `framework: "hf"` builds the Hugging Face profile's layers (`lib/profiles/hf/layers.ts`,
- * `lib/profiles/hf/head_loss.ts`): ours plus the buffers transformers + PyTorch allocate; `offload`
- * (with `checkpoint`) keeps each block's input checkpoint in host memory between its forward
- * and its recomputation; `parallel` builds one rank of a multi-GPU plan (ZeRO partitions and
- * gathers, Ulysses all-to-alls; meta device only).
+ * {@link Model.build} builds the plain model from the policy's accounting profile
+ * (`lib/profiles/`: ours, or `hf` — our layers plus the buffers transformers + PyTorch
+ * allocate), then lets the policy's techniques (`lib/techniques/`) transform it in declared
+ * order: recomputation wraps each block, the MsT MLP wraps each block's MLP, the MsT head
+ * replaces the head, checkpoint offload moves block inputs to the host, ZeRO and Ulysses build
+ * one rank of a multi-GPU plan (meta device only), mixed precision adds f32 master weights.
  */
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
-import { checkpoint, type Checkpointed, type CheckpointSaved } from "../mst/checkpoint.ts";
-import { MiniSequence, miniSequence } from "../mst/mini_sequence.ts";
+import type { ModelConfig } from "../config/model_config.ts";
+import { layerWindow, parameterShapes, validateConfig } from "../config/derived.ts";
+import type { Checkpointed, CheckpointSaved } from "../mst/checkpoint.ts";
+import type { MiniSequence } from "../mst/mini_sequence.ts";
 import { MiniSequenceHeadLoss } from "../mst/mini_sequence_head.ts";
 import { DecoderBlock } from "../nn/decoder_block.ts";
 import { Embedding } from "../nn/embedding.ts";
 import type { SeqLayer } from "../nn/layer.ts";
-import { HFLMHeadLoss } from "../profiles/hf/head_loss.ts";
-import {
-  HFMiniSequence,
-  HFMiniSequenceHeadLoss,
-  HFMLP,
-  HFRMSNorm,
-  HFSelfAttention,
-} from "../profiles/hf/layers.ts";
-import { type HeadLoss, LMHeadLoss } from "../nn/lm_head_loss.ts";
-import { MLP } from "../nn/mlp.ts";
+import type { HeadLoss } from "../nn/lm_head_loss.ts";
 import { disposeAll, Parameter } from "../nn/parameter.ts";
-import { RMSNorm } from "../nn/rmsnorm.ts";
-import { SelfAttention } from "../nn/self_attention.ts";
+import type { RMSNorm } from "../nn/rmsnorm.ts";
 import { embeddingGradIndex } from "../ops/embedding.ts";
-import type { ModelConfig } from "../config/model_config.ts";
+import { accountingProfile } from "../profiles/registry.ts";
+import type { ZeroRank } from "../sharding/zero.ts";
+import { activeTechniques, type MemoryPolicy, validatePolicy } from "../techniques/policy.ts";
+import type { ModelUnderConstruction } from "../techniques/technique.ts";
 import { gaussian } from "../util/random.ts";
-import { layerWindow, parameterShapes, validateConfig } from "../config/derived.ts";
-import { type MemoryPolicy, partChunks, validatePolicy } from "../techniques/policy.ts";
-import { isSingleDevice, normalizeParallel, validateParallel } from "../sharding/parallel_plan.ts";
-import { isPartitioned, ZeroGathered, ZeroRank } from "../sharding/zero.ts";
+import type { Batch } from "../data/batch.ts";
+
+export type { Batch } from "../data/batch.ts";
 
 /** How a model's weights are initialized (the memory policy is separate: {@link MemoryPolicy}). */
 export interface InitOptions {
@@ -57,14 +49,6 @@ export interface ResolvedChunks {
   mlp: number | null;
   /** M used by the LM head in the last forward. */
   head: number | null;
-}
-
-/** One training sequence: S input ids and S targets (−100 = ignored). */
-export interface Batch {
-  /** Input token ids, (S) i32. */
-  ids: Int32Array;
-  /** Target token ids, (S) i32; −100 ignores a position. */
-  targets: Int32Array;
 }
 
 /** Options of {@link Model.lossAndGrads}. */
@@ -113,75 +97,72 @@ export class Model {
     readonly cfg: ModelConfig,
     /** The memory policy the model was built under (the trainer follows it too). */
     readonly policy: MemoryPolicy,
-    opts: InitOptions,
+    m: ModelUnderConstruction,
+    parts: { embedding: Embedding; finalNorm: RMSNorm; headWeight: Parameter; head: HeadLoss },
   ) {
+    this.params.push(...m.params);
+    for (const p of m.params) this.byName.set(p.name, p);
+    this.blocks.push(...m.blocks);
+    this.blockParams.push(...m.blockParams);
+    this.#mstMlps.push(...m.mstMlps);
+    this.#offloaded.push(...m.offloaded);
+    this.zero = m.zero;
+    this.embedding = parts.embedding;
+    this.finalNorm = parts.finalNorm;
+    this.headWeight = parts.headWeight;
+    this.head = parts.head;
+  }
+
+  /**
+   * Builds the model on `dev` under a memory policy (default: standard); weights are
+   * initialized deterministically unless given in `init`. The plain model comes from the
+   * policy's accounting profile (`lib/profiles/`); the policy's techniques
+   * (`lib/techniques/`) transform it in declared order: `configure` before anything is
+   * allocated, `wrapMlp` and `wrapBlock` per block, `afterBlocks`, then `head`.
+   */
+  static build(
+    dev: Device,
+    cfg: ModelConfig,
+    policy: MemoryPolicy = {},
+    init: InitOptions = {},
+  ): Model {
     validateConfig(cfg);
     validatePolicy(policy, dev.floats);
     checkFitsDevice(dev, cfg);
-    const parallel = isSingleDevice(policy.parallel) ? null : normalizeParallel(policy.parallel!);
-    if (parallel) {
-      validateParallel(parallel, cfg);
-      if (dev.kind !== "meta") {
-        throw new Error(
-          `a multi-GPU rank (${policy.parallel!.gpus} GPUs) is planned on the meta device only; ` +
-            "use `deno task plan … --gpus N`",
-        );
-      }
-    }
-    const normal = gaussian(opts.seed ?? 0);
-    const std = opts.initStd ?? 0.02;
-    // Mixed precision (an f16 device): an f32 master copy (tag optimizer) per parameter, and
-    // the f16 working copy (tag weights) that the layers use, rounded from the same values.
-    const mixed = dev.floatType === "f16";
-    for (const { name, shape } of parameterShapes(cfg)) {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const given = opts.weights?.get(name);
-      let data: Float32Array | null = null;
-      if (given) {
-        if (given.length !== n) {
-          throw new Error(
-            `weights for "${name}": ${given.length} values, expected ${n} [${shape.join(", ")}]`,
-          );
-        }
-        data = given;
-      } else if (parallel && isPartitioned(parallel, shape)) {
-        const p = new Parameter(name, null, shape); // ZeRO-3: only the rank's partition
-        this.params.push(p);
-        this.byName.set(name, p);
-        continue;
-      } else if (dev.kind !== "meta") {
-        data = new Float32Array(n);
-        if (name.endsWith("norm.weight") || name.endsWith("layernorm.weight")) {
-          data.fill(cfg.normUnitOffset ? 0 : 1);
-        } else if (!name.endsWith(".bias")) {
-          for (let i = 0; i < n; i++) data[i] = normal() * std;
-        }
-      }
-      const master = !mixed
-        ? null
-        : data
-        ? dev.upload(data, shape, { tag: "optimizer", name: `${name}.master`, dtype: "f32" })
-        : dev.tensor(shape, { tag: "optimizer", name: `${name}.master`, dtype: "f32" });
-      const value: Tensor = data
-        ? dev.upload(data, shape, { tag: "weights", name })
-        : dev.tensor(shape, { tag: "weights", name });
-      const p = new Parameter(name, value);
-      p.master = master;
-      this.params.push(p);
-      this.byName.set(name, p);
-    }
-    const P = (n: string) => this.param(n);
-    const hf = policy.framework === "hf";
-    const Norm = hf ? HFRMSNorm : RMSNorm;
-    const norm = (n: string) => new Norm(dev, n, P(n), cfg.rmsEps, cfg.normUnitOffset);
-    this.embedding = new Embedding(
+    const techniques = activeTechniques(policy, dev.floats);
+    const m: ModelUnderConstruction = {
+      dev,
+      cfg,
+      policy,
+      layers: accountingProfile(policy.framework).layers,
+      settings: {
+        masterWeights: false,
+        sp: 1,
+        partitioned: null,
+        parallel: null,
+        keepAttention: false,
+      },
+      params: [],
+      blockParams: [],
+      blocks: [],
+      mstMlps: [],
+      offloaded: [],
+      checkpointed: [],
+      zero: null,
+    };
+    for (const t of techniques) t.build?.configure?.(m);
+    createParameters(m, init);
+    const byName = new Map(m.params.map((p) => [p.name, p]));
+    const P = (n: string) => byName.get(n)!; // every name below is one of parameterShapes'
+    const norm = (n: string) => m.layers.norm(dev, n, P(n), cfg.rmsEps, cfg.normUnitOffset);
+    const embedding = new Embedding(
       dev,
       P("model.embed_tokens.weight"),
       cfg.embeddingScale ? Math.sqrt(cfg.hidden) : 1,
     );
     for (let i = 0; i < cfg.layers; i++) {
       const pre = `model.layers.${i}.`;
-      const attn = new (hf ? HFSelfAttention : SelfAttention)(
+      const attn = m.layers.attention(
         dev,
         `${pre}self_attn`,
         cfg,
@@ -195,9 +176,9 @@ export class Model {
           vBias: cfg.qkvBias ? P(pre + "self_attn.v_proj.bias") : undefined,
         },
         layerWindow(cfg, i),
-        parallel?.sp ?? 1,
+        m.settings.sp,
       );
-      let mlp: SeqLayer = new (hf ? HFMLP : MLP)(
+      let mlp = m.layers.mlp(
         dev,
         `${pre}mlp`,
         P(pre + "mlp.gate_proj.weight"),
@@ -205,81 +186,29 @@ export class Model {
         P(pre + "mlp.down_proj.weight"),
         cfg.activation,
       );
-      const mlpChunks = partChunks(policy, "mlp");
-      if (mlpChunks !== "off") {
-        const elem = dev.floats === "f32" ? 4 : 2;
-        const opts = {
-          chunks: mlpChunks,
-          outFeatures: cfg.hidden,
-          widestRow: cfg.intermediate,
-          // per chunk row: x, gate, up, h, out, dh, dGate, dUp, dx parts
-          bytesPerRow: (4 * cfg.hidden + 6 * cfg.intermediate) * elem,
-          rowsPerChunk: cfg.hidden,
-        };
-        const wrapped = hf ? new HFMiniSequence(dev, mlp, opts) : miniSequence(dev, mlp, opts);
-        this.#mstMlps.push(wrapped);
-        mlp = wrapped;
-      }
+      for (const t of techniques) mlp = t.build?.wrapMlp?.(m, mlp, i) ?? mlp;
       const block = new DecoderBlock(
         dev,
         `model.layers.${i}`,
         norm(pre + "input_layernorm.weight"),
         attn,
-        norm(
-          pre +
-            (cfg.postNorms
-              ? "pre_feedforward_layernorm.weight"
-              : "post_attention_layernorm.weight"),
-        ),
+        norm(pre + (cfg.postNorms ? "pre_feedforward" : "post_attention") + "_layernorm.weight"),
         mlp,
         cfg.postNorms ? norm(pre + "post_attention_layernorm.weight") : undefined,
         cfg.postNorms ? norm(pre + "post_feedforward_layernorm.weight") : undefined,
       );
-      this.blockParams.push(this.params.filter((p) => p.name.startsWith(pre)));
-      if (policy.checkpoint) {
-        const wrapped = checkpoint(dev, block, { keep: policy.keepAttention === true });
-        if (policy.offload) this.#offloaded.push(wrapped);
-        this.blocks.push(wrapped);
-      } else {
-        this.blocks.push(block);
-      }
+      m.blockParams.push(m.params.filter((p) => p.name.startsWith(pre)));
+      let wrapped: SeqLayer = block;
+      for (const t of techniques) wrapped = t.build?.wrapBlock?.(m, wrapped, i) ?? wrapped;
+      m.blocks.push(wrapped);
     }
-    if (parallel) {
-      this.zero = new ZeroRank(dev, this.params, parallel);
-      if (parallel.zero === 3) {
-        const zero = this.zero;
-        this.blocks.forEach((b, i) =>
-          this.blocks[i] = new ZeroGathered(zero, b, this.blockParams[i])
-        );
-      }
-    }
-    this.finalNorm = norm("model.norm.weight");
-    this.headWeight = cfg.tieEmbeddings ? P("model.embed_tokens.weight") : P("lm_head.weight");
-    const head = partChunks(policy, "head");
-    this.head = head !== "off"
-      ? new (hf ? HFMiniSequenceHeadLoss : MiniSequenceHeadLoss)(
-        dev,
-        "lm_head",
-        this.headWeight,
-        cfg.finalSoftcap,
-        head,
-      )
-      : hf
-      ? new HFLMHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap)
-      : new LMHeadLoss(dev, "lm_head", this.headWeight, cfg.finalSoftcap);
-  }
-
-  /**
-   * Builds the model on `dev` under a memory policy (default: standard); weights are
-   * initialized deterministically unless given in `init`.
-   */
-  static build(
-    dev: Device,
-    cfg: ModelConfig,
-    policy: MemoryPolicy = {},
-    init: InitOptions = {},
-  ): Model {
-    return new Model(dev, cfg, policy, init);
+    for (const t of techniques) t.build?.afterBlocks?.(m);
+    const finalNorm = norm("model.norm.weight");
+    const headWeight = cfg.tieEmbeddings ? P("model.embed_tokens.weight") : P("lm_head.weight");
+    let head: HeadLoss | undefined;
+    for (const t of techniques) head = t.build?.head?.(m, headWeight) ?? head;
+    head ??= m.layers.head(dev, "lm_head", headWeight, cfg.finalSoftcap);
+    return new Model(dev, cfg, policy, m, { embedding, finalNorm, headWeight, head });
   }
 
   /**
@@ -447,7 +376,54 @@ export class Model {
 }
 
 /**
- * Throws a clear error when a parameter cannot be bound on the device (e.g. a full-size
+ * Creates every parameter in `parameterShapes` order: given weights, else the deterministic
+ * initialization (norm weights 1, or 0 with the unit offset; biases 0; matrices normal with
+ * std `initStd`). With mixed precision each gets its f32 master first (tag `optimizer`); under
+ * ZeRO-3 a partitioned, uninitialized parameter holds only the rank's partition.
+ */
+function createParameters(m: ModelUnderConstruction, opts: InitOptions): void {
+  const { dev, cfg, settings } = m;
+  const normal = gaussian(opts.seed ?? 0);
+  const std = opts.initStd ?? 0.02;
+  for (const { name, shape } of parameterShapes(cfg)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const given = opts.weights?.get(name);
+    let data: Float32Array | null = null;
+    if (given) {
+      if (given.length !== n) {
+        throw new Error(
+          `weights for "${name}": ${given.length} values, expected ${n} [${shape.join(", ")}]`,
+        );
+      }
+      data = given;
+    } else if (settings.partitioned?.(shape)) {
+      m.params.push(new Parameter(name, null, shape)); // ZeRO-3: only the rank's partition
+      continue;
+    } else if (dev.kind !== "meta") {
+      data = new Float32Array(n);
+      if (name.endsWith("norm.weight") || name.endsWith("layernorm.weight")) {
+        data.fill(cfg.normUnitOffset ? 0 : 1);
+      } else if (!name.endsWith(".bias")) {
+        for (let i = 0; i < n; i++) data[i] = normal() * std;
+      }
+    }
+    const master = !settings.masterWeights
+      ? null
+      : data
+      ? dev.upload(data, shape, { tag: "optimizer", name: `${name}.master`, dtype: "f32" })
+      : dev.tensor(shape, { tag: "optimizer", name: `${name}.master`, dtype: "f32" });
+    const value: Tensor = data
+      ? dev.upload(data, shape, { tag: "weights", name })
+      : dev.tensor(shape, { tag: "weights", name });
+    const p = new Parameter(name, value);
+    p.master = master;
+    m.params.push(p);
+  }
+}
+
+/**
+ * Throws a clear error when a parameter
+ cannot be bound on the device (e.g. a full-size
  * preset on a software adapter), before any weight is generated.
  */
 function checkFitsDevice(dev: Device, cfg: ModelConfig): void {

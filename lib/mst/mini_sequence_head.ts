@@ -36,7 +36,7 @@ import {
 } from "../ops/cross_entropy.ts";
 import { linearBackwardInput, linearBackwardWeight, linearForward } from "../ops/linear.ts";
 import { sum } from "../ops/reduce.ts";
-import { chunkRanges, type Chunks, resolveChunks } from "./chunking.ts";
+import { type AutoChunkInput, chunkRanges, type Chunks, resolveChunks } from "./chunking.ts";
 
 /** Saved state: the head input, the targets and the M used. */
 export interface MiniSequenceHeadSaved {
@@ -51,6 +51,9 @@ export interface MiniSequenceHeadSaved {
   /** Number of mini-sequences used in forward. */
   M: number;
 }
+
+/** The `"auto"` rule's inputs for S rows of a (V, d) head. */
+export type HeadSizing = (dev: Device, S: number, V: number, d: number) => AutoChunkInput;
 
 /** Chunked linear head + cross-entropy. */
 export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
@@ -72,6 +75,11 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
     readonly chunks: Chunks,
     /** Form the gradients in forward when the scale is known (default true). */
     readonly fuseBackward = true,
+    /**
+     * The `"auto"` rule's inputs for S rows (the MsT head technique's sizing,
+     * `lib/techniques/mst_head.ts`); needed only when `chunks` is `"auto"`.
+     */
+    readonly sizing?: HeadSizing,
   ) {}
 
   /** The M this head runs for S rows (after `"auto"` and the cap at S). */
@@ -81,13 +89,19 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
 
   #m(S: number): number {
     const [V, d] = this.weight.shape;
-    const elem = this.dev.floats === "f32" ? 4 : 2;
-    return resolveChunks(this.dev, this.chunks, {
-      S,
-      shapeRule: Math.ceil(V / d),
-      widestRow: V,
-      bytesPerRow: (V + 2 * d + 2) * elem,
-    });
+    if (this.chunks !== "auto") return resolveChunks(this.dev, this.chunks, this.#fixed(S, V));
+    if (!this.sizing) {
+      throw new Error(
+        `${this.name}: chunks "auto" needs a sizing rule (pass the MsT head technique's ` +
+          "headChunking), or give M",
+      );
+    }
+    return resolveChunks(this.dev, "auto", this.sizing(this.dev, S, V, d));
+  }
+
+  /** The rule's inputs for a fixed M, which reads only S. */
+  #fixed(S: number, V: number): AutoChunkInput {
+    return { S, shapeRule: 1, widestRow: V, bytesPerRow: 1 };
   }
 
   /**

@@ -9,7 +9,9 @@
 
 import type { FloatCounting } from "../device/dtype.ts";
 import type { ModelConfig } from "../config/model_config.ts";
-import { DEEPSPEED_ZERO_DEFAULTS, normalizeParallel } from "../sharding/parallel_plan.ts";
+import { normalizeParallel } from "../sharding/parallel_plan.ts";
+import { TECHNIQUES } from "../techniques/registry.ts";
+import type { DeepSpeedDraft } from "../techniques/technique.ts";
 import { describePolicy, type MemoryPolicy, partChunks } from "../techniques/policy.ts";
 import type { ResolvedChunks } from "../models/model.ts";
 import { DEFAULT_ADAMW } from "../optim/adamw.ts";
@@ -29,63 +31,62 @@ export interface DeepSpeedExportInput {
   chunks?: ResolvedChunks;
 }
 
+/** The order of the config's top-level keys as written. */
+const KEY_ORDER = [
+  "train_micro_batch_size_per_gpu",
+  "gradient_accumulation_steps",
+  "train_batch_size",
+  "optimizer",
+  "gradient_clipping",
+  "zero_optimization",
+  "bf16",
+  "fp16",
+  "activation_checkpointing",
+  "sequence_parallel_size",
+  "seq_parallel_communication_data_type",
+];
+
+/**
+ * The DeepSpeed config and the techniques' Hugging Face / ArcticTraining lines of a planned
+ * setup: the common keys here, each technique's keys from its own `deepspeed` mapping.
+ */
+function draftExport(
+  input: DeepSpeedExportInput,
+): { config: Record<string, unknown>; lines: string[] } {
+  const draft: DeepSpeedDraft = {
+    config: {
+      train_micro_batch_size_per_gpu: 1,
+      gradient_accumulation_steps: 1,
+      optimizer: {
+        type: "AdamW",
+        params: {
+          lr: DEFAULT_ADAMW.lr,
+          betas: [DEFAULT_ADAMW.beta1, DEFAULT_ADAMW.beta2],
+          eps: DEFAULT_ADAMW.eps,
+          weight_decay: DEFAULT_ADAMW.weightDecay,
+        },
+      },
+      gradient_clipping: DEFAULT_ADAMW.maxGradNorm,
+    },
+    dtype: input.dtype,
+    seq: input.seq,
+    chunks: { mlp: input.chunks?.mlp ?? null, head: input.chunks?.head ?? null },
+  };
+  const lines: string[] = [];
+  for (const t of TECHNIQUES) {
+    const line = t.deepspeed?.(input.policy, draft);
+    if (line) lines.push(line);
+  }
+  const rank = (k: string) => KEY_ORDER.includes(k) ? KEY_ORDER.indexOf(k) : KEY_ORDER.length;
+  const config = Object.fromEntries(
+    Object.entries(draft.config).sort(([a], [b]) => rank(a) - rank(b)),
+  );
+  return { config, lines };
+}
+
 /** The DeepSpeed config (a JSON object) of a planned setup. */
 export function deepspeedConfig(input: DeepSpeedExportInput): Record<string, unknown> {
-  if (input.policy.keepAttention) {
-    throw new Error(
-      "--export deepspeed with --keep-attention: the exported run recomputes whole layers " +
-        "(transformers' gradient checkpointing has no selective mode), so it would not hold what " +
-        "this plan counts; plan without --keep-attention to export",
-    );
-  }
-  const p = normalizeParallel(input.policy.parallel ?? { gpus: 1 });
-  const dataParallel = p.gpus / p.sp;
-  const zero: Record<string, unknown> = {
-    stage: p.zero,
-    // DeepSpeed's defaults, written out so the plan's assumptions are visible
-    reduce_bucket_size: DEEPSPEED_ZERO_DEFAULTS.reduceBucketSize,
-    allgather_bucket_size: DEEPSPEED_ZERO_DEFAULTS.allgatherBucketSize,
-    contiguous_gradients: true,
-  };
-  if (p.zero === 3) {
-    zero.stage3_prefetch_bucket_size = DEEPSPEED_ZERO_DEFAULTS.prefetchBucketSize;
-    zero.stage3_param_persistence_threshold = DEEPSPEED_ZERO_DEFAULTS.paramPersistenceThreshold;
-    zero.stage3_max_live_parameters = DEEPSPEED_ZERO_DEFAULTS.maxLiveParameters;
-  }
-  if (p.offloadOptimizer) zero.offload_optimizer = { device: "cpu", pin_memory: true };
-  if (p.offloadParams) zero.offload_param = { device: "cpu", pin_memory: true };
-  const config: Record<string, unknown> = {
-    train_micro_batch_size_per_gpu: 1,
-    gradient_accumulation_steps: 1,
-    train_batch_size: dataParallel,
-    optimizer: {
-      type: "AdamW",
-      params: {
-        lr: DEFAULT_ADAMW.lr,
-        betas: [DEFAULT_ADAMW.beta1, DEFAULT_ADAMW.beta2],
-        eps: DEFAULT_ADAMW.eps,
-        weight_decay: DEFAULT_ADAMW.weightDecay,
-      },
-    },
-    gradient_clipping: DEFAULT_ADAMW.maxGradNorm,
-    zero_optimization: zero,
-  };
-  if (input.dtype === "bf16") config.bf16 = { enabled: true };
-  if (input.dtype === "f16") config.fp16 = { enabled: true };
-  if (input.policy.checkpoint) {
-    config.activation_checkpointing = {
-      partition_activations: false,
-      cpu_checkpointing: input.policy.offload === true,
-      contiguous_memory_optimization: false,
-    };
-  }
-  if (p.sp > 1) {
-    config.sequence_parallel_size = p.sp;
-    if (input.dtype !== "f32") {
-      config.seq_parallel_communication_data_type = input.dtype === "bf16" ? "bf16" : "fp16";
-    }
-  }
-  return config;
+  return draftExport(input).config;
 }
 
 /**
@@ -122,10 +123,7 @@ export function validateDeepSpeedConfig(config: unknown, gpus?: number): string[
 /** The launch note (Markdown) that goes beside the config. */
 export function launchNote(input: DeepSpeedExportInput, configName: string): string {
   const p = normalizeParallel(input.policy.parallel ?? { gpus: 1 });
-  const mlp = input.chunks?.mlp ?? null;
-  const head = input.chunks?.head ?? null;
   const mlpSetting = partChunks(input.policy, "mlp");
-  const headSetting = partChunks(input.policy, "head");
   const perRank = input.seq / p.sp;
   const lines = [
     `# Launch note: ${input.cfg.name}, S = ${input.seq}, ${describePolicy(input.policy)}`,
@@ -157,32 +155,7 @@ export function launchNote(input: DeepSpeedExportInput, configName: string): str
     "",
     "## Hugging Face / ArcticTraining settings that match the plan",
     "",
-    `- Activation recomputation: ${
-      input.policy.checkpoint ? "on (`model.gradient_checkpointing_enable()`)" : "off"
-    }.`,
-    `- Checkpoint offload: ${
-      input.policy.offload
-        ? "on — ArcticTraining `activation_checkpoint_cpu_offload: true` (for " +
-          "non-reentrant checkpointing, DeepSpeed's " +
-          "`get_checkpoint_hidden_states_offloading_ctx_manager`)"
-        : "off"
-    }.`,
-    `- Tiled MLP: ${
-      mlpSetting === "off"
-        ? "off"
-        : `shards = our MLP M = ${mlp ?? mlpSetting} (\`TiledMLP.apply(mlp_forward, self, x, ` +
-          `num_shards=${mlp ?? "M"}, compute_params)\`; ArcticTraining's \`tiled_mlp_compute: ` +
-          "true` derives ⌈seqlen/hidden⌉ per rank, our `auto` rule too)"
-    }.`,
-    `- Tiled loss: ${
-      headSetting === "off"
-        ? "off"
-        : `loss tiles = our head M = ${
-          head ?? headSetting
-        } (DeepSpeed's \`sequence_tiled_compute\` ` +
-          `/ ArcticTraining's \`TiledFusedLogitsLoss\` with \`num_shards=${head ?? "M"}\`, or ` +
-          "Liger-Kernel's fused linear cross-entropy, `model.type: liger`)"
-    }.`,
+    ...draftExport(input).lines,
     `- ArcticTraining YAML: \`micro_batch_size: 1\`, \`sequence_parallel_size: ${p.sp}\`, ` +
     `\`activation_checkpoint_cpu_offload: ${input.policy.offload === true}\`, ` +
     `\`tiled_mlp_compute: ${mlpSetting !== "off"}\`, \`deepspeed:\` the \`zero_optimization\` ` +

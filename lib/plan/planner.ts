@@ -33,7 +33,9 @@ import {
 import { parameterShapes } from "../config/derived.ts";
 import { zeroHostBytes } from "../sharding/zero.ts";
 import { OVERHEADS } from "./gpus.ts";
-import { attachHFAccounting, type Framework, type HFPlanFigures } from "../profiles/hf/extras.ts";
+import type { HFPlanFigures } from "../profiles/hf/extras.ts";
+import type { ProfileAccounting } from "../profiles/profile.ts";
+import { accountingProfile, type Framework } from "../profiles/registry.ts";
 
 /** What to plan. */
 export interface PlanInput {
@@ -204,13 +206,16 @@ export async function planStep(input: PlanInput): Promise<Plan> {
   const dev = new MetaDevice({ floats: input.dtype, limits: input.limits });
   dev.setBudget(input.budget);
   const framework = input.policy.framework ?? "ours";
-  // the HF profile models PyTorch on a CUDA GPU, where lavapipe's driver has no place
-  const overhead = input.overhead ?? (framework === "hf" ? OVERHEADS.none : LAVAPIPE_OVERHEAD);
-  // PyTorch's segments share the device with the overhead (a CUDA context, …): its fixed part
-  // comes off the allocator's capacity
-  const hf = framework === "hf"
-    ? attachHFAccounting(dev.allocator, Math.max(0, input.budget - overhead.fixedBytes))
-    : null;
+  const profile = accountingProfile(framework);
+  // a profile modelled on a CUDA GPU (hf) has no lavapipe driver overhead
+  const overhead = input.overhead ??
+    (profile.defaultOverhead === "none" ? OVERHEADS.none : LAVAPIPE_OVERHEAD);
+  // the profile's allocator model (PyTorch's caching allocator for hf) shares the device with
+  // the overhead (a CUDA context, …): its fixed part comes off the allocator's capacity
+  const hf = profile.attachAccounting(
+    dev.allocator,
+    Math.max(0, input.budget - overhead.fixedBytes),
+  ) as ProfileAccounting<HFPlanFigures> | null;
   const tokens = Int32Array.from(
     { length: rank ? rank.tokensPerRank : input.seq },
     (_, i) => (i * 7919) % input.cfg.vocabSize,

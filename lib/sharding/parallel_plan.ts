@@ -77,11 +77,6 @@ export function isSingleDevice(p: ParallelPlan | undefined): boolean {
   return n.gpus === 1 && n.zero === 0 && n.sp === 1 && !n.offloadOptimizer && !n.offloadParams;
 }
 
-/** Query and key/value heads a rank's attention sees under SP degree K (KV replicated if K > KV). */
-export function localHeads(cfg: ModelConfig, sp: number): { heads: number; kvHeads: number } {
-  return { heads: cfg.heads / sp, kvHeads: Math.max(1, cfg.kvHeads / sp) };
-}
-
 /** `"8 GPUs, ZeRO-3, SP 8, optimizer on host"`-style name (empty for a single device). */
 export function describeParallel(p: ParallelPlan | undefined): string {
   if (!p || isSingleDevice(p)) return "";

@@ -9,7 +9,8 @@ import type { Batch, Model } from "../models/model.ts";
 import type { Parameter } from "../nn/parameter.ts";
 import { sumSquares } from "../ops/reduce.ts";
 import { AdamW, type AdamWOptions, DEFAULT_ADAMW } from "../optim/adamw.ts";
-import { TorchAdamW } from "../profiles/hf/torch_adamw.ts";
+import { accountingProfile } from "../profiles/registry.ts";
+import { trainSettings } from "../techniques/policy.ts";
 import { LossScaler, type LossScalerOptions } from "../optim/loss_scaler.ts";
 
 /** Options of a {@link Trainer}. */
@@ -65,12 +66,10 @@ export class Trainer {
    */
   constructor(readonly dev: Device, readonly model: Model, opts: TrainerOptions = {}) {
     const adamw = { ...DEFAULT_ADAMW, ...opts.adamw };
-    this.optimizerInBackward = model.policy.optimizerInBackward ?? false;
+    this.optimizerInBackward = trainSettings(model.policy).optimizerInBackward;
     if (this.optimizerInBackward) adamw.maxGradNorm = 0;
-    // the Hugging Face profile steps with torch.optim's temporaries (same update)
-    this.optimizer = model.policy.framework === "hf"
-      ? new TorchAdamW(dev, adamw)
-      : new AdamW(dev, adamw);
+    // the profile's optimizer (the HF profile's steps with torch.optim's temporaries; same update)
+    this.optimizer = accountingProfile(model.policy.framework).layers.optimizer(dev, adamw);
     this.scaler = dev.floatType === "f16" ? new LossScaler(opts.lossScaler) : null;
     if (this.scaler && this.optimizerInBackward) {
       throw new Error(

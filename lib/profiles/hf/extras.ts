@@ -24,22 +24,6 @@ import type { FloatCounting } from "../../device/dtype.ts";
 import type { Tensor } from "../../device/tensor.ts";
 import { CachingAllocatorModel } from "./caching_allocator.ts";
 
-/** The frameworks a plan can count: this workbench's runtime, or transformers + PyTorch. */
-export const FRAMEWORKS = ["ours", "hf"] as const;
-
-/** One of {@link FRAMEWORKS}. */
-export type Framework = typeof FRAMEWORKS[number];
-
-/** Parses a framework name; the error names the allowed values. */
-export function parseFramework(v: string, what = "--framework"): Framework {
-  if ((FRAMEWORKS as readonly string[]).includes(v)) return v as Framework;
-  throw new Error(
-    `${what}: unknown framework "${v}"; frameworks are ${
-      FRAMEWORKS.join(", ")
-    } (ours = this workbench's runtime, hf = Hugging Face transformers + PyTorch)`,
-  );
-}
-
 /** One kind of extra buffer. */
 export interface HFExtraKind {
   /** The transformers / PyTorch / FlashAttention source: file and function. */

@@ -17,7 +17,11 @@
 
 import type { Tensor } from "../../device/tensor.ts";
 import { MiniSequence, type MiniSequenceSaved } from "../../mst/mini_sequence.ts";
-import { MiniSequenceHeadLoss, type MiniSequenceHeadSaved } from "../../mst/mini_sequence_head.ts";
+import {
+  type HeadSizing,
+  MiniSequenceHeadLoss,
+  type MiniSequenceHeadSaved,
+} from "../../mst/mini_sequence_head.ts";
 import { attentionBackward, attentionForward } from "../../ops/attention.ts";
 import { rope } from "../../ops/rope.ts";
 import { hfExtra, hfTransients, upcastExcessElements } from "./extras.ts";
@@ -261,8 +265,9 @@ export class HFMiniSequenceHeadLoss extends MiniSequenceHeadLoss {
     weight: Parameter,
     finalSoftcap: number,
     chunks: MiniSequenceHeadLoss["chunks"],
+    sizing?: HeadSizing,
   ) {
-    super(dev, name, weight, finalSoftcap, chunks, false);
+    super(dev, name, weight, finalSoftcap, chunks, false, sizing);
   }
 
   #rows(S: number): number {
