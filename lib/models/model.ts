@@ -93,6 +93,11 @@ export class Model {
   readonly zero: ZeroRank | null = null;
   /** The checkpointed blocks whose inputs go to the host (policy `offload`), else empty. */
   readonly #offloaded: Checkpointed<unknown>[] = [];
+  /**
+   * The seed the weights not given were initialised from (a LoRA checkpoint rebuilds its frozen
+   * base from it).
+   */
+  readonly seed: number;
 
   private constructor(
     readonly dev: Device,
@@ -109,6 +114,7 @@ export class Model {
     this.#mstMlps.push(...m.mstMlps);
     this.#offloaded.push(...m.offloaded);
     this.zero = m.zero;
+    this.seed = m.init.seed;
     this.embedding = parts.embedding;
     this.finalNorm = parts.finalNorm;
     this.headWeight = parts.headWeight;
