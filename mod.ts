@@ -191,7 +191,11 @@ export {
   type MiniSequenceOptions,
   type MiniSequenceSaved,
 } from "./lib/mst/mini_sequence.ts";
-export { MiniSequenceHeadLoss, type MiniSequenceHeadSaved } from "./lib/mst/mini_sequence_head.ts";
+export {
+  type HeadSizing,
+  MiniSequenceHeadLoss,
+  type MiniSequenceHeadSaved,
+} from "./lib/mst/mini_sequence_head.ts";
 export {
   type AutoChunkInput,
   chunkRanges,
@@ -374,25 +378,7 @@ export {
   fixedDominates,
   STEP_PHASES,
 } from "./lib/plan/explain.ts";
-export {
-  accountingProfile,
-  type Framework,
-  FRAMEWORKS,
-  parseFramework,
-  PROFILES,
-} from "./lib/profiles/registry.ts";
-export type { AccountingProfile, LayerFactory, ProfileAccounting } from "./lib/profiles/profile.ts";
-export { TECHNIQUES } from "./lib/techniques/registry.ts";
-export type {
-  BuildHooks,
-  BuildSettings,
-  DeepSpeedDraft,
-  ModelUnderConstruction,
-  PolicyNameParts,
-  Technique,
-  TechniqueFlags,
-  TrainSettings,
-} from "./lib/techniques/technique.ts";
+export { type Framework, FRAMEWORKS, parseFramework } from "./lib/profiles/registry.ts";
 export {
   type ExtraBytes,
   HF_EXTRAS,

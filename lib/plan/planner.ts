@@ -167,7 +167,7 @@ export interface Plan {
  * The rank of a multi-GPU policy (null for one device): checks the plan against the model and
  * S (S must be a multiple of the SP degree K, as DeepSpeed requires).
  */
-export function rankOf(
+function rankOf(
   input: Pick<PlanInput, "cfg" | "policy" | "dtype">,
   seq: number,
 ): RankInfo | null {

@@ -8,7 +8,7 @@ import { OURS_PROFILE } from "./ours/profile.ts";
 import { HF_PROFILE } from "./hf/profile.ts";
 
 /** The profiles by name. */
-export const PROFILES: Readonly<Record<Framework, AccountingProfile>> = Object.freeze({
+const PROFILES: Readonly<Record<Framework, AccountingProfile>> = Object.freeze({
   ours: OURS_PROFILE,
   hf: HF_PROFILE,
 });

@@ -25,7 +25,7 @@ export { partChunks } from "./mst_mlp.ts";
  * later far away. Introspection (`toJSON`, symbols, `then`, Object.prototype's names) reads as
  * usual.
  */
-export function checkedNames<T extends Record<string, unknown>>(what: string, obj: T): Readonly<T> {
+function checkedNames<T extends Record<string, unknown>>(what: string, obj: T): Readonly<T> {
   const frozen = Object.freeze({ ...obj });
   const passthrough = new Set(["toJSON", "then", "constructor", "inspect", "asymmetricMatch"]);
   return new Proxy(frozen, {

@@ -45,8 +45,11 @@ export interface PolicyNameParts {
  * later (`mstMlps`, `offloaded`, `zero`).
  */
 export interface ModelUnderConstruction {
+  /** The device the model is built on. */
   readonly dev: Device;
+  /** The model config. */
   readonly cfg: ModelConfig;
+  /** The memory policy being applied. */
   readonly policy: MemoryPolicy;
   /** How weights are initialised: the seed, and given values by name (a checkpoint's). */
   readonly init: { readonly seed: number; readonly weights?: ReadonlyMap<string, Float32Array> };

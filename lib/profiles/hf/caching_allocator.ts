@@ -33,17 +33,17 @@ import type { AllocationObserver, Allocator, Block } from "../../device/allocato
 import { OutOfMemoryError } from "../../device/errors.ts";
 
 /** `kMinBlockSize`: all sizes are rounded to at least 512 bytes. */
-export const MIN_BLOCK_SIZE = 512;
+const MIN_BLOCK_SIZE = 512;
 /** `kSmallSize`: the largest "small" allocation, 1 MiB. */
-export const SMALL_SIZE = 1 << 20;
+const SMALL_SIZE = 1 << 20;
 /** `kSmallBuffer`: small allocations are packed in 2 MiB segments. */
 export const SMALL_BUFFER = 2 << 20;
 /** `kLargeBuffer`: requests between 1 and 10 MiB get a 20 MiB segment. */
 export const LARGE_BUFFER = 20 << 20;
 /** `kMinLargeAlloc`: requests from 10 MiB get a segment of their own size. */
-export const MIN_LARGE_ALLOC = 10 << 20;
+const MIN_LARGE_ALLOC = 10 << 20;
 /** `kRoundLarge`: large segments are rounded up to 2 MiB. */
-export const ROUND_LARGE = 2 << 20;
+const ROUND_LARGE = 2 << 20;
 
 /** `round_size`: the block size a request of `bytes` asks for. */
 export function roundSize(bytes: number): number {

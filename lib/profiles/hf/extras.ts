@@ -190,7 +190,7 @@ export interface ExtraBytes {
  * Watches an allocator and keeps, per extra kind (tensor names with `hf:<kind>`), the live
  * bytes at the allocator's peak and the kind's own maximum.
  */
-export class ExtrasTracker implements AllocationObserver {
+class ExtrasTracker implements AllocationObserver {
   readonly #live = new Map<string, number>();
   readonly #max = new Map<string, number>();
   #atPeak = new Map<string, number>();
