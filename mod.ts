@@ -173,6 +173,7 @@ export {
   type PolicyName,
   validatePolicy,
 } from "./lib/techniques/policy.ts";
+export type { LoraPolicy } from "./lib/techniques/memory_policy.ts";
 export { type Forward, isKeepingLayer, type KeepingLayer, type SeqLayer } from "./lib/nn/layer.ts";
 export type { Parameter } from "./lib/nn/parameter.ts";
 export type { Embedding } from "./lib/nn/embedding.ts";
@@ -251,6 +252,7 @@ export {
 } from "./lib/checkpoint/nf4_checkpoint.ts";
 export {
   createLoraParameters,
+  type LoraAdapter,
   loraInitA,
   LoraLinear,
   type LoraLinearOptions,
@@ -388,6 +390,7 @@ export {
 export { CachingAllocatorModel, type CachingStats } from "./lib/profiles/hf/caching_allocator.ts";
 export { parseDtype } from "./lib/cli/args.ts";
 export {
+  type ReferenceLora,
   referenceLoss,
   type ReferenceOptions,
   type ReferenceResult,

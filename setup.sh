@@ -80,7 +80,8 @@ if ((BROWSER)); then
   apt_install chromium
 fi
 
-# tests/lora_torch_test.ts and tests/nf4_reference_test.ts run PyTorch (skipped without it).
+# tests/lora_torch_test.ts, tests/lora_model_torch_test.ts and tests/nf4_reference_test.ts run
+# PyTorch (skipped without it, unless MST_REQUIRE_TORCH=1 as .ci/run sets).
 if ((TORCH)); then
   apt_install python3-torch
 fi

@@ -23,7 +23,7 @@
  */
 
 import { parseArgs } from "@std/cli/parse-args";
-import { getPreset, PRESET_NAMES } from "../lib/config/presets.ts";
+import { getPreset } from "../lib/config/presets.ts";
 import { type MemoryPolicy, POLICIES } from "../lib/techniques/policy.ts";
 import { maxSequence, planStep } from "../lib/plan/planner.ts";
 import { ALST_PRESET, ALST_SETUPS, planAlstAnchor } from "../lib/plan/alst.ts";
@@ -58,6 +58,23 @@ export interface GoldenLine {
 }
 
 const TINY = (name: string) => name.endsWith("-tiny");
+/**
+ * The presets the golden file was written for (before the redesign); presets added since
+ * (`llama3.3-70b`) are not in it, so adding a preset does not change the file.
+ */
+const GOLDEN_PRESETS: readonly string[] = [
+  "llama3-8b",
+  "llama2-7b",
+  "mistral-7b",
+  "qwen2-7b",
+  "gemma2-9b",
+  "gemma2-2b",
+  "llama3-tiny",
+  "llama2-tiny",
+  "mistral-tiny",
+  "qwen2-tiny",
+  "gemma2-tiny",
+];
 const FRAMEWORKS = ["ours", "hf"] as const;
 /** The multi-GPU setups: ALST's ZeRO-3 + Ulysses SP 8, and ZeRO-2 without SP. */
 const EIGHT_GPUS = {
@@ -85,7 +102,7 @@ async function attempt(f: () => Promise<unknown>): Promise<unknown> {
 
 /** The plan cases: every preset × named policy × profile × GPUs, deduplicated by policy. */
 function* planCases(): Generator<GoldenCase> {
-  for (const preset of PRESET_NAMES) {
+  for (const preset of GOLDEN_PRESETS) {
     const cfg = getPreset(preset);
     const tiny = TINY(preset);
     const seq = tiny ? 256 : 4096;
@@ -113,7 +130,7 @@ function* planCases(): Generator<GoldenCase> {
 function* maxSeqCases(): Generator<GoldenCase> {
   const budget = parseBytes("80GiB");
   const policies = ["standard", "checkpoint", "mst", "mstOib"] as const;
-  for (const preset of PRESET_NAMES.filter((p) => !TINY(p))) {
+  for (const preset of GOLDEN_PRESETS.filter((p) => !TINY(p))) {
     const cfg = getPreset(preset);
     for (const name of policies) {
       for (const framework of FRAMEWORKS) {
@@ -140,7 +157,7 @@ function* alstCases(): Generator<GoldenCase> {
 
 /** 5 WebGPU steps of every tiny preset, standard and MsT + recomputation. */
 function* lossCases(): Generator<GoldenCase> {
-  for (const preset of PRESET_NAMES.filter(TINY)) {
+  for (const preset of GOLDEN_PRESETS.filter(TINY)) {
     const cfg = getPreset(preset);
     const seq = 64;
     const ids = Int32Array.from({ length: seq }, (_, i) => (i * 7919 + 13) % cfg.vocabSize);

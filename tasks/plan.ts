@@ -46,6 +46,7 @@ import { runTask } from "../lib/cli/task_main.ts";
 const USAGE =
   `usage: deno task plan <preset> --seq S [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
   [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints] [--keep-attention]
+  [--lora r=32,alpha=16,targets=all] [--base-dtype nf4|f16|bf16|f32]
   [--dtype bf16|f16|f32] [--budget 80GiB] [--max-seq] [--json]
   [--gpus N] [--zero 0|1|2|3] [--sp K] [--offload-optimizer] [--offload-params] [--max-binding SIZE]
   [--export deepspeed --out ds.json] [--config f.yaml] [--set key=value]...

@@ -41,6 +41,7 @@ import { runTask } from "../lib/cli/task_main.ts";
 const USAGE =
   `usage: deno task train <preset> [--seq S] [--steps N] [--policy NAME] [--mst [M|auto]] [--mst-mlp M] [--mst-head M]
   [--checkpoint] [--optimizer-in-backward] [--framework ours|hf] [--offload-checkpoints] [--keep-attention]
+  [--lora r=32,alpha=16,targets=all] [--base-dtype nf4|f16|bf16|f32]
   [--device webgpu|meta] [--dtype f32|f16] [--data repeat|brown]
   [--lr X] [--seed N] [--budget 8GiB] [--eval-every N] [--eval-batches N] [--save DIR]
   [--save-every N] [--config f.yaml] [--set key=value]... [--json]

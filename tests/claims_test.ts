@@ -56,11 +56,36 @@ Deno.test("claims: at least 12 entries, each with source, setup, tolerance, stat
       "alst-1gpu",
       "alst-8gpu",
       "alst-32gpu",
+      "unsloth-8b-hf",
+      "unsloth-8b-cce",
+      "unsloth-70b-80-hf",
+      "unsloth-70b-80-unsloth",
+      "unsloth-70b-80-cce",
+      "unsloth-70b-48-hf",
+      "unsloth-70b-48-unsloth",
+      "unsloth-70b-48-cce",
     ]
   ) assert.ok(ids.includes(id), id);
   const at8k = results.find((r) => r.id === "mst-notebook-74.81gb")!;
   assert.match(at8k.claim, /fixed memory/);
   assert.equal(at8k.status, "non-discriminating");
+});
+
+Deno.test("claims: Unsloth's QLoRA table, each cell with its profile, both sides' buffers, and the HF 8B cell within ±25%", async () => {
+  const results = (await ledger()).filter((r) => r.id.startsWith("unsloth-"));
+  assert.equal(results.length, 8);
+  for (const r of results) {
+    assert.match(r.setup.policy, /^QLoRA r=32/, r.id);
+    const hf = r.id.endsWith("-hf");
+    assert.equal(r.profiles.maxSeq, hf ? "hf" : "ours", r.id);
+    // what each side holds that the other does not
+    assert.ok(r.notes.some((n) => /we (hold|count)/.test(n)), r.id);
+    assert.ok(r.notes.some((n) => /(they|Unsloth) holds?/.test(n)), r.id);
+    if (!hf) assert.ok(r.notes.some((n) => /with the MsT MLP too/.test(n)), r.id);
+  }
+  const hf8b = results.find((r) => r.id === "unsloth-8b-hf")!;
+  assert.equal(hf8b.status, "reproduced");
+  assert.ok(Math.abs(hf8b.ratio! - 1) <= 0.25, `ratio ${hf8b.ratio}`);
 });
 
 Deno.test("claims: every ratio entry counts all its terms under one profile, the publication's", async () => {

@@ -2,12 +2,13 @@
  * LoRA against PyTorch (lib/bench/torch_lora.py, PEFT semantics without the peft package):
  * one layer's forward and backward, then 5 AdamW steps (clipped), on WebGPU and in torch from
  * the same f32 weights; losses, gradients and adapters within 1e-5. Skipped with a message
- * where no python3 imports torch (Debian: `apt-get install python3-torch`).
+ * where no python3 imports torch (Debian: `apt-get install python3-torch`), unless
+ * MST_REQUIRE_TORCH=1 (CI).
  */
 
 import assert from "node:assert/strict";
 import { runTorchLora, type TorchLoraResult } from "../lib/bench/torch_lora.ts";
-import { findTorchPython } from "../lib/bench/torch_peer.ts";
+import { torchForTests } from "../lib/bench/torch_peer.ts";
 import { LoraLinear, loraScaling } from "../lib/nn/lora.ts";
 import { createLoraParameters } from "../lib/nn/lora.ts";
 import { Parameter } from "../lib/nn/parameter.ts";
@@ -15,7 +16,7 @@ import { assertAllClose, randomArray } from "../lib/testing/all_close.ts";
 import { gpuTest, testDevice } from "../lib/testing/gpu.ts";
 import { AdamW, type AdamWOptions } from "../lib/optim/adamw.ts";
 
-const py = await findTorchPython();
+const { py, skipNote } = await torchForTests();
 
 function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
@@ -68,7 +69,7 @@ for (const [variant, rslora] of VARIANTS.entries()) {
   Deno.test({
     name: `LoRA layer + 5 AdamW steps match PyTorch (PEFT semantics) within 1e-5${
       rslora ? ", rsLoRA" : ""
-    }${py ? "" : " — SKIPPED: no python3 with torch (apt-get install python3-torch)"}`,
+    }${skipNote}`,
     ignore: !py,
     ...gpuTest,
     fn: async () => {

@@ -290,3 +290,53 @@ Deno.test(
     W.dispose();
   },
 );
+
+Deno.test(
+  "NF4 bytes per parameter: live and reserved, meta = WebGPU; Llama 3.3 70B's matrices on meta",
+  gpuTest,
+  async () => {
+    const gpu = await testDevice();
+    // a weight of 4M parameters, uploaded on WebGPU, allocated on meta (f32 and bf16 counting)
+    const [N, K] = [1024, 4096];
+    const { q } = weight(N, K, 3);
+    const held = (dev: Device) => {
+      dev.allocator.releaseCached(); // no cached buffer to reuse: the reserved bytes are new
+      const a = dev.allocator.stats();
+      const W = dev.kind === "meta"
+        ? Nf4Weight.alloc(dev, N, K, { name: "w" })
+        : Nf4Weight.upload(dev, q, { name: "w" });
+      const b = dev.allocator.stats();
+      const r = {
+        live: b.liveBytes - a.liveBytes,
+        storage: b.reservedByKind.storage - a.reservedByKind.storage,
+      };
+      W.dispose();
+      return r;
+    };
+    const onGpu = held(gpu);
+    const want = nf4DeviceBytes(N, K).total;
+    assert.equal(onGpu.live, want, "WebGPU live bytes = nf4DeviceBytes");
+    for (const meta of [new MetaDevice(), new MetaDevice({ floats: "bf16" })]) {
+      assert.deepEqual(held(meta), onGpu, `meta (${meta.floats}) = WebGPU, live and reserved`);
+    }
+    const n = N * K;
+    const file = nf4Bytes(N, K);
+    console.log(
+      `NF4 ${N}×${K}: ${want} live bytes on WebGPU and meta = ${(8 * want / n).toFixed(6)} ` +
+        `bits/param (file ${
+          file.bitsPerParameter.toFixed(6)
+        }); reserved storage ${onGpu.storage} ` +
+        `= ${(8 * onGpu.storage / n).toFixed(6)} bits/param`,
+    );
+    // Llama 3.3 70B's matrices (gate/up, q/o, k/v) on the meta device: 4.127 bits + the tables
+    const meta = new MetaDevice({ floats: "bf16" });
+    for (const [r, c] of [[28672, 8192], [8192, 8192], [1024, 8192]]) {
+      const W = Nf4Weight.alloc(meta, r, c, { name: "w" });
+      const bits = 8 * W.bytes / (r * c);
+      assert.equal(W.bytes, nf4DeviceBytes(r, c).total);
+      assert.ok(bits > 4.126953 && bits < 4.1285, `${r}×${c}: ${bits} bits/param`);
+      console.log(`NF4 ${r}×${c} on meta: ${W.bytes} bytes = ${bits.toFixed(6)} bits/param`);
+      W.dispose();
+    }
+  },
+);

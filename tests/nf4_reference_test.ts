@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { findTorchPython } from "../lib/bench/torch_peer.ts";
+import { torchForTests } from "../lib/bench/torch_peer.ts";
 import {
   ABSMAX_BLOCK,
   dequantizeNf4,
@@ -214,12 +214,13 @@ async function runBnb(python: string, req: unknown): Promise<Record<string, unkn
   return JSON.parse(new TextDecoder().decode(out.stdout));
 }
 
-Deno.test("quantizeNf4 equals bitsandbytes' quantize_4bit(nf4, compress_statistics) byte for byte", async () => {
-  const py = await findTorchPython();
-  if (!py) {
-    console.log("skipped: no python3 with torch (Debian: apt-get install python3-torch)");
-    return;
-  }
+const { py, skipNote } = await torchForTests();
+
+Deno.test({
+  name:
+    `quantizeNf4 equals bitsandbytes' quantize_4bit(nf4, compress_statistics) byte for byte${skipNote}`,
+  ignore: !py,
+}, async () => {
   const r = rng(5);
   const lengths = [1, 7, 8, 33, 300, 511, 4100, 70_000];
   const sums = lengths.map((n) => Array.from({ length: n }, () => f(r() * 3)));
@@ -228,7 +229,7 @@ Deno.test("quantizeNf4 equals bitsandbytes' quantize_4bit(nf4, compress_statisti
     const g = gaussian(rows * 1000 + cols);
     return Float32Array.from({ length: rows * cols }, (_, i) => g() * (0.5 + (i % 13) / 4));
   });
-  const out = await runBnb(py.python, { sums, quantize: inputs.map((v) => Array.from(v)) });
+  const out = await runBnb(py!.python, { sums, quantize: inputs.map((v) => Array.from(v)) });
   // torch's f32 sum, which absmax.mean() rests on
   assert.deepEqual(sums.map(torchSumF32), out.sums);
   const results = out.quantized as Record<string, unknown>[];

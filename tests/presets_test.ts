@@ -21,6 +21,8 @@ const PUBLIC_COUNTS: Record<string, number> = {
   "qwen2-7b": 7.62e9,
   "gemma2-9b": 9.24e9,
   "gemma2-2b": 2.61e9,
+  // meta-llama/Llama-3.3-70B-Instruct's model page: "70.6B params" (safetensors)
+  "llama3.3-70b": 70.6e9,
 };
 
 Deno.test("parameter counts are within 0.5% of the published figures", () => {
@@ -76,6 +78,23 @@ Deno.test("every preset validates; sliding windows per layer", () => {
   const m = getPreset("mistral-tiny");
   deepEqual([0, 1].map((i) => layerWindow(m, i)), [32, 32]);
   equal(layerWindow(getPreset("llama3-8b"), 0), 0);
+});
+
+Deno.test("llama3.3-70b copies Llama-3.3-70B-Instruct's config.json", () => {
+  const c = getPreset("llama3.3-70b");
+  deepEqual(
+    [c.hidden, c.intermediate, c.layers, c.heads, c.kvHeads, c.headDim, c.vocabSize],
+    [8192, 28672, 80, 64, 8, 128, 128256],
+  );
+  deepEqual([c.ropeTheta, c.rmsEps, c.attnScale], [500000, 1e-5, 128 ** -0.5]);
+  deepEqual([c.family, c.activation, c.tieEmbeddings, c.qkvBias], ["llama3", "silu", false, false]);
+  // the same features as llama3-8b, which differs only in size
+  const small = getPreset("llama3-8b");
+  for (const k of Object.keys(c) as (keyof typeof c)[]) {
+    if (["name", "hidden", "intermediate", "layers", "heads"].includes(k)) continue;
+    equal(c[k], small[k], `llama3.3-70b.${k} as llama3-8b`);
+  }
+  equal(parameterCount(c), 70_553_706_496);
 });
 
 Deno.test("validateConfig lists the problems with fixes", () => {

@@ -13,6 +13,18 @@ cross-entropy over valid targets; AdamW with PyTorch's own torch.optim.AdamW (we
 on matrices only) and torch.nn.utils.clip_grad_norm_. Written the way a PyTorch user would:
 autograd, plain matmuls over the S x S scores (torch 1.13 has no fused attention).
 
+With a `lora` field ({"r", "alpha", "rslora", "targets"}: module names among q_proj, k_proj,
+v_proj, o_proj, gate_proj, up_proj, down_proj), the run is LoRA fine-tuning with PEFT's
+documented semantics (peft.tuners.lora.layer.Linear, dropout 0, bias "none"), written here
+without the peft package: every targeted projection computes
+
+    y = x W^T + scaling * lora_B(lora_A(x)),   scaling = alpha / r  (rsLoRA: alpha / sqrt(r))
+
+with A = `<module>.lora_A.weight` (r, in) and B = `<module>.lora_B.weight` (out, r) taken from
+the weights file (our side's initial values); the base weights are frozen (requires_grad
+False), and AdamW (weight decay on matrices, i.e. on A and B) and clipping see the adapters
+only. The output then also holds `adapters`: every adapter's final values, flat, by name.
+
 Step 0 (a warm-up step) is checked against `expectLoss0` before any step is timed: on a
 mismatch the script prints the two losses to stderr and exits with status 3.
 Prints one JSON line: {"losses": [...], "stepMs": [...], "threads": n, "torch": version}.
@@ -84,8 +96,49 @@ def rope(x, cos, sin):
     return x * cos + rot * sin
 
 
-def loss_fn(cfg, P, ids, targets, tables, mask):
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def lora_scaling(lora):
+    r, alpha = lora["r"], lora["alpha"]
+    return alpha / math.sqrt(r) if lora.get("rslora") else alpha / r
+
+
+def check_lora(cfg, lora, P):
+    """The adapters the job names are all in the weights file, with PEFT's shapes."""
+    bad = [t for t in lora["targets"] if t not in LORA_TARGETS]
+    if bad or not lora["targets"]:
+        raise SystemExit(
+            f"torch peer: LoRA targets {lora['targets']} must be a non-empty subset of "
+            f"{', '.join(LORA_TARGETS)}"
+        )
+    for i in range(cfg["layers"]):
+        for t in lora["targets"]:
+            part = "mlp" if t in ("gate_proj", "up_proj", "down_proj") else "self_attn"
+            m = f"model.layers.{i}.{part}.{t}"
+            w = P[m + ".weight"]
+            for n, shape in ((".lora_A.weight", (lora["r"], w.shape[1])),
+                             (".lora_B.weight", (w.shape[0], lora["r"]))):
+                if m + n not in P:
+                    raise SystemExit(f"torch peer: LoRA adapter {m + n} missing from the weights")
+                if tuple(P[m + n].shape) != shape:
+                    raise SystemExit(
+                        f"torch peer: {m + n} is {tuple(P[m + n].shape)}, expected {shape}"
+                    )
+
+
+def loss_fn(cfg, P, ids, targets, tables, mask, lora=None):
     S = ids.shape[0]
+    scaling = lora_scaling(lora) if lora else 0.0
+
+    def lin(x, m):
+        """nn.Linear (no bias) of module m, plus PEFT's LoRA term when m is adapted."""
+        y = x @ P[m + ".weight"].t()
+        if lora and m.rsplit(".", 1)[1] in lora["targets"]:
+            # peft.tuners.lora.layer.Linear.forward: result + lora_B(lora_A(dropout(x))) * scaling
+            y = y + ((x @ P[m + ".lora_A.weight"].t()) @ P[m + ".lora_B.weight"].t()) * scaling
+        return y
+
     H, KV, hd = cfg["heads"], cfg["kvHeads"], cfg["headDim"]
     eps = cfg["rmsEps"]
     cos, sin = tables
@@ -93,20 +146,20 @@ def loss_fn(cfg, P, ids, targets, tables, mask):
     for i in range(cfg["layers"]):
         pre = f"model.layers.{i}."
         a = rms_norm(h, P[pre + "input_layernorm.weight"], eps)
-        q = (a @ P[pre + "self_attn.q_proj.weight"].t()).view(S, H, hd).transpose(0, 1)
-        k = (a @ P[pre + "self_attn.k_proj.weight"].t()).view(S, KV, hd).transpose(0, 1)
-        v = (a @ P[pre + "self_attn.v_proj.weight"].t()).view(S, KV, hd).transpose(0, 1)
+        q = lin(a, pre + "self_attn.q_proj").view(S, H, hd).transpose(0, 1)
+        k = lin(a, pre + "self_attn.k_proj").view(S, KV, hd).transpose(0, 1)
+        v = lin(a, pre + "self_attn.v_proj").view(S, KV, hd).transpose(0, 1)
         q, k = rope(q, cos, sin), rope(k, cos, sin)
         k = k.repeat_interleave(H // KV, dim=0)
         v = v.repeat_interleave(H // KV, dim=0)
         s = (q @ k.transpose(1, 2)) * cfg["attnScale"] + mask  # (H, S, S)
         o = (torch.softmax(s, dim=-1) @ v).transpose(0, 1).reshape(S, H * hd)
-        h = h + o @ P[pre + "self_attn.o_proj.weight"].t()
+        h = h + lin(o, pre + "self_attn.o_proj")
         b = rms_norm(h, P[pre + "post_attention_layernorm.weight"], eps)
-        gate = b @ P[pre + "mlp.gate_proj.weight"].t()
-        up = b @ P[pre + "mlp.up_proj.weight"].t()
+        gate = lin(b, pre + "mlp.gate_proj")
+        up = lin(b, pre + "mlp.up_proj")
         act = F.silu(gate) if cfg["activation"] == "silu" else F.gelu(gate, approximate="tanh")
-        h = h + (act * up) @ P[pre + "mlp.down_proj.weight"].t()
+        h = h + lin(act * up, pre + "mlp.down_proj")
     h = rms_norm(h, P["model.norm.weight"], eps)
     logits = h @ P["lm_head.weight"].t()  # (S, V)
     return F.cross_entropy(logits, targets, ignore_index=-100, reduction="mean")
@@ -120,15 +173,22 @@ def main():
     if threads > 0:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    P = {k: v.requires_grad_(True) for k, v in read_safetensors(job["weights"]).items()}
+    lora = job.get("lora")
+    P = read_safetensors(job["weights"])
+    if lora:
+        check_lora(cfg, lora, P)
+    # LoRA: the adapters train, the base is frozen; otherwise every weight trains
+    trained = {k: v for k, v in P.items() if not lora or ".lora_" in k}
+    for v in trained.values():
+        v.requires_grad_(True)
     ids = torch.tensor(job["ids"], dtype=torch.long)
     targets = torch.tensor(job["targets"], dtype=torch.long)
     S = ids.shape[0]
     tables = rope_tables(S, cfg["headDim"], cfg["ropeTheta"])
     mask = torch.full((S, S), float("-inf")).triu(1)
     ad = job["adamw"]
-    decay = [p for p in P.values() if p.dim() >= 2]
-    no_decay = [p for p in P.values() if p.dim() < 2]
+    decay = [p for p in trained.values() if p.dim() >= 2]
+    no_decay = [p for p in trained.values() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": ad["weightDecay"]},
@@ -142,10 +202,10 @@ def main():
     for step in range(job["warmup"] + job["steps"]):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(cfg, P, ids, targets, tables, mask)
+        loss = loss_fn(cfg, P, ids, targets, tables, mask, lora)
         loss.backward()
         if ad["maxGradNorm"] > 0:
-            torch.nn.utils.clip_grad_norm_(list(P.values()), ad["maxGradNorm"])
+            torch.nn.utils.clip_grad_norm_(list(trained.values()), ad["maxGradNorm"])
         opt.step()
         value = loss.item()
         ms = (time.perf_counter() - t0) * 1000
@@ -161,16 +221,15 @@ def main():
                 sys.exit(3)
         if step >= job["warmup"]:
             step_ms.append(ms)
-    print(
-        json.dumps(
-            {
-                "losses": losses,
-                "stepMs": step_ms,
-                "threads": torch.get_num_threads(),
-                "torch": torch.__version__,
-            }
-        )
-    )
+    result = {
+        "losses": losses,
+        "stepMs": step_ms,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    if lora:
+        result["adapters"] = {k: v.detach().reshape(-1).tolist() for k, v in trained.items()}
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,20 @@ export interface TorchStepResult {
   threads: number;
   /** torch version. */
   version: string;
+  /** LoRA runs: every adapter's values after the last step, by name. */
+  adapters?: Map<string, Float32Array>;
+}
+
+/** LoRA fine-tuning in the peer (PEFT's semantics; see lib/bench/torch_llama.py). */
+export interface TorchLora {
+  /** Rank r. */
+  r: number;
+  /** alpha. */
+  alpha: number;
+  /** rsLoRA scaling alpha/√r. */
+  rslora: boolean;
+  /** Target modules, PEFT's names (`q_proj`, …, `down_proj`). */
+  targets: string[];
 }
 
 const SCRIPT = new URL("./torch_llama.py", import.meta.url).pathname;
@@ -66,9 +80,30 @@ export async function findTorchPython(): Promise<TorchPython | null> {
 }
 
 /**
+ * Torch for a test: the interpreter, or null with a note saying why the test is skipped. With
+ * `MST_REQUIRE_TORCH=1` (CI: `.ci/run`) a missing torch throws instead.
+ */
+export async function torchForTests(): Promise<{ py: TorchPython | null; skipNote: string }> {
+  const py = await findTorchPython();
+  if (py) return { py, skipNote: "" };
+  if (Deno.env.get("MST_REQUIRE_TORCH") === "1") {
+    throw new Error(
+      "MST_REQUIRE_TORCH=1 but no python3 imports torch: run ./setup.sh --torch " +
+        "(Debian's python3-torch) or set MST_TORCH_PYTHON",
+    );
+  }
+  return {
+    py: null,
+    skipNote: " — SKIPPED: no python3 with torch (apt-get install python3-torch)",
+  };
+}
+
+/**
  * Runs `warmup + steps` training steps of `cfg` in PyTorch from `weights` on `batch`, after
  * checking the step-0 loss against `expectLoss0` (relative `tolerance`). Throws with the
- * script's message when the check fails or the script does.
+ * script's message when the check fails or the script does. With `lora`, `weights` holds the
+ * adapters' initial values too (`<module>.lora_A.weight`, `<module>.lora_B.weight`), only they
+ * train, and the result holds their final values.
  */
 export async function runTorchStep(
   py: TorchPython,
@@ -76,7 +111,14 @@ export async function runTorchStep(
   weights: Map<string, { shape: number[]; data: Float32Array }>,
   batch: Batch,
   adamw: AdamWOptions,
-  opts: { warmup: number; steps: number; expectLoss0: number; tolerance: number },
+  opts: {
+    warmup: number;
+    steps: number;
+    expectLoss0: number;
+    tolerance: number;
+    lora?: TorchLora;
+    threads?: number;
+  },
 ): Promise<TorchStepResult> {
   const dir = await Deno.makeTempDir({ prefix: "mst-torch-peer-" });
   try {
@@ -93,9 +135,10 @@ export async function runTorchStep(
         adamw,
         warmup: opts.warmup,
         steps: opts.steps,
-        threads: navigator.hardwareConcurrency,
+        threads: opts.threads ?? navigator.hardwareConcurrency,
         expectLoss0: opts.expectLoss0,
         tolerance: opts.tolerance,
+        ...(opts.lora ? { lora: opts.lora } : {}),
       }),
     );
     const out = await new Deno.Command(py.python, {
@@ -117,9 +160,17 @@ export async function runTorchStep(
       stepMs: number[];
       threads: number;
       torch: string;
+      adapters?: Record<string, number[]>;
     };
-    const ms = median(r.stepMs);
+    const ms = r.stepMs.length > 0 ? median(r.stepMs) : NaN;
     return {
+      ...(r.adapters
+        ? {
+          adapters: new Map(
+            Object.entries(r.adapters).map(([k, v]) => [k, Float32Array.from(v)]),
+          ),
+        }
+        : {}),
       losses: r.losses.map((l) => l ?? NaN),
       msPerStep: ms,
       tokensPerSec: batch.ids.length / (ms / 1000),

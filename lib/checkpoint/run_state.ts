@@ -83,9 +83,14 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 }
 
 /** Checks that `model` holds exactly the parameters of `config` with their shapes. */
-function checkModel(model: TensorMap, config: ModelConfig, where: string): void {
+function checkModel(model: TensorMap, info: RunInfo, where: string): void {
+  const config = info.config;
   const expected = parameterShapes(config);
   const problems: string[] = [];
+  if (typeof info.extra?.loraBaseSeed === "number") {
+    checkAdapters(model, config, expected, where);
+    return;
+  }
   for (const p of expected) {
     const t = model.get(p.name);
     if (!t) problems.push(`missing ${p.name} ${JSON.stringify(p.shape)}`);
@@ -104,6 +109,46 @@ function checkModel(model: TensorMap, config: ModelConfig, where: string): void 
       `${where}: weights do not match config "${config.name}":\n  - ${
         problems.slice(0, 10).join("\n  - ")
       }${problems.length > 10 ? `\n  - … ${problems.length - 10} more` : ""}`,
+    );
+  }
+}
+
+/**
+ * A LoRA run's weights (its base is rebuilt from `extra.loraBaseSeed`): only adapters
+ * `<module>.lora_A.weight` (r, in) and `<module>.lora_B.weight` (out, r), in pairs, of the
+ * config's 2-D weights `<module>.weight`.
+ */
+function checkAdapters(
+  model: TensorMap,
+  config: ModelConfig,
+  expected: { name: string; shape: readonly number[] }[],
+  where: string,
+): void {
+  const bases = new Map(expected.map((p) => [p.name, p.shape]));
+  const problems: string[] = [];
+  if (model.size === 0) problems.push("no adapter tensors");
+  for (const [name, t] of model) {
+    const m = /^(.*)\.lora_([AB])\.weight$/.exec(name);
+    const base = m ? bases.get(`${m[1]}.weight`) : undefined;
+    if (!m || !base || base.length !== 2) {
+      problems.push(`unexpected tensor ${name} (a LoRA run holds only adapters of 2-D weights)`);
+      continue;
+    }
+    const other = model.get(`${m[1]}.lora_${m[2] === "A" ? "B" : "A"}.weight`);
+    if (!other) problems.push(`${name} without its pair`);
+    const r = m[2] === "A" ? t.shape[0] : t.shape[1];
+    const want = m[2] === "A" ? [r, base[1]] : [base[0], r];
+    if (t.shape.length !== 2 || !sameShape(t.shape, want) || t.data.length !== want[0] * want[1]) {
+      problems.push(
+        `${name} has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(want)}`,
+      );
+    }
+  }
+  if (problems.length > 0) {
+    throw new Error(
+      `${where}: LoRA adapters do not match config "${config.name}":\n  - ${
+        problems.slice(0, 10).join("\n  - ")
+      }`,
     );
   }
 }
@@ -141,7 +186,7 @@ function checkOptimizer(opt: OptimizerState, model: TensorMap, where: string): v
  */
 export async function saveRunState(dir: string, state: RunState): Promise<void> {
   const { model, optimizer, info } = state;
-  checkModel(model, info.config, `saveRunState(${dir})`);
+  checkModel(model, info, `saveRunState(${dir})`);
   checkOptimizer(optimizer, model, `saveRunState(${dir})`);
   if (optimizer.step !== info.step) {
     throw new Error(
@@ -217,7 +262,7 @@ export async function loadRunState(dir: string): Promise<RunState> {
     }
   }
   const model = asF32Map(modelFile.tensors, modelPath);
-  checkModel(model, info.config, `loadRunState(${dir})`);
+  checkModel(model, info, `loadRunState(${dir})`);
   const expAvg: TensorMap = new Map();
   const expAvgSq: TensorMap = new Map();
   for (const [key, t] of asF32Map(optFile.tensors, optPath)) {

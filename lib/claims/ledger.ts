@@ -7,10 +7,15 @@
 
 import { ALST_CLAIMS } from "./alst.ts";
 import { MST_PAPER_CLAIMS } from "./mst_paper.ts";
+import { UNSLOTH_CLAIMS } from "./unsloth.ts";
 import { type ClaimDef, type ClaimResult, judge, LedgerContext } from "./types.ts";
 
 /** Every entry, by source. */
-export const ALL_CLAIMS: readonly ClaimDef[] = [...MST_PAPER_CLAIMS, ...ALST_CLAIMS];
+export const ALL_CLAIMS: readonly ClaimDef[] = [
+  ...MST_PAPER_CLAIMS,
+  ...ALST_CLAIMS,
+  ...UNSLOTH_CLAIMS,
+];
 
 /** Computes the entries (all, or those of `only`), in order, sharing one cache. */
 export async function runLedger(

@@ -82,6 +82,8 @@ export const COMMON_OPTIONS = {
   "hf-head": { type: "boolean" },
   "offload-checkpoints": { type: "boolean" },
   "keep-attention": { type: "boolean" },
+  lora: { type: "string" },
+  "base-dtype": { type: "string" },
   device: { type: "string" },
   json: { type: "boolean" },
   config: { type: "string" },

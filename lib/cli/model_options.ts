@@ -41,6 +41,8 @@ export interface ModelFlags {
   "hf-head"?: boolean;
   "offload-checkpoints"?: boolean;
   "keep-attention"?: boolean;
+  lora?: string;
+  "base-dtype"?: string;
 }
 
 /** The resolved model setup of a task. */

@@ -12,6 +12,16 @@
  * | `qwen2-7b` | 3584 | 18944 | 152064 | 28 | 28/4 | 128 | qkv bias, θ 1e6, ε 1e-6 |
  * | `gemma2-9b` | 3584 | 14336 | 256000 | 42 | 16/8 | 256 | Gemma-2 features (below) |
  * | `gemma2-2b` | 2304 | 9216 | 256000 | 26 | 8/4 | 256 | Gemma-2 features (below) |
+ * | `llama3.3-70b` | 8192 | 28672 | 128256 | 80 | 64/8 | 128 | θ 500000, ε 1e-5, untied (below) |
+ *
+ * `llama3.3-70b` is `meta-llama/Llama-3.3-70B-Instruct`'s config.json (the anchor of Unsloth's
+ * Llama 3.3 QLoRA post): hidden_size 8192, intermediate_size 28672, num_hidden_layers 80,
+ * num_attention_heads 64, num_key_value_heads 8, vocab_size 128256, rope_theta 500000,
+ * rms_norm_eps 1e-5, tie_word_embeddings false, attention_bias false, hidden_act silu. Its
+ * max_position_embeddings 131072 and `rope_scaling` (rope_type llama3, factor 8,
+ * low_freq_factor 1, high_freq_factor 4, original_max_position_embeddings 8192) are not fields
+ * of {@link ModelConfig}: they change the rotary frequencies, not a tensor's size, and the
+ * preset is for planning (as `llama3-8b` omits Llama 3.1's same scaling).
  *
  * Gemma-2 features: tied embeddings, GeGLU with tanh-GELU, embeddings × √d, RMSNorm with
  * unit offset (1 + w), pre+post norms around attention and MLP, attention soft-cap 50,
@@ -153,6 +163,21 @@ const PRESET_LIST: readonly ModelConfig[] = [
     headDim: 256,
     slidingWindow: 4096,
     attnScale: 256 ** -0.5,
+  },
+  {
+    ...LLAMA_FEATURES,
+    name: "llama3.3-70b",
+    family: "llama3",
+    vocabSize: 128256,
+    hidden: 8192,
+    intermediate: 28672,
+    layers: 80,
+    heads: 64,
+    kvHeads: 8,
+    headDim: 128,
+    ropeTheta: 500000,
+    rmsEps: 1e-5,
+    attnScale: 128 ** -0.5,
   },
   {
     ...LLAMA_FEATURES,

@@ -27,7 +27,9 @@ import { embeddingGradIndex } from "../ops/embedding.ts";
 import { accountingProfile } from "../profiles/registry.ts";
 import type { ZeroRank } from "../sharding/zero.ts";
 import { activeTechniques, type MemoryPolicy, validatePolicy } from "../techniques/policy.ts";
-import type { ModelUnderConstruction } from "../techniques/technique.ts";
+import type { BlockAdapters, ModelUnderConstruction } from "../techniques/technique.ts";
+import { Nf4Weight } from "../ops/nf4_matmul.ts";
+import { quantizeNf4 } from "../reference/nf4.ts";
 import { gaussian } from "../util/random.ts";
 import type { Batch } from "../data/batch.ts";
 
@@ -91,6 +93,11 @@ export class Model {
   readonly zero: ZeroRank | null = null;
   /** The checkpointed blocks whose inputs go to the host (policy `offload`), else empty. */
   readonly #offloaded: Checkpointed<unknown>[] = [];
+  /**
+   * The seed the weights not given were initialised from (a LoRA checkpoint rebuilds its frozen
+   * base from it).
+   */
+  readonly seed: number;
 
   private constructor(
     readonly dev: Device,
@@ -107,6 +114,7 @@ export class Model {
     this.#mstMlps.push(...m.mstMlps);
     this.#offloaded.push(...m.offloaded);
     this.zero = m.zero;
+    this.seed = m.init.seed;
     this.embedding = parts.embedding;
     this.finalNorm = parts.finalNorm;
     this.headWeight = parts.headWeight;
@@ -134,6 +142,7 @@ export class Model {
       dev,
       cfg,
       policy,
+      init: { seed: init.seed ?? 0, weights: init.weights },
       layers: accountingProfile(policy.framework).layers,
       settings: {
         masterWeights: false,
@@ -141,6 +150,8 @@ export class Model {
         partitioned: null,
         parallel: null,
         keepAttention: false,
+        frozenBase: false,
+        nf4Projections: false,
       },
       params: [],
       blockParams: [],
@@ -154,6 +165,8 @@ export class Model {
     createParameters(m, init);
     const byName = new Map(m.params.map((p) => [p.name, p]));
     const P = (n: string) => byName.get(n)!; // every name below is one of parameterShapes'
+    // a projection's weight: the parameter, or its NF4 storage (QLoRA)
+    const W = (n: string) => P(n).quantized ?? P(n);
     const norm = (n: string) => m.layers.norm(dev, n, P(n), cfg.rmsEps, cfg.normUnitOffset);
     const embedding = new Embedding(
       dev,
@@ -162,18 +175,21 @@ export class Model {
     );
     for (let i = 0; i < cfg.layers; i++) {
       const pre = `model.layers.${i}.`;
+      let adapters: BlockAdapters | undefined;
+      for (const t of techniques) adapters = t.build?.adapters?.(m, i) ?? adapters;
       const attn = m.layers.attention(
         dev,
         `${pre}self_attn`,
         cfg,
         {
-          q: P(pre + "self_attn.q_proj.weight"),
-          k: P(pre + "self_attn.k_proj.weight"),
-          v: P(pre + "self_attn.v_proj.weight"),
-          o: P(pre + "self_attn.o_proj.weight"),
+          q: W(pre + "self_attn.q_proj.weight"),
+          k: W(pre + "self_attn.k_proj.weight"),
+          v: W(pre + "self_attn.v_proj.weight"),
+          o: W(pre + "self_attn.o_proj.weight"),
           qBias: cfg.qkvBias ? P(pre + "self_attn.q_proj.bias") : undefined,
           kBias: cfg.qkvBias ? P(pre + "self_attn.k_proj.bias") : undefined,
           vBias: cfg.qkvBias ? P(pre + "self_attn.v_proj.bias") : undefined,
+          ...(adapters ? { lora: adapters.attention } : {}),
         },
         layerWindow(cfg, i),
         m.settings.sp,
@@ -181,10 +197,11 @@ export class Model {
       let mlp = m.layers.mlp(
         dev,
         `${pre}mlp`,
-        P(pre + "mlp.gate_proj.weight"),
-        P(pre + "mlp.up_proj.weight"),
-        P(pre + "mlp.down_proj.weight"),
+        W(pre + "mlp.gate_proj.weight"),
+        W(pre + "mlp.up_proj.weight"),
+        W(pre + "mlp.down_proj.weight"),
         cfg.activation,
+        adapters?.mlp,
       );
       for (const t of techniques) mlp = t.build?.wrapMlp?.(m, mlp, i) ?? mlp;
       const block = new DecoderBlock(
@@ -359,10 +376,14 @@ export class Model {
     return n > 0 ? sum / n : 0;
   }
 
-  /** Reads every weight back (Hugging Face names; the f32 master weights in mixed precision). */
+  /**
+   * Reads every weight back (Hugging Face names; the f32 master weights in mixed precision); an
+   * NF4 base (QLoRA) is left out.
+   */
   async readWeights(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const p of this.params) {
+      if (p.quantized) continue; // an NF4 base (QLoRA) holds codes, not weights
       out.set(p.name, { shape: [...p.shape], data: await this.dev.readF32(p.master ?? p.value) });
     }
     return out;
@@ -407,7 +428,17 @@ function createParameters(m: ModelUnderConstruction, opts: InitOptions): void {
         for (let i = 0; i < n; i++) data[i] = normal() * std;
       }
     }
-    const master = !settings.masterWeights
+    if (settings.nf4Projections && NF4_PROJECTION.test(name)) {
+      // QLoRA: the frozen projection weight in NF4, quantised on the host (bitsandbytes' scheme)
+      const p = new Parameter(name, null, shape);
+      p.frozen = true;
+      p.quantized = data
+        ? Nf4Weight.upload(dev, quantizeNf4(data, shape), { name })
+        : Nf4Weight.alloc(dev, shape[0], shape[1], { name });
+      m.params.push(p);
+      continue;
+    }
+    const master = !settings.masterWeights || settings.frozenBase
       ? null
       : data
       ? dev.upload(data, shape, { tag: "optimizer", name: `${name}.master`, dtype: "f32" })
@@ -417,9 +448,13 @@ function createParameters(m: ModelUnderConstruction, opts: InitOptions): void {
       : dev.tensor(shape, { tag: "weights", name });
     const p = new Parameter(name, value);
     p.master = master;
+    p.frozen = settings.frozenBase;
     m.params.push(p);
   }
 }
+
+/** The blocks' seven projection weights (what QLoRA stores in NF4, as bitsandbytes does). */
+const NF4_PROJECTION = /^model\.layers\.\d+\.(self_attn\.[qkvo]|mlp\.(gate|up|down))_proj\.weight$/;
 
 /**
  * Throws a clear error when a parameter

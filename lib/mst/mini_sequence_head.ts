@@ -195,7 +195,7 @@ export class MiniSequenceHeadLoss implements HeadLoss<MiniSequenceHeadSaved> {
   /** From the logit gradients g (n, V): dW += gᵀ·y_i; returns dy_i = g·W (n, d); frees g. */
   #weightAndInputGradients(g: Tensor, yi: Tensor, whole: boolean): Tensor {
     const dev = this.dev;
-    linearBackwardWeight(dev, g, yi, this.weight.gradFor(dev));
+    if (!this.weight.frozen) linearBackwardWeight(dev, g, yi, this.weight.gradFor(dev));
     const dyi = linearBackwardInput(dev, g, this.weight.value, {
       name: whole ? `${this.name}.dy` : `${this.name}.dy_chunk`,
     });

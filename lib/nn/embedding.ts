@@ -24,8 +24,9 @@ export class Embedding {
     return embeddingForward(this.dev, ids, this.weight.value, { scale: this.scale, name: "embed" });
   }
 
-  /** dE += scale·Σ dh rows per token. */
+  /** dE += scale·Σ dh rows per token (nothing when the table is frozen: LoRA). */
   backward(dh: Tensor, index: EmbeddingGradIndex): void {
+    if (this.weight.frozen) return;
     embeddingBackward(this.dev, index, dh, this.weight.gradFor(this.dev), { scale: this.scale });
   }
 }

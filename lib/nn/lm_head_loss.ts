@@ -69,7 +69,7 @@ export class LMHeadLoss implements HeadLoss<StandardHeadSaved> {
     }); // (S, V)
     s.logits.dispose();
     s.targets.dispose();
-    linearBackwardWeight(dev, dlogits, s.y, this.weight.gradFor(dev));
+    if (!this.weight.frozen) linearBackwardWeight(dev, dlogits, s.y, this.weight.gradFor(dev));
     const dy = linearBackwardInput(dev, dlogits, this.weight.value, { name: `${this.name}.dy` });
     dlogits.dispose();
     s.y.dispose();

@@ -20,13 +20,128 @@ import type { Device } from "../device/device.ts";
 import { Params } from "../device/kernel_source.ts";
 import type { Tensor } from "../device/tensor.ts";
 import { scaleInPlace } from "../ops/add.ts";
-import { linearBackwardWeight } from "../ops/linear.ts";
+import {
+  linearBackwardInput,
+  linearBackwardInputAccumulate,
+  linearBackwardWeight,
+  linearForward,
+} from "../ops/linear.ts";
 import { matmul } from "../ops/matmul.ts";
 import { nf4Linear, nf4LinearInputGrad, Nf4Weight } from "../ops/nf4_matmul.ts";
 import { ceilDiv, grid1d } from "../ops/util.ts";
 import { rng } from "../util/random.ts";
 import { type Forward, type SeqLayer, view } from "./layer.ts";
 import { Parameter } from "./parameter.ts";
+
+/**
+ * The base weight of a projection (N, K): a {@link Parameter} (trainable, or frozen under
+ * LoRA) or a frozen {@link Nf4Weight}.
+ */
+export type BaseWeight = Parameter | Nf4Weight;
+
+/** The adapter of one projection: A (r, K), B (N, r) and the scaling s. */
+export interface LoraAdapter {
+  /** A (r, K). */
+  a: Parameter;
+  /** B (N, r). */
+  b: Parameter;
+  /** s = alpha/r (or alpha/√r, rsLoRA): {@link loraScaling}. */
+  scaling: number;
+}
+
+/** True when `w` takes a weight gradient: a Parameter that is not frozen. */
+export function isTrainable(w: BaseWeight): w is Parameter {
+  return w instanceof Parameter && !w.frozen;
+}
+
+/** True when a bias takes a gradient (present and not frozen). */
+export function biasTrainable(b: Parameter | undefined): b is Parameter {
+  return b !== undefined && !b.frozen;
+}
+
+/** Where {@link baseInputGrad} writes: a new tensor `name`, or added into `out`. */
+export type BaseGradTarget = { name: string; out?: undefined } | { out: Tensor };
+
+/**
+ * y (S, N) = x (S, K)·Wᵀ (+ bias): `linearForward` for a Parameter, the NF4 product for an NF4
+ * weight (the bias broadcast first, the product accumulated onto it).
+ */
+export function baseForward(
+  dev: Device,
+  x: Tensor,
+  w: BaseWeight,
+  bias: Tensor | undefined,
+  name: string,
+): Tensor {
+  if (w instanceof Parameter) return linearForward(dev, x, w.value, bias, { name });
+  if (!bias) return nf4Linear(dev, x, w, { name });
+  const y = dev.tensor([x.shape[0], w.rows], { tag: "activations", name });
+  const total = y.size;
+  if (total > 0) {
+    const [nx, ny] = grid1d(ceilDiv(total, 256));
+    dev.dispatch({
+      kernel: "matmul_bias_fill",
+      bindings: [bias, y],
+      params: new Params().u32(total).u32(w.rows).u32(nx),
+      workgroups: [nx, ny],
+    });
+  }
+  return nf4Linear(dev, x, w, { out: y, accumulate: true });
+}
+
+/**
+ * dx (S, K) = dy (S, N)·W, a new tensor (`to.name`) or added into `to.out` (no temporary):
+ * `linearBackwardInput(Accumulate)` for a Parameter, the NF4 input-gradient product otherwise.
+ */
+export function baseInputGrad(dev: Device, dy: Tensor, w: BaseWeight, to: BaseGradTarget): Tensor {
+  if (w instanceof Nf4Weight) {
+    return nf4LinearInputGrad(dev, dy, w, to.out ? { out: to.out, accumulate: true } : to);
+  }
+  if (to.out) {
+    linearBackwardInputAccumulate(dev, dy, w.value, to.out);
+    return to.out;
+  }
+  return linearBackwardInput(dev, dy, w.value, { name: to.name });
+}
+
+/** u = s·(x·Aᵀ) (S, r), a new tensor `<name>.lora_u`. */
+export function loraDown(dev: Device, x: Tensor, ad: LoraAdapter, name: string): Tensor {
+  const u = matmul(dev, x, ad.a.value, { transB: true, name: `${name}.lora_u` });
+  scaleInPlace(dev, u, ad.scaling);
+  return u;
+}
+
+/** y += u·Bᵀ: the adapter's contribution, from u = {@link loraDown}. */
+export function loraUp(dev: Device, u: Tensor, ad: LoraAdapter, y: Tensor): void {
+  matmul(dev, u, ad.b.value, { transB: true, out: y, accumulate: true });
+}
+
+/**
+ * The adapter's backward, from the output gradient dy (S, N), its input x (S, K) and u:
+ * dB += dyᵀ·u, g = s·(dy·B) (S, r), dA += gᵀ·x. Frees u; returns g (`<name>.lora_g`), whose
+ * input-gradient term g·A the caller adds ({@link loraInputGrad}) before freeing it.
+ */
+export function loraBackward(
+  dev: Device,
+  dy: Tensor,
+  x: Tensor,
+  u: Tensor,
+  ad: LoraAdapter,
+  name: string,
+): Tensor {
+  linearBackwardWeight(dev, dy, u, ad.b.gradFor(dev));
+  u.dispose();
+  const g = matmul(dev, dy, ad.b.value, { name: `${name}.lora_g` });
+  scaleInPlace(dev, g, ad.scaling);
+  linearBackwardWeight(dev, g, x, ad.a.gradFor(dev));
+  return g;
+}
+
+/** dx += g·A, then frees g ({@link loraBackward}'s result). */
+export function loraInputGrad(dev: Device, g: Tensor, ad: LoraAdapter, dx: Tensor): void {
+  matmul(dev, g, ad.a.value, { out: dx, accumulate: true });
+  g.dispose();
+}
 
 /** The LoRA scaling s: alpha / r, or alpha / √r with rsLoRA (PEFT's `update_layer`). */
 export function loraScaling(r: number, alpha: number, rslora = false): number {
@@ -124,6 +239,8 @@ export class LoraLinear implements SeqLayer<LoraSaved> {
   readonly inFeatures: number;
   /** Rank r. */
   readonly r: number;
+  /** The adapter (A, B, s). */
+  readonly adapter: LoraAdapter;
 
   /**
    * A frozen base with its adapters (build it with {@link createLoraParameters}' A and B).
@@ -145,28 +262,21 @@ export class LoraLinear implements SeqLayer<LoraSaved> {
     readonly scaling: number,
     readonly bias?: Parameter,
   ) {
-    const [N, K] = base instanceof Nf4Weight ? [base.rows, base.cols] : base.shape;
-    if (base instanceof Parameter && base.shape.length !== 2) {
+    const [N, K] = base.shape;
+    if (base.shape.length !== 2) {
       throw new Error(`LoRA "${name}": base weight must be 2-D (out, in)`);
     }
-    const r = a.shape[0];
-    if (
-      a.shape.length !== 2 || a.shape[1] !== K || b.shape.length !== 2 || b.shape[0] !== N ||
-      b.shape[1] !== r
-    ) {
-      throw new Error(
-        `LoRA "${name}": base (${N}, ${K}) needs A (r, ${K}) and B (${N}, r); got A [${
-          a.shape.join(", ")
-        }], B [${b.shape.join(", ")}]`,
-      );
-    }
+    checkAdapter(name, [N, K], a, b);
     if (bias && (bias.shape.length !== 1 || bias.shape[0] !== N)) {
       throw new Error(`LoRA "${name}": bias must be (${N}), got [${bias.shape.join(", ")}]`);
     }
     if (!Number.isFinite(scaling)) throw new Error(`LoRA "${name}": scaling ${scaling}`);
+    if (base instanceof Parameter) base.frozen = true;
+    if (bias) bias.frozen = true;
     this.outFeatures = N;
     this.inFeatures = K;
-    this.r = r;
+    this.r = a.shape[0];
+    this.adapter = { a, b, scaling };
   }
 
   /** A LoRA layer over `base` with new adapters (PEFT's initialisation). */
@@ -176,7 +286,7 @@ export class LoraLinear implements SeqLayer<LoraSaved> {
     base: Parameter | Nf4Weight,
     opts: LoraLinearOptions,
   ): LoraLinear {
-    const [N, K] = base instanceof Nf4Weight ? [base.rows, base.cols] : base.shape;
+    const [N, K] = base.shape;
     const { a, b } = createLoraParameters(dev, name, { r: opts.r, N, K }, { seed: opts.seed });
     return new LoraLinear(
       dev,
@@ -194,31 +304,6 @@ export class LoraLinear implements SeqLayer<LoraSaved> {
     return [this.a, this.b];
   }
 
-  /** x·Wᵀ (+ bias) into a new (S, N) tensor. */
-  #baseForward(x: Tensor): Tensor {
-    const dev = this.dev;
-    const name = `${this.name}.out`;
-    let y: Tensor | undefined;
-    if (this.bias) {
-      // the bias broadcast over rows, then the product accumulated onto it (as linearForward)
-      y = dev.tensor([x.shape[0], this.outFeatures], { tag: "activations", name });
-      const total = y.size;
-      if (total > 0) {
-        const [nx, ny] = grid1d(ceilDiv(total, 256));
-        dev.dispatch({
-          kernel: "matmul_bias_fill",
-          bindings: [this.bias.value, y],
-          params: new Params().u32(total).u32(this.outFeatures).u32(nx),
-          workgroups: [nx, ny],
-        });
-      }
-    }
-    const into = y ? { out: y, accumulate: true } : { name };
-    return this.base instanceof Nf4Weight
-      ? nf4Linear(dev, x, this.base, into)
-      : matmul(dev, x, this.base.value, { transB: true, ...into });
-  }
-
   #checkInput(x: Tensor): void {
     if (x.shape.length !== 2 || x.shape[1] !== this.inFeatures) {
       throw new Error(
@@ -229,18 +314,11 @@ export class LoraLinear implements SeqLayer<LoraSaved> {
     }
   }
 
-  /** u = s·(x·Aᵀ) (S, r), a new tensor. */
-  #down(x: Tensor): Tensor {
-    const u = matmul(this.dev, x, this.a.value, { transB: true, name: `${this.name}.lora_u` });
-    scaleInPlace(this.dev, u, this.scaling);
-    return u;
-  }
-
   forward(x: Tensor): Forward<LoraSaved> {
     this.#checkInput(x);
-    const y = this.#baseForward(x);
-    const u = this.#down(x);
-    matmul(this.dev, u, this.b.value, { transB: true, out: y, accumulate: true });
+    const y = baseForward(this.dev, x, this.base, this.bias?.value, `${this.name}.out`);
+    const u = loraDown(this.dev, x, this.adapter, this.name);
+    loraUp(this.dev, u, this.adapter, y);
     return { out: y, saved: { x: view(x), u } };
   }
 
@@ -255,26 +333,36 @@ export class LoraLinear implements SeqLayer<LoraSaved> {
   /** The saved record alone (recomputation): the base product is skipped. */
   recompute(x: Tensor): LoraSaved {
     this.#checkInput(x);
-    return { x: view(x), u: this.#down(x) };
+    return { x: view(x), u: loraDown(this.dev, x, this.adapter, this.name) };
   }
 
   backward(dy: Tensor, s: LoraSaved): Tensor {
     const dev = this.dev;
-    // dB += dyᵀ·u  (u already holds the scaling)
-    linearBackwardWeight(dev, dy, s.u, this.b.gradFor(dev));
-    s.u.dispose();
-    // g = s·(dy·B) (S, r); dA += gᵀ·x
-    const g = matmul(dev, dy, this.b.value, { name: `${this.name}.lora_g` });
-    scaleInPlace(dev, g, this.scaling);
-    linearBackwardWeight(dev, g, s.x, this.a.gradFor(dev));
+    const g = loraBackward(dev, dy, s.x, s.u, this.adapter, this.name);
     s.x.dispose();
     // dx = dy·W + g·A; the base gets no gradient
-    const name = `${this.name}.dx`;
-    const dx = this.base instanceof Nf4Weight
-      ? nf4LinearInputGrad(dev, dy, this.base, { name })
-      : matmul(dev, dy, this.base.value, { name });
-    matmul(dev, g, this.a.value, { out: dx, accumulate: true });
-    g.dispose();
+    const dx = baseInputGrad(dev, dy, this.base, { name: `${this.name}.dx` });
+    loraInputGrad(dev, g, this.adapter, dx);
     return dx;
+  }
+}
+
+/** Throws unless A is (r, K) and B (N, r) for a base (N, K). */
+export function checkAdapter(
+  name: string,
+  [N, K]: readonly number[],
+  a: Parameter,
+  b: Parameter,
+): void {
+  const r = a.shape[0];
+  if (
+    a.shape.length !== 2 || a.shape[1] !== K || b.shape.length !== 2 || b.shape[0] !== N ||
+    b.shape[1] !== r
+  ) {
+    throw new Error(
+      `LoRA "${name}": base (${N}, ${K}) needs A (r, ${K}) and B (${N}, r); got A [${
+        a.shape.join(", ")
+      }], B [${b.shape.join(", ")}]`,
+    );
   }
 }

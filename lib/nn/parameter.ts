@@ -8,6 +8,7 @@
 
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../device/tensor.ts";
+import type { Nf4Weight } from "../ops/nf4_matmul.ts";
 
 /** One named parameter. */
 export class Parameter {
@@ -22,6 +23,16 @@ export class Parameter {
    * then its f16 working copy, rewritten by every update. Null in f32 training.
    */
   master: Tensor | null = null;
+  /**
+   * A frozen parameter (a LoRA base weight or bias) takes no gradient and no optimizer state:
+   * {@link gradFor} throws, and AdamW skips it. Its `value` is still used by the layers.
+   */
+  frozen = false;
+  /**
+   * A frozen weight stored in NF4 (QLoRA's base): the layers read this instead of `value`,
+   * which is then null. Freed with the parameter.
+   */
+  quantized: Nf4Weight | null = null;
   /** Shape of the weight. */
   readonly shape: readonly number[];
   /**
@@ -52,6 +63,11 @@ export class Parameter {
 
   /** The weight tensor; throws while the parameter is partitioned and not gathered. */
   get value(): Tensor {
+    if (!this.#value && this.quantized) {
+      throw new Error(
+        `parameter "${this.name}" is stored in NF4 (a QLoRA base): read it through .quantized`,
+      );
+    }
     if (!this.#value) {
       throw new Error(
         `parameter "${this.name}" is partitioned (ZeRO-3): gather it before use`,
@@ -83,6 +99,12 @@ export class Parameter {
 
   /** The gradient tensor to accumulate into, created as zeros at first use. */
   gradFor(dev: Device): Tensor {
+    if (this.frozen) {
+      throw new Error(
+        `parameter "${this.name}" is frozen: it takes no gradient (a layer must skip its ` +
+          "weight gradient; unfreeze it to train it)",
+      );
+    }
     return this.grad ??= dev.zeros(this.shape, { tag: "grads", name: `${this.name}.grad` });
   }
 
@@ -102,6 +124,8 @@ export class Parameter {
     this.master = null;
     this.#value?.dispose();
     this.#value = null;
+    this.quantized?.dispose();
+    this.quantized = null;
   }
 }
 

@@ -61,19 +61,25 @@ export class RMSNorm implements SeqLayer<RMSNormSaved> {
    * returns dx + residual from the same kernel.
    */
   backward(dy: Tensor, s: RMSNormSaved, residual?: Tensor): Tensor {
+    // a frozen weight (LoRA): the kernels still write dw, into a (d) scratch freed at once
+    const frozen = this.weight.frozen;
+    const dw = frozen
+      ? this.dev.zeros(this.weight.shape, { tag: "workspace", name: `${this.name}.dw_unused` })
+      : this.weight.gradFor(this.dev);
     const dx = rmsnormBackward(
       this.dev,
       dy,
       s.x,
       this.weight.value,
       s.rstd,
-      this.weight.gradFor(this.dev),
+      dw,
       {
         unitOffset: this.unitOffset,
         name: `${this.name}.dx`,
         residual,
       },
     );
+    if (frozen) dw.dispose();
     s.x.dispose();
     s.rstd.dispose();
     return dx;

@@ -149,6 +149,11 @@ export class Nf4Weight {
     return w;
   }
 
+  /** The weight's (out, in) = (rows, cols) shape, as a Parameter's. */
+  get shape(): readonly [number, number] {
+    return [this.rows, this.cols];
+  }
+
   /** Bytes held on the device by the three tensors. */
   get bytes(): number {
     return this.codes.bytes + this.absmax.bytes + this.quantState.bytes;

@@ -5,6 +5,7 @@
  *
  * Weight decay applies to matrices only (norm weights and biases are not decayed).
  * Global clipping needs every gradient at once, so it is off in optimizer-in-backward mode.
+ * Frozen parameters (`Parameter.frozen`: LoRA's base weights) are skipped: no moments, no update.
  *
  * A full step updates parameters of similar sizes in groups, one dispatch per group
  * ({@link adamwUpdateMulti}; as many tensors as the device's storage-binding limit allows), with
@@ -74,7 +75,7 @@ export class AdamW {
     clip?: { normSq: Tensor; maxNorm: number },
     invScale = 1,
   ): void {
-    if (!p.grad) return;
+    if (!p.grad || p.frozen) return;
     const dev = this.dev;
     p.m ??= dev.zeros(p.shape, { tag: "optimizer", name: `${p.name}.exp_avg`, dtype: "f32" });
     p.v ??= dev.zeros(p.shape, { tag: "optimizer", name: `${p.name}.exp_avg_sq`, dtype: "f32" });
@@ -100,7 +101,7 @@ export class AdamW {
    */
   stepAll(params: readonly Parameter[], scaled?: { scale: number; normSq: Tensor }): void {
     const t = ++this.step;
-    const withGrad = params.filter((p) => p.grad);
+    const withGrad = params.filter((p) => p.grad && !p.frozen);
     let clip: { normSq: Tensor; maxNorm: number } | undefined;
     if (this.opts.maxGradNorm > 0 && withGrad.length > 0) {
       clip = {

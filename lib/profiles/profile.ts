@@ -18,6 +18,8 @@ import type { MiniSequence, MiniSequenceOptions } from "../mst/mini_sequence.ts"
 import type { HeadSizing, MiniSequenceHeadLoss } from "../mst/mini_sequence_head.ts";
 import type { SeqLayer } from "../nn/layer.ts";
 import type { HeadLoss } from "../nn/lm_head_loss.ts";
+import type { BaseWeight, LoraAdapter } from "../nn/lora.ts";
+import type { MLPProjection } from "../nn/mlp.ts";
 import type { Parameter } from "../nn/parameter.ts";
 import type { RMSNorm } from "../nn/rmsnorm.ts";
 import type { AttentionParams, SelfAttention } from "../nn/self_attention.ts";
@@ -36,14 +38,15 @@ export interface LayerFactory {
     window: number,
     sp: number,
   ): SelfAttention;
-  /** The gated MLP of one block. */
+  /** The gated MLP of one block (base weights frozen and adapters given under LoRA). */
   mlp(
     dev: Device,
     name: string,
-    gate: Parameter,
-    up: Parameter,
-    down: Parameter,
+    gate: BaseWeight,
+    up: BaseWeight,
+    down: BaseWeight,
     activation: ModelConfig["activation"],
+    lora?: Partial<Record<MLPProjection, LoraAdapter>>,
   ): SeqLayer;
   /** The unchunked LM head + cross-entropy. */
   head(dev: Device, name: string, weight: Parameter, finalSoftcap: number): HeadLoss;

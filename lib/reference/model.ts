@@ -21,8 +21,20 @@ export interface ReferenceResult {
   grads: Map<string, Float64Array>;
 }
 
+/**
+ * LoRA in the reference (PEFT's semantics, dropout 0): a projection `<m>` whose adapter leaves
+ * `<m>.lora_A.weight` (r, in) and `<m>.lora_B.weight` (out, r) are among the parameters gets
+ * y = x·Wᵀ (+ b) + scaling·(x·Aᵀ)·Bᵀ.
+ */
+export interface ReferenceLora {
+  /** s = alpha/r (or alpha/√r with rsLoRA). */
+  scaling: number;
+}
+
 /** Options of {@link referenceLoss}. */
 export interface ReferenceOptions {
+  /** LoRA adapters among the parameters, with their scaling. */
+  lora?: ReferenceLora;
   /** Denominator of the loss (default: the number of targets ≠ ignoreIndex). */
   lossDenominator?: number;
   /** Target value that marks an ignored position (default −100). */
@@ -46,7 +58,7 @@ export function referenceLoss(
 }
 
 /** Autograd leaves of the parameters: matrices (out, in), vectors as (1, n). */
-function leaves(params: RefParams): Map<string, ag.Var> {
+export function leaves(params: RefParams): Map<string, ag.Var> {
   const vars = new Map<string, ag.Var>();
   for (const [name, p] of params) {
     const [rows, cols] = p.shape.length === 1 ? [1, p.shape[0]] : [p.shape[0], p.shape[1]];
@@ -65,6 +77,70 @@ function param(vars: Map<string, ag.Var>, name: string): ag.Var {
 function linear(x: ag.Var, w: ag.Var, b?: ag.Var): ag.Var {
   const y = ag.matmul(x, ag.transpose(w));
   return b ? ag.rowBroadcast(y, b, "add") : y;
+}
+
+/**
+ * Projection `<module>` of x: `<module>.weight`, its bias when `bias`, and its LoRA adapter when
+ * its leaves are present and `lora` is given.
+ */
+function project(
+  vars: Map<string, ag.Var>,
+  module: string,
+  x: ag.Var,
+  lora: ReferenceLora | undefined,
+  bias = false,
+): ag.Var {
+  const y = linear(
+    x,
+    param(vars, `${module}.weight`),
+    bias ? param(vars, `${module}.bias`) : undefined,
+  );
+  const a = vars.get(`${module}.lora_A.weight`);
+  if (!lora || !a) return y;
+  const b = param(vars, `${module}.lora_B.weight`);
+  // PEFT: result + lora_B(lora_A(x)) * scaling
+  return ag.add(
+    y,
+    ag.scale(ag.matmul(ag.matmul(x, ag.transpose(a)), ag.transpose(b)), lora.scaling),
+  );
+}
+
+/**
+ * The attention sublayer of block `pre` (e.g. `model.layers.0.`) at its normed input a (S, d):
+ * projections (with LoRA when given), rotary embedding, causal attention, output projection.
+ */
+export function referenceAttention(
+  cfg: ModelConfig,
+  vars: Map<string, ag.Var>,
+  pre: string,
+  a: ag.Var,
+  window: number,
+  lora?: ReferenceLora,
+): ag.Var {
+  const proj = (n: string, x: ag.Var, bias = false) =>
+    project(vars, `${pre}self_attn.${n}_proj`, x, lora, bias);
+  let q = proj("q", a, cfg.qkvBias);
+  let k = proj("k", a, cfg.qkvBias);
+  const v = proj("v", a, cfg.qkvBias);
+  q = rope(q, cfg.heads, cfg.headDim, cfg.ropeTheta);
+  k = rope(k, cfg.kvHeads, cfg.headDim, cfg.ropeTheta);
+  const o = attention(cfg, q, k, v, window);
+  return proj("o", o);
+}
+
+/** The gated MLP of block `pre` at its normed input b (S, d), with LoRA when given. */
+export function referenceMlp(
+  cfg: ModelConfig,
+  vars: Map<string, ag.Var>,
+  pre: string,
+  b: ag.Var,
+  lora?: ReferenceLora,
+): ag.Var {
+  const proj = (n: string, x: ag.Var) => project(vars, `${pre}mlp.${n}_proj`, x, lora);
+  const gate = proj("gate", b);
+  const up = proj("up", b);
+  const act = cfg.activation === "silu" ? ag.silu(gate) : gelu_tanh(gate);
+  return proj("down", ag.mul(act, up));
 }
 
 function rmsnorm(x: ag.Var, w: ag.Var, eps: number, unitOffset: boolean): ag.Var {
@@ -169,14 +245,7 @@ function referenceForward(
   for (let i = 0; i < cfg.layers; i++) {
     const pre = `model.layers.${i}.`;
     const a = norm(h, pre + "input_layernorm.weight");
-    const bias = (n: string) => cfg.qkvBias ? P(pre + `self_attn.${n}_proj.bias`) : undefined;
-    let q = linear(a, P(pre + "self_attn.q_proj.weight"), bias("q"));
-    let k = linear(a, P(pre + "self_attn.k_proj.weight"), bias("k"));
-    const v = linear(a, P(pre + "self_attn.v_proj.weight"), bias("v"));
-    q = rope(q, cfg.heads, cfg.headDim, cfg.ropeTheta);
-    k = rope(k, cfg.kvHeads, cfg.headDim, cfg.ropeTheta);
-    const o = attention(cfg, q, k, v, layerWindow(cfg, i));
-    let attnOut = linear(o, P(pre + "self_attn.o_proj.weight"));
+    let attnOut = referenceAttention(cfg, vars, pre, a, layerWindow(cfg, i), opts.lora);
     if (cfg.postNorms) attnOut = norm(attnOut, pre + "post_attention_layernorm.weight");
     h = ag.add(h, attnOut);
     const b = norm(
@@ -184,10 +253,7 @@ function referenceForward(
       pre +
         (cfg.postNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"),
     );
-    const gate = linear(b, P(pre + "mlp.gate_proj.weight"));
-    const up = linear(b, P(pre + "mlp.up_proj.weight"));
-    const act = cfg.activation === "silu" ? ag.silu(gate) : gelu_tanh(gate);
-    let m = linear(ag.mul(act, up), P(pre + "mlp.down_proj.weight"));
+    let m = referenceMlp(cfg, vars, pre, b, opts.lora);
     if (cfg.postNorms) m = norm(m, pre + "post_feedforward_layernorm.weight");
     h = ag.add(h, m);
   }

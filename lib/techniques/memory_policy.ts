@@ -10,6 +10,7 @@
 
 import type { FloatCounting } from "../device/dtype.ts";
 import type { Chunks } from "../mst/chunking.ts";
+import type { LoraTarget } from "../nn/lora_options.ts";
 import type { Framework } from "../profiles/registry.ts";
 import type { ParallelPlan } from "../sharding/parallel_plan.ts";
 
@@ -24,8 +25,31 @@ export interface MstParts {
   readonly head?: PartChunks;
 }
 
+/** LoRA fine-tuning settings (`lib/techniques/lora.ts`; flags `--lora`, `--base-dtype`). */
+export interface LoraPolicy {
+  /** Rank r. */
+  readonly r: number;
+  /** PEFT's `lora_alpha`: the scaling is alpha/r (alpha/√r with `rslora`). */
+  readonly alpha: number;
+  /** Adapted projections (default all seven: q, k, v, o, gate, up, down). */
+  readonly targets?: readonly LoraTarget[];
+  /** rsLoRA scaling alpha/√r (default false). */
+  readonly rslora?: boolean;
+  /**
+   * Storage of the frozen base's projection weights: `"nf4"` (QLoRA: bitsandbytes' NF4 with
+   * double-quantised absmax) or the device's float type (`"f32"`, `"f16"`, `"bf16"`: must be
+   * how the device counts floats). Default: the device's floats.
+   */
+  readonly base?: "nf4" | FloatCounting;
+}
+
 /** How a training step is run. */
 export interface MemoryPolicy {
+  /**
+   * LoRA: every base weight frozen (no gradient, no optimizer state), a trainable low-rank
+   * adapter on each targeted projection (PEFT's semantics), optionally an NF4 base (QLoRA).
+   */
+  readonly lora?: LoraPolicy;
   /** Activation recomputation per decoder block: keep only its input (default false). */
   readonly checkpoint?: boolean;
   /**

@@ -6,6 +6,7 @@
  */
 
 import { CHECKPOINT_OFFLOAD } from "./checkpoint_offload.ts";
+import { LORA } from "./lora.ts";
 import { MIXED_PRECISION } from "./mixed_precision.ts";
 import { MST_HEAD } from "./mst_head.ts";
 import { MST_MLP } from "./mst_mlp.ts";
@@ -27,4 +28,5 @@ export const TECHNIQUES: readonly Technique[] = Object.freeze([
   MIXED_PRECISION,
   ZERO,
   ULYSSES,
+  LORA,
 ]);

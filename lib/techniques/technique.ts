@@ -22,7 +22,10 @@ import type { Checkpointed } from "../mst/checkpoint.ts";
 import type { MiniSequence } from "../mst/mini_sequence.ts";
 import type { SeqLayer } from "../nn/layer.ts";
 import type { HeadLoss } from "../nn/lm_head_loss.ts";
+import type { LoraAdapter } from "../nn/lora.ts";
+import type { MLPProjection } from "../nn/mlp.ts";
 import type { Parameter } from "../nn/parameter.ts";
+import type { AttentionProjection } from "../nn/self_attention.ts";
 import type { LayerFactory } from "../profiles/profile.ts";
 import type { ParallelPlan } from "../sharding/parallel_plan.ts";
 import type { ZeroRank } from "../sharding/zero.ts";
@@ -48,6 +51,8 @@ export interface ModelUnderConstruction {
   readonly cfg: ModelConfig;
   /** The memory policy being applied. */
   readonly policy: MemoryPolicy;
+  /** How weights are initialised: the seed, and given values by name (a checkpoint's). */
+  readonly init: { readonly seed: number; readonly weights?: ReadonlyMap<string, Float32Array> };
   /** The profile's layer classes. */
   readonly layers: LayerFactory;
   /** What the plain build does differently, set by `configure` hooks. */
@@ -80,12 +85,32 @@ export interface BuildSettings {
   parallel: Required<ParallelPlan> | null;
   /** Selective recomputation: recomputation keeps what the block marks as costly. */
   keepAttention: boolean;
+  /**
+   * LoRA: every parameter of `parameterShapes` is frozen (no gradient, no optimizer state, no
+   * f32 master).
+   */
+  frozenBase: boolean;
+  /** QLoRA: the blocks' seven projection weights are stored in NF4 (`Parameter.quantized`). */
+  nf4Projections: boolean;
+}
+
+/** LoRA adapters of one block's projections (absent: not adapted). */
+export interface BlockAdapters {
+  /** Of the attention's q, k, v, o. */
+  attention: Partial<Record<AttentionProjection, LoraAdapter>>;
+  /** Of the MLP's gate, up, down. */
+  mlp: Partial<Record<MLPProjection, LoraAdapter>>;
 }
 
 /** Hooks run by `Model.build`, each in declared technique order. */
 export interface BuildHooks {
   /** Before anything is allocated: change {@link BuildSettings}. */
   configure?(m: ModelUnderConstruction): void;
+  /**
+   * Adapters of block `i`'s projections, created (and added to `params`) before its layers are
+   * built (LoRA).
+   */
+  adapters?(m: ModelUnderConstruction, i: number): BlockAdapters | undefined;
   /** Wraps block `i`'s MLP (before the block is assembled). */
   wrapMlp?(m: ModelUnderConstruction, mlp: SeqLayer, i: number): SeqLayer;
   /** Wraps block `i` (after it is assembled). */

@@ -17,11 +17,17 @@ import type { Device } from "../device/device.ts";
 import type { ModelConfig } from "../config/model_config.ts";
 import { Model } from "../models/model.ts";
 import type { MemoryPolicy } from "../techniques/policy.ts";
+import { type HostLoraAdapter, saveLoraAdapter } from "../checkpoint/peft_adapter.ts";
+import { peftTargetModules } from "../nn/lora_options.ts";
+import { loraTargets } from "../techniques/lora.ts";
 import type { Trainer } from "./trainer.ts";
 
 /**
  * The run state of a trainer: weights, AdamW moments and step, the data position and
- * `extra` (read back from the device).
+ * `extra` (read back from the device). Under LoRA only the trainable parameters (the adapters)
+ * and their moments are saved, with the seed the frozen base was initialised from
+ * (`extra.loraBaseSeed`): {@link runFromState} rebuilds the base from it (NF4 codes included,
+ * deterministically), so a resumed run continues bit for bit.
  */
 async function runState(
   trainer: Trainer,
@@ -32,7 +38,9 @@ async function runState(
   const weights: TensorMap = new Map();
   const expAvg: TensorMap = new Map();
   const expAvgSq: TensorMap = new Map();
+  const lora = model.policy.lora !== undefined;
   for (const p of model.params) {
+    if (lora && p.frozen) continue; // the frozen base: rebuilt from the seed on resume
     const shape = [...p.shape];
     // Mixed precision saves the f32 master weights (the f16 working copies are rounded from them).
     weights.set(p.name, { shape, data: await dev.readF32(p.master ?? p.value) });
@@ -59,7 +67,11 @@ async function runState(
       data,
       rng: null,
       config: model.cfg,
-      extra: lossScaler ? { ...extra, lossScaler } : extra,
+      extra: {
+        ...extra,
+        ...(lossScaler ? { lossScaler } : {}),
+        ...(lora ? { loraBaseSeed: model.seed } : {}),
+      },
     },
   };
 }
@@ -75,7 +87,38 @@ export async function saveRun(
   data: JsonValue,
   extra: { [key: string]: JsonValue } = {},
 ): Promise<string> {
-  return await commitCheckpoint(dir, await runState(trainer, data, extra));
+  const state = await runState(trainer, data, extra);
+  const target = await commitCheckpoint(dir, state);
+  const lora = trainer.model.policy.lora;
+  if (lora) await savePeftAdapter(target, trainer.model, state);
+  return target;
+}
+
+/**
+ * The adapters of a LoRA run in PEFT's layout (`adapter_model.safetensors`,
+ * `adapter_config.json`) beside the committed checkpoint: an export for PEFT (resuming reads the
+ * run state).
+ */
+async function savePeftAdapter(dir: string, model: Model, state: RunState): Promise<void> {
+  const lora = model.policy.lora!;
+  const adapters = new Map<string, HostLoraAdapter>();
+  for (const [name, t] of state.model) {
+    const m = /^(.*)\.lora_([AB])\.weight$/.exec(name);
+    if (!m) continue;
+    const entry = adapters.get(m[1]) ?? ({} as HostLoraAdapter);
+    const host = { shape: [t.shape[0], t.shape[1]] as [number, number], data: t.data };
+    if (m[2] === "A") entry.a = host;
+    else entry.b = host;
+    adapters.set(m[1], entry);
+  }
+  await saveLoraAdapter(dir, {
+    r: lora.r,
+    loraAlpha: lora.alpha,
+    loraDropout: 0,
+    targetModules: peftTargetModules(loraTargets(lora)),
+    useRslora: lora.rslora === true,
+    baseModelNameOrPath: null,
+  }, adapters);
 }
 
 /** A run loaded from a directory, ready to continue. */
@@ -116,7 +159,35 @@ export async function loadRun(
 export function runFromState(dev: Device, state: RunState, policy: MemoryPolicy = {}): LoadedRun {
   const cfg = state.info.config;
   const weights = new Map([...state.model].map(([k, v]) => [k, v.data]));
-  const model = Model.build(dev, cfg, policy, { weights });
+  const baseSeed = state.info.extra?.loraBaseSeed;
+  const savedAdapters = [...weights.keys()].filter((k) => k.includes(".lora_"));
+  if (savedAdapters.length > 0 && !policy.lora) {
+    throw new Error(
+      `the checkpoint is a LoRA run's (${savedAdapters.length} adapter tensors, no base): ` +
+        "resume it with its --lora settings (or its saved policy: give no policy flags)",
+    );
+  }
+  if (policy.lora && savedAdapters.length > 0 && typeof baseSeed !== "number") {
+    throw new Error(
+      "the LoRA checkpoint does not record the seed of its frozen base (extra.loraBaseSeed); " +
+        "it cannot be resumed exactly",
+    );
+  }
+  const model = Model.build(dev, cfg, policy, {
+    weights,
+    ...(typeof baseSeed === "number" ? { seed: baseSeed } : {}),
+  });
+  if (policy.lora && savedAdapters.length > 0) {
+    const built = model.params.filter((p) => !p.frozen).map((p) => p.name).sort();
+    const saved = [...savedAdapters].sort();
+    if (built.join() !== saved.join()) {
+      model.dispose();
+      throw new Error(
+        `--lora targets differ from the checkpoint's: it holds ${saved.length} adapter tensors ` +
+          `(${saved[0]}, …), the policy makes ${built.length}; resume with the saved LoRA settings`,
+      );
+    }
+  }
   return {
     cfg,
     model,
@@ -129,6 +200,7 @@ export function runFromState(dev: Device, state: RunState, policy: MemoryPolicy 
       }
       if (state.optimizer.step > 0) {
         for (const p of model.params) {
+          if (p.frozen) continue; // LoRA's frozen base has no moments
           const m = state.optimizer.expAvg.get(p.name)!;
           const v = state.optimizer.expAvgSq.get(p.name)!;
           const o = { tag: "optimizer", dtype: "f32" } as const;

@@ -92,7 +92,7 @@ export class HFLMHeadLoss implements HeadLoss<HFHeadSaved> {
     dLogits32.dispose();
     s.logits32.dispose();
     s.targets.dispose();
-    linearBackwardWeight(dev, dLogits, s.y, this.weight.gradFor(dev));
+    if (!this.weight.frozen) linearBackwardWeight(dev, dLogits, s.y, this.weight.gradFor(dev));
     const dy = linearBackwardInput(dev, dLogits, this.weight.value, { name: `${this.name}.dy` });
     dLogits.dispose();
     s.y.dispose();

@@ -23,7 +23,6 @@ import {
   type MiniSequenceHeadSaved,
 } from "../../mst/mini_sequence_head.ts";
 import { attentionBackward, attentionForward } from "../../ops/attention.ts";
-import { linearBackwardInput, linearBackwardWeight, linearForward } from "../../ops/linear.ts";
 import { rope } from "../../ops/rope.ts";
 import { hfExtra, hfTransients, upcastExcessElements } from "./extras.ts";
 import type { Forward } from "../../nn/layer.ts";
@@ -32,7 +31,9 @@ import { MLP, type MLPSaved } from "../../nn/mlp.ts";
 import { disposeAll, type Parameter } from "../../nn/parameter.ts";
 import { RMSNorm, type RMSNormSaved } from "../../nn/rmsnorm.ts";
 import {
+  type AttentionProjection,
   type AttentionSaved,
+  type LoraKept,
   qkvProjectionBackward,
   SelfAttention,
 } from "../../nn/self_attention.ts";
@@ -124,23 +125,24 @@ export class HFSelfAttention extends SelfAttention {
     const { dev, p, cfg, name } = this;
     const S = x.shape[0];
     const hd = cfg.headDim;
-    const q0 = linearForward(dev, x, p.q.value, p.qBias?.value, { name: `${name}.q` });
+    const lora: LoraKept<AttentionProjection> = {};
+    const q0 = this.project(x, "q", p.qBias, `${name}.q`, lora);
     let done = this.#ropeTemps(S, cfg.heads * hd);
     const q = this.#rope(q0, cfg.heads, false, `${name}.q_rot`);
     done();
     q0.dispose();
-    const k0 = linearForward(dev, x, p.k.value, p.kBias?.value, { name: `${name}.k` });
+    const k0 = this.project(x, "k", p.kBias, `${name}.k`, lora);
     done = this.#ropeTemps(S, cfg.kvHeads * hd);
     const k = this.#rope(k0, cfg.kvHeads, false, `${name}.k_rot`);
     done();
     k0.dispose();
-    const v = linearForward(dev, x, p.v.value, p.vBias?.value, { name: `${name}.v` });
+    const v = this.project(x, "v", p.vBias, `${name}.v`, lora);
     const { out: o, lse } = attentionForward(dev, q, k, v, this.opts);
     const hf: Tensor[] = [];
     const excess = upcastExcessElements(dev.floats, cfg.heads * S);
     if (excess > 0) hf.push(hfExtra(dev, name, "fa2_lse", [excess]));
-    const out = linearForward(dev, o, p.o.value, undefined, { name: `${name}.out` });
-    return { out, saved: { x: view(x), q, k, v, o, lse, hf } };
+    const out = this.project(o, "o", undefined, `${name}.out`, lora);
+    return { out, saved: { x: view(x), q, k, v, o, lse, ...this.loraField(lora), hf } };
   }
 
   override backward(dy: Tensor, s: AttentionSaved & HFExtrasSaved): Tensor {
@@ -148,8 +150,7 @@ export class HFSelfAttention extends SelfAttention {
     const S = dy.shape[0];
     const H = cfg.heads;
     const wide = H * cfg.headDim;
-    linearBackwardWeight(dev, dy, s.o, p.o.gradFor(dev));
-    const dO = linearBackwardInput(dev, dy, p.o.value, { name: `${name}.do` });
+    const dO = this.outputBackward(dy, s.o, s.lora?.o, () => {});
     // mha_bwd: dq_accum (S, H·hd) fp32, softmax_d (H, S) fp32, and under GQA the expanded
     // dk, dv (S, H·hd) before the sum over each group of heads
     const fa = hfTransients(dev, name, [
@@ -176,9 +177,9 @@ export class HFSelfAttention extends SelfAttention {
     done();
     dk.dispose();
     return qkvProjectionBackward(dev, s.x, [
-      [dq0, p.q, p.qBias],
-      [dk0, p.k, p.kBias],
-      [dv, p.v, p.vBias],
+      [dq0, p.q, p.qBias, p.lora?.q, s.lora?.q],
+      [dk0, p.k, p.kBias, p.lora?.k, s.lora?.k],
+      [dv, p.v, p.vBias, p.lora?.v, s.lora?.v],
     ], name);
   }
 }

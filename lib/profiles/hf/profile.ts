@@ -28,8 +28,8 @@ export const HF_PROFILE: AccountingProfile<HFPlanFigures> = {
     norm: (dev, name, weight, eps, unitOffset) => new HFRMSNorm(dev, name, weight, eps, unitOffset),
     attention: (dev, name, cfg, params, window, sp) =>
       new HFSelfAttention(dev, name, cfg, params, window, sp),
-    mlp: (dev, name, gate, up, down, activation) =>
-      new HFMLP(dev, name, gate, up, down, activation),
+    mlp: (dev, name, gate, up, down, activation, lora) =>
+      new HFMLP(dev, name, gate, up, down, activation, lora),
     head: (dev, name, weight, softcap) => new HFLMHeadLoss(dev, name, weight, softcap),
     miniSequence: (dev, inner, opts) => new HFMiniSequence(dev, inner, opts),
     miniSequenceHead: (dev, name, weight, softcap, chunks, sizing) =>

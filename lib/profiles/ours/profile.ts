@@ -22,7 +22,8 @@ export const OURS_PROFILE: AccountingProfile<never> = {
     norm: (dev, name, weight, eps, unitOffset) => new RMSNorm(dev, name, weight, eps, unitOffset),
     attention: (dev, name, cfg, params, window, sp) =>
       new SelfAttention(dev, name, cfg, params, window, sp),
-    mlp: (dev, name, gate, up, down, activation) => new MLP(dev, name, gate, up, down, activation),
+    mlp: (dev, name, gate, up, down, activation, lora) =>
+      new MLP(dev, name, gate, up, down, activation, lora),
     head: (dev, name, weight, softcap) => new LMHeadLoss(dev, name, weight, softcap),
     miniSequence: (dev, inner, opts) => miniSequence(dev, inner, opts),
     miniSequenceHead: (dev, name, weight, softcap, chunks, sizing) =>
