@@ -1,6 +1,6 @@
 /**
  * The shipped experiments: all are listed and load (defaults and `--quick` overrides
- * valid), and cheap variants run end to end in process — max-seq-device, chunk-ablation,
+ * valid), and cheap variants run end to end in process — max-seq-device, chunk-ablation, lora-long,
  * families-long and scale-out on the meta device (memory only), convergence on WebGPU with a few steps at a
  * tiny S — checking their key figures against their own records. Also the figure helpers,
  * the `someOf` / `presets` rules and `metricVsSeq`'s highlighted points.
