@@ -1,6 +1,6 @@
 /**
  * The shipped experiments: all are listed and load (defaults and `--quick` overrides
- * valid), and cheap variants run end to end in process — max-seq-device, chunk-ablation,
+ * valid), and cheap variants run end to end in process — max-seq-device, chunk-ablation, lora-long,
  * families-long and scale-out on the meta device (memory only), convergence on WebGPU with a few steps at a
  * tiny S — checking their key figures against their own records. Also the figure helpers,
  * the `someOf` / `presets` rules and `metricVsSeq`'s highlighted points.
@@ -33,6 +33,7 @@ const SHIPPED = [
   "convergence",
   "families-long",
   "llama3-long",
+  "lora-long",
   "max-seq-device",
   "scale-out",
 ];
@@ -172,6 +173,33 @@ Deno.test("families-long --quick on meta (one family): the paper's baselines vs 
   assert.ok(peak(256, "MsT") < peak(256, "standard"));
   assert.deepEqual(rec.charts.map((c) => c.name), ["max-seq", "tiny-peak"]);
   assert.match(html, /12–24× longer|84K with MsT/);
+});
+
+Deno.test("lora-long --quick on meta: LoRA and QLoRA reach longer S than full fine-tuning; only QLoRA fits 70B", async () => {
+  const { rec, figures, html } = await run("lora-long", "meta");
+  const m = figures.maxSeq as Record<string, Record<string, number>>;
+  const e = m["llama3-8b"], big = m["llama3.3-70b"];
+  assert.ok(e["full/checkpoint"] < e["full/mst"], JSON.stringify(e));
+  assert.ok(e["full/mst"] < e["lora/mst"] && e["lora/mst"] <= e["qlora/mst"], JSON.stringify(e));
+  assert.ok(e["lora/checkpoint"] < e["lora/mst"], JSON.stringify(e));
+  // 70B: bf16 weights alone (≈141 GB) exceed 80 GiB; the NF4 base (≈37 GB) leaves room
+  assert.equal(big["full/mst"], 0);
+  assert.equal(big["lora/mst"], 0);
+  assert.ok(big["qlora/mst"] > 0, JSON.stringify(big));
+  const maxRows = rowsOf(rec.metrics, "max-seq");
+  assert.equal(maxRows.length, 2 * 3 * 2);
+  const tags = rowsOf(rec.metrics, "breakdown");
+  const bytesOf = (policy: RegExp, tag: string) =>
+    tags.filter((r) => policy.test(String(r.policy)) && r.tag === tag)
+      .reduce((a, r) => a + (r.bytes as number), 0);
+  // the NF4 projections (≈4.127 bits) beside the bf16 embedding and head
+  assert.ok(bytesOf(/^QLoRA/, "weights") < bytesOf(/^LoRA/, "weights") / 2.5);
+  assert.ok(bytesOf(/^LoRA/, "optimizer") < bytesOf(/^MsT/, "optimizer") / 50);
+  const tiny = figures.tiny as { seq: number; peakBytes: number };
+  assert.ok(tiny.seq >= 64 && tiny.peakBytes <= 8 * 2 ** 20, JSON.stringify(tiny));
+  assert.equal(rowsOf(rec.metrics, "train").length, 2);
+  assert.deepEqual(rec.charts.map((c) => c.name), ["max-seq", "breakdown", "tiny-loss"]);
+  assert.match(html, /QLoRA \/ full/);
 });
 
 Deno.test("convergence on WebGPU (a few steps): standard and MsT losses coincide; f16 beside", async () => {
