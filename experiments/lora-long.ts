@@ -17,21 +17,20 @@ import {
   getPreset,
   int,
   lossCurves,
-  makeBatches,
   maxSeqOnGpu,
   maxSequence,
   type MemoryPolicy,
+  mib,
   OVERHEADS,
   parseBytes,
-  parseDtype,
   planStep,
+  planTarget,
   POLICIES,
   preset,
   ratio,
-  round,
-  runSteps,
   someOf,
   stackedPeak,
+  trainAt,
 } from "../mod.ts";
 
 const MODELS = [
@@ -54,7 +53,6 @@ const policyOf = (mode: string, id: string): MemoryPolicy => ({
   ...POLICIES[id as (typeof IDS)[number]],
   ...MODES[mode],
 });
-const MiB = 2 ** 20;
 
 export default defineExperiment({
   name: "lora-long",
@@ -84,7 +82,7 @@ export default defineExperiment({
   },
   async run(ctx) {
     const c = ctx.config;
-    const plan = { dtype: parseDtype(c.planDtype, "planDtype"), budget: parseBytes(c.budget) };
+    const plan = planTarget(c);
     const cells = c.models.flatMap((model) =>
       c.modes.flatMap((mode) => c.policies.map((id) => ({ model, mode, id })))
     );
@@ -101,7 +99,8 @@ export default defineExperiment({
     const at = (model: string, mode: string, id: string) =>
       found.find((f) => f.model === model && f.mode === mode && f.id === id)?.maxSeq ?? null;
 
-    const cfg8 = getPreset("llama3-8b"), mst = c.policies.includes("mst") ? "mst" : c.policies[0];
+    const cfg8 = getPreset("llama3-8b");
+    const mst = c.policies.includes("mst") ? "mst" : c.policies[0];
     const order = c.modes.map((m) => describePolicy(policyOf(m, mst)));
     for (const mode of c.modes) {
       const p = await planStep({
@@ -117,9 +116,9 @@ export default defineExperiment({
       }
     }
 
-    const dev = await ctx.device(),
-      tiny = getPreset(c.tiny),
-      devBudget = parseBytes(c.deviceBudget);
+    const dev = await ctx.device();
+    const tiny = getPreset(c.tiny);
+    const devBudget = parseBytes(c.deviceBudget);
     const qlora = policyOf("qlora", "mst");
     const search = await maxSequence(
       {
@@ -133,21 +132,16 @@ export default defineExperiment({
       { granularity: c.tinyResolution, start: 64 },
     );
     dev.setBudget(devBudget);
-    const run = await runSteps(
-      dev,
-      tiny,
-      qlora,
-      await makeBatches("repeat", tiny, search.maxSeq, c.seed),
-      {
-        steps: c.steps,
-        init: { seed: c.seed },
-        onStep: (s) =>
-          ctx.record({ kind: "train", policy: describePolicy(qlora), step: s.step, loss: s.loss }),
-      },
-    );
+    const run = await trainAt(dev, tiny, qlora, search.maxSeq, {
+      data: "repeat",
+      seed: c.seed,
+      steps: c.steps,
+      onStep: (s) =>
+        ctx.record({ kind: "train", policy: describePolicy(qlora), step: s.step, loss: s.loss }),
+    });
     ctx.log(
       `   ${tiny.name} QLoRA + MsT on ${dev.kind}: S ${search.maxSeq}, peak ${
-        round(run.peakBytes / MiB, 2)
+        mib(run.peakBytes)
       } MiB`,
     );
 
@@ -224,7 +218,7 @@ export default defineExperiment({
     });
     ctx.note(
       `${tiny.name}: S bisected on a meta device with ${dev.kind}'s limits and lavapipe's overhead (f32, live bytes within ${c.deviceBudget}); peak ${
-        round(run.peakBytes / MiB, 3)
+        mib(run.peakBytes, 3)
       } MiB over ${c.steps} steps. Ratios are "—" where a denominator is 0 (the model does not fit at all).`,
     );
   },
