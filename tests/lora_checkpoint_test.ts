@@ -7,8 +7,8 @@
  */
 
 import assert from "node:assert/strict";
+import { SMALL as MST_SMALL } from "./fixtures/small_model.ts";
 import { join } from "node:path";
-import { getPreset } from "../lib/config/presets.ts";
 import type { ModelConfig } from "../lib/config/model_config.ts";
 import { loadCheckpoint } from "../lib/checkpoint/checkpoint_dir.ts";
 import { loadLoraAdapter } from "../lib/checkpoint/peft_adapter.ts";
@@ -19,18 +19,7 @@ import { randomBatch } from "../lib/testing/model_check.ts";
 import { loadRun, saveRun } from "../lib/train/run_io.ts";
 import { Trainer } from "../lib/train/trainer.ts";
 
-const SMALL: ModelConfig = {
-  ...getPreset("llama3-tiny"),
-  name: "lora-ckpt",
-  vocabSize: 97,
-  hidden: 32,
-  intermediate: 56,
-  layers: 2,
-  heads: 4,
-  kvHeads: 2,
-  headDim: 8,
-  attnScale: 8 ** -0.5,
-};
+const SMALL: ModelConfig = { ...MST_SMALL, name: "lora-ckpt" };
 
 Deno.test(
   "LoRA checkpoints: adapters only (+ PEFT files), and a resumed LoRA / QLoRA run is bit-exact",

@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { SMALL as MST_SMALL } from "./fixtures/small_model.ts";
 import type { ModelConfig } from "../lib/config/model_config.ts";
 import { parameterShapes } from "../lib/config/derived.ts";
 import { getPreset } from "../lib/config/presets.ts";
@@ -29,18 +30,7 @@ import { assertSameAllocations } from "../lib/testing/meta_parity.ts";
 import { randomBatch, randomWeights } from "../lib/testing/model_check.ts";
 import { Trainer } from "../lib/train/trainer.ts";
 
-const SMALL: ModelConfig = {
-  ...getPreset("llama3-tiny"),
-  name: "lora-small",
-  vocabSize: 97,
-  hidden: 32,
-  intermediate: 56,
-  layers: 2,
-  heads: 4,
-  kvHeads: 2,
-  headDim: 8,
-  attnScale: 8 ** -0.5,
-};
+const SMALL: ModelConfig = { ...MST_SMALL, name: "lora-small" };
 const ALL = ["q", "k", "v", "o", "gate", "up", "down"] as const;
 const PROJECTION = /^model\.layers\.\d+\.(self_attn\.[qkvo]|mlp\.(gate|up|down))_proj\.weight$/;
 
